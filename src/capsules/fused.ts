@@ -1,0 +1,57 @@
+/**
+ * Fused kernels: a library function (squash, dynamicRouting, ...) is written
+ * once in plain tfjs ops, which is the reference and the browser path. A
+ * backend may also register a kernel under the names below; when the active
+ * backend has one, the library function runs that kernel instead, and the
+ * gradient is taken from the matching `...Grad` kernel. Models and the CLI
+ * never see the difference.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export const FUSED_KERNELS = {
+  squash: 'CapsSquash',
+  squashGrad: 'CapsSquashGrad',
+  predictionVectors: 'CapsPredictionVectors',
+  predictionVectorsGradInput: 'CapsPredictionVectorsGradInput',
+  predictionVectorsGradWeights: 'CapsPredictionVectorsGradWeights',
+  dynamicRouting: 'CapsDynamicRouting',
+  dynamicRoutingGrad: 'CapsDynamicRoutingGrad',
+  emRouting: 'CapsEmRouting',
+  emRoutingGrad: 'CapsEmRoutingGrad',
+  adamUpdate: 'CapsAdamUpdate',
+} as const;
+
+let fusedEnabled = true;
+
+/** Turn the fused kernels off (true) or on again, e.g. to compare them with the reference. */
+export function setFusedKernelsEnabled(enabled: boolean): void {
+  fusedEnabled = enabled;
+}
+
+export function fusedKernelsEnabled(): boolean {
+  return fusedEnabled;
+}
+
+/** True when the active backend provides kernel `name` and fused kernels are on. */
+export function hasFusedKernel(name: string): boolean {
+  if (!fusedEnabled) return false;
+  return tf.getKernel(name, tf.getBackend()) != null;
+}
+
+export function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+}
+
+/**
+ * A tensor with the same values as x that the gradient tape does not see:
+ * the stop-gradient of other frameworks. It shares x's memory.
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const engine = tf.engine();
+  const out = engine.makeTensorFromDataId(x.dataId, x.shape, x.dtype) as T;
+  // makeTensorFromDataId tracks the new tensor but does not take a reference
+  // on the backend's data: take one, as variables do, so each tensor can be
+  // disposed on its own.
+  engine.backend.incRef(x.dataId);
+  return out;
+}
