@@ -58,7 +58,8 @@ export class Adam {
   private momentsFor(w: tf.Variable): { m: tf.Variable; v: tf.Variable } {
     let s = this.moments.get(w.name);
     if (!s) {
-      s = { m: tf.variable(tf.zerosLike(w), false), v: tf.variable(tf.zerosLike(w), false) };
+      // tidy releases the zero tensors; variables survive it.
+      s = tf.tidy(() => ({ m: tf.variable(tf.zerosLike(w), false), v: tf.variable(tf.zerosLike(w), false) }));
       this.moments.set(w.name, s);
     }
     return s;
@@ -105,8 +106,10 @@ export class Adam {
         throw new Error(`optimizer state for ${w.name} has ${m.length} values, the variable has ${w.size}`);
       }
       const s = this.momentsFor(w);
-      s.m.assign(tf.tensor(m, w.shape));
-      s.v.assign(tf.tensor(v, w.shape));
+      tf.tidy(() => {
+        s.m.assign(tf.tensor(m, w.shape));
+        s.v.assign(tf.tensor(v, w.shape));
+      });
     }
   }
 
