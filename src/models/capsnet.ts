@@ -24,7 +24,8 @@ export interface CapsNetConfig {
   numClasses: number;
   conv1: { filters: number; kernelSize: number; strides: number };
   primary: { types: number; dim: number; kernelSize: number; strides: number };
-  digit: { dim: number; routingIterations: number; stopGradientInner: boolean };
+  /** initStddev: std of the Gaussian that initialises the transformation matrices W_ij. */
+  digit: { dim: number; routingIterations: number; stopGradientInner: boolean; initStddev?: number };
   /** Hidden sizes of the decoder (the paper: 512, 1024), or null for no decoder. */
   decoder: { hidden: number[] } | null;
   loss: { mPlus: number; mMinus: number; lambda: number; reconstructionWeight: number };
@@ -38,17 +39,19 @@ const PRESETS: Record<CapsNetPreset, CapsNetConfig> = {
     numClasses: 10,
     conv1: { filters: 256, kernelSize: 9, strides: 1 },
     primary: { types: 32, dim: 8, kernelSize: 9, strides: 2 },
-    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false, initStddev: 0.01 },
     decoder: { hidden: [512, 1024] },
     loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
   },
   // A quarter of the paper's channels: same structure, about 30x fewer FLOPs.
+  // With 4x fewer primary capsules, W starts larger so that the digit
+  // capsules are not vanishingly short at the start.
   small: {
     inputShape: [28, 28, 1],
     numClasses: 10,
     conv1: { filters: 64, kernelSize: 9, strides: 1 },
     primary: { types: 8, dim: 8, kernelSize: 9, strides: 2 },
-    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false, initStddev: 0.05 },
     decoder: { hidden: [256, 512] },
     loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
   },
@@ -130,7 +133,7 @@ export class CapsNet implements ClassifierModel {
     const c = this.config;
     this.conv1 = new Conv2D('conv1', { filters: c.conv1.filters, kernelSize: c.conv1.kernelSize, strides: c.conv1.strides, padding: 'valid', activation: 'relu' });
     this.primary = new PrimaryCapsules('primary_caps', { ...c.primary });
-    this.digit = new DigitCapsules('digit_caps', { capsules: c.numClasses, dim: c.digit.dim, routingIterations: c.digit.routingIterations, stopGradientInner: c.digit.stopGradientInner });
+    this.digit = new DigitCapsules('digit_caps', { capsules: c.numClasses, dim: c.digit.dim, routingIterations: c.digit.routingIterations, stopGradientInner: c.digit.stopGradientInner, initStddev: c.digit.initStddev });
     const pixels = c.inputShape[0] * c.inputShape[1] * c.inputShape[2];
     this.decoderLayers = c.decoder
       ? [...c.decoder.hidden.map((units, i) => new Dense(`decoder_fc${i + 1}`, { units, activation: 'relu' })), new Dense(`decoder_fc${c.decoder.hidden.length + 1}`, { units: pixels, activation: 'sigmoid' })]
