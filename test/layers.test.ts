@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CapsNet, capsNetConfig, DigitCapsules, PrimaryCapsules, Rng, squash, dynamicRouting } from '../src/index.js';
+import { CapsNet, capsNetConfig, CnnBaseline, cnnConfig, DigitCapsules, PrimaryCapsules, Rng, squash, dynamicRouting } from '../src/index.js';
 import { testEachBackend } from './helpers.js';
 import { initBackend } from '../src/backend/node.js';
 
@@ -25,6 +25,13 @@ test('the paper CapsNet has 8,215,568 trainable parameters, split as in the pape
   assert.deepEqual(shapes.primary_caps, [null, 1152, 8]);
   assert.deepEqual(shapes.digit_caps, [null, 10, 16]);
   assert.deepEqual(shapes.decoder_fc3, [null, 784]);
+  model.dispose();
+});
+
+test('the CNN baseline has the paper\'s 35.4M parameters (35,445,522)', () => {
+  const model = new CnnBaseline(cnnConfig('paper'));
+  assert.equal(model.countParams(), 35_445_522);
+  assert.deepEqual(model.summary().map((l) => l.outputShape), [[null, 28, 28, 256], [null, 28, 28, 256], [null, 28, 28, 128], [null, 328], [null, 192], [null, 10]]);
   model.dispose();
 });
 

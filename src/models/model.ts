@@ -13,6 +13,8 @@ export interface ForwardOptions {
   labels?: tf.Tensor1D;
   /** Keep the intermediate tensors of each layer in the output (visualizer, inspection). */
   trace?: boolean;
+  /** Random numbers for training-time noise (dropout). */
+  rng?: Rng;
 }
 
 export interface ModelOutput {

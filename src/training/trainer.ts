@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchCount, batchIndices, makeBatch, type Batch } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
-import type { ClassifierModel } from '../models/model.js';
+import type { ClassifierModel, ForwardOptions } from '../models/model.js';
 import { createModel } from '../models/registry.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Rng } from '../util/rng.js';
@@ -89,7 +89,7 @@ export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch,
     const labels = tf.tensor1d(batch.labels, 'int32');
     const targets = tf.tensor2d(batch.targets, [batch.size, model.numClasses]);
     return tf.variableGrads(() => {
-      const out = model.forward(x, { training: true, labels });
+      const out = model.forward(x, { training: true, labels, rng: progress.rng } as ForwardOptions);
       const l = model.loss(out, x, targets, progress);
       scores = tf.keep(out.scores);
       terms = Object.fromEntries(Object.entries(l.terms).map(([k, t]) => [k, tf.keep(t)]));
