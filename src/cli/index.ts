@@ -5,6 +5,7 @@
 import { formatHelp, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { evalSpec, runEval } from './eval.js';
 import { infoSpec, runInfo } from './info.js';
+import { perturbSpec, runPerturb } from './perturb.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
@@ -19,6 +20,7 @@ const COMMANDS: Command[] = [
   { spec: evalSpec, run: runEval },
   { spec: predictSpec, run: runPredict },
   { spec: reconstructSpec, run: runReconstruct },
+  { spec: perturbSpec, run: runPerturb },
   { spec: infoSpec, run: runInfo },
 ];
 
