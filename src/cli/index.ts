@@ -3,7 +3,9 @@
  * line on stderr with a non-zero exit (2 for usage errors).
  */
 import { formatHelp, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { ablationSpec, runAblation } from './ablation.js';
 import { evalSpec, runEval } from './eval.js';
+import { exportSpec, runExport } from './export.js';
 import { infoSpec, runInfo } from './info.js';
 import { perturbSpec, runPerturb } from './perturb.js';
 import { predictSpec, runPredict } from './predict.js';
@@ -21,6 +23,8 @@ const COMMANDS: Command[] = [
   { spec: predictSpec, run: runPredict },
   { spec: reconstructSpec, run: runReconstruct },
   { spec: perturbSpec, run: runPerturb },
+  { spec: ablationSpec, run: runAblation },
+  { spec: exportSpec, run: runExport },
   { spec: infoSpec, run: runInfo },
 ];
 
