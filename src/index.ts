@@ -11,3 +11,16 @@ export { FUSED_KERNELS, setFusedKernelsEnabled, fusedKernelsEnabled, stopGradien
 export { marginLoss, toTargets, type MarginLossOptions } from './losses/marginLoss.js';
 export { reconstructionLoss, PAPER_RECONSTRUCTION_WEIGHT } from './losses/reconstructionLoss.js';
 export { Rng, type RngState } from './util/rng.js';
+export * from './models/index.js';
+export { modelFromArtifacts, modelToArtifacts, loadModelFromUrl, encodeWeights, decodeWeights, type ModelJson, type WeightEncoding } from './models/serialization.js';
+export { Layer, registerLayer, layerFromConfig, type Param } from './layers/layer.js';
+export { Conv2D } from './layers/conv2d.js';
+export { Dense } from './layers/dense.js';
+export { PrimaryCapsules } from './layers/primaryCapsules.js';
+export { DigitCapsules } from './layers/digitCapsules.js';
+export { parseIdx, encodeIdx, type IdxArray } from './data/idx.js';
+export { type ImageDataset, take, validateDataset } from './data/dataset.js';
+export { makeBatch, type Batch } from './data/batches.js';
+export { Adam, adamUpdateReference, type AdamState } from './training/adam.js';
+export { evaluate, predictScores, type EvalResult } from './training/evaluate.js';
+export { Progress } from './training/progress.js';

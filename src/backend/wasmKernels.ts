@@ -1,8 +1,8 @@
 /**
  * Kernels the tfjs wasm backend lacks. Each missing kernel that the cpu
  * backend has is registered for wasm by running the cpu kernel on a copy of
- * the inputs (correct but slow); Conv2DBackpropFilter, which dominates
- * training, gets a dedicated implementation on wasm's own matmul.
+ * the inputs (correct but slow); the convolution gradients, which dominate
+ * training, get implementations on wasm's own matmul.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -20,11 +20,14 @@ export function registerWasmExtraKernels(): void {
   registered = true;
   const cpuKernels = tf.getKernelsForBackend('cpu');
   for (const k of cpuKernels) {
-    if (tf.getKernel(k.kernelName, 'wasm') != null) continue;
-    if (k.kernelName === 'Conv2DBackpropFilter') continue;
+    if (tf.getKernel(k.kernelName, 'wasm') != null || k.kernelName === 'Conv2DBackpropFilter') continue;
     tf.registerKernel({ kernelName: k.kernelName, backendName: 'wasm', kernelFunc: viaCpu(k.kernelName) as tf.KernelFunc });
   }
+  // Convolution gradients as im2col + one matmul (wasm has no filter
+  // gradient, and its input gradient is a slow direct loop).
+  tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
   tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilterWasm as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInputWasm as unknown as tf.KernelFunc });
 }
 
 let cpuBackend: tf.KernelBackend | null = null;
@@ -63,57 +66,124 @@ function wasmMakeOutput(backend: KernelBackendLike, values: tf.backend_util.Back
   return out;
 }
 
+type ConvAttrs = {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+};
+
+type WasmBackend = tf.KernelBackend & {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
+};
+
+function convInfo(xShape: number[], filterShape: number[], attrs: ConvAttrs, kernel: string): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat === 'NCHW') throw new Error(`${kernel} (wasm): NCHW is not supported`);
+  return tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1, attrs.pad as 'valid', attrs.dimRoundingMode, false, 'channelsLast');
+}
+
+function runWasm(backend: tf.KernelBackend, name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}): TensorInfo {
+  return tf.getKernel(name, 'wasm')!.kernelFunc({ inputs: inputs as unknown as tf.NamedTensorInfoMap, attrs: attrs as tf.NamedAttrMap, backend }) as TensorInfo;
+}
+
 /**
- * dW[kh, kw, ci, co] = sum over (b, oy, ox) of x[b, oy*s + kh*d, ox*s + kw*d, ci] * dy[b, oy, ox, co]
- *
- * For each kernel position one strided slice of the (padded) input, laid out
- * as [N, Ci], is multiplied by dy as [N, Co] with wasm's BatchMatMul.
+ * im2col: rows are output positions (b, oy, ox), columns are (kh, kw, ci),
+ * matching the HWIO filter layout; taps outside the input are zero.
  */
-function conv2dBackpropFilterWasm({ inputs, attrs, backend }: { inputs: { x: TensorInfo; dy: TensorInfo }; attrs: tf.NamedAttrMap; backend: tf.KernelBackend }): TensorInfo {
-  const { x, dy } = inputs;
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'valid' | 'same' | number;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
-  if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter (wasm): NCHW is not supported');
-  const conv = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad as 'valid', dimRoundingMode, false, 'channelsLast');
-  const run = (name: string, ins: Record<string, TensorInfo>, at: Record<string, unknown> = {}): TensorInfo =>
-    tf.getKernel(name, 'wasm')!.kernelFunc({ inputs: ins as unknown as tf.NamedTensorInfoMap, attrs: at as tf.NamedAttrMap, backend }) as TensorInfo;
-  const dispose = (t: TensorInfo) => backend.disposeData(t.dataId as tf.DataId);
-  const { batchSize, outHeight, outWidth, inChannels, outChannels, filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = conv;
-  const { top, left, bottom, right } = conv.padInfo;
-  const padded = top || left || bottom || right
-    ? run('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
-    : x;
-  const n = batchSize * outHeight * outWidth;
-  const dy2 = run('Reshape', { x: dy }, { shape: [1, n, outChannels] });
-  const parts: TensorInfo[] = [];
-  for (let kh = 0; kh < filterHeight; kh++) {
-    for (let kw = 0; kw < filterWidth; kw++) {
-      const y0 = kh * dilationHeight;
-      const x0 = kw * dilationWidth;
-      const slice = run('StridedSlice', { x: padded }, {
-        begin: [0, y0, x0, 0],
-        end: [batchSize, y0 + (outHeight - 1) * strideHeight + 1, x0 + (outWidth - 1) * strideWidth + 1, inChannels],
-        strides: [1, strideHeight, strideWidth, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      });
-      const cols = run('Reshape', { x: slice }, { shape: [1, n, inChannels] });
-      const prod = run('BatchMatMul', { a: cols, b: dy2 }, { transposeA: true, transposeB: false }); // [1, Ci, Co]
-      parts.push(prod);
-      dispose(slice);
-      dispose(cols);
+function im2col(x: Float32Array, cols: Float32Array, c: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = c;
+  const { top, left } = c.padInfo;
+  const rowLen = filterHeight * filterWidth * inChannels;
+  let row = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const xb = b * inHeight * inWidth * inChannels;
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++, row++) {
+        let o = row * rowLen;
+        for (let kh = 0; kh < filterHeight; kh++) {
+          const iy = oy * strideHeight - top + kh * dilationHeight;
+          for (let kw = 0; kw < filterWidth; kw++, o += inChannels) {
+            const ix = ox * strideWidth - left + kw * dilationWidth;
+            if (iy < 0 || iy >= inHeight || ix < 0 || ix >= inWidth) {
+              cols.fill(0, o, o + inChannels);
+            } else {
+              const src = xb + (iy * inWidth + ix) * inChannels;
+              cols.set(x.subarray(src, src + inChannels), o);
+            }
+          }
+        }
+      }
     }
   }
-  // Concat takes its inputs as an array.
-  const stacked = run('Concat', parts as unknown as Record<string, TensorInfo>, { axis: 0 });
-  const out = run('Reshape', { x: stacked }, { shape: filterShape });
-  for (const p of parts) dispose(p);
-  dispose(stacked);
-  dispose(dy2);
-  if (padded !== x) dispose(padded);
+}
+
+/** col2im: the adjoint of im2col, accumulating columns back into dx (which must start at zero). */
+function col2im(cols: Float32Array, dx: Float32Array, c: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = c;
+  const { top, left } = c.padInfo;
+  const rowLen = filterHeight * filterWidth * inChannels;
+  let row = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const xb = b * inHeight * inWidth * inChannels;
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++, row++) {
+        let o = row * rowLen;
+        for (let kh = 0; kh < filterHeight; kh++) {
+          const iy = oy * strideHeight - top + kh * dilationHeight;
+          for (let kw = 0; kw < filterWidth; kw++, o += inChannels) {
+            const ix = ox * strideWidth - left + kw * dilationWidth;
+            if (iy < 0 || iy >= inHeight || ix < 0 || ix >= inWidth) continue;
+            const dst = xb + (iy * inWidth + ix) * inChannels;
+            for (let ci = 0; ci < inChannels; ci++) dx[dst + ci] += cols[o + ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+// wasm's matmul is about 5x slower with a transposed operand, so the small
+// operands are transposed explicitly and both products run untransposed.
+
+/** dW = (dy^T im2col(x))^T, one matmul on wasm. */
+function conv2dBackpropFilterWasm({ inputs, attrs, backend }: { inputs: { x: TensorInfo; dy: TensorInfo }; attrs: tf.NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { x, dy } = inputs;
+  const filterShape = (attrs as unknown as { filterShape: number[] }).filterShape;
+  const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs, 'Conv2DBackpropFilter');
+  const n = c.batchSize * c.outHeight * c.outWidth;
+  const rowLen = c.filterHeight * c.filterWidth * c.inChannels;
+  const cols = backend.makeOutput([1, n, rowLen], 'float32');
+  im2col(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(cols), c);
+  const dy2 = runWasm(backend, 'Reshape', { x: dy }, { shape: [n, c.outChannels] });
+  const dyT = runWasm(backend, 'Transpose', { x: dy2 }, { perm: [1, 0] });
+  const dyT3 = runWasm(backend, 'Reshape', { x: dyT }, { shape: [1, c.outChannels, n] });
+  const prod = runWasm(backend, 'BatchMatMul', { a: dyT3, b: cols }, { transposeA: false, transposeB: false }); // [1, Co, rowLen]
+  const prod2 = runWasm(backend, 'Reshape', { x: prod }, { shape: [c.outChannels, rowLen] });
+  const dw = runWasm(backend, 'Transpose', { x: prod2 }, { perm: [1, 0] });
+  const out = runWasm(backend, 'Reshape', { x: dw }, { shape: filterShape });
+  for (const t of [cols, dy2, dyT, dyT3, prod, prod2, dw]) backend.disposeData(t.dataId);
   return out;
+}
+
+/** dx = col2im(dy W^T), one matmul on wasm and a scatter-add in JS. */
+function conv2dBackpropInputWasm({ inputs, attrs, backend }: { inputs: { dy: TensorInfo; filter: TensorInfo }; attrs: tf.NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { dy, filter } = inputs;
+  const inputShape = (attrs as unknown as { inputShape: number[] }).inputShape;
+  const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs, 'Conv2DBackpropInput');
+  const n = c.batchSize * c.outHeight * c.outWidth;
+  const rowLen = c.filterHeight * c.filterWidth * c.inChannels;
+  const dy3 = runWasm(backend, 'Reshape', { x: dy }, { shape: [1, n, c.outChannels] });
+  const w2 = runWasm(backend, 'Reshape', { x: filter }, { shape: [rowLen, c.outChannels] });
+  const wT = runWasm(backend, 'Transpose', { x: w2 }, { perm: [1, 0] });
+  const wT3 = runWasm(backend, 'Reshape', { x: wT }, { shape: [1, c.outChannels, rowLen] });
+  const cols = runWasm(backend, 'BatchMatMul', { a: dy3, b: wT3 }, { transposeA: false, transposeB: false }); // [1, n, rowLen]
+  const dx = backend.makeOutput(inputShape, 'float32');
+  const dxArr = backend.typedArrayFromHeap(dx);
+  dxArr.fill(0);
+  col2im(backend.typedArrayFromHeap(cols), dxArr, c);
+  for (const t of [dy3, w2, wT, wT3, cols]) backend.disposeData(t.dataId);
+  return dx;
 }

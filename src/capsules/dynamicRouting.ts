@@ -45,16 +45,16 @@ export function dynamicRoutingReference(uHat: tf.Tensor4D, options: DynamicRouti
   checkInputs(uHat, options);
   const { iterations, stopGradientInner = false } = options;
   const [batch, inCaps, outCaps] = uHat.shape;
-  const couplings: tf.Tensor3D[] = [];
-  const v = tf.tidy(() => {
+  return tf.tidy(() => {
     const uHatInner = stopGradientInner ? stopGradient(uHat) : uHat;
+    const couplings: tf.Tensor3D[] = [];
     let b: tf.Tensor3D = tf.zeros([batch, inCaps, outCaps]);
     let v: tf.Tensor3D | null = null;
     for (let r = 0; r < iterations; r++) {
       const last = r === iterations - 1;
       const u = last ? uHat : uHatInner;
       const c = tf.softmax(b, -1) as tf.Tensor3D;
-      couplings.push(tf.keep(c));
+      couplings.push(c);
       const s = tf.sum(tf.mul(tf.expandDims(c, 3), u), 1) as tf.Tensor3D; // [batch, outCaps, outDim]
       v = squash(s);
       if (!last) {
@@ -62,9 +62,8 @@ export function dynamicRoutingReference(uHat: tf.Tensor4D, options: DynamicRouti
         b = tf.add(b, agreement);
       }
     }
-    return v as tf.Tensor3D;
+    return { v: v as tf.Tensor3D, couplings };
   });
-  return { v, couplings };
 }
 
 /**

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel, runKernel } from '../capsules/fused.js';
+import type { Param } from '../layers/layer.js';
 
 export interface AdamConfig {
   learningRate: number;
@@ -23,7 +24,7 @@ export interface AdamConfig {
 
 export interface AdamState {
   step: number;
-  /** First and second moments per variable name. */
+  /** First and second moments per parameter name. */
   m: Record<string, Float32Array>;
   v: Record<string, Float32Array>;
 }
@@ -55,25 +56,25 @@ export class Adam {
     this.epsilon = config.epsilon ?? 1e-7;
   }
 
-  private momentsFor(w: tf.Variable): { m: tf.Variable; v: tf.Variable } {
-    let s = this.moments.get(w.name);
+  private momentsFor(name: string, w: tf.Variable): { m: tf.Variable; v: tf.Variable } {
+    let s = this.moments.get(name);
     if (!s) {
       // tidy releases the zero tensors; variables survive it.
       s = tf.tidy(() => ({ m: tf.variable(tf.zerosLike(w), false), v: tf.variable(tf.zerosLike(w), false) }));
-      this.moments.set(w.name, s);
+      this.moments.set(name, s);
     }
     return s;
   }
 
-  /** Apply one update to each variable from its gradient (keyed by variable name). */
-  applyGradients(variables: tf.Variable[], grads: Record<string, tf.Tensor>): void {
+  /** One update of every parameter that has a gradient (grads keyed by parameter name). */
+  applyGradients(params: Param[], grads: Map<string, tf.Tensor>): void {
     this.step++;
     const attrs = { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, step: this.step };
     const fused = hasFusedKernel(FUSED_KERNELS.adamUpdate);
-    for (const w of variables) {
-      const g = grads[w.name];
+    for (const { name, value: w } of params) {
+      const g = grads.get(name);
       if (!g) continue;
-      const s = this.momentsFor(w);
+      const s = this.momentsFor(name, w);
       tf.tidy(() => {
         const [w2, m2, v2] = fused
           ? (runKernel(FUSED_KERNELS.adamUpdate, { w, g, m: s.m, v: s.v }, attrs) as tf.Tensor[])
@@ -95,17 +96,17 @@ export class Adam {
     return { step: this.step, m, v };
   }
 
-  /** Restore moments for the given variables (shapes are checked). */
-  setState(state: AdamState, variables: tf.Variable[]): void {
+  /** Restore the step count and moments for `params` (sizes are checked). */
+  setState(state: AdamState, params: Param[]): void {
     this.step = state.step;
-    for (const w of variables) {
-      const m = state.m[w.name];
-      const v = state.v[w.name];
+    for (const { name, value: w } of params) {
+      const m = state.m[name];
+      const v = state.v[name];
       if (!m || !v) continue;
       if (m.length !== w.size || v.length !== w.size) {
-        throw new Error(`optimizer state for ${w.name} has ${m.length} values, the variable has ${w.size}`);
+        throw new Error(`optimizer state for ${name} has ${m.length} values, the parameter has ${w.size}`);
       }
-      const s = this.momentsFor(w);
+      const s = this.momentsFor(name, w);
       tf.tidy(() => {
         s.m.assign(tf.tensor(m, w.shape));
         s.v.assign(tf.tensor(v, w.shape));

@@ -1,0 +1,25 @@
+/**
+ * Training-time augmentation of "Dynamic Routing Between Capsules" (section
+ * 5): each image shifted by up to 2 pixels in each direction, with zero
+ * padding, drawn anew every time the image is seen.
+ */
+/**
+ * Write `src` (h x w x c bytes) shifted by (dx, dy) into `dst` as floats in
+ * [0, 1]; pixels shifted in from outside are 0.
+ */
+export function shiftImage(src: Uint8Array, dst: Float32Array, dstOffset: number, h: number, w: number, c: number, dx: number, dy: number): void {
+  const scale = 1 / 255;
+  for (let y = 0; y < h; y++) {
+    const sy = y - dy;
+    for (let x = 0; x < w; x++) {
+      const sx = x - dx;
+      const o = dstOffset + (y * w + x) * c;
+      if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+        for (let k = 0; k < c; k++) dst[o + k] = 0;
+      } else {
+        const s = (sy * w + sx) * c;
+        for (let k = 0; k < c; k++) dst[o + k] = src[s + k] * scale;
+      }
+    }
+  }
+}

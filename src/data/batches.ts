@@ -1,0 +1,63 @@
+/**
+ * Mini-batches for training and evaluation. Pixels become floats in [0, 1];
+ * the order comes from a seeded permutation and shifts from a seeded Rng, so
+ * a checkpoint that stores both Rng states and the batch index resumes on
+ * exactly the same batches.
+ */
+import type { Rng } from '../util/rng.js';
+import { shiftImage } from './augment.js';
+import { imageSize, type ImageDataset } from './dataset.js';
+
+export interface Batch {
+  /** [size, height, width, channels] floats in [0, 1]. */
+  x: Float32Array;
+  labels: Int32Array;
+  /** Multi-hot targets [size, numClasses]. */
+  targets: Float32Array;
+  size: number;
+  /** Dataset indices of the examples. */
+  indices: Int32Array;
+}
+
+export function batchCount(count: number, batchSize: number): number {
+  return Math.ceil(count / batchSize);
+}
+
+/** Assemble one batch from dataset indices, shifting each image by up to `maxShift` px when an Rng is given. */
+export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, rng?: Rng): Batch {
+  const size = indices.length;
+  const per = imageSize(ds);
+  const x = new Float32Array(size * per);
+  const labels = new Int32Array(size);
+  const targets = new Float32Array(size * ds.numClasses);
+  for (let b = 0; b < size; b++) {
+    const i = indices[b];
+    const src = ds.images.subarray(i * per, (i + 1) * per);
+    let dx = 0;
+    let dy = 0;
+    if (maxShift > 0 && rng) {
+      dx = rng.int(-maxShift, maxShift);
+      dy = rng.int(-maxShift, maxShift);
+    }
+    shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
+    labels[b] = ds.labels[i];
+    if (ds.multiLabels) {
+      targets.set(ds.multiLabels.subarray(i * ds.numClasses, (i + 1) * ds.numClasses), b * ds.numClasses);
+    } else {
+      targets[b * ds.numClasses + ds.labels[i]] = 1;
+    }
+  }
+  return { x, labels, targets, size, indices };
+}
+
+/** Indices of batch `b` of an ordering. */
+export function batchIndices(order: Int32Array, b: number, batchSize: number): Int32Array {
+  return order.subarray(b * batchSize, Math.min(order.length, (b + 1) * batchSize));
+}
+
+/** 0..n-1 in order (evaluation). */
+export function sequentialOrder(n: number): Int32Array {
+  const o = new Int32Array(n);
+  for (let i = 0; i < n; i++) o[i] = i;
+  return o;
+}

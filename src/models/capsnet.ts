@@ -1,0 +1,266 @@
+/**
+ * CapsNet of "Dynamic Routing Between Capsules" (Sabour, Frosst, Hinton 2017),
+ * section 4: Conv1 (ReLU) -> PrimaryCaps (squash) -> DigitCaps (routing by
+ * agreement); the length of each digit capsule is the probability that its
+ * class is present. A decoder of three fully connected layers reconstructs
+ * the input from the digit capsules with all but one masked out (section 4.1):
+ * the true class during training, the longest capsule at test time.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { capsuleLength } from '../capsules/squash.js';
+import { Conv2D } from '../layers/conv2d.js';
+import { Dense } from '../layers/dense.js';
+import { DigitCapsules } from '../layers/digitCapsules.js';
+import type { Layer, Param, Shape } from '../layers/layer.js';
+import { PrimaryCapsules } from '../layers/primaryCapsules.js';
+import { marginLoss } from '../losses/marginLoss.js';
+import { reconstructionLoss } from '../losses/reconstructionLoss.js';
+import { Rng } from '../util/rng.js';
+import type { ClassifierModel, ForwardOptions, LayerSummary, LossResult, ModelOutput } from './model.js';
+
+export interface CapsNetConfig {
+  /** [height, width, channels] of the input images. */
+  inputShape: [number, number, number];
+  numClasses: number;
+  conv1: { filters: number; kernelSize: number; strides: number };
+  primary: { types: number; dim: number; kernelSize: number; strides: number };
+  digit: { dim: number; routingIterations: number; stopGradientInner: boolean };
+  /** Hidden sizes of the decoder (the paper: 512, 1024), or null for no decoder. */
+  decoder: { hidden: number[] } | null;
+  loss: { mPlus: number; mMinus: number; lambda: number; reconstructionWeight: number };
+}
+
+export type CapsNetPreset = 'paper' | 'small';
+
+const PRESETS: Record<CapsNetPreset, CapsNetConfig> = {
+  paper: {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    conv1: { filters: 256, kernelSize: 9, strides: 1 },
+    primary: { types: 32, dim: 8, kernelSize: 9, strides: 2 },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    decoder: { hidden: [512, 1024] },
+    loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
+  },
+  // A quarter of the paper's channels: same structure, about 30x fewer FLOPs.
+  small: {
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    conv1: { filters: 64, kernelSize: 9, strides: 1 },
+    primary: { types: 8, dim: 8, kernelSize: 9, strides: 2 },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    decoder: { hidden: [256, 512] },
+    loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
+  },
+};
+
+export const CAPSNET_PRESETS = Object.keys(PRESETS) as CapsNetPreset[];
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> | null : T[K] };
+
+/** A preset's config with `overrides` merged in (nested objects merge key by key). */
+export function capsNetConfig(preset: CapsNetPreset = 'paper', overrides: DeepPartial<CapsNetConfig> = {}): CapsNetConfig {
+  const base = PRESETS[preset];
+  if (!base) throw new Error(`unknown CapsNet preset '${preset}': expected ${CAPSNET_PRESETS.join(', ')}`);
+  return mergeConfig(structuredClone(base), overrides);
+}
+
+function mergeConfig<T>(base: T, over: unknown): T {
+  if (over === undefined) return base;
+  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over as T;
+  const out = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = mergeConfig(out[k], v);
+  return out as T;
+}
+
+export interface CapsNetOutput extends ModelOutput {
+  /** Digit capsule lengths [batch, classes] (the scores). */
+  scores: tf.Tensor2D;
+  /** Digit capsules [batch, classes, dim]. */
+  digitCaps: tf.Tensor3D;
+  /** Couplings of each routing iteration, [batch, primaryCaps, classes]. */
+  couplings: tf.Tensor3D[];
+  /** Flattened reconstruction [batch, h*w*c] when the model has a decoder. */
+  reconstruction?: tf.Tensor2D;
+  /** The class each reconstruction was decoded from [batch]. */
+  decodedClasses?: tf.Tensor1D;
+  /** With trace: Conv1's ReLU maps and the primary capsules [batch, caps, dim]. */
+  conv1?: tf.Tensor4D;
+  primaryCaps?: tf.Tensor3D;
+}
+
+export interface CapsNetForwardOptions extends ForwardOptions {
+  /**
+   * Which capsule feeds the decoder: 'labels' (the true class; needs
+   * options.labels), 'longest', a class per example, or 'none' to skip the
+   * decoder. Default: 'labels' when training with labels, else 'longest'.
+   */
+  decode?: 'labels' | 'longest' | 'none' | tf.Tensor1D;
+  /** Override the configured routing iterations (e.g. for ablations at test time). */
+  routingIterations?: number;
+}
+
+function validateConfig(c: CapsNetConfig): void {
+  const ints: [string, number][] = [
+    ['inputShape height', c.inputShape[0]], ['inputShape width', c.inputShape[1]], ['inputShape channels', c.inputShape[2]],
+    ['numClasses', c.numClasses], ['conv1.filters', c.conv1.filters], ['conv1.kernelSize', c.conv1.kernelSize], ['conv1.strides', c.conv1.strides],
+    ['primary.types', c.primary.types], ['primary.dim', c.primary.dim], ['primary.kernelSize', c.primary.kernelSize], ['primary.strides', c.primary.strides],
+    ['digit.dim', c.digit.dim], ['digit.routingIterations', c.digit.routingIterations],
+  ];
+  for (const [name, v] of ints) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`CapsNet config: ${name} must be a positive integer, got ${v}`);
+  }
+  if (c.numClasses < 2) throw new Error(`CapsNet config: numClasses must be at least 2, got ${c.numClasses}`);
+}
+
+export class CapsNet implements ClassifierModel {
+  readonly modelType = 'capsnet';
+  readonly config: CapsNetConfig;
+  readonly conv1: Conv2D;
+  readonly primary: PrimaryCapsules;
+  readonly digit: DigitCapsules;
+  readonly decoderLayers: Dense[];
+  readonly layers: Layer[];
+  private readonly shapes = new Map<Layer, Shape>();
+
+  constructor(config: CapsNetConfig, seed: number | Rng = 0) {
+    validateConfig(config);
+    this.config = structuredClone(config);
+    const rng = typeof seed === 'number' ? new Rng(seed) : seed;
+    const c = this.config;
+    this.conv1 = new Conv2D('conv1', { filters: c.conv1.filters, kernelSize: c.conv1.kernelSize, strides: c.conv1.strides, padding: 'valid', activation: 'relu' });
+    this.primary = new PrimaryCapsules('primary_caps', { ...c.primary });
+    this.digit = new DigitCapsules('digit_caps', { capsules: c.numClasses, dim: c.digit.dim, routingIterations: c.digit.routingIterations, stopGradientInner: c.digit.stopGradientInner });
+    const pixels = c.inputShape[0] * c.inputShape[1] * c.inputShape[2];
+    this.decoderLayers = c.decoder
+      ? [...c.decoder.hidden.map((units, i) => new Dense(`decoder_fc${i + 1}`, { units, activation: 'relu' })), new Dense(`decoder_fc${c.decoder.hidden.length + 1}`, { units: pixels, activation: 'sigmoid' })]
+      : [];
+    this.layers = [this.conv1, this.primary, this.digit, ...this.decoderLayers];
+
+    let shape: Shape = [null, ...c.inputShape];
+    for (const layer of [this.conv1, this.primary, this.digit]) {
+      layer.build(shape, rng);
+      shape = layer.computeOutputShape(shape);
+      this.shapes.set(layer, shape);
+    }
+    // The decoder sees the masked digit capsules flattened: classes * dim.
+    shape = [null, c.numClasses * c.digit.dim];
+    for (const layer of this.decoderLayers) {
+      layer.build(shape, rng);
+      shape = layer.computeOutputShape(shape);
+      this.shapes.set(layer, shape);
+    }
+  }
+
+  get inputShape(): [number, number, number] {
+    return this.config.inputShape;
+  }
+
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+
+  get params(): Param[] {
+    return this.layers.flatMap((l) => l.params);
+  }
+
+  getConfig(): Record<string, unknown> {
+    return structuredClone(this.config) as unknown as Record<string, unknown>;
+  }
+
+  countParams(): number {
+    return this.layers.reduce((n, l) => n + l.countParams(), 0);
+  }
+
+  summary(): LayerSummary[] {
+    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
+  }
+
+  private checkInput(x: tf.Tensor): void {
+    const [h, w, ch] = this.config.inputShape;
+    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== ch) {
+      throw new Error(`model expects images of ${h}x${w}x${ch} ([batch, ${h}, ${w}, ${ch}]), got [${x.shape}]`);
+    }
+  }
+
+  forward(x: tf.Tensor4D, options: CapsNetForwardOptions = {}): CapsNetOutput {
+    this.checkInput(x);
+    const { training = false, labels, trace = false } = options;
+    return tf.tidy(() => {
+      const conv1 = this.conv1.call(x);
+      const primaryCaps = this.primary.call(conv1);
+      const { v: digitCaps, couplings } = this.digit.call(primaryCaps, options.routingIterations);
+      const scores = capsuleLength(digitCaps) as tf.Tensor2D;
+      const out: CapsNetOutput = { scores, digitCaps, couplings };
+      if (trace) {
+        out.conv1 = conv1;
+        out.primaryCaps = primaryCaps;
+      }
+      const decode = options.decode ?? (training && labels ? 'labels' : 'longest');
+      if (this.decoderLayers.length > 0 && decode !== 'none') {
+        let classes: tf.Tensor1D;
+        if (decode === 'labels') {
+          if (!labels) throw new Error("forward: decode 'labels' needs options.labels");
+          classes = tf.cast(labels, 'int32') as tf.Tensor1D;
+        } else if (decode === 'longest') {
+          classes = tf.argMax(scores, 1) as tf.Tensor1D;
+        } else {
+          classes = tf.cast(decode, 'int32') as tf.Tensor1D;
+        }
+        out.reconstruction = this.decode(digitCaps, classes);
+        out.decodedClasses = classes;
+      }
+      return out as unknown as tf.TensorContainer;
+    }) as unknown as CapsNetOutput;
+  }
+
+  /** Zero every capsule but the chosen one (per example) and flatten: the decoder's input. */
+  mask(digitCaps: tf.Tensor3D, classes: tf.Tensor1D): tf.Tensor2D {
+    const [b, j, d] = digitCaps.shape;
+    return tf.tidy(() => tf.reshape(tf.mul(digitCaps, tf.expandDims(tf.oneHot(tf.cast(classes, 'int32'), j), 2)), [b, j * d]) as tf.Tensor2D);
+  }
+
+  /** Reconstruct images [batch, h*w*c] from the digit capsules masked to `classes`. */
+  decode(digitCaps: tf.Tensor3D, classes: tf.Tensor1D): tf.Tensor2D {
+    if (this.decoderLayers.length === 0) throw new Error('this model has no decoder');
+    return tf.tidy(() => {
+      let h = this.mask(digitCaps, classes);
+      for (const layer of this.decoderLayers) h = layer.call(h);
+      return h;
+    });
+  }
+
+  /**
+   * Reconstruct from one capsule vector per example [batch, dim] placed in
+   * capsule `classes`: what the visualizer's sliders and the perturbation
+   * figure redraw.
+   */
+  decodeCapsule(vector: tf.Tensor2D, classes: tf.Tensor1D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [b, d] = vector.shape;
+      const oneHot = tf.oneHot(tf.cast(classes, 'int32'), this.numClasses).toFloat(); // [b, J]
+      const caps = tf.mul(tf.expandDims(oneHot, 2), tf.reshape(vector, [b, 1, d])) as tf.Tensor3D;
+      return this.decode(caps, classes);
+    });
+  }
+
+  loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
+    const out = output as CapsNetOutput;
+    const { mPlus, mMinus, lambda, reconstructionWeight } = this.config.loss;
+    return tf.tidy(() => {
+      const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
+      const terms: Record<string, tf.Scalar> = { margin };
+      let total = margin;
+      if (out.reconstruction && reconstructionWeight > 0) {
+        const recon = reconstructionLoss(out.reconstruction, x, reconstructionWeight);
+        terms.reconstruction = recon;
+        total = tf.add(total, recon);
+      }
+      return { total, terms } as unknown as tf.TensorContainer;
+    }) as unknown as LossResult;
+  }
+
+  dispose(): void {
+    for (const l of this.layers) l.dispose();
+  }
+}

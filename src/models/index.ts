@@ -1,0 +1,16 @@
+/** Registers the built-in model types. Import this module before building or loading models. */
+import { CapsNet, CAPSNET_PRESETS, capsNetConfig, type CapsNetConfig, type CapsNetPreset } from './capsnet.js';
+import { registerModelType } from './registry.js';
+
+registerModelType({
+  name: 'capsnet',
+  description: 'CapsNet with dynamic routing (Sabour et al. 2017)',
+  presets: CAPSNET_PRESETS,
+  defaultPreset: 'paper',
+  configFor: (preset, overrides) => capsNetConfig(preset as CapsNetPreset, overrides as never) as unknown as Record<string, unknown>,
+  create: (config, seed) => new CapsNet(config as unknown as CapsNetConfig, seed),
+});
+
+export * from './registry.js';
+export { CapsNet, capsNetConfig, CAPSNET_PRESETS, type CapsNetConfig, type CapsNetPreset, type CapsNetOutput, type CapsNetForwardOptions } from './capsnet.js';
+export type { ClassifierModel, ModelOutput, ForwardOptions, LossResult, LayerSummary, TrainingProgress } from './model.js';

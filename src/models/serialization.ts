@@ -1,0 +1,197 @@
+/**
+ * The saved-model format, readable in Node and in the browser:
+ *
+ *   model.json   { format: "capsnet-model", version: 1, modelType, config,
+ *                  weightsManifest: [{ paths: ["weights.bin"], weights: [...] }],
+ *                  metadata }
+ *   weights.bin  the weights, concatenated in manifest order, little-endian
+ *
+ * The manifest entries follow TensorFlow.js's weights-manifest convention
+ * ({ name, shape, dtype, quantization? }), so tf.io.decodeWeights reads them;
+ * weights may be stored as float16 (quantization { dtype: "float16" }) to
+ * halve the file. Weight names are the model's parameter names
+ * (`conv1/kernel`, `digit_caps/W`, ...).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ClassifierModel } from './model.js';
+import { getModelType } from './registry.js';
+
+export const MODEL_FORMAT = 'capsnet-model';
+export const MODEL_FORMAT_VERSION = 1;
+export const WEIGHTS_FILE = 'weights.bin';
+
+export interface WeightEntry {
+  name: string;
+  shape: number[];
+  dtype: 'float32';
+  quantization?: { dtype: 'float16' };
+}
+
+export interface ModelJson {
+  format: typeof MODEL_FORMAT;
+  version: number;
+  modelType: string;
+  config: Record<string, unknown>;
+  weightsManifest: { paths: string[]; weights: WeightEntry[] }[];
+  metadata?: Record<string, unknown>;
+}
+
+export type WeightEncoding = 'float32' | 'float16';
+
+/** float32 -> IEEE half, rounding to nearest even; overflow saturates to infinity. */
+export function toFloat16Bits(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let half = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rem > mid || (rem === mid && half & 1)) half++;
+      out[i] = sign | half;
+      continue;
+    }
+    let half = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+    out[i] = sign | half; // a carry into the exponent is the correct rounding
+  }
+  return out;
+}
+
+/** Encode named float32 arrays into one buffer and its manifest entries. */
+export function encodeWeights(named: { name: string; shape: number[]; values: Float32Array }[], encoding: WeightEncoding = 'float32'): { entries: WeightEntry[]; data: Uint8Array } {
+  const bytesPer = encoding === 'float16' ? 2 : 4;
+  const total = named.reduce((n, w) => n + w.values.length * bytesPer, 0);
+  const data = new Uint8Array(total);
+  const entries: WeightEntry[] = [];
+  let offset = 0;
+  for (const w of named) {
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    if (size !== w.values.length) throw new Error(`weight ${w.name}: shape [${w.shape}] does not match ${w.values.length} values`);
+    const bytes = encoding === 'float16' ? toFloat16Bits(w.values) : w.values;
+    data.set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset);
+    offset += bytes.byteLength;
+    entries.push(encoding === 'float16' ? { name: w.name, shape: w.shape, dtype: 'float32', quantization: { dtype: 'float16' } } : { name: w.name, shape: w.shape, dtype: 'float32' });
+  }
+  return { entries, data };
+}
+
+/** Bytes a manifest needs, to check a weights file before decoding it. */
+export function manifestByteLength(entries: WeightEntry[]): number {
+  return entries.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1) * (e.quantization?.dtype === 'float16' ? 2 : 4), 0);
+}
+
+/** Decode a weights buffer into Float32Arrays by name. */
+export function decodeWeights(entries: WeightEntry[], data: Uint8Array, source = 'weights'): Map<string, Float32Array> {
+  const need = manifestByteLength(entries);
+  if (data.byteLength !== need) {
+    throw new Error(`${source}: expected ${need} bytes for ${entries.length} weights, found ${data.byteLength} (truncated or not matching model.json)`);
+  }
+  const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer;
+  const tensors = tf.io.decodeWeights(buffer as ArrayBuffer, entries as tf.io.WeightsManifestEntry[]);
+  const out = new Map<string, Float32Array>();
+  for (const e of entries) {
+    const t = tensors[e.name];
+    out.set(e.name, t.dataSync() as Float32Array);
+    t.dispose();
+  }
+  return out;
+}
+
+/** Serialize a model: its model.json object and weights.bin bytes. */
+export function modelToArtifacts(model: ClassifierModel, options: { encoding?: WeightEncoding; metadata?: Record<string, unknown> } = {}): { json: ModelJson; weights: Uint8Array } {
+  const named = model.params.map((p) => ({ name: p.name, shape: p.value.shape, values: p.value.dataSync() as Float32Array }));
+  const { entries, data } = encodeWeights(named, options.encoding);
+  return {
+    json: {
+      format: MODEL_FORMAT,
+      version: MODEL_FORMAT_VERSION,
+      modelType: model.modelType,
+      config: model.getConfig(),
+      weightsManifest: [{ paths: [WEIGHTS_FILE], weights: entries }],
+      ...(options.metadata ? { metadata: options.metadata } : {}),
+    },
+    weights: data,
+  };
+}
+
+/** Check that a parsed model.json has the expected structure. */
+export function validateModelJson(json: unknown, source: string): ModelJson {
+  const j = json as Partial<ModelJson> | null;
+  if (!j || typeof j !== 'object') throw new Error(`${source}: not a JSON object`);
+  if (j.format !== MODEL_FORMAT) throw new Error(`${source}: not a capsnet model (format is ${JSON.stringify(j.format)}, expected "${MODEL_FORMAT}")`);
+  if (typeof j.version !== 'number' || j.version > MODEL_FORMAT_VERSION) throw new Error(`${source}: unsupported format version ${j.version}`);
+  if (typeof j.modelType !== 'string' || !j.config || typeof j.config !== 'object') throw new Error(`${source}: missing modelType or config`);
+  if (!Array.isArray(j.weightsManifest) || j.weightsManifest.length !== 1 || !Array.isArray(j.weightsManifest[0].weights)) {
+    throw new Error(`${source}: weightsManifest must hold one group of weights`);
+  }
+  return j as ModelJson;
+}
+
+/** Copy decoded weights into a model, checking names and shapes. */
+export function assignWeights(model: ClassifierModel, weights: Map<string, Float32Array>, entries: WeightEntry[], source: string): void {
+  const shapes = new Map(entries.map((e) => [e.name, e.shape]));
+  for (const p of model.params) {
+    const values = weights.get(p.name);
+    const shape = shapes.get(p.name);
+    if (!values || !shape) throw new Error(`${source}: weight '${p.name}' is missing`);
+    if (shape.length !== p.value.shape.length || shape.some((d, i) => d !== p.value.shape[i])) {
+      throw new Error(`${source}: weight '${p.name}' has shape [${shape}], the model needs [${p.value.shape}]`);
+    }
+    tf.tidy(() => p.value.assign(tf.tensor(values, p.value.shape)));
+  }
+}
+
+/** Rebuild a model from model.json and weights.bin contents. */
+export function modelFromArtifacts(json: unknown, weights: Uint8Array, source = 'model'): { model: ClassifierModel; json: ModelJson } {
+  const j = validateModelJson(json, source);
+  const entries = j.weightsManifest[0].weights;
+  const decoded = decodeWeights(entries, weights, source);
+  const model = getModelType(j.modelType).create(j.config, 0);
+  try {
+    assignWeights(model, decoded, entries, source);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, json: j };
+}
+
+/** Load a model in the browser (or anywhere with fetch): `url` points at model.json. */
+export async function loadModelFromUrl(url: string): Promise<{ model: ClassifierModel; json: ModelJson }> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not load ${url}: HTTP ${res.status}`);
+  let json: unknown;
+  try {
+    json = await res.json();
+  } catch {
+    throw new Error(`${url} is not valid JSON`);
+  }
+  const j = validateModelJson(json, url);
+  const weightsUrl = new URL(j.weightsManifest[0].paths[0], new URL(url, globalThis.location?.href ?? 'file:///')).toString();
+  const wres = await fetch(weightsUrl);
+  if (!wres.ok) throw new Error(`could not load ${weightsUrl}: HTTP ${wres.status}`);
+  return modelFromArtifacts(j, new Uint8Array(await wres.arrayBuffer()), url);
+}

@@ -1,0 +1,13 @@
+/**
+ * capsnet for Node: everything in the universal entry, plus file formats,
+ * datasets on disk, training, checkpoints and backend selection (including
+ * the native engine).
+ */
+export * from './index.js';
+export { initBackend, useBackend, availableBackends, describeBackend, type BackendInfo, type BackendName } from './backend/node.js';
+export { loadMnist, mnistFiles, type Split } from './data/mnist.js';
+export { loadFashionMnist, FASHION_MNIST_CLASSES } from './data/fashionMnist.js';
+export { loadIdxPair, readMaybeGzip } from './data/files.js';
+export { loadModel, saveModel, resolveModelDir } from './models/files.js';
+export { train, trainStep, type TrainOptions, type TrainData, type TrainHooks, type TrainResult } from './training/trainer.js';
+export { readCheckpoint, writeCheckpoint, hasCheckpoint, type TrainingState, type EpochMetrics } from './training/checkpoint.js';

@@ -1,0 +1,138 @@
+/**
+ * Training checkpoints (Node only). One format: a checkpoint is a model
+ * directory (model.json + weights.bin, loadable anywhere a model is) plus
+ *
+ *   optimizer.bin   Adam's moments, m/<param> and v/<param>, float32
+ *   training.json   options, epoch and batch reached, optimizer step and
+ *                   hyper-parameters, both Rng states, metrics history
+ *
+ * Checkpoints live in <out>/checkpoints/<name>/, each written atomically;
+ * <out>/latest names the newest and is replaced atomically after it is
+ * complete, so a crash at any point leaves the previous checkpoint usable.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHECKPOINTS_DIR, LATEST_FILE, modelFiles, readModelDir } from '../models/files.js';
+import type { ClassifierModel } from '../models/model.js';
+import { decodeWeights, encodeWeights, modelFromArtifacts, type WeightEntry } from '../models/serialization.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/files.js';
+import type { RngState } from '../util/rng.js';
+import type { Adam, AdamState } from './adam.js';
+
+export const TRAINING_FORMAT = 'capsnet-training';
+const KEEP_CHECKPOINTS = 2;
+
+export interface EpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testAccuracy?: number;
+  testError?: number;
+  learningRate: number;
+  seconds: number;
+  imagesPerSecond: number;
+  [term: string]: number | undefined;
+}
+
+export interface TrainingState {
+  format: typeof TRAINING_FORMAT;
+  version: 1;
+  /** The options training was started with (JSON). */
+  options: Record<string, unknown>;
+  /** Epochs completed. */
+  epoch: number;
+  /** Batches completed within epoch `epoch + 1` (non-zero only for an interrupted epoch). */
+  batch: number;
+  /** Shuffling Rng state at the start of the current epoch, to rebuild its order. */
+  shuffleState: RngState;
+  /** Augmentation Rng state now. */
+  augState: RngState;
+  elapsedSeconds: number;
+  history: EpochMetrics[];
+  /** Running sums of the interrupted epoch, so its metrics come out whole. */
+  partial?: { loss: number; correct: number; seen: number; terms: Record<string, number>; seconds: number };
+  optimizer: { type: 'adam'; learningRate: number; beta1: number; beta2: number; epsilon: number; step: number; weights: WeightEntry[] };
+}
+
+export function checkpointName(epoch: number, batch: number): string {
+  const e = `epoch-${String(epoch).padStart(4, '0')}`;
+  return batch > 0 ? `${e}-batch-${String(batch).padStart(6, '0')}` : e;
+}
+
+/** Write a checkpoint and point <out>/latest at it. */
+export function writeCheckpoint(outDir: string, model: ClassifierModel, optimizer: Adam, state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>): string {
+  const name = checkpointName(state.epoch, state.batch);
+  const opt: AdamState = optimizer.getState();
+  const named = model.params.flatMap((p) => {
+    const m = opt.m[p.name];
+    const v = opt.v[p.name];
+    return m && v ? [{ name: `m/${p.name}`, shape: p.value.shape, values: m }, { name: `v/${p.name}`, shape: p.value.shape, values: v }] : [];
+  });
+  const { entries, data } = encodeWeights(named);
+  const training: TrainingState = {
+    format: TRAINING_FORMAT,
+    version: 1,
+    ...state,
+    optimizer: { type: 'adam', learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, step: opt.step, weights: entries },
+  };
+  const dir = join(outDir, CHECKPOINTS_DIR, name);
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  writeDirAtomic(dir, {
+    ...modelFiles(model, { metadata: { epoch: state.epoch, batch: state.batch, history: state.history } }),
+    'optimizer.bin': data,
+    'training.json': JSON.stringify(training, null, 1),
+  });
+  writeFileAtomic(join(outDir, LATEST_FILE), `${name}\n`);
+  pruneCheckpoints(outDir, name);
+  return dir;
+}
+
+function pruneCheckpoints(outDir: string, keep: string): void {
+  const root = join(outDir, CHECKPOINTS_DIR);
+  const names = readdirSync(root).filter((n) => n.startsWith('epoch-')).sort();
+  const old = names.filter((n) => n !== keep).slice(0, Math.max(0, names.length - KEEP_CHECKPOINTS));
+  for (const n of old) rmSync(join(root, n), { recursive: true, force: true });
+}
+
+export function hasCheckpoint(outDir: string): boolean {
+  return existsSync(join(outDir, LATEST_FILE));
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  model: ClassifierModel;
+  state: TrainingState;
+  optimizerState: AdamState;
+}
+
+/** Read <out>'s latest checkpoint: the model, training state and optimizer state. */
+export function readCheckpoint(outDir: string): LoadedCheckpoint {
+  const latest = join(outDir, LATEST_FILE);
+  if (!existsSync(latest)) throw new Error(`no checkpoint to resume in ${outDir} (${latest} not found)`);
+  const dir = join(outDir, CHECKPOINTS_DIR, readFileSync(latest, 'utf8').trim());
+  const trainingPath = join(dir, 'training.json');
+  let state: TrainingState;
+  try {
+    state = JSON.parse(readFileSync(trainingPath, 'utf8'));
+  } catch (e) {
+    throw new Error(`${trainingPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not valid JSON'}`);
+  }
+  if (state.format !== TRAINING_FORMAT) throw new Error(`${trainingPath}: not a capsnet training checkpoint`);
+  const { json, weights } = readModelDir(dir);
+  const { model } = modelFromArtifacts(json, weights, dir);
+  let optimizerState: AdamState;
+  try {
+    const decoded = decodeWeights(state.optimizer.weights, readFileSync(join(dir, 'optimizer.bin')), join(dir, 'optimizer.bin'));
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    for (const [name, values] of decoded) {
+      if (name.startsWith('m/')) m[name.slice(2)] = values;
+      else if (name.startsWith('v/')) v[name.slice(2)] = values;
+    }
+    optimizerState = { step: state.optimizer.step, m, v };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { dir, model, state, optimizerState };
+}

@@ -1,0 +1,118 @@
+/**
+ * Test-set evaluation: accuracy and error, per-class accuracy, and the
+ * confusion matrix (rows: true class, columns: predicted). For multi-label
+ * data (MultiMNIST) an example counts as right when its k classes are the k
+ * highest scores, as in section 6 of "Dynamic Routing Between Capsules".
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
+import type { ImageDataset } from '../data/dataset.js';
+import type { ClassifierModel } from '../models/model.js';
+import { Progress } from './progress.js';
+
+export interface EvalResult {
+  dataset: string;
+  count: number;
+  correct: number;
+  accuracy: number;
+  error: number;
+  perClass: { class: number; name: string; count: number; correct: number; accuracy: number }[];
+  /** confusion[true][predicted] (single-label data only). */
+  confusion: number[][];
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface EvalOptions {
+  batchSize?: number;
+  progress?: boolean;
+  /** Extra forward options (e.g. routingIterations for ablations). */
+  forwardOptions?: Record<string, unknown>;
+}
+
+/** Scores [count, classes] for every image of a dataset. */
+export function predictScores(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): Float32Array {
+  checkCompatible(model, ds);
+  const { batchSize = 100 } = options;
+  const k = model.numClasses;
+  const scores = new Float32Array(ds.count * k);
+  const order = sequentialOrder(ds.count);
+  const nb = batchCount(ds.count, batchSize);
+  const progress = new Progress({ label: `eval ${ds.name}`, total: nb, itemsPerStep: batchSize, enabled: options.progress ?? false });
+  for (let b = 0; b < nb; b++) {
+    const idx = batchIndices(order, b, batchSize);
+    const batch = makeBatch(ds, idx);
+    const s = tf.tidy(() => {
+      const x = tf.tensor4d(batch.x, [batch.size, ds.height, ds.width, ds.channels]);
+      const out = model.forward(x, { training: false, decode: 'none', ...options.forwardOptions } as never);
+      return out.scores;
+    });
+    scores.set(s.dataSync(), idx[0] * k);
+    s.dispose();
+    progress.update(b + 1);
+  }
+  progress.finish();
+  return scores;
+}
+
+/** Throw a one-line error when the model cannot take the dataset's images. */
+export function checkCompatible(model: ClassifierModel, ds: ImageDataset): void {
+  const [h, w, c] = model.inputShape;
+  if (h !== ds.height || w !== ds.width || c !== ds.channels) {
+    throw new Error(`model expects ${h}x${w}x${c} images but ${ds.name} has ${ds.height}x${ds.width}x${ds.channels}`);
+  }
+  if (model.numClasses < ds.numClasses) {
+    throw new Error(`model has ${model.numClasses} classes but ${ds.name} has ${ds.numClasses}`);
+  }
+}
+
+function topK(row: Float32Array, k: number): number[] {
+  return Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k);
+}
+
+export function evaluate(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): EvalResult {
+  const t0 = performance.now();
+  const scores = predictScores(model, ds, options);
+  const seconds = (performance.now() - t0) / 1000;
+  const k = model.numClasses;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const perCount = new Array<number>(k).fill(0);
+  const perCorrect = new Array<number>(k).fill(0);
+  let correct = 0;
+  for (let i = 0; i < ds.count; i++) {
+    const row = scores.subarray(i * k, (i + 1) * k);
+    if (ds.multiLabels) {
+      const truth: number[] = [];
+      for (let j = 0; j < ds.numClasses; j++) if (ds.multiLabels[i * ds.numClasses + j]) truth.push(j);
+      const top = topK(row, truth.length);
+      const ok = truth.every((t) => top.includes(t));
+      if (ok) correct++;
+      for (const t of truth) {
+        perCount[t]++;
+        if (top.includes(t)) perCorrect[t]++;
+      }
+    } else {
+      let pred = 0;
+      for (let j = 1; j < k; j++) if (row[j] > row[pred]) pred = j;
+      const t = ds.labels[i];
+      confusion[t][pred]++;
+      perCount[t]++;
+      if (pred === t) {
+        perCorrect[t]++;
+        correct++;
+      }
+    }
+  }
+  const accuracy = ds.count > 0 ? correct / ds.count : 0;
+  return {
+    dataset: ds.name,
+    count: ds.count,
+    correct,
+    accuracy,
+    error: 1 - accuracy,
+    perClass: perCount.map((n, c) => ({ class: c, name: ds.classNames?.[c] ?? String(c), count: n, correct: perCorrect[c], accuracy: n > 0 ? perCorrect[c] / n : 0 })),
+    confusion: ds.multiLabels ? [] : confusion,
+    seconds,
+    imagesPerSecond: ds.count / seconds,
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * The training loop (Node only): mini-batches of shifted images, the model's
+ * loss, gradients, Adam with exponential learning-rate decay, test accuracy
+ * after every epoch, a checkpoint after every epoch (and on interruption),
+ * and exact resumption from the latest checkpoint.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { batchCount, batchIndices, makeBatch, type Batch } from '../data/batches.js';
+import type { ImageDataset } from '../data/dataset.js';
+import type { ClassifierModel } from '../models/model.js';
+import { createModel } from '../models/registry.js';
+import { writeFileAtomic } from '../util/files.js';
+import { Rng } from '../util/rng.js';
+import { Adam } from './adam.js';
+import { hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
+import { checkCompatible, evaluate } from './evaluate.js';
+import { formatDuration, Progress } from './progress.js';
+
+export interface TrainOptions {
+  /** Model type ('capsnet', ...) and preset. */
+  model: string;
+  preset: string;
+  /** Config overrides merged into the preset (e.g. { digit: { routingIterations: 1 } }). */
+  overrides?: Record<string, unknown>;
+  /** Dataset name, recorded in checkpoints. */
+  dataset: string;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Learning rate multiplier per epoch, applied smoothly every step: lr * decay^(step / stepsPerEpoch). */
+  lrDecay: number;
+  /** Largest random shift in pixels (the paper: 2). */
+  shift: number;
+  seed: number;
+  outDir: string;
+}
+
+export interface TrainData {
+  train: ImageDataset;
+  test?: ImageDataset;
+}
+
+export interface TrainHooks {
+  /** Text lines (epoch summaries); default: stderr. */
+  log?: (line: string) => void;
+  /** Show a progress bar. */
+  progress?: boolean;
+  /** Abort (Ctrl-C): the current step finishes, a checkpoint is written, train() returns. */
+  signal?: AbortSignal;
+  onEpoch?: (m: EpochMetrics) => void;
+  /** Stop after this many optimizer steps in this run (tests of interruption). */
+  maxSteps?: number;
+}
+
+export interface TrainResult {
+  model: ClassifierModel;
+  history: EpochMetrics[];
+  interrupted: boolean;
+  checkpoint: string;
+  epoch: number;
+  elapsedSeconds: number;
+}
+
+export function validateTrainOptions(o: TrainOptions): void {
+  const posInt: [string, number][] = [['epochs', o.epochs], ['batch size', o.batchSize]];
+  for (const [k, v] of posInt) if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${v}`);
+  if (!(o.learningRate > 0) || !Number.isFinite(o.learningRate)) throw new Error(`learning rate must be a positive number, got ${o.learningRate}`);
+  if (!(o.lrDecay > 0 && o.lrDecay <= 1)) throw new Error(`learning-rate decay must be in (0, 1], got ${o.lrDecay}`);
+  if (!Number.isInteger(o.shift) || o.shift < 0) throw new Error(`shift must be a non-negative integer, got ${o.shift}`);
+  if (!Number.isInteger(o.seed)) throw new Error(`seed must be an integer, got ${o.seed}`);
+}
+
+interface StepResult {
+  loss: number;
+  terms: Record<string, number>;
+  correct: number;
+}
+
+/** One optimizer step on one batch. */
+export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): StepResult {
+  const [h, w, c] = model.inputShape;
+  const byVariable = new Map(model.params.map((p) => [p.value.name, p.name]));
+  let scores: tf.Tensor2D | null = null;
+  let terms: Record<string, tf.Scalar> = {};
+  const { value, grads } = tf.tidy(() => {
+    const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+    const labels = tf.tensor1d(batch.labels, 'int32');
+    const targets = tf.tensor2d(batch.targets, [batch.size, model.numClasses]);
+    return tf.variableGrads(() => {
+      const out = model.forward(x, { training: true, labels });
+      const l = model.loss(out, x, targets, progress);
+      scores = tf.keep(out.scores);
+      terms = Object.fromEntries(Object.entries(l.terms).map(([k, t]) => [k, tf.keep(t)]));
+      return l.total;
+    }, model.params.map((p) => p.value));
+  });
+  const named = new Map<string, tf.Tensor>();
+  for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
+  optimizer.applyGradients(model.params, named);
+  const loss = value.dataSync()[0];
+  const termValues = Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]]));
+  const pred = tf.tidy(() => tf.argMax(scores!, 1).dataSync() as Int32Array);
+  let correct = 0;
+  for (let i = 0; i < batch.size; i++) if (pred[i] === batch.labels[i]) correct++;
+  tf.dispose([value, scores!, ...Object.values(grads), ...Object.values(terms)]);
+  if (!Number.isFinite(loss)) throw new Error(`training diverged: the loss is ${loss} at step ${optimizer.step}; try a lower learning rate`);
+  return { loss, terms: termValues, correct };
+}
+
+function learningRateAt(o: TrainOptions, step: number, stepsPerEpoch: number): number {
+  return o.learningRate * Math.pow(o.lrDecay, step / stepsPerEpoch);
+}
+
+function writeMetrics(outDir: string, history: EpochMetrics[]): void {
+  writeFileAtomic(join(outDir, 'metrics.jsonl'), history.map((m) => JSON.stringify(m)).join('\n') + (history.length ? '\n' : ''));
+}
+
+/**
+ * Train from scratch, or with `resume` continue from <outDir>'s latest
+ * checkpoint (options then come from the checkpoint; only `epochs` may be
+ * raised).
+ */
+export async function train(options: TrainOptions & { resume?: boolean }, data: TrainData, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  let o: TrainOptions;
+  let model: ClassifierModel;
+  let state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>;
+  const optimizer = new Adam({ learningRate: options.learningRate });
+  let shuffleRng: Rng;
+  let augRng: Rng;
+
+  if (options.resume) {
+    const ck = readCheckpoint(options.outDir);
+    o = { ...(ck.state.options as unknown as TrainOptions), outDir: options.outDir };
+    if (options.epochs !== undefined && options.epochs > o.epochs) o.epochs = options.epochs;
+    model = ck.model;
+    optimizer.setState(ck.optimizerState, model.params);
+    state = { ...ck.state, options: o as unknown as Record<string, unknown> };
+    shuffleRng = new Rng(ck.state.shuffleState);
+    augRng = new Rng(ck.state.augState);
+    log(`resuming ${ck.dir}: epoch ${state.epoch}${state.batch ? `, batch ${state.batch}` : ''} of ${o.epochs}`);
+  } else {
+    o = options;
+    validateTrainOptions(o);
+    if (hasCheckpoint(o.outDir)) {
+      throw new Error(`${o.outDir} already holds a training run: use --resume to continue it, or choose another --out`);
+    }
+    if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+      throw new Error(`${o.outDir} is not empty: choose a new output directory`);
+    }
+    model = createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
+    const seedRng = new Rng(o.seed ^ 0x5eed);
+    shuffleRng = seedRng.fork();
+    augRng = seedRng.fork();
+    state = { options: o as unknown as Record<string, unknown>, epoch: 0, batch: 0, shuffleState: shuffleRng.getState(), augState: augRng.getState(), elapsedSeconds: 0, history: [] };
+  }
+  checkCompatible(model, data.train);
+  if (data.test) checkCompatible(model, data.test);
+
+  const n = data.train.count;
+  const stepsPerEpoch = batchCount(n, o.batchSize);
+  let steps = 0;
+  let interrupted = false;
+  let checkpoint = '';
+  const runStart = performance.now();
+  const elapsedBefore = state.elapsedSeconds;
+
+  const save = () => {
+    state.augState = augRng.getState();
+    state.elapsedSeconds = elapsedBefore + (performance.now() - runStart) / 1000;
+    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state);
+  };
+
+  try {
+    while (state.epoch < o.epochs && !interrupted) {
+      const epoch = state.epoch + 1;
+      // The epoch's order is drawn from the shuffling Rng as it was at the start of the epoch.
+      shuffleRng = new Rng(state.shuffleState);
+      const order = shuffleRng.permutation(n);
+      const partial = state.partial ?? { loss: 0, correct: 0, seen: 0, terms: {}, seconds: 0 };
+      const epochStart = performance.now();
+      const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: stepsPerEpoch, itemsPerStep: o.batchSize, enabled: hooks.progress ?? false, startAt: state.batch });
+      for (let b = state.batch; b < stepsPerEpoch; b++) {
+        optimizer.learningRate = learningRateAt(o, optimizer.step, stepsPerEpoch);
+        const batch = makeBatch(data.train, batchIndices(order, b, o.batchSize), o.shift, augRng);
+        const r = trainStep(model, optimizer, batch, { fraction: (state.epoch * stepsPerEpoch + b) / (o.epochs * stepsPerEpoch), rng: augRng });
+        partial.loss += r.loss * batch.size;
+        partial.correct += r.correct;
+        partial.seen += batch.size;
+        for (const [k, v] of Object.entries(r.terms)) partial.terms[k] = (partial.terms[k] ?? 0) + v * batch.size;
+        state.batch = b + 1;
+        steps++;
+        bar.update(b + 1, { loss: partial.loss / partial.seen, acc: `${((100 * partial.correct) / partial.seen).toFixed(2)}%` });
+        // Let signal handlers (Ctrl-C) run between steps.
+        await new Promise((r) => setImmediate(r));
+        if (hooks.signal?.aborted || (hooks.maxSteps !== undefined && steps >= hooks.maxSteps)) {
+          if (b + 1 < stepsPerEpoch) {
+            interrupted = true;
+            break;
+          }
+        }
+      }
+      if (interrupted) {
+        bar.finish();
+        partial.seconds += (performance.now() - epochStart) / 1000;
+        state.partial = partial;
+        save();
+        log(`interrupted at epoch ${epoch}, batch ${state.batch}/${stepsPerEpoch}; checkpoint ${checkpoint} (continue with --resume)`);
+        break;
+      }
+      bar.finish();
+      const seconds = partial.seconds + (performance.now() - epochStart) / 1000;
+      const metrics: EpochMetrics = {
+        epoch,
+        trainLoss: partial.loss / partial.seen,
+        trainAccuracy: partial.correct / partial.seen,
+        learningRate: optimizer.learningRate,
+        seconds,
+        imagesPerSecond: partial.seen / seconds,
+      };
+      for (const [k, v] of Object.entries(partial.terms)) metrics[`train_${k}`] = v / partial.seen;
+      if (data.test) {
+        const ev = evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) });
+        metrics.testAccuracy = ev.accuracy;
+        metrics.testError = ev.error;
+      }
+      state.history.push(metrics);
+      state.epoch = epoch;
+      state.batch = 0;
+      delete state.partial;
+      state.shuffleState = shuffleRng.getState();
+      save();
+      writeMetrics(o.outDir, state.history);
+      hooks.onEpoch?.(metrics);
+      log(
+        `epoch ${epoch}/${o.epochs}  loss ${metrics.trainLoss.toFixed(4)}  train ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
+          (metrics.testAccuracy !== undefined ? `  test ${(100 * metrics.testAccuracy).toFixed(2)}% (error ${(100 * metrics.testError!).toFixed(2)}%)` : '') +
+          `  lr ${metrics.learningRate.toPrecision(3)}  ${metrics.imagesPerSecond.toFixed(1)} img/s  ${formatDuration(seconds)}`,
+      );
+      if (hooks.signal?.aborted || (hooks.maxSteps !== undefined && steps >= hooks.maxSteps)) {
+        interrupted = state.epoch < o.epochs;
+        break;
+      }
+    }
+  } catch (e) {
+    optimizer.dispose();
+    model.dispose();
+    throw e;
+  }
+  optimizer.dispose();
+  return { model, history: state.history, interrupted, checkpoint, epoch: state.epoch, elapsedSeconds: state.elapsedSeconds };
+}
