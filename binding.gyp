@@ -15,14 +15,14 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O3", "-Os"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "<!@(node scripts/native-config.mjs cflags)"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "<!@(node scripts/native-config.mjs cflags)"],
       "ldflags": ["-pthread"],
       "libraries": ["<!@(node scripts/native-config.mjs libs)"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "GCC_OPTIMIZATION_LEVEL": "3",
-        "OTHER_CPLUSPLUSFLAGS": ["-fno-math-errno", "<!@(node scripts/native-config.mjs cflags)"]
+        "OTHER_CPLUSPLUSFLAGS": ["-fno-math-errno", "-fno-trapping-math", "<!@(node scripts/native-config.mjs cflags)"]
       }
     }
   ]

@@ -14,6 +14,7 @@ type F32 = Float32Array;
 export interface NativeAddon {
   info(): { blasConfig: string; blasCore: string; threads: number; simd: string };
   setThreads(n: number): void;
+  keepFreedMemory(trimBytes: number): boolean;
   unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
   binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
   reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;
@@ -22,6 +23,8 @@ export interface NativeAddon {
   cast(kind: number, x: F32 | Int32Array | Uint8Array, out: F32 | Int32Array | Uint8Array): void;
   batchMatMul(a: F32, b: F32, out: F32, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
   biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
+  /** Per-thread im2col buffer, in floats (tests shrink it to exercise blocking). */
+  setColumnBlock(floats: number): void;
   conv2d(x: F32, filter: F32, out: F32, bias: F32, activation: number, alpha: number, ...geometry: number[]): void;
   conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
   conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;

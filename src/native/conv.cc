@@ -9,6 +9,7 @@
 // ci fastest, matching the filter's memory layout, so a block of kernel
 // positions is a contiguous range of filter rows.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -25,8 +26,9 @@ void biasActivation(float* y, int64_t rows, int64_t cols, const float* bias, int
 namespace {
 
 // Floats per thread for a column block: 4 MiB keeps two threads' blocks in
-// a shared L3 while leaving the GEMMs large enough to run near peak.
-constexpr int64_t kColumnBlock = int64_t{1} << 20;
+// a shared L3 while leaving the GEMMs large enough to run near peak. Tests
+// lower it to exercise the blocking on small shapes.
+std::atomic<int64_t> columnBlock{int64_t{1} << 20};
 
 struct ConvGeometry {
   int64_t B, H, W, Ci, OH, OW, Co, KH, KW, sh, sw, dh, dw, padTop, padLeft;
@@ -162,14 +164,15 @@ void conv2d(Args& a) {
   requireDisjoint(out, bias, "conv2d");
   const int64_t M = g.M(), P = g.P(), Ci = g.Ci, Co = g.Co;
   if (M == 0) return;
+  const int64_t block = columnBlock.load();
 
   const int threads = threadCount();
   // Row blocks: a few per thread for balance, each at most what fits the
   // column buffer with one kernel position; position blocks: as many
   // positions as then fit.
-  int64_t tasks = std::min(M, std::max<int64_t>(4 * threads, ceilDiv(M, std::max<int64_t>(16, kColumnBlock / Ci))));
+  int64_t tasks = std::min(M, std::max<int64_t>(4 * threads, ceilDiv(M, std::max<int64_t>(16, block / Ci))));
   int64_t mc = ceilDiv(M, tasks);
-  int64_t pc = std::max<int64_t>(1, std::min<int64_t>(P, kColumnBlock / (mc * Ci)));
+  int64_t pc = std::max<int64_t>(1, std::min<int64_t>(P, block / (mc * Ci)));
   std::vector<Buffer> cols = scratch(threads, mc * pc * Ci);
 
   parallelTasks(tasks, [&](int64_t t, int worker) {
@@ -199,6 +202,7 @@ void conv2dBackpropInput(Args& a) {
   requireDisjoint(dx, dy, "conv2dBackpropInput");
   requireDisjoint(dx, f, "conv2dBackpropInput");
   const int64_t P = g.P(), Ci = g.Ci, Co = g.Co, ohw = g.OH * g.OW, image = g.H * g.W * Ci;
+  const int64_t block = columnBlock.load();
   if (dx.length == 0) return;
   if (ohw == 0) {
     std::memset(dx.data, 0, sizeof(float) * dx.length);
@@ -208,8 +212,8 @@ void conv2dBackpropInput(Args& a) {
   // Tasks own whole images, so that their scatter-adds never overlap.
   int64_t tasks = std::min(g.B, 4 * static_cast<int64_t>(threads));
   int64_t maxRows = ceilDiv(g.B, tasks) * ohw;
-  int64_t mc = std::min(maxRows, std::max<int64_t>(16, kColumnBlock / Ci));
-  int64_t pc = std::max<int64_t>(1, std::min<int64_t>(P, kColumnBlock / (mc * Ci)));
+  int64_t mc = std::min(maxRows, std::max<int64_t>(16, block / Ci));
+  int64_t pc = std::max<int64_t>(1, std::min<int64_t>(P, block / (mc * Ci)));
   // With fewer tasks than threads (tiny batches) the GEMMs are split instead.
   bool splitGemm = tasks < threads;
   int workers = splitGemm ? 1 : threads;
@@ -252,6 +256,7 @@ void conv2dBackpropFilter(Args& a) {
   requireDisjoint(dw, x, "conv2dBackpropFilter");
   requireDisjoint(dw, dy, "conv2dBackpropFilter");
   const int64_t M = g.M(), P = g.P(), K = g.K(), Ci = g.Ci, Co = g.Co;
+  const int64_t block = columnBlock.load();
   if (dw.length == 0) return;
   if (M == 0) {
     std::memset(dw.data, 0, sizeof(float) * dw.length);
@@ -262,7 +267,7 @@ void conv2dBackpropFilter(Args& a) {
   if (K * 4 * threads < M) {
     // Small filter, many pixels (a first layer): split the pixels, give each
     // thread its own copy of dw, and add the copies at the end.
-    int64_t tasks = std::min(M, std::max<int64_t>(4 * threads, ceilDiv(M * K, kColumnBlock)));
+    int64_t tasks = std::min(M, std::max<int64_t>(4 * threads, ceilDiv(M * K, block)));
     int64_t mc = ceilDiv(M, tasks);
     std::vector<Buffer> cols = scratch(threads, mc * K);
     std::vector<Buffer> partial = scratch(threads, K * Co);
@@ -295,7 +300,7 @@ void conv2dBackpropFilter(Args& a) {
   bool splitGemm = tasks < threads;
   int workers = splitGemm ? 1 : threads;
   int64_t pc = ceilDiv(P, tasks);
-  int64_t mc = std::max<int64_t>(16, std::min(M, kColumnBlock / (pc * Ci)));
+  int64_t mc = std::max<int64_t>(16, std::min(M, block / (pc * Ci)));
   std::vector<Buffer> cols = scratch(workers, mc * pc * Ci);
   auto runTask = [&](int64_t t, int worker) {
     float* col = cols[worker].get();
@@ -322,9 +327,13 @@ void conv2dBackpropFilter(Args& a) {
   }
 }
 
+// setColumnBlock(floats): the per-thread column buffer size (at least 1024).
+void setColumnBlock(Args& a) { columnBlock.store(a.integer(0, "floats", 1024, int64_t{1} << 30)); }
+
 }  // namespace
 
 void addConvExports(std::vector<Export>& out) {
+  out.push_back({"setColumnBlock", entry<setColumnBlock>});
   out.push_back({"conv2d", entry<conv2d>});
   out.push_back({"conv2dBackpropInput", entry<conv2dBackpropInput>});
   out.push_back({"conv2dBackpropFilter", entry<conv2dBackpropFilter>});

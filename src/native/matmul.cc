@@ -51,8 +51,9 @@ void batchMatMul(Args& a) {
 enum Activation { kLinear = 0, kRelu, kRelu6, kLeakyRelu, kSigmoid, kElu, kActivationCount };
 
 template <typename F>
-void epilogue(float* y, int64_t rows, int64_t cols, const float* bias, int64_t biasLen, F act) {
+void epilogue(float* y, int64_t rows, int64_t cols, const float* bias, int64_t biasLen, F f) {
   parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(cols, 1)), [&](int64_t begin, int64_t end) {
+    const F act = f;  // local, so that captured parameters do not alias y
     for (int64_t r = begin; r < end; r++) {
       float* row = y + r * cols;
       if (biasLen == cols) {

@@ -73,7 +73,8 @@ export function reduceKernels(addon: NativeAddon): NativeKernelConfig[] {
         const x = args.inputs.x;
         const xs = f32(args.backend, x);
         if (!x || !xs) return fallback(args);
-        const axes = tf.util.parseAxisParam(args.attrs.axis as number | number[], x.shape);
+        // Max names its axes reductionIndices; the others, axis.
+        const axes = tf.util.parseAxisParam((args.attrs.axis ?? args.attrs.reductionIndices) as number | number[], x.shape);
         const plan = reducePlan(x.shape, axes);
         if (plan.r === 0 || sizeOf(x.shape) === 0) return fallback(args);
         const keepDims = !isArg && Boolean(args.attrs.keepDims);
