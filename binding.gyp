@@ -11,7 +11,8 @@
         "src/native/layout.cc",
         "src/native/matmul.cc",
         "src/native/conv.cc",
-        "src/native/capsules.cc"
+        "src/native/capsules.cc",
+        "src/native/memory.cc"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O3", "-Os"],

@@ -61,6 +61,8 @@ nativeTest('elementwise, reduction and layout entry points reject malformed argu
     ['cast: output of the wrong type', () => a.cast(0, F(2), F(2)), /Int32Array/],
     ['setThreads: zero', () => a.setThreads(0), /threads/],
     ['setColumnBlock: too small', () => a.setColumnBlock(1), /floats/],
+    ['allocBuffer: zero bytes', () => a.allocBuffer(0), /bytes/],
+    ['releaseBuffer: not an ArrayBuffer', () => a.releaseBuffer(F(4) as unknown as ArrayBuffer), /ArrayBuffer/],
   ]);
 });
 
@@ -113,13 +115,36 @@ nativeTest('capsule entry points reject malformed arguments', () => {
     }, /overlaps/],
     ['predictionVectorsGradInput: du too short', () => a.predictionVectorsGradInput(F(180), F(360), F(23), 2, 3, 5, 6, 4), /expected 24 elements/],
     ['predictionVectorsGradWeights: dW too long', () => a.predictionVectorsGradWeights(F(180), F(24), F(361), 2, 3, 5, 6, 4), /expected 360 elements/],
-    ['dynamicRouting: zero iterations', () => a.dynamicRouting(F(24), F(8), F(0), 1, 3, 2, 4, 0, false), /iterations/],
-    ['dynamicRouting: couplings too short', () => a.dynamicRouting(F(24), F(8), F(17), 1, 3, 2, 4, 3, false), /expected 18 elements/],
-    ['dynamicRouting: zero input capsules', () => a.dynamicRouting(F(0), F(8), F(0), 1, 0, 2, 4, 3, false), /inCaps/],
-    ['dynamicRouting: stopGradientInner not a boolean', () => a.dynamicRouting(F(24), F(8), F(18), 1, 3, 2, 4, 3, 1 as unknown as boolean), /boolean/],
+    ['dynamicRouting: zero iterations', () => a.dynamicRouting(F(24), F(8), [], 1, 3, 2, 4, 0, false), /iterations/],
+    ['dynamicRouting: a coupling array too short', () => a.dynamicRouting(F(24), F(8), [F(6), F(5), F(6)], 1, 3, 2, 4, 3, false), /expected 6 elements/],
+    ['dynamicRouting: one coupling array per iteration', () => a.dynamicRouting(F(24), F(8), [F(6), F(6)], 1, 3, 2, 4, 3, false), /expected 3 arrays/],
+    ['dynamicRouting: couplings not an array', () => a.dynamicRouting(F(24), F(8), F(18) as unknown as Float32Array[], 1, 3, 2, 4, 3, false), /array of Float32Arrays/],
+    ['dynamicRouting: the same coupling array twice', () => {
+      const c = F(6);
+      a.dynamicRouting(F(24), F(8), [c, F(6), c], 1, 3, 2, 4, 3, false);
+    }, /overlaps/],
+    ['dynamicRouting: zero input capsules', () => a.dynamicRouting(F(0), F(8), [F(0), F(0), F(0)], 1, 0, 2, 4, 3, false), /inCaps/],
+    ['dynamicRouting: stopGradientInner not a boolean', () => a.dynamicRouting(F(24), F(8), [F(6), F(6), F(6)], 1, 3, 2, 4, 3, 1 as unknown as boolean), /boolean/],
     ['dynamicRoutingGrad: dv too short', () => a.dynamicRoutingGrad(F(24), F(7), F(24), 1, 3, 2, 4, 3, false), /expected 8 elements/],
     ['adamUpdate: lengths differ', () => a.adamUpdate(F(5), F(5), F(4), F(5), F(5), F(5), F(5), 1e-3, 0.9, 0.1, 0.999, 0.001, 1e-7), /expected 5 elements/],
   ]);
+});
+
+nativeTest('releaseBuffer frees only engine buffers, once, and leaves their views empty', () => {
+  const a = addon();
+  const before = a.memoryStats();
+  const buffer = a.allocBuffer(1 << 20);
+  const view = new Float32Array(buffer);
+  view.fill(3);
+  assert.equal(a.memoryStats().buffers, before.buffers + 1);
+  assert.equal(a.releaseBuffer(new ArrayBuffer(16)), false, 'an ordinary ArrayBuffer is not released');
+  assert.equal(a.releaseBuffer(buffer), true);
+  assert.equal(view.length, 0, 'views of a released buffer are empty');
+  assert.equal(view[0], undefined);
+  assert.equal(a.releaseBuffer(buffer), false, 'a second release does nothing');
+  assert.deepEqual(a.memoryStats(), before);
+  // A view of a released buffer is refused by the kernels, not read.
+  assert.throws(() => a.unary(0, view, F(4), 0, 0), /expected 4 elements|elements/);
 });
 
 nativeTest('fused capsule kernels reject wrong dtypes and shapes with readable errors', () => {

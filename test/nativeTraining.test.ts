@@ -13,6 +13,7 @@ import { createModel, type ClassifierModel } from '../src/models/index.js';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { NativeBackend } from '../src/native/backend.js';
 import { requestedThreads } from '../src/native/index.js';
+import { loadAddon } from '../src/native/addon.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { native, nativeTest, on, randn, Rng } from './nativeUtil.js';
@@ -106,12 +107,14 @@ nativeTest('1,000 training steps keep the tensor count and resident memory flat'
   const optimizer = new Adam({ learningRate: 1e-3 });
   const batches = Array.from({ length: 8 }, () => syntheticBatch(rng, 16, 4));
   const progress = { fraction: 0, rng };
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
   const settle = () => {
     gc();
     gc();
-    return { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss };
+    return { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss, buffers: loaded.addon.memoryStats().buffers };
   };
-  let early = { tensors: 0, rss: 0 };
+  let early = { tensors: 0, rss: 0, buffers: 0 };
   let losses = 0;
   for (let step = 1; step <= 1000; step++) {
     losses += trainStep(model, optimizer, batches[step % batches.length], progress).loss;
@@ -120,9 +123,43 @@ nativeTest('1,000 training steps keep the tensor count and resident memory flat'
   const late = settle();
   assert.ok(Number.isFinite(losses));
   assert.equal(late.tensors, early.tensors, 'tensor count after 250 and after 1,000 steps');
+  assert.equal(late.buffers, early.buffers, 'engine-owned buffers after 250 and after 1,000 steps');
   const growth = (late.rss - early.rss) / 2 ** 20;
   t.diagnostic(`tensors ${late.tensors}; resident memory ${(early.rss / 2 ** 20).toFixed(1)} MiB at step 250, ${(late.rss / 2 ** 20).toFixed(1)} MiB at step 1,000`);
   assert.ok(growth < 16, `resident memory grew by ${growth.toFixed(1)} MiB between step 250 and step 1,000`);
   model.dispose();
   optimizer.dispose();
+});
+
+nativeTest('large outputs are freed when their tensor is disposed; data read out or viewed stays valid', () => {
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
+  const stats = () => loaded.addon.memoryStats();
+  const base = stats();
+  const x = tf.fill([1024, 512], 2);
+  const y = tf.mul(x, 3); // a native kernel output of 2 MiB
+  assert.equal(stats().buffers, base.buffers + 1);
+  y.dispose();
+  assert.deepEqual(stats(), base, 'disposing the tensor freed its buffer');
+
+  // Read out: the array belongs to the caller from then on.
+  const z = tf.mul(x, 4);
+  const data = z.dataSync();
+  z.dispose();
+  const w = tf.mul(x, 5);
+  assert.equal(data.length, 1024 * 512);
+  assert.ok(data.every((v) => v === 8), 'values read before disposal are intact');
+
+  // A second tensor on the same memory (a reshape shares it) keeps it alive.
+  const u = tf.mul(x, 6);
+  const r = tf.reshape(u, [512, 1024]);
+  u.dispose();
+  assert.ok(r.dataSync().every((v) => v === 12));
+  // Slices and other views made by cpu kernels survive their source too.
+  const s = tf.mul(x, 7);
+  const part = tf.slice(s, [100, 0], [10, 512]);
+  s.dispose();
+  tf.mul(x, 9).dispose();
+  assert.ok(part.dataSync().every((v) => v === 14));
+  tf.dispose([x, w, r, part]);
 });

@@ -103,6 +103,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   addMatmulExports(all);
   addConvExports(all);
   addCapsuleExports(all);
+  addMemoryExports(all);
   for (const Export& e : all) {
     napi_value fn;
     if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn) != napi_ok ||

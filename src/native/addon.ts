@@ -15,6 +15,9 @@ export interface NativeAddon {
   info(): { blasConfig: string; blasCore: string; threads: number; simd: string };
   setThreads(n: number): void;
   keepFreedMemory(trimBytes: number): boolean;
+  allocBuffer(bytes: number): ArrayBuffer;
+  releaseBuffer(buffer: ArrayBuffer): boolean;
+  memoryStats(): { buffers: number; bytes: number };
   unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
   binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
   reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;
@@ -33,7 +36,7 @@ export interface NativeAddon {
   predictionVectors(u: F32, W: F32, uHat: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   predictionVectorsGradInput(dy: F32, W: F32, du: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   predictionVectorsGradWeights(dy: F32, u: F32, dW: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
-  dynamicRouting(uHat: F32, v: F32, couplings: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
+  dynamicRouting(uHat: F32, v: F32, couplings: F32[], B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
   dynamicRoutingGrad(uHat: F32, dv: F32, duHat: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
   adamUpdate(w: F32, g: F32, m: F32, v: F32, w2: F32, m2: F32, v2: F32, lrT: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, epsilon: number): void;
 }

@@ -268,16 +268,20 @@ RoutingArgs readRouting(const Args& a, size_t first) {
 }
 
 // dynamicRouting(uHat, v, couplings, B, I, J, D, R, stopGradientInner):
-// couplings is [R, B, I, J] (one tensor per iteration on the JS side).
+// couplings is an array of R Float32Arrays [B, I, J], one per iteration.
 void dynamicRouting(Args& a) {
   RoutingArgs p = readRouting(a, 3);
   const int64_t IJ = p.I * p.J, JD = p.J * p.D;
   View<float> uHat = a.f32(0, "uHat", p.B * p.I * JD);
   View<float> v = a.f32(1, "v", p.B * JD);
-  View<float> cOut = a.f32(2, "couplings", p.R * p.B * IJ);
+  std::vector<View<float>> cOut = a.f32List(2, "couplings", p.R, p.B * IJ);
   requireDisjoint(v, uHat, "dynamicRouting");
-  requireDisjoint(cOut, uHat, "dynamicRouting");
-  requireDisjoint(cOut, v, "dynamicRouting");
+  for (const View<float>& c : cOut) {
+    requireDisjoint(c, uHat, "dynamicRouting");
+    requireDisjoint(c, v, "dynamicRouting");
+  }
+  for (size_t r = 0; r < cOut.size(); r++)
+    for (size_t q = r + 1; q < cOut.size(); q++) requireDisjoint(cOut[r], cOut[q], "dynamicRouting");
   if (p.B == 0) return;
   int threads = threadCount();
   std::vector<std::unique_ptr<RoutingScratch>> scratch;
@@ -286,7 +290,7 @@ void dynamicRouting(Args& a) {
     RoutingScratch& w = *scratch[worker];
     routeForward(uHat.data + b * p.I * JD, p.I, p.J, p.D, p.R, w);
     std::memcpy(v.data + b * JD, w.v.data() + (p.R - 1) * JD, sizeof(float) * JD);
-    for (int64_t r = 0; r < p.R; r++) std::memcpy(cOut.data + (r * p.B + b) * IJ, w.c.data() + r * IJ, sizeof(float) * IJ);
+    for (int64_t r = 0; r < p.R; r++) std::memcpy(cOut[r].data + b * IJ, w.c.data() + r * IJ, sizeof(float) * IJ);
   }, threads);
 }
 

@@ -101,13 +101,9 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
         const [B, I, J, D] = t.shape;
         if (I === 0 || J === 0 || D === 0) fail(K.dynamicRouting, `uHat [${t.shape}] has an empty capsule axis`);
         const vOut = allocF32(B * J * D);
-        // All iterations' couplings in one buffer; each output tensor views its slice.
-        const couplings = allocF32(iterations * B * I * J);
+        const couplings = Array.from({ length: iterations }, () => allocF32(B * I * J));
         if (B > 0) addon.dynamicRouting(v, vOut, couplings, B, I, J, D, iterations, stop);
-        const per = B * I * J;
-        const outs = [output(args.backend, [B, J, D], 'float32', vOut)];
-        for (let r = 0; r < iterations; r++) outs.push(output(args.backend, [B, I, J], 'float32', couplings.subarray(r * per, (r + 1) * per)));
-        return outs;
+        return [output(args.backend, [B, J, D], 'float32', vOut), ...couplings.map((c) => output(args.backend, [B, I, J], 'float32', c))];
       },
     },
     {

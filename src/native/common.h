@@ -93,7 +93,11 @@ class Args {
   // (expected < 0: any length).
   template <typename T>
   View<T> array(size_t i, const char* name, int64_t expected = -1) const {
-    napi_value v = raw(i);
+    return typedArray<T>(raw(i), name, expected);
+  }
+
+  template <typename T>
+  View<T> typedArray(napi_value v, const char* name, int64_t expected) const {
     bool isTyped = false;
     check(napi_is_typedarray(env_, v, &isTyped));
     if (!isTyped) fail(std::string(name) + ": expected a " + TypedArrayKind<T>::name);
@@ -115,6 +119,24 @@ class Args {
   }
 
   View<float> f32(size_t i, const char* name, int64_t expected = -1) const { return array<float>(i, name, expected); }
+
+  // A JS array of exactly `count` Float32Arrays of `expected` elements each.
+  std::vector<View<float>> f32List(size_t i, const char* name, int64_t count, int64_t expected) const {
+    napi_value list = raw(i);
+    bool isArray = false;
+    check(napi_is_array(env_, list, &isArray));
+    if (!isArray) fail(std::string(name) + ": expected an array of Float32Arrays");
+    uint32_t n = 0;
+    check(napi_get_array_length(env_, list, &n));
+    if (static_cast<int64_t>(n) != count) fail(std::string(name) + ": expected " + std::to_string(count) + " arrays, got " + std::to_string(n));
+    std::vector<View<float>> out;
+    for (uint32_t k = 0; k < n; k++) {
+      napi_value e;
+      check(napi_get_element(env_, list, k, &e));
+      out.push_back(typedArray<float>(e, name, expected));
+    }
+    return out;
+  }
 
   double number(size_t i, const char* name) const {
     napi_value v = raw(i);
@@ -221,5 +243,6 @@ void addLayoutExports(std::vector<Export>& out);
 void addMatmulExports(std::vector<Export>& out);
 void addConvExports(std::vector<Export>& out);
 void addCapsuleExports(std::vector<Export>& out);
+void addMemoryExports(std::vector<Export>& out);
 
 }  // namespace capsnet

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
 import { BINARY_OPS } from './elementwise.js';
 import { ACTIVATIONS } from './matmul.js';
-import { allocF32, cpuKernel, f32, output, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
+import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
@@ -85,6 +85,7 @@ export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
     const sumShape = tf.backend_util.assertAndGetBroadcastShape(shape, bias!.shape);
     const sum = allocF32(sizeOf(sumShape));
     addon.binary(BINARY_OPS.Add, out, shape, biasValues, bias!.shape, sum, sumShape);
+    releaseScratch(out);
     const cols = sumShape[sumShape.length - 1];
     if (sum.length > 0) addon.biasActivation(sum, sum.length / cols, cols, none, act, Number(args.attrs.leakyreluAlpha ?? 0.2));
     return output(args.backend, sumShape, 'float32', sum);

@@ -36,24 +36,7 @@ export function f32(backend: Backend, t: TensorInfo | undefined): Float32Array |
   return v instanceof Float32Array ? v : null;
 }
 
-/**
- * A Float32Array for a kernel output. Outputs are always fully written by
- * the addon, so the memory is taken uninitialized (no zero fill).
- */
-export function allocF32(n: number): Float32Array {
-  if (n === 0) return new Float32Array(0);
-  return new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
-}
-
-export function allocI32(n: number): Int32Array {
-  if (n === 0) return new Int32Array(0);
-  return new Int32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
-}
-
-export function allocU8(n: number): Uint8Array {
-  if (n === 0) return new Uint8Array(0);
-  return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
-}
+export { allocF32, allocI32, allocU8, releaseScratch } from './memory.js';
 
 export function output(backend: Backend, shape: number[], dtype: tf.DataType, vals: tf.backend_util.BackendValues): TensorInfo {
   return backend.makeTensorInfo(shape, dtype, vals);

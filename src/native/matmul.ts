@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
 import { BINARY_OPS } from './elementwise.js';
-import { allocF32, cpuKernel, f32, output, sizeOf, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
+import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 
 /** Fused activation name -> code of biasActivation() in matmul.cc; prelu is not covered. */
 export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
@@ -73,6 +73,7 @@ export function matmulKernels(addon: NativeAddon): NativeKernelConfig[] {
           shape = tf.backend_util.assertAndGetBroadcastShape(r.shape, bias.shape);
           const sum = allocF32(sizeOf(shape));
           if (sum.length > 0) addon.binary(BINARY_OPS.Add, y, r.shape, biasValues, bias.shape, sum, shape);
+          releaseScratch(y);
           y = sum;
           epilogueBias = new Float32Array(0);
         }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
-import { allocF32, allocI32, cpuKernel, f32, output, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
+import { allocF32, allocI32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 /** Kernel name -> op code of reduce() in reduce.cc. */
 const REDUCE_OPS: Record<string, number> = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4, ArgMax: 5, ArgMin: 6 };
@@ -85,14 +85,10 @@ export function reduceKernels(addon: NativeAddon): NativeKernelConfig[] {
           addon.transpose(xs, x.shape, plan.perm, src);
         }
         const n = plan.outer * plan.inner;
-        if (isArg) {
-          const y = allocI32(n);
-          addon.reduce(op, src, plan.outer, plan.r, plan.inner, y);
-          return output(args.backend, outShape, 'int32', y);
-        }
-        const y = allocF32(n);
+        const y = isArg ? allocI32(n) : allocF32(n);
         addon.reduce(op, src, plan.outer, plan.r, plan.inner, y);
-        return output(args.backend, outShape, 'float32', y);
+        if (src !== xs) releaseScratch(src);
+        return output(args.backend, outShape, isArg ? 'int32' : 'float32', y);
       },
     });
   }
