@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "parallel.h"
+#include "simd.h"
 
 namespace capsnet {
 namespace {
@@ -99,30 +100,27 @@ CapsDims readCapsDims(const Args& a, size_t first) {
   return d;
 }
 
-// predictionVectors(u, W, uHat, B, I, J, Dout, Din):
-// uHat[b, i, j, :] = W[i, j] u[b, i], W[i, j] being Dout x Din.
-void predictionVectors(Args& a) {
-  CapsDims d = readCapsDims(a, 3);
-  const int64_t JD = d.JD(), Din = d.Din;
-  View<float> u = a.f32(0, "u", d.B * d.I * Din);
-  View<float> W = a.f32(1, "W", d.I * JD * Din);
-  View<float> out = a.f32(2, "uHat", d.B * d.I * JD);
-  requireDisjoint(out, u, "predictionVectors");
-  requireDisjoint(out, W, "predictionVectors");
-  if (out.length == 0) return;
+// The prediction-vector kernels are instantiated for the capsule input
+// dimension: with DIN known at compile time (8 in CapsNet) a row of Din
+// values is one SIMD register and the accumulators stay in registers; DIN = 0
+// is the general case, with the dimension read at run time.
+template <int DIN>
+void predictionVectorsImpl(const CapsDims& d, const float* u, const float* W, float* out) {
+  const int64_t JD = d.JD(), Din = DIN > 0 ? DIN : d.Din;
   parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
     // W[i] transposed to [Din, JD], so that the inner loop runs along the
     // contiguous output.
     std::vector<float> wt(Din * JD);
     for (int64_t i = i0; i < i1; i++) {
-      const float* w = W.data + i * JD * Din;
+      const float* w = W + i * JD * Din;
       for (int64_t r = 0; r < JD; r++)
         for (int64_t k = 0; k < Din; k++) wt[k * JD + r] = w[r * Din + k];
       for (int64_t b = 0; b < d.B; b++) {
-        const float* ub = u.data + (b * d.I + i) * Din;
-        float* o = out.data + (b * d.I + i) * JD;
-        std::fill(o, o + JD, 0.0f);
-        for (int64_t k = 0; k < Din; k++) {
+        const float* ub = u + (b * d.I + i) * Din;
+        float* o = out + (b * d.I + i) * JD;
+        const float u0 = ub[0];
+        for (int64_t r = 0; r < JD; r++) o[r] = u0 * wt[r];
+        for (int64_t k = 1; k < Din; k++) {
           const float uk = ub[k];
           const float* wk = wt.data() + k * JD;
           for (int64_t r = 0; r < JD; r++) o[r] += uk * wk[r];
@@ -132,61 +130,157 @@ void predictionVectors(Args& a) {
   });
 }
 
-// predictionVectorsGradInput(dy, W, du, B, I, J, Dout, Din):
-// du[b, i, :] = sum over (j, d) of W[i, j, d, :] dy[b, i, j, d].
-void predictionVectorsGradInput(Args& a) {
-  CapsDims d = readCapsDims(a, 3);
-  const int64_t JD = d.JD(), Din = d.Din;
-  View<float> dy = a.f32(0, "dy", d.B * d.I * JD);
-  View<float> W = a.f32(1, "W", d.I * JD * Din);
-  View<float> du = a.f32(2, "du", d.B * d.I * Din);
-  requireDisjoint(du, dy, "predictionVectorsGradInput");
-  requireDisjoint(du, W, "predictionVectorsGradInput");
-  if (du.length == 0) return;
+#if CAPSNET_AVX2
+// Din = 8: a row of W[i] is one register; four accumulators hide the FMA
+// latency.
+void predictionVectorsGradInput8(const CapsDims& d, const float* dy, const float* W, float* du) {
+  const int64_t JD = d.JD();
   parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
-    std::vector<float> acc(Din);
     for (int64_t i = i0; i < i1; i++) {
-      const float* w = W.data + i * JD * Din;
+      const float* w = W + i * JD * 8;
       for (int64_t b = 0; b < d.B; b++) {
-        const float* g = dy.data + (b * d.I + i) * JD;
-        std::fill(acc.begin(), acc.end(), 0.0f);
+        const float* g = dy + (b * d.I + i) * JD;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t r = 0;
+        for (; r + 4 <= JD; r += 4) {
+          a0 = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(w + r * 8), a0);
+          a1 = _mm256_fmadd_ps(_mm256_set1_ps(g[r + 1]), _mm256_loadu_ps(w + r * 8 + 8), a1);
+          a2 = _mm256_fmadd_ps(_mm256_set1_ps(g[r + 2]), _mm256_loadu_ps(w + r * 8 + 16), a2);
+          a3 = _mm256_fmadd_ps(_mm256_set1_ps(g[r + 3]), _mm256_loadu_ps(w + r * 8 + 24), a3);
+        }
+        for (; r < JD; r++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(w + r * 8), a0);
+        _mm256_storeu_ps(du + (b * d.I + i) * 8, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+      }
+    }
+  });
+}
+
+// Din = 8: eight rows of dW[i] stay in registers while the batch streams by.
+void predictionVectorsGradWeights8(const CapsDims& d, const float* dy, const float* u, float* dW) {
+  const int64_t JD = d.JD();
+  parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      float* acc = dW + i * JD * 8;
+      int64_t r0 = 0;
+      for (; r0 + 8 <= JD; r0 += 8) {
+        __m256 a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < d.B; b++) {
+          const float* g = dy + (b * d.I + i) * JD + r0;
+          const __m256 ub = _mm256_loadu_ps(u + (b * d.I + i) * 8);
+          for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(_mm256_set1_ps(g[k]), ub, a[k]);
+        }
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps(acc + (r0 + k) * 8, a[k]);
+      }
+      for (int64_t r = r0; r < JD; r++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t b = 0; b < d.B; b++)
+          a = _mm256_fmadd_ps(_mm256_set1_ps(dy[(b * d.I + i) * JD + r]), _mm256_loadu_ps(u + (b * d.I + i) * 8), a);
+        _mm256_storeu_ps(acc + r * 8, a);
+      }
+    }
+  });
+}
+#endif
+
+template <int DIN>
+void predictionVectorsGradInputImpl(const CapsDims& d, const float* dy, const float* W, float* du) {
+  const int64_t JD = d.JD(), Din = DIN > 0 ? DIN : d.Din;
+  parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
+    std::vector<float> accBuffer(DIN > 0 ? 0 : Din);
+    for (int64_t i = i0; i < i1; i++) {
+      const float* w = W + i * JD * Din;
+      for (int64_t b = 0; b < d.B; b++) {
+        const float* g = dy + (b * d.I + i) * JD;
+        float local[DIN > 0 ? DIN : 1];
+        float* acc = DIN > 0 ? local : accBuffer.data();
+        for (int64_t k = 0; k < Din; k++) acc[k] = 0.0f;
         for (int64_t r = 0; r < JD; r++) {
           const float gr = g[r];
           const float* wr = w + r * Din;
           for (int64_t k = 0; k < Din; k++) acc[k] += gr * wr[k];
         }
-        std::copy(acc.begin(), acc.end(), du.data + (b * d.I + i) * Din);
+        float* dst = du + (b * d.I + i) * Din;
+        for (int64_t k = 0; k < Din; k++) dst[k] = acc[k];
       }
     }
   });
+}
+
+template <int DIN>
+void predictionVectorsGradWeightsImpl(const CapsDims& d, const float* dy, const float* u, float* dW) {
+  const int64_t JD = d.JD(), Din = DIN > 0 ? DIN : d.Din;
+  parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      float* acc = dW + i * JD * Din;
+      std::fill(acc, acc + JD * Din, 0.0f);
+      for (int64_t b = 0; b < d.B; b++) {
+        const float* g = dy + (b * d.I + i) * JD;
+        float ub[DIN > 0 ? DIN : 1];
+        const float* uRow = u + (b * d.I + i) * Din;
+        if (DIN > 0)
+          for (int64_t k = 0; k < Din; k++) ub[k] = uRow[k];
+        const float* uk = DIN > 0 ? ub : uRow;
+        for (int64_t r = 0; r < JD; r++) {
+          const float gr = g[r];
+          float* ar = acc + r * Din;
+          for (int64_t k = 0; k < Din; k++) ar[k] += gr * uk[k];
+        }
+      }
+    }
+  });
+}
+
+// predictionVectors(u, W, uHat, B, I, J, Dout, Din):
+// uHat[b, i, j, :] = W[i, j] u[b, i], W[i, j] being Dout x Din.
+void predictionVectors(Args& a) {
+  CapsDims d = readCapsDims(a, 3);
+  View<float> u = a.f32(0, "u", d.B * d.I * d.Din);
+  View<float> W = a.f32(1, "W", d.I * d.JD() * d.Din);
+  View<float> out = a.f32(2, "uHat", d.B * d.I * d.JD());
+  requireDisjoint(out, u, "predictionVectors");
+  requireDisjoint(out, W, "predictionVectors");
+  if (out.length == 0) return;
+  if (d.Din == 0) {
+    std::fill(out.data, out.data + out.length, 0.0f);
+    return;
+  }
+  if (d.Din == 8) predictionVectorsImpl<8>(d, u.data, W.data, out.data);
+  else predictionVectorsImpl<0>(d, u.data, W.data, out.data);
+}
+
+// predictionVectorsGradInput(dy, W, du, B, I, J, Dout, Din):
+// du[b, i, :] = sum over (j, d) of W[i, j, d, :] dy[b, i, j, d].
+void predictionVectorsGradInput(Args& a) {
+  CapsDims d = readCapsDims(a, 3);
+  View<float> dy = a.f32(0, "dy", d.B * d.I * d.JD());
+  View<float> W = a.f32(1, "W", d.I * d.JD() * d.Din);
+  View<float> du = a.f32(2, "du", d.B * d.I * d.Din);
+  requireDisjoint(du, dy, "predictionVectorsGradInput");
+  requireDisjoint(du, W, "predictionVectorsGradInput");
+  if (du.length == 0) return;
+#if CAPSNET_AVX2
+  if (d.Din == 8) return predictionVectorsGradInput8(d, dy.data, W.data, du.data);
+#endif
+  if (d.Din == 8) predictionVectorsGradInputImpl<8>(d, dy.data, W.data, du.data);
+  else predictionVectorsGradInputImpl<0>(d, dy.data, W.data, du.data);
 }
 
 // predictionVectorsGradWeights(dy, u, dW, B, I, J, Dout, Din):
 // dW[i, j, d, :] = sum over b of dy[b, i, j, d] u[b, i, :].
 void predictionVectorsGradWeights(Args& a) {
   CapsDims d = readCapsDims(a, 3);
-  const int64_t JD = d.JD(), Din = d.Din;
-  View<float> dy = a.f32(0, "dy", d.B * d.I * JD);
-  View<float> u = a.f32(1, "u", d.B * d.I * Din);
-  View<float> dW = a.f32(2, "dW", d.I * JD * Din);
+  View<float> dy = a.f32(0, "dy", d.B * d.I * d.JD());
+  View<float> u = a.f32(1, "u", d.B * d.I * d.Din);
+  View<float> dW = a.f32(2, "dW", d.I * d.JD() * d.Din);
   requireDisjoint(dW, dy, "predictionVectorsGradWeights");
   requireDisjoint(dW, u, "predictionVectorsGradWeights");
   if (dW.length == 0) return;
-  parallelFor(d.I, 8, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      float* acc = dW.data + i * JD * Din;
-      std::fill(acc, acc + JD * Din, 0.0f);
-      for (int64_t b = 0; b < d.B; b++) {
-        const float* g = dy.data + (b * d.I + i) * JD;
-        const float* ub = u.data + (b * d.I + i) * Din;
-        for (int64_t r = 0; r < JD; r++) {
-          const float gr = g[r];
-          float* ar = acc + r * Din;
-          for (int64_t k = 0; k < Din; k++) ar[k] += gr * ub[k];
-        }
-      }
-    }
-  });
+#if CAPSNET_AVX2
+  if (d.Din == 8) return predictionVectorsGradWeights8(d, dy.data, u.data, dW.data);
+#endif
+  if (d.Din == 8) predictionVectorsGradWeightsImpl<8>(d, dy.data, u.data, dW.data);
+  else predictionVectorsGradWeightsImpl<0>(d, dy.data, u.data, dW.data);
 }
 
 // One example's routing state. The forward pass keeps every iteration's
@@ -204,17 +298,167 @@ struct RoutingScratch {
       : logits(I * J), c(R * I * J), s(R * J * D), v(R * J * D), gb(I * J), gs(J * D), gv(J * D), gc(J) {}
 };
 
+// Row helpers of the routing loops. A row holds J capsules of D values; the
+// D = 16 case (CapsNet's digit capsules) has an AVX2 path where each
+// capsule is two registers.
+
+// out[j] = a_j . b_j
+inline void rowDots(const float* a, const float* b, int64_t J, int64_t D, float* out) {
+#if CAPSNET_AVX2
+  if (D == 16) {
+    auto product = [&](int64_t j) {
+      const float* pa = a + j * 16;
+      const float* pb = b + j * 16;
+      return _mm256_fmadd_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb), _mm256_mul_ps(_mm256_loadu_ps(pa + 8), _mm256_loadu_ps(pb + 8)));
+    };
+    int64_t j = 0;
+    for (; j + 8 <= J; j += 8) {
+      __m256 t[8];
+      for (int k = 0; k < 8; k++) t[k] = product(j + k);
+      _mm256_storeu_ps(out + j, simd::hsum8(t));
+    }
+    for (; j < J; j++) out[j] = simd::hsum(product(j));
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < J; j++) {
+    float dot = 0;
+    for (int64_t k = 0; k < D; k++) dot += a[j * D + k] * b[j * D + k];
+    out[j] = dot;
+  }
+}
+
+// s_j += c_j a_j
+inline void rowAxpy(float* s, const float* c, const float* a, int64_t J, int64_t D) {
+#if CAPSNET_AVX2
+  if (D == 16) {
+    for (int64_t j = 0; j < J; j++) {
+      const __m256 cj = _mm256_set1_ps(c[j]);
+      float* sj = s + j * 16;
+      const float* aj = a + j * 16;
+      _mm256_storeu_ps(sj, _mm256_fmadd_ps(cj, _mm256_loadu_ps(aj), _mm256_loadu_ps(sj)));
+      _mm256_storeu_ps(sj + 8, _mm256_fmadd_ps(cj, _mm256_loadu_ps(aj + 8), _mm256_loadu_ps(sj + 8)));
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < J; j++) {
+    const float cj = c[j];
+    for (int64_t k = 0; k < D; k++) s[j * D + k] += cj * a[j * D + k];
+  }
+}
+
 inline void softmaxRow(const float* x, float* y, int64_t n) {
   float m = x[0];
   for (int64_t j = 1; j < n; j++) m = std::max(m, x[j]);
   float sum = 0;
+#if CAPSNET_AVX2
+  const __m256 mv = _mm256_set1_ps(m);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
+    _mm256_storeu_ps(y + j, e);
+    sum += simd::hsum(e);
+  }
+  if (j < n) {
+    float shifted[8];
+    for (int64_t k = j; k < n; k++) shifted[k - j] = x[k] - m;
+    simd::expSmall(shifted, y + j, static_cast<int>(n - j));
+    for (int64_t k = j; k < n; k++) sum += y[k];
+  }
+#else
   for (int64_t j = 0; j < n; j++) {
     y[j] = std::exp(x[j] - m);
     sum += y[j];
   }
+#endif
   float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; j++) y[j] *= inv;
+  for (int64_t k = 0; k < n; k++) y[k] *= inv;
 }
+
+// The gradient of one row of u, from iteration r of the backward walk:
+//   gu_j (=|+=) c_j gs_j [+ gb_j vPrev_j],  and  gv_j += gb_j u_j
+// (the bracketed terms only when the row's logits came from vPrev).
+inline void rowBackward(float* gu, const float* u, const float* c, const float* gb, const float* gs, const float* vPrev,
+                        float* gv, int64_t J, int64_t D, bool first) {
+#if CAPSNET_AVX2
+  if (D == 16) {
+    for (int64_t j = 0; j < J; j++) {
+      const __m256 cj = _mm256_set1_ps(c[j]);
+      float* g = gu + j * 16;
+      for (int h = 0; h < 16; h += 8) {
+        __m256 val = _mm256_mul_ps(cj, _mm256_loadu_ps(gs + j * 16 + h));
+        if (vPrev) {
+          const __m256 gbj = _mm256_set1_ps(gb[j]);
+          val = _mm256_fmadd_ps(gbj, _mm256_loadu_ps(vPrev + j * 16 + h), val);
+          _mm256_storeu_ps(gv + j * 16 + h, _mm256_fmadd_ps(gbj, _mm256_loadu_ps(u + j * 16 + h), _mm256_loadu_ps(gv + j * 16 + h)));
+        }
+        _mm256_storeu_ps(g + h, first ? val : _mm256_add_ps(_mm256_loadu_ps(g + h), val));
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < J; j++) {
+    const float cj = c[j];
+    for (int64_t k = 0; k < D; k++) {
+      float val = cj * gs[j * D + k];
+      if (vPrev) {
+        val += gb[j] * vPrev[j * D + k];
+        gv[j * D + k] += gb[j] * u[j * D + k];
+      }
+      gu[j * D + k] = first ? val : gu[j * D + k] + val;
+    }
+  }
+}
+
+#if CAPSNET_AVX2
+// Iteration r > 0 of routeForward for one row when D = 16 and J <= 16, with
+// the row's logits and couplings held in two registers throughout:
+//   li += u_i . vPrev;  ci = softmax(li);  s += ci u_i
+inline void agreeSoftmaxAccumulate16(const float* ui, const float* vPrev, float* li, float* ci, float* s, int64_t J) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(J)), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(J) - 8), lane);
+  __m256 t[16];
+  for (int64_t j = 0; j < 16; j++) {
+    if (j < J) {
+      const float* a = ui + j * 16;
+      const float* b = vPrev + j * 16;
+      t[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b), _mm256_mul_ps(_mm256_loadu_ps(a + 8), _mm256_loadu_ps(b + 8)));
+    } else {
+      t[j] = _mm256_setzero_ps();
+    }
+  }
+  __m256 l0 = _mm256_add_ps(_mm256_maskload_ps(li, m0), simd::hsum8(t));
+  __m256 l1 = _mm256_add_ps(_mm256_maskload_ps(li + 8, m1), simd::hsum8(t + 8));
+  _mm256_maskstore_ps(li, m0, l0);
+  _mm256_maskstore_ps(li + 8, m1, l1);
+  const __m256 negInf = _mm256_set1_ps(-__builtin_inff());
+  l0 = _mm256_blendv_ps(negInf, l0, _mm256_castsi256_ps(m0));
+  l1 = _mm256_blendv_ps(negInf, l1, _mm256_castsi256_ps(m1));
+  const float m = simd::hmax(_mm256_max_ps(l0, l1));
+  const __m256 mv = _mm256_set1_ps(m);
+  // exp(-inf) = 0 for the lanes beyond J.
+  __m256 e0 = simd::exp(_mm256_sub_ps(l0, mv));
+  __m256 e1 = simd::exp(_mm256_sub_ps(l1, mv));
+  const __m256 inv = _mm256_set1_ps(1.0f / simd::hsum(_mm256_add_ps(e0, e1)));
+  e0 = _mm256_mul_ps(e0, inv);
+  e1 = _mm256_mul_ps(e1, inv);
+  _mm256_maskstore_ps(ci, m0, e0);
+  _mm256_maskstore_ps(ci + 8, m1, e1);
+  alignas(32) float c[16];
+  _mm256_store_ps(c, e0);
+  _mm256_store_ps(c + 8, e1);
+  for (int64_t j = 0; j < J; j++) {
+    const __m256 cj = _mm256_set1_ps(c[j]);
+    float* sj = s + j * 16;
+    const float* aj = ui + j * 16;
+    _mm256_storeu_ps(sj, _mm256_fmadd_ps(cj, _mm256_loadu_ps(aj), _mm256_loadu_ps(sj)));
+    _mm256_storeu_ps(sj + 8, _mm256_fmadd_ps(cj, _mm256_loadu_ps(aj + 8), _mm256_loadu_ps(sj + 8)));
+  }
+}
+#endif
 
 // Procedure 1 for one example. Iteration r > 0 folds the agreement update of
 // iteration r - 1, the softmax and the weighted sum into one pass over u.
@@ -230,20 +474,20 @@ void routeForward(const float* u, int64_t I, int64_t J, int64_t D, int64_t R, Ro
       const float* ui = u + i * JD;
       float* li = w.logits.data() + i * J;
       float* ci = c + i * J;
+#if CAPSNET_AVX2
+      if (r > 0 && D == 16 && J <= 16) {
+        agreeSoftmaxAccumulate16(ui, vPrev, li, ci, s, J);
+        continue;
+      }
+#endif
       if (r == 0) {
         for (int64_t j = 0; j < J; j++) ci[j] = 1.0f / static_cast<float>(J);
       } else {
-        for (int64_t j = 0; j < J; j++) {
-          float dot = 0;
-          for (int64_t k = 0; k < D; k++) dot += ui[j * D + k] * vPrev[j * D + k];
-          li[j] += dot;
-        }
+        rowDots(ui, vPrev, J, D, w.gc.data());
+        for (int64_t j = 0; j < J; j++) li[j] += w.gc[j];
         softmaxRow(li, ci, J);
       }
-      for (int64_t j = 0; j < J; j++) {
-        const float cij = ci[j];
-        for (int64_t k = 0; k < D; k++) s[j * D + k] += cij * ui[j * D + k];
-      }
+      rowAxpy(s, ci, ui, J, D);
     }
     float* v = w.v.data() + r * JD;
     for (int64_t j = 0; j < J; j++) squashVector(s + j * D, v + j * D, D);
@@ -327,38 +571,16 @@ void dynamicRoutingGrad(Args& a) {
       if (toPrev) std::fill(gv, gv + JD, 0.0f);
       for (int64_t i = 0; i < I; i++) {
         const float* ui = u + i * JD;
-        float* gui = gu + i * JD;
         const float* ci = c + i * J;
         float* gbi = w.gb.data() + i * J;
         // Through s^r = sum_i c_ij u_ij: the couplings' gradient, then the
         // softmax's, plus what b^(r+1) passes back.
+        rowDots(ui, gs, J, D, w.gc.data());
         float dot = 0;
-        for (int64_t j = 0; j < J; j++) {
-          float g = 0;
-          for (int64_t k = 0; k < D; k++) g += gs[j * D + k] * ui[j * D + k];
-          w.gc[j] = g;
-          dot += ci[j] * g;
-        }
+        for (int64_t j = 0; j < J; j++) dot += ci[j] * w.gc[j];
         for (int64_t j = 0; j < J; j++) gbi[j] = ci[j] * (w.gc[j] - dot) + (carry ? gbi[j] : 0.0f);
-        for (int64_t j = 0; j < J; j++) {
-          const float cij = ci[j];
-          const float gbij = gbi[j];
-          const float* gsj = gs + j * D;
-          const float* uij = ui + j * D;
-          float* guij = gui + j * D;
-          if (toPrev) {
-            // b^r = b^(r-1) + u . v^(r-1)
-            const float* vj = vPrev + j * D;
-            float* gvj = gv + j * D;
-            for (int64_t k = 0; k < D; k++) {
-              float val = cij * gsj[k] + gbij * vj[k];
-              guij[k] = r == R - 1 ? val : guij[k] + val;
-              gvj[k] += gbij * uij[k];
-            }
-          } else {
-            for (int64_t k = 0; k < D; k++) guij[k] = r == R - 1 ? cij * gsj[k] : guij[k] + cij * gsj[k];
-          }
-        }
+        // b^r = b^(r-1) + u . v^(r-1) passes gbi on to u and to v^(r-1).
+        rowBackward(gu + i * JD, ui, ci, gbi, gs, vPrev, gv, J, D, r == R - 1);
       }
       if (toPrev)
         for (int64_t j = 0; j < J; j++) squashGradVector(w.s.data() + (r - 1) * JD + j * D, gv + j * D, gs + j * D, D);
