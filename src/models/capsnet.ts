@@ -24,7 +24,8 @@ export interface CapsNetConfig {
   numClasses: number;
   conv1: { filters: number; kernelSize: number; strides: number };
   primary: { types: number; dim: number; kernelSize: number; strides: number };
-  digit: { dim: number; routingIterations: number; stopGradientInner: boolean };
+  /** initStddev: std of the Gaussian that initialises the transformation matrices W_ij. */
+  digit: { dim: number; routingIterations: number; stopGradientInner: boolean; initStddev?: number };
   /** Hidden sizes of the decoder (the paper: 512, 1024), or null for no decoder. */
   decoder: { hidden: number[] } | null;
   loss: { mPlus: number; mMinus: number; lambda: number; reconstructionWeight: number };
@@ -38,17 +39,19 @@ const PRESETS: Record<CapsNetPreset, CapsNetConfig> = {
     numClasses: 10,
     conv1: { filters: 256, kernelSize: 9, strides: 1 },
     primary: { types: 32, dim: 8, kernelSize: 9, strides: 2 },
-    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false, initStddev: 0.01 },
     decoder: { hidden: [512, 1024] },
     loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
   },
   // A quarter of the paper's channels: same structure, about 30x fewer FLOPs.
+  // With 4x fewer primary capsules, W starts larger so that the digit
+  // capsules are not vanishingly short at the start.
   small: {
     inputShape: [28, 28, 1],
     numClasses: 10,
     conv1: { filters: 64, kernelSize: 9, strides: 1 },
     primary: { types: 8, dim: 8, kernelSize: 9, strides: 2 },
-    digit: { dim: 16, routingIterations: 3, stopGradientInner: false },
+    digit: { dim: 16, routingIterations: 3, stopGradientInner: false, initStddev: 0.05 },
     decoder: { hidden: [256, 512] },
     loss: { mPlus: 0.9, mMinus: 0.1, lambda: 0.5, reconstructionWeight: 0.0005 },
   },
@@ -84,6 +87,9 @@ export interface CapsNetOutput extends ModelOutput {
   reconstruction?: tf.Tensor2D;
   /** The class each reconstruction was decoded from [batch]. */
   decodedClasses?: tf.Tensor1D;
+  /** With options.components in training: each object reconstructed from its own capsule [batch, k, pixels], and the targets. */
+  componentReconstructions?: tf.Tensor3D;
+  componentImages?: tf.Tensor3D;
   /** With trace: Conv1's ReLU maps and the primary capsules [batch, caps, dim]. */
   conv1?: tf.Tensor4D;
   primaryCaps?: tf.Tensor3D;
@@ -130,7 +136,7 @@ export class CapsNet implements ClassifierModel {
     const c = this.config;
     this.conv1 = new Conv2D('conv1', { filters: c.conv1.filters, kernelSize: c.conv1.kernelSize, strides: c.conv1.strides, padding: 'valid', activation: 'relu' });
     this.primary = new PrimaryCapsules('primary_caps', { ...c.primary });
-    this.digit = new DigitCapsules('digit_caps', { capsules: c.numClasses, dim: c.digit.dim, routingIterations: c.digit.routingIterations, stopGradientInner: c.digit.stopGradientInner });
+    this.digit = new DigitCapsules('digit_caps', { capsules: c.numClasses, dim: c.digit.dim, routingIterations: c.digit.routingIterations, stopGradientInner: c.digit.stopGradientInner, initStddev: c.digit.initStddev });
     const pixels = c.inputShape[0] * c.inputShape[1] * c.inputShape[2];
     this.decoderLayers = c.decoder
       ? [...c.decoder.hidden.map((units, i) => new Dense(`decoder_fc${i + 1}`, { units, activation: 'relu' })), new Dense(`decoder_fc${c.decoder.hidden.length + 1}`, { units: pixels, activation: 'sigmoid' })]
@@ -196,7 +202,17 @@ export class CapsNet implements ClassifierModel {
         out.conv1 = conv1;
         out.primaryCaps = primaryCaps;
       }
-      const decode = options.decode ?? (training && labels ? 'labels' : 'longest');
+      const reconstructionUsed = !training || this.config.loss.reconstructionWeight > 0;
+      if (training && options.components && this.decoderLayers.length > 0 && reconstructionUsed) {
+        // MultiMNIST: every digit is reconstructed from its own capsule (section 6).
+        const { labels: compLabels, images } = options.components;
+        const [b, k] = compLabels.shape;
+        const perObject = Array.from({ length: k }, (_, j) => this.decode(digitCaps, tf.reshape(tf.slice(compLabels, [0, j], [b, 1]), [b]) as tf.Tensor1D));
+        out.componentReconstructions = tf.stack(perObject, 1) as tf.Tensor3D;
+        out.componentImages = images;
+        return out as unknown as tf.TensorContainer;
+      }
+      const decode = options.decode ?? (training && labels ? (reconstructionUsed ? 'labels' : 'none') : 'longest');
       if (this.decoderLayers.length > 0 && decode !== 'none') {
         let classes: tf.Tensor1D;
         if (decode === 'labels') {
@@ -251,7 +267,12 @@ export class CapsNet implements ClassifierModel {
       const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
       const terms: Record<string, tf.Scalar> = { margin };
       let total = margin;
-      if (out.reconstruction && reconstructionWeight > 0) {
+      if (out.componentReconstructions && out.componentImages && reconstructionWeight > 0) {
+        // The sum of each object's squared error: reshaping to one row per example sums over objects.
+        const recon = reconstructionLoss(out.componentReconstructions, out.componentImages, reconstructionWeight);
+        terms.reconstruction = recon;
+        total = tf.add(total, recon);
+      } else if (out.reconstruction && reconstructionWeight > 0) {
         const recon = reconstructionLoss(out.reconstruction, x, reconstructionWeight);
         terms.reconstruction = recon;
         total = tf.add(total, recon);

@@ -1,5 +1,6 @@
 /** Registers the built-in model types. Import this module before building or loading models. */
 import { CapsNet, CAPSNET_PRESETS, capsNetConfig, type CapsNetConfig, type CapsNetPreset } from './capsnet.js';
+import { CnnBaseline, CNN_PRESETS, cnnConfig, type CnnConfig, type CnnPreset } from './cnn.js';
 import { registerModelType } from './registry.js';
 
 registerModelType({
@@ -11,6 +12,16 @@ registerModelType({
   create: (config, seed) => new CapsNet(config as unknown as CapsNetConfig, seed),
 });
 
+registerModelType({
+  name: 'cnn',
+  description: 'CNN baseline of Sabour et al. 2017 (3 conv layers, 2 FC layers, dropout, softmax)',
+  presets: CNN_PRESETS,
+  defaultPreset: 'paper',
+  configFor: (preset, overrides) => cnnConfig(preset as CnnPreset, overrides as never) as unknown as Record<string, unknown>,
+  create: (config, seed) => new CnnBaseline(config as unknown as CnnConfig, seed),
+});
+
 export * from './registry.js';
+export { CnnBaseline, cnnConfig, CNN_PRESETS, type CnnConfig } from './cnn.js';
 export { CapsNet, capsNetConfig, CAPSNET_PRESETS, type CapsNetConfig, type CapsNetPreset, type CapsNetOutput, type CapsNetForwardOptions } from './capsnet.js';
 export type { ClassifierModel, ModelOutput, ForwardOptions, LossResult, LayerSummary, TrainingProgress } from './model.js';

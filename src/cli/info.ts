@@ -1,0 +1,61 @@
+/** capsnet info: layers, output shapes, parameter counts, and the active backend. */
+import { describeBackend } from '../backend/node.js';
+import type { ClassifierModel } from '../models/model.js';
+import { listPretrained } from '../models/pretrained.js';
+import { createModel, modelTypeNames } from '../models/registry.js';
+import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import { loadModelFromFlags, report, setupBackend } from './common.js';
+
+export const infoSpec: CommandSpec = {
+  name: 'info',
+  summary: 'Show a model\'s layers, output shapes and parameter counts, and the active tfjs backend.',
+  description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --type and --preset. `--pretrained list` lists the shipped models.',
+  flags: [
+    { name: 'type', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
+    { name: 'preset', type: 'string', default: 'paper', help: 'preset of --type' },
+    COMMON_FLAGS.model,
+    COMMON_FLAGS.pretrained,
+    COMMON_FLAGS.backend,
+    COMMON_FLAGS.json,
+  ],
+  examples: ['capsnet info --preset paper', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
+};
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export async function runInfo({ flags }: ParsedArgs): Promise<number> {
+  const backend = await setupBackend({ ...flags, quiet: true });
+  if (flags.pretrained === 'list') {
+    const list = listPretrained();
+    report(flags, { pretrained: list }, () => list.map((p) => `${p.name.padEnd(16)} ${p.available ? '' : '(not in this copy) '}${p.description}`).join('\n'));
+    return 0;
+  }
+  let model: ClassifierModel;
+  let source: string;
+  if (flags.model || flags.pretrained) {
+    const loaded = loadModelFromFlags(flags);
+    model = loaded.model;
+    source = loaded.dir;
+  } else {
+    model = createModel(flags.type as string, flags.preset as string);
+    source = `${flags.type} preset '${flags.preset}'`;
+  }
+  const layers = model.summary();
+  const total = model.countParams();
+  report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, trainableParams: total, config: model.getConfig(), backend }, () => {
+    const rows = layers.map((l) => `${l.name.padEnd(16)} ${l.className.padEnd(16)} ${`[${l.outputShape.map((d) => d ?? 'batch').join(', ')}]`.padEnd(24)} ${fmt(l.params).padStart(12)}`);
+    return [
+      `${source}: input ${model.inputShape.join('x')}, ${model.numClasses} classes`,
+      '',
+      `${'layer'.padEnd(16)} ${'class'.padEnd(16)} ${'output shape'.padEnd(24)} ${'parameters'.padStart(12)}`,
+      ...rows,
+      '',
+      `trainable parameters: ${fmt(total)}`,
+      describeBackend(backend),
+    ].join('\n');
+  });
+  model.dispose();
+  return 0;
+}

@@ -1,0 +1,99 @@
+/** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
+import { join } from 'node:path';
+import { modelTypeNames } from '../models/registry.js';
+import { train, type TrainOptions } from '../training/trainer.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
+
+export const trainSpec: CommandSpec = {
+  name: 'train',
+  summary: 'Train a capsule network (or the CNN baseline) on a dataset.',
+  description:
+    'Writes a checkpoint into --out after every epoch (model, optimizer state, RNG state) and metrics.jsonl. ' +
+    'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
+  flags: [
+    { name: 'model', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
+    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet: paper, small)' },
+    ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
+    { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
+    { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
+    { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
+    { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
+    { name: 'test-data-count', type: 'int', min: 1, help: 'examples of a generated test set (multimnist)' },
+    { name: 'epochs', type: 'int', min: 1, default: 3, help: 'epochs to train' },
+    COMMON_FLAGS.batchSize,
+    { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
+    { name: 'lr-decay', type: 'number', min: 0, max: 1, default: 0.96, help: 'learning-rate multiplier per epoch (exponential decay)' },
+    { name: 'routing', type: 'int', min: 1, help: 'routing iterations (default: the preset\'s, 3)' },
+    { name: 'recon-weight', type: 'number', min: 0, help: 'reconstruction loss weight (default: the preset\'s, 0.0005; 0 turns it off)' },
+    { name: 'shift', type: 'int', min: 0, default: 2, help: 'random shift in pixels for augmentation' },
+    { name: 'seed', type: 'int', default: 1, help: 'random seed (weights, shuffling, shifts)' },
+    { name: 'out', type: 'string', arg: 'DIR', help: 'output directory [default: runs/<model>-<preset>-<dataset>]' },
+    { name: 'resume', type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
+    { name: 'progress', type: 'boolean', default: true, help: 'show a progress bar (--no-progress to hide)' },
+    COMMON_FLAGS.backend,
+    COMMON_FLAGS.json,
+  ],
+  examples: [
+    'capsnet train --preset small --epochs 3',
+    'capsnet train --preset paper --epochs 50 --out runs/paper',
+    'capsnet train --out runs/paper --resume',
+  ],
+};
+
+export async function runTrain({ flags }: ParsedArgs): Promise<number> {
+  const dataset = flags.images ? 'idx' : (flags.dataset as string);
+  const out = (flags.out as string | undefined) ?? join('runs', `${flags.model}-${flags.preset}-${dataset}`);
+  if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
+    throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
+  }
+  const overrides: Record<string, unknown> = {};
+  if (flags.routing !== undefined) overrides.digit = { routingIterations: flags.routing };
+  if (flags['recon-weight'] !== undefined) overrides.loss = { reconstructionWeight: flags['recon-weight'] };
+  const options: TrainOptions & { resume?: boolean } = {
+    model: flags.model as string,
+    preset: flags.preset as string,
+    overrides,
+    dataset,
+    epochs: flags.epochs as number,
+    batchSize: flags['batch-size'] as number,
+    learningRate: flags.lr as number,
+    lrDecay: flags['lr-decay'] as number,
+    shift: flags.shift as number,
+    seed: flags.seed as number,
+    outDir: out,
+    resume: !!flags.resume,
+  };
+  await setupBackend(flags);
+  const trainData = loadDataFromFlags({ ...flags, limit: flags['train-limit'] }, 'train');
+  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'], 'data-count': flags['test-data-count'] }, 'test');
+  // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
+  overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
+  overrides.numClasses = trainData.numClasses;
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  try {
+    const result = await train(options, { train: trainData, test: testData }, { progress: (flags.progress as boolean) && !flags.json, signal: controller.signal, log: flags.json ? () => {} : undefined });
+    const last = result.history[result.history.length - 1];
+    report(
+      flags,
+      { outDir: out, checkpoint: result.checkpoint, interrupted: result.interrupted, epochs: result.epoch, elapsedSeconds: result.elapsedSeconds, final: last ?? null, history: result.history },
+      () =>
+        result.interrupted
+          ? `stopped after ${result.epoch} complete epochs; resume with: capsnet train --out ${out} --resume`
+          : `trained ${result.epoch} epochs in ${Math.round(result.elapsedSeconds)} s; test accuracy ${last?.testAccuracy !== undefined ? percent(last.testAccuracy) : 'n/a'}; model: ${out}`,
+    );
+    result.model.dispose();
+    return result.interrupted ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The CNN baseline of "Dynamic Routing Between Capsules" (section 5): three
+ * convolutional layers of 256, 256 and 128 channels (5x5, stride 1, ReLU),
+ * two fully connected layers of 328 and 192 units, dropout, and a 10-way
+ * softmax trained with cross-entropy: 35.4M parameters on 28x28 input.
+ * Convolutions keep the spatial size ('same' padding, no pooling), which is
+ * what gives the paper's parameter count.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Conv2D } from '../layers/conv2d.js';
+import { Dense } from '../layers/dense.js';
+import { dropout } from '../layers/dropout.js';
+import type { Layer, Param, Shape } from '../layers/layer.js';
+import { Rng } from '../util/rng.js';
+import type { ClassifierModel, ForwardOptions, LayerSummary, LossResult, ModelOutput } from './model.js';
+
+export interface CnnConfig {
+  inputShape: [number, number, number];
+  numClasses: number;
+  convs: { filters: number; kernelSize: number }[];
+  dense: number[];
+  dropout: number;
+}
+
+export type CnnPreset = 'paper' | 'small';
+
+const PRESETS: Record<CnnPreset, CnnConfig> = {
+  paper: { inputShape: [28, 28, 1], numClasses: 10, convs: [{ filters: 256, kernelSize: 5 }, { filters: 256, kernelSize: 5 }, { filters: 128, kernelSize: 5 }], dense: [328, 192], dropout: 0.5 },
+  small: { inputShape: [28, 28, 1], numClasses: 10, convs: [{ filters: 32, kernelSize: 5 }, { filters: 32, kernelSize: 5 }, { filters: 16, kernelSize: 5 }], dense: [128, 64], dropout: 0.5 },
+};
+
+export const CNN_PRESETS = Object.keys(PRESETS) as CnnPreset[];
+
+export function cnnConfig(preset: CnnPreset = 'paper', overrides: Partial<CnnConfig> = {}): CnnConfig {
+  const base = PRESETS[preset];
+  if (!base) throw new Error(`unknown CNN preset '${preset}': expected ${CNN_PRESETS.join(', ')}`);
+  return { ...structuredClone(base), ...structuredClone(overrides) };
+}
+
+export interface CnnForwardOptions extends ForwardOptions {
+  rng?: Rng;
+}
+
+export class CnnBaseline implements ClassifierModel {
+  readonly modelType = 'cnn';
+  readonly config: CnnConfig;
+  readonly convs: Conv2D[];
+  readonly hidden: Dense[];
+  readonly classifier: Dense;
+  readonly layers: Layer[];
+  private readonly shapes = new Map<Layer, Shape>();
+
+  constructor(config: CnnConfig, seed: number | Rng = 0) {
+    for (const [name, v] of [['numClasses', config.numClasses], ...config.convs.map((c, i) => [`convs[${i}].filters`, c.filters]), ...config.dense.map((d, i) => [`dense[${i}]`, d])] as [string, number][]) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`CNN config: ${name} must be a positive integer, got ${v}`);
+    }
+    if (!(config.dropout >= 0 && config.dropout < 1)) throw new Error(`CNN config: dropout must be in [0, 1), got ${config.dropout}`);
+    this.config = structuredClone(config);
+    const rng = typeof seed === 'number' ? new Rng(seed) : seed;
+    this.convs = config.convs.map((c, i) => new Conv2D(`conv${i + 1}`, { filters: c.filters, kernelSize: c.kernelSize, strides: 1, padding: 'same', activation: 'relu' }));
+    this.hidden = config.dense.map((units, i) => new Dense(`fc${i + 1}`, { units, activation: 'relu' }));
+    this.classifier = new Dense(`fc${config.dense.length + 1}`, { units: config.numClasses });
+    this.layers = [...this.convs, ...this.hidden, this.classifier];
+    let shape: Shape = [null, ...config.inputShape];
+    for (const l of this.convs) {
+      l.build(shape, rng);
+      shape = l.computeOutputShape(shape);
+      this.shapes.set(l, shape);
+    }
+    shape = [null, (shape[1] as number) * (shape[2] as number) * (shape[3] as number)];
+    for (const l of [...this.hidden, this.classifier]) {
+      l.build(shape, rng);
+      shape = l.computeOutputShape(shape);
+      this.shapes.set(l, shape);
+    }
+  }
+
+  get inputShape(): [number, number, number] {
+    return this.config.inputShape;
+  }
+
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+
+  get params(): Param[] {
+    return this.layers.flatMap((l) => l.params);
+  }
+
+  getConfig(): Record<string, unknown> {
+    return structuredClone(this.config) as unknown as Record<string, unknown>;
+  }
+
+  countParams(): number {
+    return this.layers.reduce((n, l) => n + l.countParams(), 0);
+  }
+
+  summary(): LayerSummary[] {
+    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
+  }
+
+  /** Scores are softmax probabilities; `logits` are kept for the loss and for attacks. */
+  forward(x: tf.Tensor4D, options: CnnForwardOptions = {}): ModelOutput {
+    const [h, w, c] = this.config.inputShape;
+    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== c) {
+      throw new Error(`model expects images of ${h}x${w}x${c} ([batch, ${h}, ${w}, ${c}]), got [${x.shape}]`);
+    }
+    const training = options.training ?? false;
+    return tf.tidy(() => {
+      let y: tf.Tensor4D = x;
+      for (const l of this.convs) y = l.call(y);
+      let z = tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;
+      for (const l of this.hidden) z = l.call(z);
+      z = dropout(z, this.config.dropout, options.rng, training);
+      const logits = this.classifier.call(z);
+      return { scores: tf.softmax(logits) as tf.Tensor2D, logits };
+    }) as unknown as ModelOutput;
+  }
+
+  /** Softmax cross-entropy; multi-hot targets are normalised to a distribution. */
+  loss(output: ModelOutput, _x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
+    return tf.tidy(() => {
+      const t = tf.div(targets, tf.sum(targets, 1, true));
+      const ce = tf.losses.softmaxCrossEntropy(t, output.logits as tf.Tensor2D) as tf.Scalar;
+      return { total: ce, terms: { crossEntropy: ce } } as unknown as tf.TensorContainer;
+    }) as unknown as LossResult;
+  }
+
+  dispose(): void {
+    for (const l of this.layers) l.dispose();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Checkpoints: an interrupted run resumed from its checkpoint ends with the
+ * same weights and optimizer state as an uninterrupted run, and saved models
+ * load back exactly (float32) or closely (float16).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take } from '../src/index.js';
+import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
+
+await initBackend();
+
+const tiny = { conv1: { filters: 16 }, primary: { types: 4, dim: 8 }, decoder: { hidden: [32, 64] } };
+const data = { train: take(loadMnist('train'), 200), test: take(loadMnist('test'), 100) };
+const base = (outDir: string): TrainOptions => ({
+  model: 'capsnet', preset: 'small', overrides: tiny, dataset: 'mnist', epochs: 2, batchSize: 50,
+  learningRate: 0.002, lrDecay: 0.9, shift: 2, seed: 42, outDir,
+});
+const quiet = { log: () => {} };
+
+test('Rng state round-trips and continues the same stream', () => {
+  const a = new Rng(7);
+  for (let i = 0; i < 1000; i++) a.next();
+  const state = a.getState();
+  assert.ok(state.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff));
+  const b = new Rng(state);
+  for (let i = 0; i < 100; i++) assert.equal(a.nextUint32(), b.nextUint32());
+  assert.throws(() => new Rng([1, 2, 3] as never), /invalid RNG state/);
+});
+
+test('interrupted mid-epoch and resumed, training ends with identical weights and optimizer state', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-ckpt-'));
+  const straight = await train(base(join(root, 'a')), data, quiet);
+  assert.equal(straight.interrupted, false);
+  assert.equal(straight.history.length, 2);
+
+  const first = await train(base(join(root, 'b')), data, { ...quiet, maxSteps: 5 }); // 4 steps per epoch: stops in epoch 2
+  assert.equal(first.interrupted, true);
+  assert.equal(first.epoch, 1);
+  const ck = readCheckpoint(join(root, 'b'));
+  assert.equal(ck.state.epoch, 1);
+  assert.equal(ck.state.batch, 1);
+  ck.model.dispose();
+  first.model.dispose();
+  const resumed = await train({ ...base(join(root, 'b')), resume: true }, data, quiet);
+  assert.equal(resumed.interrupted, false);
+  assert.equal(resumed.epoch, 2);
+
+  for (let i = 0; i < straight.model.params.length; i++) {
+    const p = straight.model.params[i];
+    const q = resumed.model.params[i];
+    assert.equal(p.name, q.name);
+    assert.deepEqual(q.value.dataSync(), p.value.dataSync(), `weights of ${p.name}`);
+  }
+  const optA = readCheckpoint(join(root, 'a'));
+  const optB = readCheckpoint(join(root, 'b'));
+  assert.equal(optA.optimizerState.step, 8);
+  assert.equal(optB.optimizerState.step, 8);
+  for (const name of Object.keys(optA.optimizerState.m)) {
+    assert.deepEqual(optB.optimizerState.m[name], optA.optimizerState.m[name], `Adam m of ${name}`);
+    assert.deepEqual(optB.optimizerState.v[name], optA.optimizerState.v[name], `Adam v of ${name}`);
+  }
+  assert.deepEqual(optB.state.augState, optA.state.augState, 'augmentation RNG state');
+  assert.deepEqual(optB.state.history.map((h) => [h.trainLoss, h.testAccuracy]), optA.state.history.map((h) => [h.trainLoss, h.testAccuracy]));
+  // metrics.jsonl has one line per epoch; only the newest checkpoints are kept; no temporary files remain.
+  assert.equal(readFileSync(join(root, 'b', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
+  assert.ok(readdirSync(join(root, 'b', 'checkpoints')).length <= 2);
+  assert.ok(!readdirSync(join(root, 'b')).some((n) => n.includes('tmp')));
+  await assert.rejects(train(base(join(root, 'a')), data, quiet), /already holds a training run: use --resume/);
+  for (const c of [optA, optB]) c.model.dispose();
+  straight.model.dispose();
+  resumed.model.dispose();
+});
+
+test('saved models load back: float32 exactly, float16 within half precision', () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-save-'));
+  const model = new CapsNet(capsNetConfig('small', tiny), 9);
+  saveModel(model, join(root, 'm32'));
+  saveModel(model, join(root, 'm16'), { encoding: 'float16' });
+  assert.ok(existsSync(join(root, 'm32', 'model.json')));
+  const l32 = loadModel(join(root, 'm32'));
+  const l16 = loadModel(join(root, 'm16', 'model.json'));
+  for (let i = 0; i < model.params.length; i++) {
+    const a = model.params[i].value.dataSync();
+    assert.deepEqual(l32.model.params[i].value.dataSync(), a);
+    const h = l16.model.params[i].value.dataSync();
+    for (let k = 0; k < a.length; k++) assert.ok(Math.abs(h[k] - a[k]) <= Math.abs(a[k]) * 1e-3 + 1e-7, `${model.params[i].name}[${k}]`);
+  }
+  const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+  assert.deepEqual(l32.model.forward(x).scores.dataSync(), model.forward(x).scores.dataSync());
+  // Artifacts in memory (the browser path) and a truncated weights buffer.
+  const { json, weights } = modelToArtifacts(model);
+  assert.throws(() => modelFromArtifacts(json, weights.subarray(0, weights.length - 4), 'm'), /m: expected \d+ bytes for \d+ weights, found \d+/);
+  assert.throws(() => modelFromArtifacts({ ...json, format: 'other' }, weights, 'm'), /not a capsnet model/);
+  const wrongShape = structuredClone(json);
+  wrongShape.weightsManifest[0].weights[0].shape = [1, 2, 3];
+  assert.throws(() => modelFromArtifacts(wrongShape, weights, 'm'), /expected \d+ bytes|has shape \[1,2,3\]/);
+  assert.throws(() => saveModel(model, join(root, 'm32')), /already exists/);
+  tf.dispose(x);
+  for (const m of [model, l32.model, l16.model]) m.dispose();
+});

@@ -1,0 +1,122 @@
+/**
+ * The capsnet command end to end: help, JSON output, one-line errors with
+ * non-zero exits, and a small model trained, evaluated, used for prediction
+ * and reconstruction through the CLI.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { encodeIdx } from '../src/index.js';
+
+const BIN = new URL('../../bin/capsnet.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'capsnet-cli-'));
+
+function run(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, CAPSNET_DEBUG: '' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp, code = 1): void {
+  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('backend:'));
+  assert.equal(lines.length, 1, `one error line, got: ${r.stderr}`);
+  assert.match(lines[0], pattern);
+}
+
+test('every command has --help', () => {
+  for (const cmd of ['train', 'eval', 'predict', 'reconstruct', 'info']) {
+    const r = run(cmd, '--help');
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.stdout, new RegExp(`^capsnet ${cmd}`));
+    assert.match(r.stdout, /--help/);
+  }
+  assert.match(run('--help').stdout, /commands:/);
+});
+
+test('info --json reports the paper model: 8,215,568 trainable parameters and the backend', () => {
+  const r = run('info', '--preset', 'paper', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.trainableParams, 8_215_568);
+  assert.equal(j.layers.length, 6);
+  assert.ok(['native', 'wasm', 'cpu'].includes(j.backend.backend));
+  assert.match(run('info', '--preset', 'paper').stdout, /trainable parameters: 8,215,568/);
+});
+
+test('bad flags and inputs: one clear line and a non-zero exit', () => {
+  assertOneLineError(run('train', '--epochs', 'many'), /--epochs must be a number, got 'many'/, 2);
+  assertOneLineError(run('train', '--epochs', '0'), /--epochs must be at least 1/, 2);
+  assertOneLineError(run('train', '--bogus'), /unknown flag --bogus/, 2);
+  assertOneLineError(run('train', '--backend', 'gpu'), /--backend must be one of auto, native, wasm, cpu/, 2);
+  assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/, 2);
+  assertOneLineError(run('eval'), /a model is needed/, 2);
+  assertOneLineError(run('eval', '--model', join(dir, 'nope')), /model not found/);
+  assertOneLineError(run('predict', join(dir, 'nope.png'), '--model', dir), /holds no model.json/);
+  const corrupt = join(dir, 'corrupt-images');
+  writeFileSync(corrupt, Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 9]));
+  assertOneLineError(run('train', '--images', corrupt, '--labels', corrupt, '--test-images', corrupt, '--test-labels', corrupt, '--out', join(dir, 'x')), /truncated IDX header/);
+  assertOneLineError(run('train', '--dataset', 'cifar'), /unknown dataset 'cifar'/);
+  assertOneLineError(run('train', '--preset', 'huge', '--out', join(dir, 'y')), /unknown preset 'huge'/);
+});
+
+test('train, eval, predict and reconstruct a small model through the CLI', () => {
+  const out = join(dir, 'run');
+  const t = run('train', '--train-limit', '300', '--test-limit', '100', '--epochs', '1', '--batch-size', '50', '--out', out, '--json');
+  assert.equal(t.code, 0, t.stderr);
+  const tj = JSON.parse(t.stdout);
+  assert.equal(tj.epochs, 1);
+  assert.ok(tj.final.testAccuracy >= 0 && tj.final.testAccuracy <= 1);
+  assert.ok(existsSync(join(out, 'metrics.jsonl')));
+
+  const e = run('eval', '--model', out, '--limit', '200', '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const ej = JSON.parse(e.stdout);
+  assert.equal(ej.count, 200);
+  assert.equal(ej.confusion.length, 10);
+  assert.equal(ej.confusion.flat().reduce((a: number, b: number) => a + b, 0), 200);
+  assert.equal(ej.perClass.reduce((a: number, c: { correct: number }) => a + c.correct, 0), ej.correct);
+  const text = run('eval', '--model', out, '--limit', '50');
+  assert.match(text.stdout, /accuracy .*error/);
+  assert.match(text.stdout, /confusion matrix/);
+
+  // Predict from an IDX file, a PNG and a PGM.
+  const idx = join(dir, 'one.idx');
+  const pixels = new Uint8Array(2 * 784);
+  for (let y = 6; y < 22; y++) pixels[784 + y * 28 + 14] = 255;
+  writeFileSync(idx, encodeIdx([2, 28, 28], pixels));
+  const p = run('predict', idx, '--index', '1', '--model', out, '--json');
+  assert.equal(p.code, 0, p.stderr);
+  const pj = JSON.parse(p.stdout);
+  assert.equal(pj.scores.length, 10);
+  assert.equal(pj.prediction, pj.scores.indexOf(Math.max(...pj.scores)));
+  assertOneLineError(run('predict', idx, '--model', out), /is an IDX file: choose an image with --index N/, 2);
+  assertOneLineError(run('predict', idx, '--index', '5', '--model', out), /--index 5 is out of range: .* holds 2 images/);
+  const png = new PNG({ width: 56, height: 56 });
+  png.data.fill(255);
+  for (let y = 10; y < 46; y++) for (let x = 26; x < 30; x++) png.data.fill(0, (y * 56 + x) * 4, (y * 56 + x) * 4 + 3);
+  writeFileSync(join(dir, 'digit.png'), PNG.sync.write(png));
+  const pp = run('predict', join(dir, 'digit.png'), '--model', out);
+  assert.equal(pp.code, 0, pp.stderr);
+  assert.match(pp.stdout, /prediction: \d/);
+  writeFileSync(join(dir, 'digit.pgm'), `P2\n# a comment\n2 2\n255\n0 255\n255 0\n`);
+  assert.equal(run('predict', join(dir, 'digit.pgm'), '--model', out).code, 0);
+  writeFileSync(join(dir, 'not-an-image.png'), 'hello');
+  assertOneLineError(run('predict', join(dir, 'not-an-image.png'), '--model', out), /not a PNG or PGM image/);
+
+  const r = run('reconstruct', '--model', out, '--count', '4', '--out', join(dir, 'recon.png'), '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const img = PNG.sync.read(readFileSync(join(dir, 'recon.png')));
+  assert.ok(img.width > 4 * 28 && img.height > 2 * 28, `grid ${img.width}x${img.height}`);
+
+  // A model of the wrong shape for the data.
+  const wrong = join(dir, 'wrong-images');
+  writeFileSync(wrong, encodeIdx([1, 20, 20], new Uint8Array(400)));
+  writeFileSync(join(dir, 'wrong-labels'), encodeIdx([1], new Uint8Array(1)));
+  assertOneLineError(run('eval', '--model', out, '--images', wrong, '--labels', join(dir, 'wrong-labels')), /model expects 28x28x1 images but .* has 20x20x1/);
+  // Resume of a finished run with more epochs continues; a new run into the same directory is refused.
+  assertOneLineError(run('train', '--out', out), /already holds a training run/);
+});
