@@ -217,3 +217,23 @@ nativeTest('kernels the addon does not cover still run (through the cpu kernels 
     tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')),
   ]);
 });
+
+nativeTest('results do not depend on how tasks were scheduled: repeated gradients are bit-identical', async () => {
+  const rng = new Rng(29);
+  // A first-layer shape (per-task copies of the filter gradient) and a
+  // large-filter one (per-task rows of it).
+  for (const [xs, fs, stride] of [[[8, 28, 28, 1], [9, 9, 1, 32], 1], [[4, 12, 12, 32], [5, 5, 32, 16], 2]] as [number[], number[], number][]) {
+    const x = tf.tensor4d(randn(rng, size(xs)), xs as [number, number, number, number]);
+    const f = tf.tensor4d(randn(rng, size(fs), 0.1), fs as [number, number, number, number]);
+    const grads = () => tf.tidy(() => {
+      const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'valid'))))([x, f]);
+      return [dx.dataSync(), df.dataSync()];
+    });
+    const first = grads();
+    for (let rep = 0; rep < 4; rep++) {
+      const again = grads();
+      assert.deepEqual(again[0], first[0], `input gradient ${xs}, repeat ${rep}`);
+      assert.deepEqual(again[1], first[1], `filter gradient ${xs}, repeat ${rep}`);
+    }
+  }
+});

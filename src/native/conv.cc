@@ -265,28 +265,28 @@ void conv2dBackpropFilter(Args& a) {
   const int threads = threadCount();
 
   if (K * 4 * threads < M) {
-    // Small filter, many pixels (a first layer): split the pixels, give each
-    // thread its own copy of dw, and add the copies at the end.
-    int64_t tasks = std::min(M, std::max<int64_t>(4 * threads, ceilDiv(M * K, block)));
-    int64_t mc = ceilDiv(M, tasks);
+    // Small filter, many pixels (a first layer): split the pixels into a
+    // fixed set of tasks, each with its own copy of dw, and add the copies
+    // in task order at the end. The copies belong to tasks, not threads, so
+    // the result does not depend on which thread ran which task.
+    int64_t tasks = std::min(M, 4 * static_cast<int64_t>(threads));
+    int64_t mc = std::max<int64_t>(1, std::min(ceilDiv(M, tasks), block / K));
     std::vector<Buffer> cols = scratch(threads, mc * K);
-    std::vector<Buffer> partial = scratch(threads, K * Co);
-    std::vector<char> used(threads, 0);
+    std::vector<Buffer> partial = scratch(static_cast<int>(tasks), K * Co);
     parallelTasks(tasks, [&](int64_t t, int worker) {
       float* col = cols[worker].get();
-      float* acc = partial[worker].get();
       int64_t r0 = M * t / tasks, r1 = M * (t + 1) / tasks;
-      if (r0 >= r1) return;
-      Block blk{r0, r1 - r0, 0, P};
-      im2col(g, x.data, blk, col);
-      sgemm(true, false, K, Co, blk.rows, 1.0f, col, K, dy.data + blk.r0 * Co, Co, used[worker] ? 1.0f : 0.0f, acc, Co);
-      used[worker] = 1;
+      for (int64_t r = r0; r < r1; r += mc) {
+        Block blk{r, std::min(mc, r1 - r), 0, P};
+        im2col(g, x.data, blk, col);
+        sgemm(true, false, K, Co, blk.rows, 1.0f, col, K, dy.data + blk.r0 * Co, Co, r == r0 ? 0.0f : 1.0f, partial[t].get(), Co);
+      }
+      if (r0 >= r1) std::memset(partial[t].get(), 0, sizeof(float) * K * Co);
     }, threads);
     parallelFor(K * Co, 1 << 14, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         float s = 0.0f;
-        for (int w = 0; w < threads; w++)
-          if (used[w]) s += partial[w][i];
+        for (int64_t t = 0; t < tasks; t++) s += partial[t][i];
         dw.data[i] = s;
       }
     });
