@@ -73,7 +73,7 @@ export function loadAddon(): AddonLoad {
         const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { cpuFeatures?: string[] };
         const missing = missingCpuFeatures(manifest.cpuFeatures ?? []);
         if (missing.length > 0) {
-          return { ok: false, reason: `the addon was built for CPU features this machine lacks (${missing.join(', ')}); rebuild it here with npm rebuild` };
+          return { ok: false, reason: `the addon was built for CPU features this machine lacks (${missing.join(', ')}); rebuild it here with node scripts/build-native.mjs` };
         }
       } catch {
         // An unreadable manifest is no reason to refuse the addon.

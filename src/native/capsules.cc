@@ -288,14 +288,15 @@ void predictionVectorsGradWeights(Args& a) {
 // iterations backwards.
 struct RoutingScratch {
   std::vector<float> logits;  // [I, J]
-  std::vector<float> c;       // [R, I, J]
-  std::vector<float> s;       // [R, J, D]
-  std::vector<float> v;       // [R, J, D]
-  std::vector<float> gb;      // [I, J]
-  std::vector<float> gs, gv;  // [J, D]
+  std::vector<float> c;       // [R, I, J] couplings of each iteration
+  std::vector<float> s;       // [R, J, D] weighted sums
+  std::vector<float> v;       // [R, J, D] outputs
+  std::vector<float> gb;      // [R, I, J] gradients of the logits b^r (backward only)
+  std::vector<float> gs;      // [R, J, D] gradients of s^r (backward only)
+  std::vector<float> gv;      // [J, D]
   std::vector<float> gc;      // [J]
-  RoutingScratch(int64_t R, int64_t I, int64_t J, int64_t D)
-      : logits(I * J), c(R * I * J), s(R * J * D), v(R * J * D), gb(I * J), gs(J * D), gv(J * D), gc(J) {}
+  RoutingScratch(int64_t R, int64_t I, int64_t J, int64_t D, bool backward)
+      : logits(I * J), c(R * I * J), s(R * J * D), v(R * J * D), gb(backward ? R * I * J : 0), gs(backward ? R * J * D : 0), gv(J * D), gc(J) {}
 };
 
 // Row helpers of the routing loops. A row holds J capsules of D values; the
@@ -376,42 +377,6 @@ inline void softmaxRow(const float* x, float* y, int64_t n) {
   for (int64_t k = 0; k < n; k++) y[k] *= inv;
 }
 
-// The gradient of one row of u, from iteration r of the backward walk:
-//   gu_j (=|+=) c_j gs_j [+ gb_j vPrev_j],  and  gv_j += gb_j u_j
-// (the bracketed terms only when the row's logits came from vPrev).
-inline void rowBackward(float* gu, const float* u, const float* c, const float* gb, const float* gs, const float* vPrev,
-                        float* gv, int64_t J, int64_t D, bool first) {
-#if CAPSNET_AVX2
-  if (D == 16) {
-    for (int64_t j = 0; j < J; j++) {
-      const __m256 cj = _mm256_set1_ps(c[j]);
-      float* g = gu + j * 16;
-      for (int h = 0; h < 16; h += 8) {
-        __m256 val = _mm256_mul_ps(cj, _mm256_loadu_ps(gs + j * 16 + h));
-        if (vPrev) {
-          const __m256 gbj = _mm256_set1_ps(gb[j]);
-          val = _mm256_fmadd_ps(gbj, _mm256_loadu_ps(vPrev + j * 16 + h), val);
-          _mm256_storeu_ps(gv + j * 16 + h, _mm256_fmadd_ps(gbj, _mm256_loadu_ps(u + j * 16 + h), _mm256_loadu_ps(gv + j * 16 + h)));
-        }
-        _mm256_storeu_ps(g + h, first ? val : _mm256_add_ps(_mm256_loadu_ps(g + h), val));
-      }
-    }
-    return;
-  }
-#endif
-  for (int64_t j = 0; j < J; j++) {
-    const float cj = c[j];
-    for (int64_t k = 0; k < D; k++) {
-      float val = cj * gs[j * D + k];
-      if (vPrev) {
-        val += gb[j] * vPrev[j * D + k];
-        gv[j * D + k] += gb[j] * u[j * D + k];
-      }
-      gu[j * D + k] = first ? val : gu[j * D + k] + val;
-    }
-  }
-}
-
 #if CAPSNET_AVX2
 // Iteration r > 0 of routeForward for one row when D = 16 and J <= 16, with
 // the row's logits and couplings held in two registers throughout:
@@ -459,6 +424,99 @@ inline void agreeSoftmaxAccumulate16(const float* ui, const float* vPrev, float*
   }
 }
 #endif
+
+// Backward walk, one row i of iteration r >= 1: with gc_j = gs_j . u_j,
+//   gb_j = c_j (gc_j - sum_k c_k gc_k) [+ gbNext_j]   (b^r's gradient)
+//   gv_j += gb_j u_j                                   (v^(r-1)'s gradient)
+// gbNext is b^(r+1)'s gradient (null for the last iteration).
+inline void gradRow(const float* ui, const float* ci, const float* gbNext, const float* gs, float* gb, float* gv, float* gc,
+                    int64_t J, int64_t D) {
+#if CAPSNET_AVX2
+  if (D == 16 && J <= 16) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(J)), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(J) - 8), lane);
+    __m256 t[16];
+    for (int64_t j = 0; j < 16; j++) {
+      if (j < J) {
+        const float* a = ui + j * 16;
+        const float* b = gs + j * 16;
+        t[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b), _mm256_mul_ps(_mm256_loadu_ps(a + 8), _mm256_loadu_ps(b + 8)));
+      } else {
+        t[j] = _mm256_setzero_ps();
+      }
+    }
+    const __m256 gc0 = simd::hsum8(t), gc1 = simd::hsum8(t + 8);
+    const __m256 c0 = _mm256_maskload_ps(ci, m0), c1 = _mm256_maskload_ps(ci + 8, m1);
+    const __m256 dot = _mm256_set1_ps(simd::hsum(_mm256_fmadd_ps(c0, gc0, _mm256_mul_ps(c1, gc1))));
+    __m256 g0 = _mm256_mul_ps(c0, _mm256_sub_ps(gc0, dot));
+    __m256 g1 = _mm256_mul_ps(c1, _mm256_sub_ps(gc1, dot));
+    if (gbNext) {
+      g0 = _mm256_add_ps(g0, _mm256_maskload_ps(gbNext, m0));
+      g1 = _mm256_add_ps(g1, _mm256_maskload_ps(gbNext + 8, m1));
+    }
+    _mm256_maskstore_ps(gb, m0, g0);
+    _mm256_maskstore_ps(gb + 8, m1, g1);
+    alignas(32) float g[16];
+    _mm256_store_ps(g, g0);
+    _mm256_store_ps(g + 8, g1);
+    for (int64_t j = 0; j < J; j++) {
+      const __m256 gbj = _mm256_set1_ps(g[j]);
+      _mm256_storeu_ps(gv + j * 16, _mm256_fmadd_ps(gbj, _mm256_loadu_ps(ui + j * 16), _mm256_loadu_ps(gv + j * 16)));
+      _mm256_storeu_ps(gv + j * 16 + 8, _mm256_fmadd_ps(gbj, _mm256_loadu_ps(ui + j * 16 + 8), _mm256_loadu_ps(gv + j * 16 + 8)));
+    }
+    return;
+  }
+#endif
+  rowDots(ui, gs, J, D, gc);
+  float dot = 0;
+  for (int64_t j = 0; j < J; j++) dot += ci[j] * gc[j];
+  for (int64_t j = 0; j < J; j++) {
+    gb[j] = ci[j] * (gc[j] - dot) + (gbNext ? gbNext[j] : 0.0f);
+    for (int64_t k = 0; k < D; k++) gv[j * D + k] += gb[j] * ui[j * D + k];
+  }
+}
+
+// The gradient of row i of u, written once after the backward walk:
+//   gu_j = sum over r >= r0 of c^r_j gs^r_j  [+ sum over r >= 1 of gb^r_j v^(r-1)_j]
+// where c, gb hold [R, I, J] and gs, v hold [R, J, D]. The bracketed
+// agreement terms are left out when the inner iterations pass no gradient
+// (stopGradientInner, r0 = R - 1).
+inline void writeGradRow(float* gui, const float* c, const float* gb, const float* gs, const float* v, int64_t i, int64_t I,
+                         int64_t J, int64_t D, int64_t R, int64_t r0, bool agreement) {
+#if CAPSNET_AVX2
+  if (D == 16) {
+    for (int64_t j = 0; j < J; j++) {
+      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+      for (int64_t r = r0; r < R; r++) {
+        const __m256 cr = _mm256_set1_ps(c[(r * I + i) * J + j]);
+        const float* g = gs + r * J * 16 + j * 16;
+        lo = _mm256_fmadd_ps(cr, _mm256_loadu_ps(g), lo);
+        hi = _mm256_fmadd_ps(cr, _mm256_loadu_ps(g + 8), hi);
+        if (agreement && r >= 1) {
+          const __m256 br = _mm256_set1_ps(gb[(r * I + i) * J + j]);
+          const float* vp = v + (r - 1) * J * 16 + j * 16;
+          lo = _mm256_fmadd_ps(br, _mm256_loadu_ps(vp), lo);
+          hi = _mm256_fmadd_ps(br, _mm256_loadu_ps(vp + 8), hi);
+        }
+      }
+      _mm256_storeu_ps(gui + j * 16, lo);
+      _mm256_storeu_ps(gui + j * 16 + 8, hi);
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < J; j++) {
+    for (int64_t k = 0; k < D; k++) {
+      float acc = 0;
+      for (int64_t r = r0; r < R; r++) {
+        acc += c[(r * I + i) * J + j] * gs[(r * J + j) * D + k];
+        if (agreement && r >= 1) acc += gb[(r * I + i) * J + j] * v[((r - 1) * J + j) * D + k];
+      }
+      gui[j * D + k] = acc;
+    }
+  }
+}
 
 // Procedure 1 for one example. Iteration r > 0 folds the agreement update of
 // iteration r - 1, the softmax and the weighted sum into one pass over u.
@@ -529,7 +587,7 @@ void dynamicRouting(Args& a) {
   if (p.B == 0) return;
   int threads = threadCount();
   std::vector<std::unique_ptr<RoutingScratch>> scratch;
-  for (int t = 0; t < threads; t++) scratch.emplace_back(new RoutingScratch(p.R, p.I, p.J, p.D));
+  for (int t = 0; t < threads; t++) scratch.emplace_back(new RoutingScratch(p.R, p.I, p.J, p.D, false));
   parallelTasks(p.B, [&](int64_t b, int worker) {
     RoutingScratch& w = *scratch[worker];
     routeForward(uHat.data + b * p.I * JD, p.I, p.J, p.D, p.R, w);
@@ -552,39 +610,33 @@ void dynamicRoutingGrad(Args& a) {
   if (p.B == 0) return;
   int threads = threadCount();
   std::vector<std::unique_ptr<RoutingScratch>> scratch;
-  for (int t = 0; t < threads; t++) scratch.emplace_back(new RoutingScratch(R, I, J, D));
+  for (int t = 0; t < threads; t++) scratch.emplace_back(new RoutingScratch(R, I, J, D, true));
   parallelTasks(p.B, [&](int64_t b, int worker) {
     RoutingScratch& w = *scratch[worker];
     const float* u = uHat.data + b * I * JD;
     float* gu = duHat.data + b * I * JD;
     routeForward(u, I, J, D, R, w);
-    float* gs = w.gs.data();
-    for (int64_t j = 0; j < J; j++) squashGradVector(w.s.data() + (R - 1) * JD + j * D, dv.data + b * JD + j * D, gs + j * D, D);
-    // Inner iterations only matter when gradients flow through them.
-    int64_t rLast = p.stopInner ? R - 1 : 0;
-    for (int64_t r = R - 1; r >= rLast; r--) {
-      const float* c = w.c.data() + r * IJ;
-      const bool carry = r < R - 1;          // b^r also feeds b^(r+1)
-      const bool toPrev = r > 0 && !p.stopInner;  // b^r came from v^(r-1)
-      const float* vPrev = toPrev ? w.v.data() + (r - 1) * JD : nullptr;
+    // Walk the iterations backwards. Iteration r >= 1 reads u once to get
+    // b^r's gradient (row by row) and v^(r-1)'s (summed over rows); u's own
+    // gradient is a sum of per-row scalars times per-iteration vectors, so
+    // it is written in one final pass instead of being updated in each.
+    for (int64_t j = 0; j < J; j++)
+      squashGradVector(w.s.data() + (R - 1) * JD + j * D, dv.data + b * JD + j * D, w.gs.data() + (R - 1) * JD + j * D, D);
+    // With stopGradientInner only the last iteration's weighted sum passes a
+    // gradient to u: no walk through the agreements.
+    const bool agreement = !p.stopInner;
+    const int64_t r0 = agreement ? 0 : R - 1;
+    for (int64_t r = R - 1; agreement && r >= 1; r--) {
+      const float* gs = w.gs.data() + r * JD;
+      const float* gbNext = r < R - 1 ? w.gb.data() + (r + 1) * IJ : nullptr;
+      float* gb = w.gb.data() + r * IJ;
       float* gv = w.gv.data();
-      if (toPrev) std::fill(gv, gv + JD, 0.0f);
-      for (int64_t i = 0; i < I; i++) {
-        const float* ui = u + i * JD;
-        const float* ci = c + i * J;
-        float* gbi = w.gb.data() + i * J;
-        // Through s^r = sum_i c_ij u_ij: the couplings' gradient, then the
-        // softmax's, plus what b^(r+1) passes back.
-        rowDots(ui, gs, J, D, w.gc.data());
-        float dot = 0;
-        for (int64_t j = 0; j < J; j++) dot += ci[j] * w.gc[j];
-        for (int64_t j = 0; j < J; j++) gbi[j] = ci[j] * (w.gc[j] - dot) + (carry ? gbi[j] : 0.0f);
-        // b^r = b^(r-1) + u . v^(r-1) passes gbi on to u and to v^(r-1).
-        rowBackward(gu + i * JD, ui, ci, gbi, gs, vPrev, gv, J, D, r == R - 1);
-      }
-      if (toPrev)
-        for (int64_t j = 0; j < J; j++) squashGradVector(w.s.data() + (r - 1) * JD + j * D, gv + j * D, gs + j * D, D);
+      std::fill(gv, gv + JD, 0.0f);
+      for (int64_t i = 0; i < I; i++)
+        gradRow(u + i * JD, w.c.data() + r * IJ + i * J, gbNext ? gbNext + i * J : nullptr, gs, gb + i * J, gv, w.gc.data(), J, D);
+      for (int64_t j = 0; j < J; j++) squashGradVector(w.s.data() + (r - 1) * JD + j * D, gv + j * D, w.gs.data() + (r - 1) * JD + j * D, D);
     }
+    for (int64_t i = 0; i < I; i++) writeGradRow(gu + i * JD, w.c.data(), w.gb.data(), w.gs.data(), w.v.data(), i, I, J, D, R, r0, agreement);
   }, threads);
 }
 
