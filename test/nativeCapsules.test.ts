@@ -111,6 +111,9 @@ nativeTest('dynamicRouting: v, every iteration\'s couplings and the gradient equ
     [[2, 5, 4, 3], 5, false, 2],
     [[2, 5, 4, 3], 5, true, 2],
     [[16, 40, 10, 16], 3, false, 0.1],
+    [[16, 40, 10, 16], 3, true, 0.1],
+    [[128, 12, 5, 8], 3, false, 0.5],
+    [[3, 7, 17, 16], 3, false, 0.5],
   ];
   for (const [shape, iterations, stopGradientInner, scale] of cases) {
     const [B, I, J, D] = shape;
