@@ -63,12 +63,13 @@ void sgemmParallel(bool transA, bool transB, int64_t M, int64_t N, int64_t K, fl
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the larger of M and N into one block per thread, aligned to the
-  // micro-kernel's register tile so that no block ends in a ragged edge.
+  // Split the larger of M and N into two blocks per thread (so that a
+  // preempted thread costs less), aligned to the micro-kernel's register
+  // tile so that no block ends in a ragged edge.
   const int64_t align = 16;
   bool byRows = M >= N;
   int64_t extent = byRows ? M : N;
-  int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, extent / align));
+  int64_t parts = std::min<int64_t>(2 * static_cast<int64_t>(threads), std::max<int64_t>(1, extent / align));
   if (parts <= 1) {
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

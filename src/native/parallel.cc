@@ -195,7 +195,10 @@ void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
     fn(0, n);
     return;
   }
-  int64_t parts = std::min<int64_t>(threadCount(), (n + grain - 1) / grain);
+  // A few parts per thread, handed out dynamically: a thread that the OS
+  // preempts (the machine may be shared) then delays the loop by one small
+  // part, not by a whole share. The split itself never depends on timing.
+  int64_t parts = std::min<int64_t>(4 * static_cast<int64_t>(threadCount()), (n + grain - 1) / grain);
   if (parts <= 1) {
     fn(0, n);
     return;

@@ -24,8 +24,9 @@ void setThreadCount(int n);
 // 0 of its own; scratch must therefore belong to the call, not be global.
 void parallelTasks(int64_t tasks, const std::function<void(int64_t task, int worker)>& fn, int maxWorkers = 0);
 
-// Split [0, n) into contiguous ranges of at least `grain` items, at most one
-// per thread, and run fn(begin, end) on each.
+// Split [0, n) into contiguous ranges of at least `grain` items (a few per
+// thread, the split depending only on n, grain and the thread count) and
+// run fn(begin, end) on each.
 void parallelFor(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
 // True while the current thread runs inside parallelTasks.
