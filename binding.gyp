@@ -15,8 +15,8 @@
         "src/native/memory.cc"
       ],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-O2", "-O3", "-Os"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "<!@(node scripts/native-config.mjs cflags)"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-fno-math-errno", "-fno-trapping-math", "<!@(node scripts/native-config.mjs cflags)"],
       "ldflags": ["-pthread"],
       "libraries": ["<!@(node scripts/native-config.mjs libs)"],
       "xcode_settings": {
