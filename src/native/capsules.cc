@@ -131,6 +131,53 @@ void predictionVectorsImpl(const CapsDims& d, const float* u, const float* W, fl
 }
 
 #if CAPSNET_AVX2
+// Din = 8. Blocks of input capsules whose transposed matrices fit in L2,
+// and for each example the block's outputs, which are contiguous, written
+// with streaming stores when aligned: the 74 MB of u_hat in CapsNet go
+// straight to memory instead of first being read into cache.
+void predictionVectors8(const CapsDims& d, const float* u, const float* W, float* out) {
+  const int64_t JD = d.JD();
+  constexpr int64_t kBlock = 32;
+  const int64_t blocks = (d.I + kBlock - 1) / kBlock;
+  const bool stream = JD % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 32 == 0;
+  parallelFor(blocks, 1, [&](int64_t q0, int64_t q1) {
+    std::vector<float> wt(kBlock * 8 * JD);
+    for (int64_t q = q0; q < q1; q++) {
+      const int64_t i0 = q * kBlock, i1 = std::min(d.I, i0 + kBlock);
+      for (int64_t i = i0; i < i1; i++) {
+        const float* w = W + i * JD * 8;
+        float* t = wt.data() + (i - i0) * 8 * JD;
+        for (int64_t r = 0; r < JD; r++)
+          for (int64_t k = 0; k < 8; k++) t[k * JD + r] = w[r * 8 + k];
+      }
+      for (int64_t b = 0; b < d.B; b++) {
+        for (int64_t i = i0; i < i1; i++) {
+          const float* ub = u + (b * d.I + i) * 8;
+          const float* t = wt.data() + (i - i0) * 8 * JD;
+          float* o = out + (b * d.I + i) * JD;
+          __m256 uk[8];
+          for (int k = 0; k < 8; k++) uk[k] = _mm256_set1_ps(ub[k]);
+          int64_t r = 0;
+          for (; r + 8 <= JD; r += 8) {
+            __m256 acc = _mm256_mul_ps(uk[0], _mm256_loadu_ps(t + r));
+            for (int k = 1; k < 8; k++) acc = _mm256_fmadd_ps(uk[k], _mm256_loadu_ps(t + k * JD + r), acc);
+            if (stream) _mm256_stream_ps(o + r, acc);
+            else _mm256_storeu_ps(o + r, acc);
+          }
+          for (; r < JD; r++) {
+            float acc = 0;
+            for (int k = 0; k < 8; k++) acc += ub[k] * t[k * JD + r];
+            o[r] = acc;
+          }
+        }
+      }
+    }
+    if (stream) _mm_sfence();
+  });
+}
+#endif
+
+#if CAPSNET_AVX2
 // Din = 8: a row of W[i] is one register; four accumulators hide the FMA
 // latency.
 void predictionVectorsGradInput8(const CapsDims& d, const float* dy, const float* W, float* du) {
@@ -245,6 +292,9 @@ void predictionVectors(Args& a) {
     std::fill(out.data, out.data + out.length, 0.0f);
     return;
   }
+#if CAPSNET_AVX2
+  if (d.Din == 8) return predictionVectors8(d, u.data, W.data, out.data);
+#endif
   if (d.Din == 8) predictionVectorsImpl<8>(d, u.data, W.data, out.data);
   else predictionVectorsImpl<0>(d, u.data, W.data, out.data);
 }

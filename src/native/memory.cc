@@ -11,6 +11,7 @@
 // memory may still be visible from JS (read out with dataSync, or viewed by
 // another tensor) is never released explicitly; its finalizer frees it when
 // V8 collects it, as for any ArrayBuffer.
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -24,7 +25,8 @@ namespace {
 // hint: after an explicit release the address may be handed out again, and
 // a late finalizer must not free the new owner's memory.
 struct Block {
-  void* data;
+  void* data;    // 64-byte aligned start handed to JS
+  void* origin;  // what malloc returned
   size_t bytes;
 };
 
@@ -38,7 +40,7 @@ void freeBlock(napi_env env, Block* block) {
     liveBlocks.erase(block->data);
     liveBytes -= static_cast<int64_t>(block->bytes);
   }
-  std::free(block->data);
+  std::free(block->origin);
   int64_t adjusted = 0;
   if (env) napi_adjust_external_memory(env, -static_cast<int64_t>(block->bytes), &adjusted);
   block->data = nullptr;
@@ -50,18 +52,21 @@ void finalize(napi_env env, void* /*data*/, void* hint) {
   delete block;
 }
 
-// allocBuffer(bytes) -> ArrayBuffer, uninitialized. Plain malloc (16-byte
-// aligned), not aligned_alloc: glibc serves an aligned request from a
-// slightly larger block, so a freed block never fits the next request of
-// the same size and the heap grows by one block per allocation.
+// allocBuffer(bytes) -> ArrayBuffer, uninitialized, 64-byte aligned (so
+// that kernels can use aligned streaming stores). The alignment comes from
+// over-allocating with plain malloc, not from aligned_alloc: glibc serves an
+// aligned request from a slightly larger block, so a freed block would never
+// fit the next request of the same size and the heap would grow by one
+// block per allocation.
 void allocBuffer(Args& a) {
   int64_t bytes = a.integer(0, "bytes", 1, int64_t{1} << 40);
-  void* data = std::malloc(static_cast<size_t>(bytes));
-  if (!data) throw std::bad_alloc();
-  Block* block = new Block{data, static_cast<size_t>(bytes)};
+  void* origin = std::malloc(static_cast<size_t>(bytes) + 64);
+  if (!origin) throw std::bad_alloc();
+  void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(origin) + 63) & ~uintptr_t{63});
+  Block* block = new Block{data, origin, static_cast<size_t>(bytes)};
   napi_value buffer;
   if (napi_create_external_arraybuffer(a.env(), data, static_cast<size_t>(bytes), finalize, block, &buffer) != napi_ok) {
-    std::free(data);
+    std::free(origin);
     delete block;
     fail("allocBuffer: could not create an ArrayBuffer");
   }
