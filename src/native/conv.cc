@@ -175,21 +175,28 @@ void conv2d(Args& a) {
   int64_t pc = std::max<int64_t>(1, std::min<int64_t>(P, block / (mc * Ci)));
   std::vector<Buffer> cols = scratch(threads, mc * pc * Ci);
 
+  // With a short reduction (a first layer: K = 81 for CapsNet's Conv1) the
+  // output dominates the traffic: multiply in row slices whose output fits
+  // in L2, so that the GEMM's zeroing, its accumulation and the epilogue all
+  // hit cache. With a long one, one GEMM per block keeps the filter from
+  // being packed more often than needed.
+  const int64_t slice = g.K() < 1024 ? std::max<int64_t>(32, 65536 / Co) : mc;
   parallelTasks(tasks, [&](int64_t t, int worker) {
     float* col = cols[worker].get();
     int64_t r0 = M * t / tasks, r1 = M * (t + 1) / tasks;
-    if (r0 >= r1) return;
-    Block blk{r0, r1 - r0, 0, 0};
-    float* y = out.data + blk.r0 * Co;
-    for (int64_t p0 = 0; p0 < P; p0 += pc) {
-      blk.p0 = p0;
-      blk.pn = std::min(pc, P - p0);
-      im2col(g, x.data, blk, col);
-      sgemm(false, false, blk.rows, Co, blk.pn * Ci, 1.0f, col, blk.pn * Ci, f.data + p0 * Ci * Co, Co,
-            p0 == 0 ? 0.0f : 1.0f, y, Co);
+    for (int64_t rs = r0; rs < r1; rs += slice) {
+      Block blk{rs, std::min(slice, r1 - rs), 0, 0};
+      float* y = out.data + blk.r0 * Co;
+      for (int64_t p0 = 0; p0 < P; p0 += pc) {
+        blk.p0 = p0;
+        blk.pn = std::min(pc, P - p0);
+        im2col(g, x.data, blk, col);
+        sgemm(false, false, blk.rows, Co, blk.pn * Ci, 1.0f, col, blk.pn * Ci, f.data + p0 * Ci * Co, Co,
+              p0 == 0 ? 0.0f : 1.0f, y, Co);
+      }
+      // The epilogue runs on the block while it is still in cache.
+      biasActivation(y, blk.rows, Co, bias.data, bias.length, activation, alpha);
     }
-    // The epilogue runs on the block while it is still in cache.
-    biasActivation(y, blk.rows, Co, bias.data, bias.length, activation, alpha);
   }, threads);
 }
 
