@@ -24,7 +24,7 @@ thread_local bool tlsInParallel = false;
 // for a short while first, since kernels come in quick succession and a
 // futex wake-up costs more than the spin; the spin is short because the
 // machine may be shared.
-constexpr int kSpinIterations = 4000;
+constexpr int kSpinIterations = 1000;
 
 class Pool {
  public:
