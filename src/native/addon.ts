@@ -17,6 +17,7 @@ export interface NativeAddon {
   keepFreedMemory(trimBytes: number): boolean;
   allocBuffer(bytes: number): ArrayBuffer;
   releaseBuffer(buffer: ArrayBuffer): boolean;
+  accountBuffer(buffer: ArrayBuffer): void;
   memoryStats(): { buffers: number; bytes: number };
   unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
   binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;

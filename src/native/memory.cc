@@ -28,6 +28,7 @@ struct Block {
   void* data;    // 64-byte aligned start handed to JS
   void* origin;  // what malloc returned
   size_t bytes;
+  bool accounted;  // counted in V8's external memory (see allocBuffer)
 };
 
 std::mutex blocksMutex;
@@ -61,7 +62,7 @@ void allocBuffer(Args& a) {
   void* origin = std::malloc(static_cast<size_t>(bytes) + 64);
   if (!origin) throw std::bad_alloc();
   void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(origin) + 63) & ~uintptr_t{63});
-  Block* block = new Block{data, origin, static_cast<size_t>(bytes)};
+  Block* block = new Block{data, origin, static_cast<size_t>(bytes), false};
   napi_value buffer;
   if (napi_create_external_arraybuffer(a.env(), data, static_cast<size_t>(bytes), finalize, block, &buffer) != napi_ok) {
     std::free(origin);
@@ -73,10 +74,14 @@ void allocBuffer(Args& a) {
     liveBlocks[data] = block;
     liveBytes += bytes;
   }
-  // No napi_adjust_external_memory: these buffers are freed explicitly, and
-  // reporting each allocation made V8 start a full collection every
-  // ~100 MB of tensors (ten a training step, ~10 ms each) to reclaim memory
-  // that was never garbage.
+  // V8 counts every ArrayBuffer's bytes as external memory until the buffer
+  // is collected or detached, and starts a full collection whenever that
+  // count grows by 64 MB: with live tensors of hundreds of MB that meant
+  // several useless collections per training step. These buffers are freed
+  // explicitly, so their bytes are taken off the count here, and put back
+  // when a buffer is left to the collector (accountBuffer) or detached.
+  int64_t adjusted = 0;
+  napi_adjust_external_memory(a.env(), -bytes, &adjusted);
   a.result = buffer;
 }
 
@@ -100,12 +105,39 @@ void releaseBuffer(Args& a) {
   }
   bool released = false;
   if (block) {
+    // Detaching takes the bytes off V8's count again.
+    int64_t adjusted = 0;
+    if (!block->accounted) napi_adjust_external_memory(env, static_cast<int64_t>(block->bytes), &adjusted);
     // Detach before freeing: from here on every view of the buffer is empty.
     if (napi_detach_arraybuffer(env, v) != napi_ok) fail("releaseBuffer: the buffer cannot be detached");
     freeBlock(block);
     released = true;
   }
   napi_get_boolean(env, released, &a.result);
+}
+
+// accountBuffer(arrayBuffer): a buffer from allocBuffer will be left to the
+// garbage collector; count its bytes as V8 does for ordinary buffers, so that
+// memory held only by garbage still prompts a collection.
+void accountBuffer(Args& a) {
+  napi_env env = a.env();
+  void* data = nullptr;
+  size_t length = 0;
+  bool isBuffer = false;
+  napi_is_arraybuffer(env, a.raw(0), &isBuffer);
+  if (!isBuffer) fail("accountBuffer: expected an ArrayBuffer");
+  if (napi_get_arraybuffer_info(env, a.raw(0), &data, &length) != napi_ok) fail("accountBuffer: unreadable ArrayBuffer");
+  Block* block = nullptr;
+  if (data) {
+    std::lock_guard<std::mutex> g(blocksMutex);
+    auto it = liveBlocks.find(data);
+    if (it != liveBlocks.end() && it->second->bytes == length && !it->second->accounted) {
+      block = it->second;
+      block->accounted = true;
+    }
+  }
+  int64_t adjusted = 0;
+  if (block) napi_adjust_external_memory(env, static_cast<int64_t>(block->bytes), &adjusted);
 }
 
 // memoryStats() -> { buffers, bytes }: engine-owned buffers still allocated.
@@ -132,6 +164,7 @@ void memoryStats(Args& a) {
 void addMemoryExports(std::vector<Export>& out) {
   out.push_back({"allocBuffer", entry<allocBuffer>});
   out.push_back({"releaseBuffer", entry<releaseBuffer>});
+  out.push_back({"accountBuffer", entry<accountBuffer>});
   out.push_back({"memoryStats", entry<memoryStats>});
 }
 

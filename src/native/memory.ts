@@ -59,12 +59,19 @@ function wholeBuffer(v: Typed): boolean {
   return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength;
 }
 
+function pin(buffer: ArrayBufferLike, s: BufferState): void {
+  if (s.pinned) return;
+  s.pinned = true;
+  // From now on the garbage collector frees it: let V8 count its bytes.
+  addon?.accountBuffer(buffer as ArrayBuffer);
+}
+
 /** `values` became a tensor's data. */
 export function onRegister(values: unknown): void {
   if (!isTyped(values)) return;
   const s = managed.get(values.buffer);
   if (!s) return;
-  if (s.registered || !wholeBuffer(values)) s.pinned = true;
+  if (s.registered || !wholeBuffer(values)) pin(values.buffer, s);
   else s.registered = true;
 }
 
@@ -72,7 +79,7 @@ export function onRegister(values: unknown): void {
 export function onEscape(values: unknown): void {
   if (!isTyped(values)) return;
   const s = managed.get(values.buffer);
-  if (s) s.pinned = true;
+  if (s) pin(values.buffer, s);
 }
 
 /** The tensor holding `values` is gone: free its buffer if nothing else can see it. */
