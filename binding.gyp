@@ -11,6 +11,7 @@
         "src/native/layout.cc",
         "src/native/matmul.cc",
         "src/native/conv.cc",
+        "src/native/spectral.cc",
         "src/native/capsules.cc",
         "src/native/memory.cc"
       ],

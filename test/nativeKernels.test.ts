@@ -104,6 +104,37 @@ nativeTest('convolutions equal the cpu kernels when the column buffer forces blo
   }
 });
 
+nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels, forward and both gradients', async () => {
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
+  const rng = new Rng(30);
+  // Geometries the spectral path takes: CapsNet's primary layer in small,
+  // stride 1, unequal strides and kernel sizes, padding, channel counts
+  // that are not multiples of the transform's channel block.
+  const cases: ConvCase[] = [
+    { x: [3, 20, 20, 16], f: [9, 9, 16, 24], strides: 2, pad: 'valid' },
+    { x: [2, 12, 12, 20], f: [5, 5, 20, 16], strides: 1, pad: 'valid' },
+    { x: [2, 11, 9, 16], f: [5, 4, 16, 17], strides: [2, 1], pad: 'valid' },
+    { x: [2, 10, 10, 16], f: [5, 5, 16, 16], strides: 2, pad: 'same' },
+    { x: [2, 9, 9, 80], f: [4, 4, 80, 70], strides: 1, pad: 2 },
+  ];
+  loaded.addon.setSpectralMode(2);
+  try {
+    for (const c of cases) {
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
+      const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+      await compare(`spectral conv ${JSON.stringify(c)}`, [f32(rng, c.x), f32(rng, c.f, 0.2), f32(rng, dyShape), f32(rng, [c.f[3]])], (x, f, dy, b) => {
+        const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+        const fused = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad, bias: b, activation: 'relu' });
+        const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad), dy)))([x, f]);
+        return [y, fused, dx, df];
+      });
+    }
+  } finally {
+    loaded.addon.setSpectralMode(1);
+  }
+});
+
 nativeTest('BatchMatMul and _FusedMatMul equal the cpu kernels (transposes, batch broadcasting, bias, activations)', async () => {
   const rng = new Rng(25);
   const cases: [number[], number[], boolean, boolean][] = [

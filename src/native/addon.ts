@@ -29,6 +29,8 @@ export interface NativeAddon {
   biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
   /** Per-thread im2col buffer, in floats (tests shrink it to exercise blocking). */
   setColumnBlock(floats: number): void;
+  /** Frequency-domain convolution: 0 never, 1 where it pays (default), 2 wherever the geometry allows. */
+  setSpectralMode(mode: number): void;
   conv2d(x: F32, filter: F32, out: F32, bias: F32, activation: number, alpha: number, ...geometry: number[]): void;
   conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
   conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;

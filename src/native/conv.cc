@@ -16,6 +16,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "conv.h"
 #include "parallel.h"
 
 namespace capsnet {
@@ -29,13 +30,6 @@ namespace {
 // a shared L3 while leaving the GEMMs large enough to run near peak. Tests
 // lower it to exercise the blocking on small shapes.
 std::atomic<int64_t> columnBlock{int64_t{1} << 20};
-
-struct ConvGeometry {
-  int64_t B, H, W, Ci, OH, OW, Co, KH, KW, sh, sw, dh, dw, padTop, padLeft;
-  int64_t M() const { return B * OH * OW; }
-  int64_t P() const { return KH * KW; }
-  int64_t K() const { return KH * KW * Ci; }
-};
 
 // Arguments from index `first` on: B, H, W, Ci, OH, OW, Co, KH, KW, strideH,
 // strideW, dilationH, dilationW, padTop, padLeft.
@@ -164,6 +158,7 @@ void conv2d(Args& a) {
   requireDisjoint(out, bias, "conv2d");
   const int64_t M = g.M(), P = g.P(), Ci = g.Ci, Co = g.Co;
   if (M == 0) return;
+  if (spectralPays(g)) return spectralConv2d(g, x.data, f.data, out.data, bias.data, bias.length, activation, alpha);
   const int64_t block = columnBlock.load();
 
   const int threads = threadCount();
@@ -215,6 +210,7 @@ void conv2dBackpropInput(Args& a) {
     std::memset(dx.data, 0, sizeof(float) * dx.length);
     return;
   }
+  if (spectralPays(g)) return spectralBackpropInput(g, dy.data, f.data, dx.data);
   const int threads = threadCount();
   // Tasks own whole images, so that their scatter-adds never overlap.
   int64_t tasks = std::min(g.B, 4 * static_cast<int64_t>(threads));
@@ -269,6 +265,7 @@ void conv2dBackpropFilter(Args& a) {
     std::memset(dw.data, 0, sizeof(float) * dw.length);
     return;
   }
+  if (spectralPays(g)) return spectralBackpropFilter(g, x.data, dy.data, dw.data);
   const int threads = threadCount();
 
   if (K * 4 * threads < M) {
@@ -334,6 +331,10 @@ void conv2dBackpropFilter(Args& a) {
   }
 }
 
+// setSpectralMode(mode): 0 never use the frequency-domain path, 1 where it
+// pays (default), 2 wherever the geometry allows (tests compare the paths).
+void setSpectralMode(Args& a) { capsnet::setSpectralMode(static_cast<int>(a.integer(0, "mode", 0, 2))); }
+
 // setColumnBlock(floats): the per-thread column buffer size (at least 1024).
 void setColumnBlock(Args& a) { columnBlock.store(a.integer(0, "floats", 1024, int64_t{1} << 30)); }
 
@@ -341,6 +342,7 @@ void setColumnBlock(Args& a) { columnBlock.store(a.integer(0, "floats", 1024, in
 
 void addConvExports(std::vector<Export>& out) {
   out.push_back({"setColumnBlock", entry<setColumnBlock>});
+  out.push_back({"setSpectralMode", entry<setSpectralMode>});
   out.push_back({"conv2d", entry<conv2d>});
   out.push_back({"conv2dBackpropInput", entry<conv2dBackpropInput>});
   out.push_back({"conv2dBackpropFilter", entry<conv2dBackpropFilter>});
