@@ -147,6 +147,25 @@ nativeTest('releaseBuffer frees only engine buffers, once, and leaves their view
   assert.throws(() => a.unary(0, view, F(4), 0, 0), /expected 4 elements|elements/);
 });
 
+nativeTest('freed blocks above 32 MB are kept and reused for the same size, never while in use', () => {
+  const a = addon();
+  const size = 40 * 1024 * 1024;
+  const first = a.allocBuffer(size);
+  new Float32Array(first).fill(1);
+  const before = a.memoryStats();
+  assert.equal(a.releaseBuffer(first), true);
+  const kept = a.memoryStats();
+  assert.equal(kept.kept, before.kept + size, 'the freed block is kept');
+  assert.equal(kept.buffers, before.buffers - 1);
+  const second = a.allocBuffer(size);
+  assert.equal(a.memoryStats().kept, before.kept, 'the next block of that size reuses it');
+  const third = a.allocBuffer(size);
+  new Float32Array(third).fill(2);
+  assert.ok(new Float32Array(second).length === size / 4 && first.byteLength === 0, "the released buffer stays detached");
+  a.releaseBuffer(second);
+  a.releaseBuffer(third);
+});
+
 nativeTest('fused capsule kernels reject wrong dtypes and shapes with readable errors', () => {
   const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}) => () => tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap);
   rejects([

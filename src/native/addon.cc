@@ -4,10 +4,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "blas.h"
 #include "common.h"
 #include "parallel.h"
@@ -64,30 +60,11 @@ void info(Args& a) {
 // setThreads(n): threads for every parallel kernel, the caller included.
 void setThreads(Args& a) { setThreadCount(static_cast<int>(a.integer(0, "threads", 1, 256))); }
 
-// keepFreedMemory(trimBytes) -> boolean. Kernel outputs are ArrayBuffers
-// that Node allocates with malloc; glibc serves large ones with fresh mmaps,
-// and the page faults of first touch then cost more than an elementwise
-// kernel itself (a 40 MB tensor: ~20 ms of faults, ~4 ms of work). With
-// mmap off, large blocks come from the heap and freed ones are reused at
-// once; the heap is given back to the system only above trimBytes of free
-// space at its top. Returns false where this cannot be set (not glibc).
-void keepFreedMemory(Args& a) {
-  int64_t trim = a.integer(0, "trimBytes", 0, INT32_MAX);
-  bool ok = false;
-#if defined(__GLIBC__)
-  ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) == 1;
-#else
-  (void)trim;
-#endif
-  napi_get_boolean(a.env(), ok, &a.result);
-}
-
 }  // namespace
 
 void addExports(std::vector<Export>& out) {
   out.push_back({"info", entry<info>});
   out.push_back({"setThreads", entry<setThreads>});
-  out.push_back({"keepFreedMemory", entry<keepFreedMemory>});
 }
 
 }  // namespace capsnet

@@ -14,11 +14,10 @@ type F32 = Float32Array;
 export interface NativeAddon {
   info(): { blasConfig: string; blasCore: string; threads: number; simd: string };
   setThreads(n: number): void;
-  keepFreedMemory(trimBytes: number): boolean;
   allocBuffer(bytes: number): ArrayBuffer;
   releaseBuffer(buffer: ArrayBuffer): boolean;
   accountBuffer(buffer: ArrayBuffer): void;
-  memoryStats(): { buffers: number; bytes: number };
+  memoryStats(): { buffers: number; bytes: number; kept: number };
   unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
   binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
   reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;

@@ -5,8 +5,6 @@
  * caller falls back to wasm or cpu.
  *
  * CAPSNET_THREADS sets how many threads the engine uses (default: all cores).
- * CAPSNET_MALLOC_TUNING=0 leaves the C allocator's settings alone (see
- * keepFreedMemory in addon.cc for what the engine changes and why).
  */
 import os from 'node:os';
 import { loadAddon } from './addon.js';
@@ -33,9 +31,6 @@ export function requestedThreads(env: NodeJS.ProcessEnv = process.env): { thread
   return { threads: n };
 }
 
-/** Free heap space kept for reuse before it is returned to the system. */
-const TRIM_THRESHOLD_BYTES = 512 * 1024 * 1024;
-
 let result: NativeLoadResult | null = null;
 
 export async function loadNativeBackend(): Promise<NativeLoadResult> {
@@ -46,7 +41,6 @@ export async function loadNativeBackend(): Promise<NativeLoadResult> {
     const { threads, warning } = requestedThreads();
     if (warning) console.warn(`capsnet: ${warning}`);
     loaded.addon.setThreads(threads);
-    if (process.env.CAPSNET_MALLOC_TUNING !== '0') loaded.addon.keepFreedMemory(TRIM_THRESHOLD_BYTES);
     registerNativeBackend(loaded.addon);
     const info = loaded.addon.info();
     // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21 (Zen)"

@@ -11,8 +11,17 @@
 // memory may still be visible from JS (read out with dataSync, or viewed by
 // another tensor) is never released explicitly; its finalizer frees it when
 // V8 collects it, as for any ArrayBuffer.
+//
+// Blocks above 32 MB are kept for reuse when freed (up to a cap) and handed
+// out again for the same size. glibc serves them with fresh mmaps (32 MB is
+// the most its heap takes), and the page faults of touching 40-70 MB of new
+// memory cost more than the elementwise kernels that fill them; a training
+// step allocates the same sizes every time, so after the first step these
+// allocations are free. Smaller blocks are left to glibc's heap, which
+// reuses freed memory for any size.
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -31,17 +40,51 @@ struct Block {
   bool accounted;  // counted in V8's external memory (see allocBuffer)
 };
 
+constexpr size_t kReuseMinBytes = (size_t{32} << 20) + 1;
+constexpr size_t kReuseCapBytes = size_t{768} << 20;
+
+struct Memory {
+  void* origin;  // what malloc returned
+  void* data;    // 64-byte aligned start
+};
+
 std::mutex blocksMutex;
 std::unordered_map<void*, Block*> liveBlocks;
 int64_t liveBytes = 0;
+std::multimap<size_t, Memory> reusable;  // freed large blocks, by size
+size_t reusableBytes = 0;
+
+// Memory for a block of `bytes`: a kept block of that size, or a new one.
+Memory obtain(size_t bytes) {
+  if (bytes >= kReuseMinBytes) {
+    std::lock_guard<std::mutex> g(blocksMutex);
+    auto it = reusable.find(bytes);
+    if (it != reusable.end()) {
+      Memory m = it->second;
+      reusable.erase(it);
+      reusableBytes -= bytes;
+      return m;
+    }
+  }
+  void* origin = std::malloc(bytes + 64);
+  if (!origin) throw std::bad_alloc();
+  void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(origin) + 63) & ~uintptr_t{63});
+  return {origin, data};
+}
 
 void freeBlock(Block* block) {
+  bool keep = false;
   {
     std::lock_guard<std::mutex> g(blocksMutex);
     liveBlocks.erase(block->data);
     liveBytes -= static_cast<int64_t>(block->bytes);
+    if (block->bytes >= kReuseMinBytes && reusableBytes + block->bytes <= kReuseCapBytes) {
+      reusable.emplace(block->bytes, Memory{block->origin, block->data});
+      reusableBytes += block->bytes;
+      keep = true;
+    }
   }
-  std::free(block->origin);
+  if (!keep) std::free(block->origin);
   block->data = nullptr;
 }
 
@@ -59,9 +102,9 @@ void finalize(napi_env /*env*/, void* /*data*/, void* hint) {
 // block per allocation.
 void allocBuffer(Args& a) {
   int64_t bytes = a.integer(0, "bytes", 1, int64_t{1} << 40);
-  void* origin = std::malloc(static_cast<size_t>(bytes) + 64);
-  if (!origin) throw std::bad_alloc();
-  void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(origin) + 63) & ~uintptr_t{63});
+  Memory m = obtain(static_cast<size_t>(bytes));
+  void* origin = m.origin;
+  void* data = m.data;
   Block* block = new Block{data, origin, static_cast<size_t>(bytes), false};
   napi_value buffer;
   if (napi_create_external_arraybuffer(a.env(), data, static_cast<size_t>(bytes), finalize, block, &buffer) != napi_ok) {
@@ -140,22 +183,27 @@ void accountBuffer(Args& a) {
   if (block) napi_adjust_external_memory(env, static_cast<int64_t>(block->bytes), &adjusted);
 }
 
-// memoryStats() -> { buffers, bytes }: engine-owned buffers still allocated.
+// memoryStats() -> { buffers, bytes, kept }: engine-owned buffers still
+// allocated, their bytes, and the bytes of freed large blocks kept for reuse.
 void memoryStats(Args& a) {
   napi_env env = a.env();
   size_t count;
   int64_t bytes;
+  size_t kept;
   {
     std::lock_guard<std::mutex> g(blocksMutex);
     count = liveBlocks.size();
     bytes = liveBytes;
+    kept = reusableBytes;
   }
-  napi_value obj, n, b;
+  napi_value obj, n, b, k;
   napi_create_object(env, &obj);
   napi_create_double(env, static_cast<double>(count), &n);
   napi_create_double(env, static_cast<double>(bytes), &b);
+  napi_create_double(env, static_cast<double>(kept), &k);
   napi_set_named_property(env, obj, "buffers", n);
   napi_set_named_property(env, obj, "bytes", b);
+  napi_set_named_property(env, obj, "kept", k);
   a.result = obj;
 }
 
