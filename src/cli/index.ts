@@ -8,6 +8,7 @@ import { infoSpec, runInfo } from './info.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
+import { runViz, vizSpec } from './viz.js';
 
 interface Command {
   spec: CommandSpec;
@@ -20,6 +21,7 @@ const COMMANDS: Command[] = [
   { spec: predictSpec, run: runPredict },
   { spec: reconstructSpec, run: runReconstruct },
   { spec: infoSpec, run: runInfo },
+  { spec: vizSpec, run: runViz },
 ];
 
 function usage(): string {

@@ -1,0 +1,219 @@
+/**
+ * The model side of the visualizer: picks a tfjs backend, loads a model with
+ * the library's loader and runs it, returning plain arrays for the views.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { capsuleLength, loadModelFromUrl, predictionVectors, squash, type CapsNet, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
+
+export type BackendName = 'webgl' | 'wasm' | 'cpu';
+const ORDER: BackendName[] = ['webgl', 'wasm', 'cpu'];
+
+/** Activate the first backend that works: WebGL, then wasm, then plain JavaScript. */
+export async function initBackend(forced?: string | null): Promise<{ backend: BackendName; tried: string[] }> {
+  setWasmPaths(new URL('wasm/', document.baseURI).href);
+  const order = forced && ORDER.includes(forced as BackendName) ? [forced as BackendName] : ORDER;
+  const tried: string[] = [];
+  for (const name of order) {
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        // A backend can register and still fail on first use (e.g. a lost WebGL context).
+        const ok = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0] === 3);
+        if (ok) return { backend: name, tried };
+      }
+      tried.push(`${name}: unavailable`);
+    } catch (e) {
+      tried.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`no tfjs backend works in this browser (${tried.join('; ')})`);
+}
+
+export interface CapsAnalysis {
+  kind: 'capsnet';
+  input: Float32Array;
+  scores: Float32Array;
+  prediction: number;
+  /** [classes * dim] */
+  digitCaps: Float32Array;
+  /** Conv1 ReLU maps [h * w * channels], NHWC. */
+  conv1: Float32Array;
+  /** [capsules * dim]; capsule index = (y * gridW + x) * types + type. */
+  primary: Float32Array;
+  primaryLengths: Float32Array;
+  /** One [capsules * classes] array per routing iteration. */
+  couplings: Float32Array[];
+  /** Digit capsule lengths that each iteration's couplings produce. */
+  iterationLengths: Float32Array[];
+  ms: number;
+}
+
+export interface PlainAnalysis {
+  kind: 'plain';
+  input: Float32Array;
+  scores: Float32Array;
+  prediction: number;
+  ms: number;
+  extra: Record<string, { shape: number[]; data: Float32Array }>;
+}
+
+export type Analysis = CapsAnalysis | PlainAnalysis;
+
+export interface CapsGeometry {
+  classes: number;
+  dim: number;
+  conv1: { h: number; w: number; channels: number; kernel: number };
+  primary: { h: number; w: number; types: number; dim: number };
+  iterations: number;
+  hasDecoder: boolean;
+}
+
+function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+async function read(t: tf.Tensor): Promise<Float32Array> {
+  return (await t.data()) as Float32Array;
+}
+
+export class Engine {
+  readonly model: ClassifierModel;
+  readonly json: ModelJson;
+  readonly url: string;
+  readonly classNames: string[];
+
+  private constructor(model: ClassifierModel, json: ModelJson, url: string) {
+    this.model = model;
+    this.json = json;
+    this.url = url;
+    const names = json.metadata?.classNames;
+    this.classNames = Array.isArray(names) && names.length === model.numClasses ? names.map(String) : Array.from({ length: model.numClasses }, (_, i) => String(i));
+  }
+
+  static async load(url: string): Promise<Engine> {
+    const { model, json } = await loadModelFromUrl(url);
+    return new Engine(model, json, url);
+  }
+
+  get kind(): 'capsnet' | 'plain' {
+    return this.model.modelType === 'capsnet' ? 'capsnet' : 'plain';
+  }
+
+  get caps(): CapsNet {
+    if (this.model.modelType !== 'capsnet') throw new Error('not a CapsNet');
+    return this.model as CapsNet;
+  }
+
+  get inputShape(): [number, number, number] {
+    return this.model.inputShape;
+  }
+
+  geometry(): CapsGeometry {
+    const m = this.caps;
+    const c = m.config;
+    const [h, w] = c.inputShape;
+    const ch = Math.floor((h - c.conv1.kernelSize) / c.conv1.strides) + 1;
+    const cw = Math.floor((w - c.conv1.kernelSize) / c.conv1.strides) + 1;
+    return {
+      classes: c.numClasses,
+      dim: c.digit.dim,
+      conv1: { h: ch, w: cw, channels: c.conv1.filters, kernel: c.conv1.kernelSize },
+      primary: { h: m.primary.gridHeight, w: m.primary.gridWidth, types: c.primary.types, dim: c.primary.dim },
+      iterations: c.digit.routingIterations,
+      hasDecoder: m.decoderLayers.length > 0,
+    };
+  }
+
+  /** Conv1 kernels [k, k, inChannels, filters]; first input channel only. */
+  async conv1Kernels(): Promise<{ data: Float32Array; k: number; inChannels: number; filters: number }> {
+    const kernel = this.caps.conv1.kernel;
+    const [k, , inChannels, filters] = kernel.shape;
+    return { data: await read(kernel), k, inChannels, filters };
+  }
+
+  /** Run the whole network on one image (values in [0, 1], h*w*c). */
+  async analyze(pixels: Float32Array): Promise<Analysis> {
+    const t0 = performance.now();
+    const [h, w, c] = this.inputShape;
+    const x = tf.tensor4d(pixels, [1, h, w, c]);
+    if (this.kind !== 'capsnet') {
+      const out = this.model.forward(x, { trace: true });
+      const scores = await read(out.scores);
+      const extra: PlainAnalysis['extra'] = {};
+      for (const [name, v] of Object.entries(out)) {
+        if (name !== 'scores' && v instanceof tf.Tensor && v.dtype === 'float32') extra[name] = { shape: v.shape, data: await read(v) };
+      }
+      tf.dispose([x, ...Object.values(out).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor)]);
+      return { kind: 'plain', input: pixels, scores, prediction: argmax(scores), ms: performance.now() - t0, extra };
+    }
+    const model = this.caps;
+    const out = model.forward(x, { trace: true, decode: 'none' }) as CapsNetOutput;
+    // The digit capsule lengths that each iteration's couplings give:
+    // v = squash(sum_i c_ij u_hat_j|i), with the model's own prediction vectors.
+    const iterLens = tf.tidy(() => {
+      const uHat = predictionVectors(out.primaryCaps!, model.digit.W as tf.Tensor4D);
+      return out.couplings.map((cp) => capsuleLength(squash(tf.sum(tf.mul(tf.expandDims(cp, 3), uHat), 1))));
+    });
+    const primaryLengths = capsuleLength(out.primaryCaps!);
+    const [scores, digitCaps, conv1, primary, pl, ...rest] = await Promise.all([
+      read(out.scores),
+      read(out.digitCaps),
+      read(out.conv1!),
+      read(out.primaryCaps!),
+      read(primaryLengths),
+      ...out.couplings.map(read),
+      ...iterLens.map(read),
+    ]);
+    const r = out.couplings.length;
+    tf.dispose([x, out.scores, out.digitCaps, out.conv1!, out.primaryCaps!, primaryLengths, ...out.couplings, ...iterLens]);
+    return {
+      kind: 'capsnet',
+      input: pixels,
+      scores,
+      prediction: argmax(scores),
+      digitCaps,
+      conv1,
+      primary,
+      primaryLengths: pl,
+      couplings: rest.slice(0, r),
+      iterationLengths: rest.slice(r),
+      ms: performance.now() - t0,
+    };
+  }
+
+  /** The decoder alone: reconstruct from one capsule vector placed in class `cls`. */
+  async decode(vector: Float32Array, cls: number): Promise<Float32Array> {
+    const t = tf.tidy(() => this.caps.decodeCapsule(tf.tensor2d(vector, [1, vector.length]), tf.tensor1d([cls], 'int32')));
+    const data = await read(t);
+    t.dispose();
+    return data;
+  }
+
+  /** Decode many vectors [n * dim] of class `cls` at once. */
+  async decodeMany(vectors: Float32Array, n: number, cls: number): Promise<Float32Array> {
+    const dim = vectors.length / n;
+    const t = tf.tidy(() => this.caps.decodeCapsule(tf.tensor2d(vectors, [n, dim]), tf.fill([n], cls, 'int32') as tf.Tensor1D));
+    const data = await read(t);
+    t.dispose();
+    return data;
+  }
+
+  /** Scores for a batch of images [n * h * w * c] (for checking against Node). */
+  async scores(images: Float32Array, n: number): Promise<Float32Array> {
+    const [h, w, c] = this.inputShape;
+    const out = tf.tidy(() => {
+      const o = this.model.forward(tf.tensor4d(images, [n, h, w, c]), this.kind === 'capsnet' ? ({ decode: 'none' } as object) : {});
+      return o.scores;
+    });
+    const data = await read(out);
+    out.dispose();
+    return data;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
