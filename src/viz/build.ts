@@ -13,7 +13,7 @@
  * `capsnet viz` command runs it when the output is missing or older than
  * its sources.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,22 +92,12 @@ function writeSamples(outDir: string): { count: number } {
   return { count: picked.length };
 }
 
-/** Copy a file unless the destination already has the same size and a newer mtime. */
-function copyIfChanged(src: string, dst: string): void {
-  if (existsSync(dst)) {
-    const a = statSync(src);
-    const b = statSync(dst);
-    if (a.size === b.size && b.mtimeMs >= a.mtimeMs) return;
-  }
-  copyFileSync(src, dst);
-}
-
 /** Copy a model directory's model.json and weights file into `dst`. */
 export function copyModelDir(src: string, dst: string): void {
   mkdirSync(dst, { recursive: true });
   const json = JSON.parse(readFileSync(join(src, 'model.json'), 'utf8')) as { weightsManifest?: { paths?: string[] }[] };
-  copyIfChanged(join(src, 'model.json'), join(dst, 'model.json'));
-  for (const p of json.weightsManifest?.[0]?.paths ?? []) copyIfChanged(join(src, p), join(dst, p));
+  copyFileSync(join(src, 'model.json'), join(dst, 'model.json'));
+  for (const p of json.weightsManifest?.[0]?.paths ?? []) copyFileSync(join(src, p), join(dst, p));
 }
 
 /** The shipped pretrained models that are present, smallest first (the default). */
@@ -128,41 +118,48 @@ export async function buildViz(options: { outDir?: string; minify?: boolean } = 
   } catch {
     throw new Error("building the visualizer needs esbuild, a dev dependency: run 'npm ci' in the capsnet directory");
   }
-  mkdirSync(outDir, { recursive: true });
-  rmSync(join(outDir, STAMP), { force: true });
+  // Build beside the output and swap it in at the end, so that a server
+  // (or a second build) never sees a half-written folder.
+  mkdirSync(dirname(outDir), { recursive: true });
+  const tmp = mkdtempSync(`${outDir}.tmp-`);
+  try {
+    await esbuild.build({
+      entryPoints: [join(APP_DIR, 'main.ts')],
+      outfile: join(tmp, 'app.js'),
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: ['es2020'],
+      minify: options.minify ?? true,
+      sourcemap: true,
+      legalComments: 'linked',
+      logLevel: 'silent',
+      // tfjs mentions Node modules behind runtime checks; the browser never loads them.
+      external: ['fs', 'path', 'crypto', 'worker_threads', 'os', 'util', 'node-fetch', 'string_decoder'],
+      define: { 'process.env.NODE_ENV': '"production"' },
+    });
+    for (const f of ['index.html', 'style.css']) copyFileSync(join(APP_DIR, f), join(tmp, f));
 
-  await esbuild.build({
-    entryPoints: [join(APP_DIR, 'main.ts')],
-    outfile: join(outDir, 'app.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: ['es2020'],
-    minify: options.minify ?? true,
-    sourcemap: true,
-    legalComments: 'linked',
-    logLevel: 'silent',
-    // tfjs mentions Node modules behind runtime checks; the browser never loads them.
-    external: ['fs', 'path', 'crypto', 'worker_threads', 'os', 'util', 'node-fetch', 'string_decoder'],
-    define: { 'process.env.NODE_ENV': '"production"' },
-  });
-  for (const f of ['index.html', 'style.css']) copyFileSync(join(APP_DIR, f), join(outDir, f));
+    mkdirSync(join(tmp, 'wasm'));
+    const wasmDist = dirname(resolvePackageFile('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+    for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copyFileSync(join(wasmDist, f), join(tmp, 'wasm', f));
 
-  const wasmDir = join(outDir, 'wasm');
-  mkdirSync(wasmDir, { recursive: true });
-  const wasmDist = dirname(resolvePackageFile('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
-  for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copyIfChanged(join(wasmDist, f), join(wasmDir, f));
+    writeSamples(tmp);
 
-  writeSamples(outDir);
+    const models = shippedModels();
+    for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
+    writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry) }, null, 1));
 
-  const models = shippedModels();
-  rmSync(join(outDir, 'models'), { recursive: true, force: true });
-  for (const m of models) copyModelDir(m.dir, join(outDir, 'models', m.entry.id));
-  writeFileSync(join(outDir, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry) }, null, 1));
-
-  const bytes = walk(outDir).reduce((n, f) => n + statSync(f).size, 0);
-  writeFileSync(join(outDir, STAMP), JSON.stringify({ builtAt: new Date().toISOString(), models: models.map((m) => m.entry.id) }));
-  return { outDir, models: models.map((m) => m.entry), bytes, ms: Date.now() - t0 };
+    const bytes = walk(tmp).reduce((n, f) => n + statSync(f).size, 0);
+    writeFileSync(join(tmp, STAMP), JSON.stringify({ builtAt: new Date().toISOString(), models: models.map((m) => m.entry.id) }));
+    const old = `${tmp}-old`;
+    if (existsSync(outDir)) renameSync(outDir, old);
+    renameSync(tmp, outDir);
+    rmSync(old, { recursive: true, force: true });
+    return { outDir, models: models.map((m) => m.entry), bytes, ms: Date.now() - t0 };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Build only when the output is missing or stale. */

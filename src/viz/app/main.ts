@@ -158,8 +158,9 @@ let analysing = false;
 async function runAnalysis(pixels: Float32Array): Promise<void> {
   input = pixels;
   paintGray($<HTMLCanvasElement>('input-28'), pixels, 28, 28);
+  if (!engine) return; // loadModel analyses `input` once a model is there
   pendingInput = pixels;
-  if (analysing || !engine) return;
+  if (analysing) return;
   analysing = true;
   busy++;
   try {
@@ -334,8 +335,9 @@ let decodePending: { t0: number; measure: boolean } | null = null;
 
 /** Decode `vector` and redraw; moves made during a decode collapse to the latest. */
 async function requestDecode(t0: number, measure: boolean): Promise<void> {
+  if (!engine || !geo?.hasDecoder) return;
   decodePending = { t0, measure };
-  if (decodeRunning || !engine || !geo?.hasDecoder) return;
+  if (decodeRunning) return;
   decodeRunning = true;
   busy++;
   try {
