@@ -19,6 +19,7 @@ export const trainSpec: CommandSpec = {
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
     { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
     { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
+    { name: 'test-data-count', type: 'int', min: 1, help: 'examples of a generated test set (multimnist)' },
     { name: 'epochs', type: 'int', min: 1, default: 3, help: 'epochs to train' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -65,7 +66,10 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   };
   await setupBackend(flags);
   const trainData = loadDataFromFlags({ ...flags, limit: flags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'] }, 'test');
+  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'], 'data-count': flags['test-data-count'] }, 'test');
+  // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
+  overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
+  overrides.numClasses = trainData.numClasses;
 
   const controller = new AbortController();
   const onSigint = () => {

@@ -17,6 +17,8 @@ export interface Batch {
   size: number;
   /** Dataset indices of the examples. */
   indices: Int32Array;
+  /** Separate objects of multi-object images: [size, perImage, h, w, c] pixels and [size, perImage] classes. */
+  components?: { perImage: number; images: Float32Array; labels: Int32Array };
 }
 
 export function batchCount(count: number, batchSize: number): number {
@@ -32,14 +34,18 @@ export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, r
   const targets = new Float32Array(size * ds.numClasses);
   for (let b = 0; b < size; b++) {
     const i = indices[b];
-    const src = ds.images.subarray(i * per, (i + 1) * per);
-    let dx = 0;
-    let dy = 0;
-    if (maxShift > 0 && rng) {
-      dx = rng.int(-maxShift, maxShift);
-      dy = rng.int(-maxShift, maxShift);
+    if (ds.render) {
+      ds.render(i, x, b * per, rng);
+    } else {
+      const src = ds.images.subarray(i * per, (i + 1) * per);
+      let dx = 0;
+      let dy = 0;
+      if (maxShift > 0 && rng) {
+        dx = rng.int(-maxShift, maxShift);
+        dy = rng.int(-maxShift, maxShift);
+      }
+      shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
     }
-    shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
     labels[b] = ds.labels[i];
     if (ds.multiLabels) {
       targets.set(ds.multiLabels.subarray(i * ds.numClasses, (i + 1) * ds.numClasses), b * ds.numClasses);
@@ -47,7 +53,18 @@ export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, r
       targets[b * ds.numClasses + ds.labels[i]] = 1;
     }
   }
-  return { x, labels, targets, size, indices };
+  let components: Batch['components'];
+  if (ds.components) {
+    const k = ds.components.perImage;
+    components = { perImage: k, images: new Float32Array(size * k * per), labels: new Int32Array(size * k) };
+    for (let b = 0; b < size; b++) {
+      for (let j = 0; j < k; j++) {
+        ds.components.render(indices[b], j, components.images, (b * k + j) * per);
+        components.labels[b * k + j] = ds.components.labels[indices[b] * k + j];
+      }
+    }
+  }
+  return { x, labels, targets, size, indices, components };
 }
 
 /** Indices of batch `b` of an ordering. */
