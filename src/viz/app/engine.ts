@@ -9,10 +9,48 @@ import { capsuleLength, loadModelFromUrl, predictionVectors, squash, type CapsNe
 export type BackendName = 'webgl' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['webgl', 'wasm', 'cpu'];
 
-/** Activate the first backend that works: WebGL, then wasm, then plain JavaScript. */
-export async function initBackend(forced?: string | null): Promise<{ backend: BackendName; tried: string[] }> {
+/**
+ * The WebGL renderer's name when it is a software rasterizer (SwiftShader,
+ * llvmpipe, ...), where tfjs's wasm backend is many times faster; else null.
+ */
+export function softwareWebGL(): string | null {
+  try {
+    const gl = (document.createElement('canvas').getContext('webgl2') ?? document.createElement('canvas').getContext('webgl')) as WebGLRenderingContext | null;
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER));
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return /swiftshader|llvmpipe|softpipe|software|basic render driver/i.test(renderer) ? renderer : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface BackendChoice {
+  backend: BackendName;
+  /** Why the backend is not WebGL, when it is not. */
+  note?: string;
+}
+
+/**
+ * Activate the first backend that works: WebGL on a GPU, then wasm, then
+ * plain JavaScript. WebGL drawn by a software rasterizer goes after wasm.
+ * `forced` (the ?backend= parameter) tries only that one.
+ */
+export async function initBackend(forced?: string | null): Promise<BackendChoice> {
   setWasmPaths(new URL('wasm/', document.baseURI).href);
-  const order = forced && ORDER.includes(forced as BackendName) ? [forced as BackendName] : ORDER;
+  let order = ORDER;
+  let note: string | undefined;
+  if (forced && ORDER.includes(forced as BackendName)) {
+    order = [forced as BackendName];
+    note = 'chosen with ?backend=';
+  } else {
+    const soft = softwareWebGL();
+    if (soft) {
+      order = ['wasm', 'webgl', 'cpu'];
+      note = 'WebGL is software-rendered here, and wasm is faster';
+    }
+  }
   const tried: string[] = [];
   for (const name of order) {
     try {
@@ -20,9 +58,9 @@ export async function initBackend(forced?: string | null): Promise<{ backend: Ba
         await tf.ready();
         // A backend can register and still fail on first use (e.g. a lost WebGL context).
         const ok = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0] === 3);
-        if (ok) return { backend: name, tried };
+        if (ok) return { backend: name, note: name === 'webgl' ? undefined : note ?? (tried.length ? tried.join('; ') : undefined) };
       }
-      tried.push(`${name}: unavailable`);
+      tried.push(`${name} unavailable`);
     } catch (e) {
       tried.push(`${name}: ${(e as Error).message}`);
     }

@@ -81,7 +81,7 @@ function clearError(): void {
 }
 
 function fmtPct(x: number): string {
-  return `${(100 * x).toFixed(x >= 0.995 || x < 0.1 ? 1 : 0)}%`;
+  return `${(100 * x).toFixed(1)}%`;
 }
 
 function median(a: number[]): number {
@@ -120,6 +120,7 @@ async function loadModel(entry: ModelEntry): Promise<void> {
   $('model-info').textContent = `Loading ${entry.label}…`;
   const old = engine;
   engine = null;
+  delete document.body.dataset.model;
   analysis = null;
   old?.dispose();
   let next: Engine;
@@ -131,6 +132,7 @@ async function loadModel(entry: ModelEntry): Promise<void> {
     return;
   }
   engine = next;
+  document.body.dataset.model = next.model.modelType;
   setupViews();
   await runAnalysis(input);
   setState('ready');
@@ -144,7 +146,7 @@ function describeModel(): string {
   const kind = m.modelType === 'capsnet' ? 'CapsNet, dynamic routing' : m.modelType === 'em' ? 'matrix capsules, EM routing' : m.modelType;
   let s = `${kind} · ${p} parameters`;
   if (geo) s += ` · ${geo.primary.h * geo.primary.w * geo.primary.types} primary capsules · ${geo.iterations} routing iterations`;
-  s += ` · backend ${backendName}`;
+  s += ` · backend ${backendName}${backendNote ? ` (${backendNote})` : ''}`;
   if (analysis) s += ` · forward pass ${analysis.ms.toFixed(0)} ms`;
   return s;
 }
@@ -402,10 +404,11 @@ async function renderPerturb(): Promise<void> {
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.fillStyle = '#5a6273';
-  ctx.font = '600 20px system-ui, sans-serif';
+  ctx.font = '600 19px system-ui, sans-serif';
   ctx.textAlign = 'center';
   ctx.textBaseline = 'middle';
-  DELTAS.forEach((delta, k) => ctx.fillText(`${delta > 0 ? '+' : delta < 0 ? '−' : ''}${Math.abs(delta).toFixed(2)}`, LABEL_W + k * (CELL + CELL_GAP) + CELL / 2, HEADER_H / 2));
+  const short = (x: number) => (Math.abs(x) < 1e-9 ? '0' : `${x > 0 ? '+' : '−'}${Math.abs(x).toFixed(2).replace(/^0/, '')}`);
+  DELTAS.forEach((delta, k) => ctx.fillText(short(delta), LABEL_W + k * (CELL + CELL_GAP) + CELL / 2, HEADER_H / 2));
   ctx.textAlign = 'right';
   const tile = document.createElement('canvas');
   ctx.imageSmoothingEnabled = false;
@@ -713,12 +716,13 @@ function renderRouting(): void {
   const l = primaryLayout(2)!;
   const totalLen = len.reduce((s, x) => s + x, 0) || 1;
   const even = 1 / J;
-  const weight = (i: number) => (weightByLength ? len[i] : 1);
+  const maxLen = Math.max(maxOf(len), 1e-9);
+  const weight = (i: number) => (weightByLength ? len[i] / maxLen : 1);
   // One scale for all iterations, so that stepping shows the change.
   let scale = 1e-6;
   if (routingMode === 'delta') {
     for (const cc of a.couplings) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) scale = Math.max(scale, Math.abs(cc[i * J + j] - even) * weight(i));
-    $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}${weightByLength ? ', times the capsule length' : ''}). Full red or blue: ${scale.toFixed(3)} more or less than that.`;
+    $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} more or less than that${weightByLength ? ', times the capsule length relative to the longest capsule' : ''}.`;
   } else {
     $('routing-scale').textContent = `Black: 0, bright yellow: 1 (square-root scale, so an even split of ${even.toFixed(2)} stays visible).`;
   }
@@ -753,7 +757,7 @@ function renderRouting(): void {
           best = j;
         } else if (v > second) second = v;
       }
-      const fade = weightByLength ? Math.min(1, len[i]) : 1;
+      const fade = weight(i);
       const tie = c[i * J + best] - second < 1e-4;
       const col: RGB = tie ? [150, 150, 150] : CLASS_COLORS[best % CLASS_COLORS.length];
       return [col[0] * fade, col[1] * fade, col[2] * fade];
@@ -956,6 +960,7 @@ function setupInput(): void {
 // ---------------------------------------------------------------- start
 
 let backendName = '';
+let backendNote = '';
 
 /** A small interface for tests and the curious (window.capsviz). */
 const api = {
@@ -1004,6 +1009,7 @@ async function start(): Promise<void> {
   try {
     const b = await initBackend(params.get('backend'));
     backendName = b.backend;
+    backendNote = b.note ?? '';
   } catch (e) {
     showError(`${(e as Error).message}. Try a current version of Chrome, Firefox, Safari or Edge.`);
     return;
