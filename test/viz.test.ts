@@ -84,8 +84,8 @@ after(async () => {
   await server?.close();
 });
 
-async function open(query = '', viewport = { width: 1400, height: 900 }): Promise<Page> {
-  const page = await browser.newPage({ viewport });
+async function open(query = '', viewport = { width: 1400, height: 900 }, phone = false): Promise<Page> {
+  const page = await browser.newPage({ viewport, ...(phone ? { hasTouch: true, isMobile: true, deviceScaleFactor: 2 } : {}) });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   // Nothing may be fetched from anywhere but the page's own origin.
@@ -269,10 +269,22 @@ test('every control has a label and is reachable with the keyboard', { skip }, a
   }
 });
 
-test('the layout fits a phone screen', { skip }, async () => {
-  const phone = await open('', { width: 390, height: 844 });
+test('the layout fits a phone screen, and a finger draws', { skip }, async () => {
+  const phone = await open('', { width: 390, height: 844 }, true);
   try {
     assert.equal(await phone.evaluate(() => window.capsviz.state), 'ready');
+    // A touch stroke (real touch events through the DevTools protocol).
+    await phone.click('#clear');
+    await phone.locator('#pad').scrollIntoViewIfNeeded();
+    const box = (await phone.locator('#pad').boundingBox())!;
+    const cdp = await phone.context().newCDPSession(phone);
+    const at = (fx: number, fy: number) => [{ x: box.x + fx * box.width, y: box.y + fy * box.height }];
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: at(0.5, 0.15) });
+    for (let k = 1; k <= 10; k++) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: at(0.5, 0.15 + 0.07 * k) });
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await phone.evaluate(() => window.capsviz.idle());
+    assert.equal((await phone.evaluate(() => window.capsviz.prediction))?.source, 'your drawing');
+    await phone.evaluate(() => window.scrollTo(0, 0));
     const wide = await phone.evaluate(() =>
       Array.from(document.querySelectorAll('body *'))
         .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)

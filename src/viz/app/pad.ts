@@ -76,7 +76,11 @@ export class DrawingPad {
   private down(e: PointerEvent): void {
     if (e.button !== 0 && e.pointerType === 'mouse') return;
     e.preventDefault();
-    this.canvas.setPointerCapture(e.pointerId);
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      // Synthetic events have no active pointer to capture; drawing works without.
+    }
     this.drawing = true;
     const p = this.point(e);
     this.last = p;
