@@ -84,6 +84,12 @@ function fmtPct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
+/** Two decimals, without a minus sign on zero. */
+function fix2(v: number): string {
+  const s = v.toFixed(2);
+  return s === '-0.00' ? '0.00' : s;
+}
+
 function median(a: number[]): number {
   if (!a.length) return NaN;
   const s = [...a].sort((x, y) => x - y);
@@ -143,7 +149,7 @@ function describeModel(): string {
   const m = engine.model;
   const params = m.countParams();
   const p = params >= 1e6 ? `${(params / 1e6).toFixed(2)} M` : `${Math.round(params / 1e3)} k`;
-  const kind = m.modelType === 'capsnet' ? 'CapsNet, dynamic routing' : m.modelType === 'em' ? 'matrix capsules, EM routing' : m.modelType;
+  const kind = m.modelType === 'capsnet' ? 'CapsNet, dynamic routing' : m.modelType === 'em' ? 'matrix capsules, EM routing' : m.modelType === 'cnn' ? 'CNN baseline' : m.modelType;
   let s = `${kind} · ${p} parameters`;
   if (geo) s += ` · ${geo.primary.h * geo.primary.w * geo.primary.types} primary capsules · ${geo.iterations} routing iterations`;
   s += ` · backend ${backendName}${backendNote ? ` (${backendNote})` : ''}`;
@@ -214,6 +220,10 @@ function setupViews(): void {
   for (const id of ['view-conv1', 'view-primary', 'view-routing']) $(id).hidden = !caps;
   for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !(caps && geo?.hasDecoder);
   $('view-em').hidden = engine.model.modelType !== 'em';
+  // The class-score card describes what this kind of model outputs.
+  const card = SCORE_CARD[engine.model.modelType] ?? SCORE_CARD.other;
+  $('h-digits').textContent = card.title;
+  $('digits-explain').textContent = card.text;
   iteration = geo ? geo.iterations - 1 : 0;
   conv1Focus = -1;
   capsFocus = null;
@@ -232,6 +242,21 @@ function setupViews(): void {
 }
 
 // ---------------------------------------------------------------- digit capsules
+
+const SCORE_CARD: Record<string, { title: string; text: string }> = {
+  capsnet: {
+    title: 'Digit capsules',
+    text: "One 16-dimensional capsule per class. Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
+  },
+  em: {
+    title: 'Class capsule activations',
+    text: "One matrix capsule per class: a 4×4 pose matrix and an activation between 0 and 1. The most active class capsule is the prediction.",
+  },
+  other: {
+    title: 'Class scores',
+    text: 'This model has no capsules (for example the CNN baseline): it outputs one probability per class, and the views of capsules, routing and reconstruction do not apply to it.',
+  },
+};
 
 function buildDigitBars(): void {
   const root = $('digit-bars');
@@ -262,19 +287,19 @@ function renderDigits(): void {
   if (!a) return;
   const root = $('digit-bars');
   const isCaps = a.kind === 'capsnet' || engine?.model.modelType === 'em';
-  const scale = isCaps ? 1 : Math.max(1e-9, maxOf(a.scores));
+  const what = a.kind === 'capsnet' ? 'length' : isCaps ? 'activation' : 'probability';
   [...root.children].forEach((el, j) => {
     const b = el as HTMLButtonElement;
     const v = a.scores[j];
-    (b.querySelector('.bar') as HTMLElement).style.height = `${Math.max(0.5, (100 * v) / scale) * 0.8}%`;
+    (b.querySelector('.bar') as HTMLElement).style.height = `${Math.max(0.5, 100 * Math.min(1, v)) * 0.8}%`;
     (b.querySelector('.val') as HTMLElement).textContent = v.toFixed(2);
     b.classList.toggle('predicted', j === a.prediction);
     b.setAttribute('aria-checked', String(j === selected));
     b.tabIndex = j === selected ? 0 : -1;
-    b.setAttribute('aria-label', `${className(j)}: length ${v.toFixed(3)}${j === a.prediction ? ', the prediction' : ''}`);
+    b.setAttribute('aria-label', `${className(j)}: ${what} ${v.toFixed(3)}${j === a.prediction ? ', the prediction' : ''}`);
   });
   $('prediction').textContent = className(a.prediction);
-  $('prediction-conf').textContent = isCaps ? `(capsule length ${a.scores[a.prediction].toFixed(3)})` : `(score ${a.scores[a.prediction].toFixed(3)})`;
+  $('prediction-conf').textContent = `(${a.kind === 'capsnet' ? 'capsule length' : what} ${a.scores[a.prediction].toFixed(3)})`;
 }
 
 function selectClass(j: number): void {
@@ -309,7 +334,7 @@ function buildSliders(dim: number): void {
     out.htmlFor.add(range.id);
     range.addEventListener('input', (e) => {
       vector[d] = Number(range.value);
-      out.textContent = vector[d].toFixed(2);
+      out.textContent = fix2(vector[d]);
       void requestDecode(e.timeStamp || performance.now(), true);
       schedulePerturb();
     });
@@ -326,7 +351,7 @@ function syncSliders(): void {
     range.min = String(-lim);
     range.max = String(lim);
     range.value = String(v);
-    (range.nextElementSibling as HTMLOutputElement).textContent = v.toFixed(2);
+    (range.nextElementSibling as HTMLOutputElement).textContent = fix2(v);
     range.setAttribute('aria-label', `Dimension ${d + 1} of digit capsule ${className(selected)}`);
   });
   $('recon-caption').textContent = `Reconstruction from digit capsule ${className(selected)}`;
@@ -774,7 +799,7 @@ function renderRouting(): void {
       const d = document.createElement('div');
       d.style.height = `${Math.max(1, 100 * v)}%`;
       d.dataset.label = `${className(j)}\n${v.toFixed(2)}`;
-      if (j === top) d.className = 'top';
+      if (j === top) d.className = 'leading';
       return d;
     }),
   );
