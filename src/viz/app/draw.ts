@@ -59,6 +59,23 @@ export function paintGray(canvas: HTMLCanvasElement, pixels: ArrayLike<number>, 
   ctx.putImageData(img, 0, 0);
 }
 
+/** Paint an image of 1 (gray) or 3 (RGB) channels, values in [0, 1], HWC. */
+export function paintImage(canvas: HTMLCanvasElement, pixels: ArrayLike<number>, w: number, h: number, channels = 1): void {
+  if (channels === 1) {
+    paintGray(canvas, pixels, w, h);
+    return;
+  }
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    for (let k = 0; k < 3; k++) img.data[4 * i + k] = Math.round(255 * Math.min(1, Math.max(0, pixels[i * channels + Math.min(k, channels - 1)])));
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
 export interface TileLayout {
   count: number;
   tileW: number;

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { capsuleLength, loadModelFromUrl, predictionVectors, squash, type CapsNet, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
+import { capsuleLength, loadModelFromUrl, predictionVectors, resizeArea, squash, type CapsNet, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
 
 export type BackendName = 'webgl' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['webgl', 'wasm', 'cpu'];
@@ -70,7 +70,9 @@ export async function initBackend(forced?: string | null): Promise<BackendChoice
 
 export interface CapsAnalysis {
   kind: 'capsnet';
+  /** The page's 28x28 input, and what the model got (see Engine.prepare). */
   input: Float32Array;
+  modelInput: Float32Array;
   scores: Float32Array;
   prediction: number;
   /** [classes * dim] */
@@ -90,6 +92,7 @@ export interface CapsAnalysis {
 export interface PlainAnalysis {
   kind: 'plain';
   input: Float32Array;
+  modelInput: Float32Array;
   scores: Float32Array;
   prediction: number;
   ms: number;
@@ -165,6 +168,37 @@ export class Engine {
     };
   }
 
+  /**
+   * The page works with 28x28 grayscale images; a model made for another
+   * size or for colour gets them centred in a larger frame (as MNIST is
+   * padded to 32x32), shrunk by area averaging, and copied to every channel.
+   */
+  prepare(pixels: Float32Array, n = 1): Float32Array {
+    const [h, w, c] = this.inputShape;
+    if (h === 28 && w === 28 && c === 1) return pixels;
+    const out = new Float32Array(n * h * w * c);
+    for (let k = 0; k < n; k++) {
+      let img = pixels.subarray(k * 784, (k + 1) * 784) as Float32Array;
+      let iw = 28;
+      let ih = 28;
+      if (h < 28 || w < 28) {
+        img = resizeArea(img, 28, 28, Math.min(w, 28), Math.min(h, 28));
+        iw = Math.min(w, 28);
+        ih = Math.min(h, 28);
+      }
+      const oy = Math.floor((h - ih) / 2);
+      const ox = Math.floor((w - iw) / 2);
+      for (let y = 0; y < ih; y++) {
+        for (let x = 0; x < iw; x++) {
+          const v = img[y * iw + x];
+          const base = ((k * h + y + oy) * w + x + ox) * c;
+          for (let ch = 0; ch < c; ch++) out[base + ch] = v;
+        }
+      }
+    }
+    return out;
+  }
+
   /** Conv1 kernels [k, k, inChannels, filters]; first input channel only. */
   async conv1Kernels(): Promise<{ data: Float32Array; k: number; inChannels: number; filters: number }> {
     const kernel = this.caps.conv1.kernel;
@@ -176,7 +210,8 @@ export class Engine {
   async analyze(pixels: Float32Array): Promise<Analysis> {
     const t0 = performance.now();
     const [h, w, c] = this.inputShape;
-    const x = tf.tensor4d(pixels, [1, h, w, c]);
+    const modelInput = this.prepare(pixels);
+    const x = tf.tensor4d(modelInput, [1, h, w, c]);
     if (this.kind !== 'capsnet') {
       const out = this.model.forward(x, { trace: true });
       const scores = await read(out.scores);
@@ -185,7 +220,7 @@ export class Engine {
         if (name !== 'scores' && v instanceof tf.Tensor && v.dtype === 'float32') extra[name] = { shape: v.shape, data: await read(v) };
       }
       tf.dispose([x, ...Object.values(out).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor)]);
-      return { kind: 'plain', input: pixels, scores, prediction: argmax(scores), ms: performance.now() - t0, extra };
+      return { kind: 'plain', input: pixels, modelInput, scores, prediction: argmax(scores), ms: performance.now() - t0, extra };
     }
     const model = this.caps;
     const out = model.forward(x, { trace: true, decode: 'none' }) as CapsNetOutput;
@@ -210,6 +245,7 @@ export class Engine {
     return {
       kind: 'capsnet',
       input: pixels,
+      modelInput,
       scores,
       prediction: argmax(scores),
       digitCaps,
@@ -243,7 +279,7 @@ export class Engine {
   async scores(images: Float32Array, n: number): Promise<Float32Array> {
     const [h, w, c] = this.inputShape;
     const out = tf.tidy(() => {
-      const o = this.model.forward(tf.tensor4d(images, [n, h, w, c]), this.kind === 'capsnet' ? ({ decode: 'none' } as object) : {});
+      const o = this.model.forward(tf.tensor4d(this.prepare(images, n), [n, h, w, c]), this.kind === 'capsnet' ? ({ decode: 'none' } as object) : {});
       return o.scores;
     });
     const data = await read(out);

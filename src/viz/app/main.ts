@@ -4,7 +4,7 @@
  * intermediates); the sliders and the perturbation grid run only the decoder.
  */
 import { initBackend, Engine, type Analysis, type CapsAnalysis, type CapsGeometry } from './engine.js';
-import { absMax, CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, outlineTile, paintGray, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
+import { absMax, CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, outlineTile, paintGray, paintImage, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { DrawingPad, imageFileToInput, NotAnImageError } from './pad.js';
 import { renderEm, type EmViewState } from './em.js';
 
@@ -192,7 +192,9 @@ function onAnalysis(a: Analysis): void {
   analysis = a;
   selected = a.prediction;
   renderDigits();
-  paintGray($<HTMLCanvasElement>('recon-input'), a.input, 28, 28);
+  const [ih, iw, ic] = engine!.inputShape;
+  paintImage($<HTMLCanvasElement>('input-28'), a.modelInput, iw, ih, ic);
+  paintImage($<HTMLCanvasElement>('recon-input'), a.modelInput, iw, ih, ic);
   if (a.kind === 'capsnet') {
     if (geo?.hasDecoder) {
       base = a.digitCaps.slice(selected * geo.dim, (selected + 1) * geo.dim);
@@ -220,6 +222,8 @@ function setupViews(): void {
   for (const id of ['view-conv1', 'view-primary', 'view-routing']) $(id).hidden = !caps;
   for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !(caps && geo?.hasDecoder);
   $('view-em').hidden = engine.model.modelType !== 'em';
+  const [ih, iw] = engine.inputShape;
+  $('seen-caption').textContent = `What the network sees (${ih}×${iw})`;
   // The class-score card describes what this kind of model outputs.
   const card = SCORE_CARD[engine.model.modelType] ?? SCORE_CARD.other;
   $('h-digits').textContent = card.title;
@@ -373,7 +377,8 @@ async function requestDecode(t0: number, measure: boolean): Promise<void> {
       decodePending = null;
       const tStart = performance.now();
       const pixels = await engine.decode(vector, selected);
-      paintGray($<HTMLCanvasElement>('recon'), pixels, 28, 28);
+      const [h, w, c] = engine.inputShape;
+      paintImage($<HTMLCanvasElement>('recon'), pixels, w, h, c);
       const tDrawn = performance.now();
       if (job.measure) {
         decodeTimes.push(tDrawn - tStart);
@@ -437,12 +442,14 @@ async function renderPerturb(): Promise<void> {
   ctx.textAlign = 'right';
   const tile = document.createElement('canvas');
   ctx.imageSmoothingEnabled = false;
+  const [ih, iw, ic] = engine.inputShape;
+  const per = ih * iw * ic;
   for (let d = 0; d < dim; d++) {
     const y = HEADER_H + d * (CELL + CELL_GAP);
     ctx.fillText(`dim ${d + 1}`, LABEL_W - 8, y + CELL / 2);
     for (let k = 0; k < DELTAS.length; k++) {
       const i = d * DELTAS.length + k;
-      paintGray(tile, pixels.subarray(i * 784, (i + 1) * 784), 28, 28);
+      paintImage(tile, pixels.subarray(i * per, (i + 1) * per), iw, ih, ic);
       ctx.drawImage(tile, LABEL_W + k * (CELL + CELL_GAP), y, CELL, CELL);
     }
   }
