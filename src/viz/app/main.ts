@@ -227,7 +227,10 @@ function setupViews(): void {
   // The class-score card describes what this kind of model outputs.
   const card = SCORE_CARD[engine.model.modelType] ?? SCORE_CARD.other;
   $('h-digits').textContent = card.title;
-  $('digits-explain').textContent = card.text;
+  $('digits-explain').textContent = card.text.replace('DIM', String(geo?.dim ?? 16));
+  if (geo) {
+    $('recon-explain').textContent = `The decoder redraws the digit from the ${geo.dim} numbers of one digit capsule alone (all others are set to zero). Moving a slider changes one number of that capsule and re-runs only the decoder, so you see what each dimension encodes: stroke thickness, slant, width, a loop's size…`;
+  }
   iteration = geo ? geo.iterations - 1 : 0;
   conv1Focus = -1;
   capsFocus = null;
@@ -240,7 +243,10 @@ function setupViews(): void {
       kernels = k;
       renderConv1();
     });
-    $('primary-explain').dataset.types = String(geo.primary.types);
+    const { h, w, types, dim } = geo.primary;
+    const k = geo.conv1.kernel;
+    $('conv1-explain').textContent = `The first layer slides each of its ${geo.conv1.channels} kernels (${k}×${k} pixels) over the image and keeps only positive responses (ReLU). Kernels: blue weights darken, red weights brighten. Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+    $('primary-explain').textContent = `A second convolution's outputs are cut into small vectors, the primary capsules, and squashed so that each vector's length lies between 0 and 1. Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. Hover or use the arrow keys (Page Up and Down change the type) to read a capsule.`;
   }
   updateIterationLabel();
 }
@@ -250,7 +256,7 @@ function setupViews(): void {
 const SCORE_CARD: Record<string, { title: string; text: string }> = {
   capsnet: {
     title: 'Digit capsules',
-    text: "One 16-dimensional capsule per class. Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
+    text: "One DIM-dimensional capsule per class. Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
   },
   em: {
     title: 'Class capsule activations',
