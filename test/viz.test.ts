@@ -194,6 +194,7 @@ test('moving a slider changes the reconstruction and runs only the decoder', { s
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
   t.diagnostic(`slider -> redrawn reconstruction: median ${med(lat.latencies).toFixed(1)} ms over ${lat.latencies.length} moves (decoder + draw ${med(lat.decode).toFixed(1)} ms) on ${lat.backend}`);
   writeFileSync(join(ARTIFACTS, 'slider-latency.json'), JSON.stringify({ model: modelName, ...lat }, null, 1));
+  await page.locator('#view-recon').screenshot({ path: join(ARTIFACTS, 'reconstruction-slider-moved.png') });
   await page.click('#sliders-reset');
   await page.evaluate(() => window.capsviz.idle());
   assert.deepEqual(await canvasPixels(page, '#recon'), before, 'reset restores the reconstruction');
@@ -217,6 +218,7 @@ test('the iteration stepper changes the coupling view', { skip }, async () => {
   // Hovering a primary capsule shows its vector.
   await page.locator('#primary-maps').hover({ position: { x: 6, y: 10 } });
   assert.match((await page.textContent('#capsule-info'))!, /Capsule type \d+, row \d+, column \d+ .*length 0\.\d+/);
+  await page.locator('#view-primary').screenshot({ path: join(ARTIFACTS, 'primary-capsule-hover.png') });
 });
 
 test('uploads: a picture becomes an input; a file that is not an image gets a clear message', { skip }, async () => {
