@@ -625,9 +625,16 @@ function renderCapsuleInfo(): void {
   vec.setAttribute('aria-hidden', 'true');
   const m = Math.max(absMax(v), 1e-6);
   for (const x of v) {
+    // Red up for positive, blue down for negative, from the middle line.
     const s = document.createElement('span');
-    s.style.height = `${Math.max(1, (Math.abs(x) / m) * 60)}px`;
-    if (x < 0) s.className = 'neg';
+    const bar = document.createElement('i');
+    const h = Math.max(1, (Math.abs(x) / m) * 31);
+    bar.style.height = `${h}px`;
+    if (x < 0) {
+      s.className = 'neg';
+      bar.style.top = '32px';
+    } else bar.style.bottom = '32px';
+    s.append(bar);
     vec.append(s);
   }
   const text = document.createElement('div');
