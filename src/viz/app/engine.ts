@@ -99,7 +99,50 @@ export interface PlainAnalysis {
   extra: Record<string, { shape: number[]; data: Float32Array }>;
 }
 
-export type Analysis = CapsAnalysis | PlainAnalysis;
+/** A capsule layer's activations, [h, w, types] row-major. */
+export interface ActivationMap {
+  name: string;
+  h: number;
+  w: number;
+  types: number;
+  data: Float32Array;
+}
+
+/** Matrix capsules with EM routing (model type `em`). */
+export interface EmAnalysis {
+  kind: 'em';
+  input: Float32Array;
+  modelInput: Float32Array;
+  /** Class capsule activations. */
+  scores: Float32Array;
+  prediction: number;
+  /** Class capsule poses [classes * 16], each 4x4 row-major. */
+  poses: Float32Array;
+  /**
+   * The class capsules' assignment probabilities R [children * classes] of
+   * each EM iteration (only the last when the model does not report them);
+   * children are the last capsule layer's, ordered row, column, type.
+   */
+  routing: Float32Array[];
+  /** Iterations the model ran (routing.length when every one is reported). */
+  iterations: number;
+  /** The grid of capsules that vote for the classes. */
+  childGrid: { h: number; w: number; types: number };
+  /** Activations of the child capsules, [h * w * types] in routing's order. */
+  childActivations: Float32Array | null;
+  conv1: Float32Array | null;
+  layers: ActivationMap[];
+  ms: number;
+}
+
+export type Analysis = CapsAnalysis | EmAnalysis | PlainAnalysis;
+
+export interface Conv1Geometry {
+  h: number;
+  w: number;
+  channels: number;
+  kernel: number;
+}
 
 export interface CapsGeometry {
   classes: number;
@@ -139,8 +182,29 @@ export class Engine {
     return new Engine(model, json, url);
   }
 
-  get kind(): 'capsnet' | 'plain' {
-    return this.model.modelType === 'capsnet' ? 'capsnet' : 'plain';
+  get kind(): 'capsnet' | 'em' | 'plain' {
+    const t = this.model.modelType;
+    return t === 'capsnet' || t === 'em' ? t : 'plain';
+  }
+
+  /** Conv1's output grid and kernel size, for models whose first layer is a convolution named conv1. */
+  conv1Geometry(): Conv1Geometry | null {
+    const layer = this.model.summary().find((l) => l.name === 'conv1');
+    const kernel = this.conv1Kernel();
+    if (!layer || !kernel || layer.outputShape.length !== 4) return null;
+    const [, h, w, channels] = layer.outputShape as number[];
+    return { h, w, channels, kernel: kernel.shape[0] };
+  }
+
+  private conv1Kernel(): tf.Variable | null {
+    const p = this.model.params.find((q) => q.name === 'conv1/kernel');
+    return p && p.value.rank === 4 ? p.value : null;
+  }
+
+  /** Routing iterations of the class capsules, from the model's config. */
+  get emIterations(): number {
+    const r = (this.model.getConfig().routing as { iterations?: number } | undefined)?.iterations;
+    return typeof r === 'number' ? r : 1;
   }
 
   get caps(): CapsNet {
@@ -161,7 +225,7 @@ export class Engine {
     return {
       classes: c.numClasses,
       dim: c.digit.dim,
-      conv1: { h: ch, w: cw, channels: c.conv1.filters, kernel: c.conv1.kernelSize },
+      conv1: this.conv1Geometry() ?? { h: ch, w: cw, channels: c.conv1.filters, kernel: c.conv1.kernelSize },
       primary: { h: m.primary.gridHeight, w: m.primary.gridWidth, types: c.primary.types, dim: c.primary.dim },
       iterations: c.digit.routingIterations,
       hasDecoder: m.decoderLayers.length > 0,
@@ -200,8 +264,9 @@ export class Engine {
   }
 
   /** Conv1 kernels [k, k, inChannels, filters]; first input channel only. */
-  async conv1Kernels(): Promise<{ data: Float32Array; k: number; inChannels: number; filters: number }> {
-    const kernel = this.caps.conv1.kernel;
+  async conv1Kernels(): Promise<{ data: Float32Array; k: number; inChannels: number; filters: number } | null> {
+    const kernel = this.conv1Kernel();
+    if (!kernel) return null;
     const [k, , inChannels, filters] = kernel.shape;
     return { data: await read(kernel), k, inChannels, filters };
   }
@@ -212,6 +277,7 @@ export class Engine {
     const [h, w, c] = this.inputShape;
     const modelInput = this.prepare(pixels);
     const x = tf.tensor4d(modelInput, [1, h, w, c]);
+    if (this.kind === 'em') return this.analyzeEm(pixels, modelInput, x, t0);
     if (this.kind !== 'capsnet') {
       const out = this.model.forward(x, { trace: true });
       const scores = await read(out.scores);
@@ -254,6 +320,42 @@ export class Engine {
       primaryLengths: pl,
       couplings: rest.slice(0, r),
       iterationLengths: rest.slice(r),
+      ms: performance.now() - t0,
+    };
+  }
+
+  private async analyzeEm(pixels: Float32Array, modelInput: Float32Array, x: tf.Tensor4D, t0: number): Promise<EmAnalysis> {
+    const out = this.model.forward(x, { trace: true });
+    const get = (name: string): tf.Tensor | null => (out[name] instanceof tf.Tensor ? (out[name] as tf.Tensor) : null);
+    const history = Array.isArray(out.routingHistory) ? (out.routingHistory as tf.Tensor[]) : [];
+    const routingTensors = history.length ? history : get('routing') ? [get('routing')!] : [];
+    const scores = await read(out.scores);
+    const poses = get('poses') ? await read(get('poses')!) : new Float32Array(this.model.numClasses * 16);
+    const routing = await Promise.all(routingTensors.map(read));
+    const conv1 = get('conv1') ? await read(get('conv1')!) : null;
+    const layers: ActivationMap[] = [];
+    const names: [string, string][] = [['primaryActivations', 'Primary capsules'], ['convCaps1Activations', 'Convolutional capsules 1'], ['convCaps2Activations', 'Convolutional capsules 2']];
+    for (const [key, name] of names) {
+      const t = get(key);
+      if (t && t.rank === 4) layers.push({ name, h: t.shape[1]!, w: t.shape[2]!, types: t.shape[3]!, data: await read(t) });
+    }
+    const last = layers[layers.length - 1];
+    const children = routing.length ? routing[0].length / this.model.numClasses : 0;
+    const childGrid = last && last.h * last.w * last.types === children ? { h: last.h, w: last.w, types: last.types } : { h: 1, w: children, types: 1 };
+    tf.dispose([x, ...Object.values(out).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor)]);
+    return {
+      kind: 'em',
+      input: pixels,
+      modelInput,
+      scores,
+      prediction: argmax(scores),
+      poses,
+      routing,
+      iterations: Math.max(this.emIterations, routing.length),
+      childGrid,
+      childActivations: last && childGrid.types === last.types ? last.data : null,
+      conv1,
+      layers,
       ms: performance.now() - t0,
     };
   }

@@ -3,10 +3,10 @@
  * Every view redraws from one Analysis (a forward pass with its traced
  * intermediates); the sliders and the perturbation grid run only the decoder.
  */
-import { initBackend, Engine, type Analysis, type CapsAnalysis, type CapsGeometry } from './engine.js';
+import { initBackend, Engine, type Analysis, type CapsGeometry, type Conv1Geometry } from './engine.js';
 import { absMax, CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, outlineTile, paintGray, paintImage, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { DrawingPad, imageFileToInput, NotAnImageError } from './pad.js';
-import { renderEm, type EmViewState } from './em.js';
+import { emIteration, renderEm, setupEm } from './em.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -33,6 +33,7 @@ interface Samples {
 const params = new URLSearchParams(location.search);
 let engine: Engine | null = null;
 let geo: CapsGeometry | null = null;
+let conv1Geo: Conv1Geometry | null = null;
 let analysis: Analysis | null = null;
 let input: Float32Array = new Float32Array(28 * 28);
 let inputSource = '';
@@ -51,7 +52,6 @@ let busy = 0;
 let perturbTimer = 0;
 let perturbCursor = { row: 0, col: 5 };
 let playTimer = 0;
-const emState: EmViewState = { iteration: 0 };
 
 const latencies: number[] = [];
 const decodeTimes: number[] = [];
@@ -203,12 +203,15 @@ function onAnalysis(a: Analysis): void {
       void requestDecode(performance.now(), false);
       schedulePerturb();
     }
-    if (conv1Focus < 0) conv1Focus = strongestMap(a);
-    renderConv1();
     renderPrimary();
     renderRouting();
-  } else if (a.kind === 'plain' && engine?.model.modelType === 'em') {
-    renderEm($('em-content'), engine, a, emState);
+  } else if (a.kind === 'em') {
+    renderEm(a);
+  }
+  const maps = conv1Maps(a);
+  if (maps) {
+    if (conv1Focus < 0) conv1Focus = strongestMap(maps);
+    renderConv1();
   }
   $('model-info').textContent = describeModel();
 }
@@ -219,7 +222,9 @@ function setupViews(): void {
   if (!engine) return;
   const caps = engine.kind === 'capsnet';
   geo = caps ? engine.geometry() : null;
-  for (const id of ['view-conv1', 'view-primary', 'view-routing']) $(id).hidden = !caps;
+  conv1Geo = engine.kind === 'plain' ? null : engine.conv1Geometry();
+  $('view-conv1').hidden = !conv1Geo;
+  for (const id of ['view-primary', 'view-routing']) $(id).hidden = !caps;
   for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !(caps && geo?.hasDecoder);
   $('view-em').hidden = engine.model.modelType !== 'em';
   const [ih, iw] = engine.inputShape;
@@ -236,16 +241,19 @@ function setupViews(): void {
   capsFocus = null;
   kernels = null;
   buildDigitBars();
-  if (caps && geo) {
-    buildSliders(geo.dim);
-    buildRoutingMaps();
+  if (conv1Geo) {
     void track(engine.conv1Kernels()).then((k) => {
       kernels = k;
       renderConv1();
     });
+    const k = conv1Geo.kernel;
+    $('conv1-explain').textContent = `The first layer slides each of its ${conv1Geo.channels} kernels (${k}×${k} pixels) over the image and keeps only positive responses (ReLU). Kernels: blue weights darken, red weights brighten. Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+  }
+  if (engine.kind === 'em') setupEm($('em-content'), engine, { onChange: () => undefined });
+  if (caps && geo) {
+    buildSliders(geo.dim);
+    buildRoutingMaps();
     const { h, w, types, dim } = geo.primary;
-    const k = geo.conv1.kernel;
-    $('conv1-explain').textContent = `The first layer slides each of its ${geo.conv1.channels} kernels (${k}×${k} pixels) over the image and keeps only positive responses (ReLU). Kernels: blue weights darken, red weights brighten. Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
     $('primary-explain').textContent = `A second convolution's outputs are cut into small vectors, the primary capsules, and squashed so that each vector's length lies between 0 and 1. Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. Hover or use the arrow keys (Page Up and Down change the type) to read a capsule.`;
   }
   updateIterationLabel();
@@ -296,7 +304,7 @@ function renderDigits(): void {
   const a = analysis;
   if (!a) return;
   const root = $('digit-bars');
-  const isCaps = a.kind === 'capsnet' || engine?.model.modelType === 'em';
+  const isCaps = a.kind === 'capsnet' || a.kind === 'em';
   const what = a.kind === 'capsnet' ? 'length' : isCaps ? 'activation' : 'probability';
   [...root.children].forEach((el, j) => {
     const b = el as HTMLButtonElement;
@@ -512,27 +520,32 @@ function setupPerturbInput(): void {
 // ---------------------------------------------------------------- conv1
 
 function conv1Layouts(): { kernels: TileLayout; maps: TileLayout } | null {
-  if (!geo) return null;
-  const c = geo.conv1.channels;
+  if (!conv1Geo) return null;
+  const c = conv1Geo.channels;
   const cols = c >= 128 ? 16 : c >= 32 ? 8 : 4;
-  return { kernels: tileLayout(c, geo.conv1.kernel, geo.conv1.kernel, cols, 1, 2), maps: tileLayout(c, geo.conv1.w, geo.conv1.h, cols, 2, 1) };
+  return { kernels: tileLayout(c, conv1Geo.kernel, conv1Geo.kernel, cols, 1, 2), maps: tileLayout(c, conv1Geo.w, conv1Geo.h, cols, 2, 1) };
 }
 
-function strongestMap(a: CapsAnalysis): number {
-  if (!geo) return 0;
-  const c = geo.conv1.channels;
+/** Conv1's ReLU maps in an analysis, when the model reports them. */
+function conv1Maps(a: Analysis | null): Float32Array | null {
+  return a && (a.kind === 'capsnet' || a.kind === 'em') ? a.conv1 : null;
+}
+
+function strongestMap(maps: Float32Array): number {
+  if (!conv1Geo) return 0;
+  const c = conv1Geo.channels;
   const sums = new Float32Array(c);
-  for (let i = 0; i < a.conv1.length; i++) sums[i % c] += a.conv1[i];
+  for (let i = 0; i < maps.length; i++) sums[i % c] += maps[i];
   let best = 0;
   for (let k = 1; k < c; k++) if (sums[k] > sums[best]) best = k;
   return best;
 }
 
 function renderConv1(): void {
-  const a = analysis;
+  const maps = conv1Maps(analysis);
   const l = conv1Layouts();
-  if (!l || !geo) return;
-  const { channels: C, h, w, kernel: k } = geo.conv1;
+  if (!l || !conv1Geo) return;
+  const { channels: C, h, w, kernel: k } = conv1Geo;
   const focus = Math.max(0, conv1Focus);
   if (kernels) {
     const kd = kernels.data;
@@ -545,15 +558,15 @@ function renderConv1(): void {
     const f = $<HTMLCanvasElement>('conv1-kernel-focus');
     paintTiles(f, tileLayout(1, k, k, 1, 0, 1), (_t, y, x) => diverging(kd[((y * k + x) * inC) * F + focus] / km));
   }
-  if (a && a.kind === 'capsnet') {
-    const m = maxOf(a.conv1) || 1;
+  if (maps && maps.length === h * w * C) {
+    const m = maxOf(maps) || 1;
     const mcanvas = $<HTMLCanvasElement>('conv1-maps');
-    paintTiles(mcanvas, l.maps, (t, y, x) => sequential(a.conv1[(y * w + x) * C + t] / m));
+    paintTiles(mcanvas, l.maps, (t, y, x) => sequential(maps[(y * w + x) * C + t] / m));
     outlineTile(mcanvas, l.maps, focus, '#00b7ff');
     const f = $<HTMLCanvasElement>('conv1-map-focus');
-    paintTiles(f, tileLayout(1, w, h, 1, 0, 1), (_t, y, x) => sequential(a.conv1[(y * w + x) * C + focus] / m));
+    paintTiles(f, tileLayout(1, w, h, 1, 0, 1), (_t, y, x) => sequential(maps[(y * w + x) * C + focus] / m));
     let mx = 0;
-    for (let i = focus; i < a.conv1.length; i += C) mx = Math.max(mx, a.conv1[i]);
+    for (let i = focus; i < maps.length; i += C) mx = Math.max(mx, maps[i]);
     $('conv1-info').textContent = `Kernel and map ${focus + 1} of ${C}: strongest response ${mx.toFixed(2)} (the brightest map pixel overall is ${m.toFixed(2)}).`;
   }
 }
@@ -1025,7 +1038,7 @@ const api = {
     return analysis ? { label: analysis.prediction, scores: Array.from(analysis.scores), source: inputSource } : null;
   },
   get iteration() {
-    return iteration;
+    return engine?.kind === 'em' ? emIteration() : iteration;
   },
   latencies,
   decodeTimes,
