@@ -17,31 +17,13 @@ import { initBackend } from '../src/backend/node.js';
 import '../src/models/index.js';
 import { loadModel, resolveModelDir, saveModel } from '../src/models/files.js';
 import type { CapsNet } from '../src/models/capsnet.js';
-import { listPretrained, PACKAGE_ROOT } from '../src/models/pretrained.js';
+import { listPretrained } from '../src/models/pretrained.js';
 import { createModel } from '../src/models/registry.js';
 import { buildViz } from '../src/viz/build.js';
 import { startVizServer, type VizServer } from '../src/viz/server.js';
+import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS } from './vizHelpers.js';
 
-const CHROMIUM = process.env.CAPSNET_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = join(PACKAGE_ROOT, 'test-artifacts', 'viz');
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CAPSNET_CHROMIUM)`;
-
-interface Api {
-  state: string;
-  error: string | null;
-  backend: string;
-  iteration: number;
-  prediction: { label: number; scores: number[]; source: string } | null;
-  latencies: number[];
-  decodeTimes: number[];
-  idle(): Promise<void>;
-  scoresFor(images: number[], n: number): Promise<number[]>;
-}
-declare global {
-  interface Window {
-    capsviz: Api;
-  }
-}
 
 let browser: Browser;
 let server: VizServer;
@@ -75,7 +57,7 @@ before(async () => {
   server = await startVizServer({ root: buildDir, modelDir, modelLabel: modelName });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: CHROMIUM_ARGS,
   });
 });
 
@@ -104,12 +86,6 @@ function pageErrors(page: Page): string[] {
   return (page as Page & { errors: string[] }).errors;
 }
 
-async function canvasPixels(page: Page, selector: string): Promise<number[]> {
-  return page.$eval(selector, (c) => {
-    const canvas = c as HTMLCanvasElement;
-    return Array.from(canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data);
-  });
-}
 
 function differing(a: number[], b: number[]): number {
   if (a.length !== b.length) return Math.max(a.length, b.length);
