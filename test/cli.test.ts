@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +119,33 @@ test('train, eval, predict and reconstruct a small model through the CLI', () =>
   assertOneLineError(run('eval', '--model', out, '--images', wrong, '--labels', join(dir, 'wrong-labels')), /model expects 28x28x1 images but .* has 20x20x1/);
   // Resume of a finished run with more epochs continues; a new run into the same directory is refused.
   assertOneLineError(run('train', '--out', out), /already holds a training run/);
+});
+
+test('Ctrl-C during training saves a checkpoint and exits cleanly; --resume finishes the run', async () => {
+  const out = join(dir, 'interrupted');
+  const args = [BIN, 'train', '--train-limit', '2000', '--test-limit', '100', '--epochs', '1', '--batch-size', '10', '--out', out];
+  // A progress line after every step tells the test that training is under way.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CAPSNET_PROGRESS_INTERVAL: '0' } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (/epoch 1\/1 \[[#-]+\] [1-9]/.test(stderr)) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 20);
+  });
+  child.kill('SIGINT');
+  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /interrupted at epoch 1, batch \d+\/200; checkpoint .* \(continue with --resume\)/);
+  const latest = readFileSync(join(out, 'latest'), 'utf8').trim();
+  assert.match(latest, /^epoch-0000-batch-\d{6}$/);
+  const resumed = run('train', '--out', out, '--resume', '--json');
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const j = JSON.parse(resumed.stdout);
+  assert.equal(j.epochs, 1);
+  assert.equal(j.interrupted, false);
+  assert.equal(readFileSync(join(out, 'latest'), 'utf8').trim(), 'epoch-0001');
 });

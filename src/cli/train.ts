@@ -1,8 +1,9 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
 import { join } from 'node:path';
 import { modelTypeNames } from '../models/registry.js';
+import { readTrainingState } from '../training/checkpoint.js';
 import { train, type TrainOptions } from '../training/trainer.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
 
 export const trainSpec: CommandSpec = {
@@ -20,7 +21,7 @@ export const trainSpec: CommandSpec = {
     { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
     { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
     { name: 'test-data-count', type: 'int', min: 1, help: 'examples of a generated test set (multimnist)' },
-    { name: 'epochs', type: 'int', min: 1, default: 3, help: 'epochs to train' },
+    { name: 'epochs', type: 'int', min: 1, help: 'epochs to train [default: 3; with --resume: the run\'s own, or more]' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
     { name: 'lr-decay', type: 'number', min: 0, max: 1, default: 0.96, help: 'learning-rate multiplier per epoch (exponential decay)' },
@@ -41,6 +42,9 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
+/** Flags that choose the data, saved with the run so that --resume reads the same. */
+const DATA_FLAG_NAMES = ['dataset', 'images', 'labels', 'test-images', 'test-labels', 'train-limit', 'test-limit', 'data-seed', 'data-count', 'test-data-count', 'data-file'];
+
 export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   const dataset = flags.images ? 'idx' : (flags.dataset as string);
   const out = (flags.out as string | undefined) ?? join('runs', `${flags.model}-${flags.preset}-${dataset}`);
@@ -55,7 +59,8 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     preset: flags.preset as string,
     overrides,
     dataset,
-    epochs: flags.epochs as number,
+    // With --resume only an explicit --epochs changes the run's length.
+    epochs: (flags.epochs as number | undefined) ?? (flags.resume ? 0 : 3),
     batchSize: flags['batch-size'] as number,
     learningRate: flags.lr as number,
     lrDecay: flags['lr-decay'] as number,
@@ -64,9 +69,13 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     outDir: out,
     resume: !!flags.resume,
   };
+  // The data flags are recorded in the checkpoint; a resumed run reads the same data.
+  let dataFlags: ParsedFlags = Object.fromEntries(DATA_FLAG_NAMES.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined));
+  if (flags.resume) dataFlags = (readTrainingState(out).options.data as ParsedFlags | undefined) ?? dataFlags;
+  options.data = dataFlags;
   await setupBackend(flags);
-  const trainData = loadDataFromFlags({ ...flags, limit: flags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'], 'data-count': flags['test-data-count'] }, 'test');
+  const trainData = loadDataFromFlags({ ...dataFlags, limit: dataFlags['train-limit'] }, 'train');
+  const testData = loadDataFromFlags({ ...dataFlags, images: dataFlags['test-images'], labels: dataFlags['test-labels'], limit: dataFlags['test-limit'], 'data-count': dataFlags['test-data-count'] }, 'test');
   // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
   overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
   overrides.numClasses = trainData.numClasses;

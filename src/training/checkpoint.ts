@@ -41,6 +41,8 @@ export interface TrainingState {
   options: Record<string, unknown>;
   /** Epochs completed. */
   epoch: number;
+  /** Training examples, to check that a resumed run sees the same data. */
+  trainCount?: number;
   /** Batches completed within epoch `epoch + 1` (non-zero only for an interrupted epoch). */
   batch: number;
   /** Shuffling Rng state at the start of the current epoch, to rebuild its order. */
@@ -105,11 +107,13 @@ export interface LoadedCheckpoint {
   optimizerState: AdamState;
 }
 
-/** Read <out>'s latest checkpoint: the model, training state and optimizer state. */
-export function readCheckpoint(outDir: string): LoadedCheckpoint {
+function latestCheckpointDir(outDir: string): string {
   const latest = join(outDir, LATEST_FILE);
   if (!existsSync(latest)) throw new Error(`no checkpoint to resume in ${outDir} (${latest} not found)`);
-  const dir = join(outDir, CHECKPOINTS_DIR, readFileSync(latest, 'utf8').trim());
+  return join(outDir, CHECKPOINTS_DIR, readFileSync(latest, 'utf8').trim());
+}
+
+function readStateFile(dir: string): TrainingState {
   const trainingPath = join(dir, 'training.json');
   let state: TrainingState;
   try {
@@ -118,6 +122,18 @@ export function readCheckpoint(outDir: string): LoadedCheckpoint {
     throw new Error(`${trainingPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not valid JSON'}`);
   }
   if (state.format !== TRAINING_FORMAT) throw new Error(`${trainingPath}: not a capsnet training checkpoint`);
+  return state;
+}
+
+/** The training state of <out>'s latest checkpoint, without loading weights. */
+export function readTrainingState(outDir: string): TrainingState {
+  return readStateFile(latestCheckpointDir(outDir));
+}
+
+/** Read <out>'s latest checkpoint: the model, training state and optimizer state. */
+export function readCheckpoint(outDir: string): LoadedCheckpoint {
+  const dir = latestCheckpointDir(outDir);
+  const state = readStateFile(dir);
   const { json, weights } = readModelDir(dir);
   const { model } = modelFromArtifacts(json, weights, dir);
   let optimizerState: AdamState;

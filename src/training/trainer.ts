@@ -33,6 +33,8 @@ export interface TrainOptions {
   lrDecay: number;
   /** Largest random shift in pixels (the paper: 2). */
   shift: number;
+  /** How the data was chosen (the CLI's data flags), kept so a resumed run reads the same. */
+  data?: Record<string, unknown>;
   seed: number;
   outDir: string;
 }
@@ -168,6 +170,11 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   }
   checkCompatible(model, data.train);
   if (data.test) checkCompatible(model, data.test);
+  if (state.trainCount !== undefined && state.trainCount !== data.train.count) {
+    model.dispose();
+    throw new Error(`the checkpoint in ${o.outDir} was trained on ${state.trainCount} examples, this training set has ${data.train.count}`);
+  }
+  state.trainCount = data.train.count;
 
   const n = data.train.count;
   const stepsPerEpoch = batchCount(n, o.batchSize);

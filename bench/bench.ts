@@ -1,0 +1,217 @@
+/**
+ * Benchmark of the paper CapsNet (8.2M parameters) on real MNIST at batch
+ * 100: training and inference images per second and peak resident memory on
+ * the active backend (the native engine when built), the same figures for a
+ * PyTorch implementation of the same model (bench/capsnet_torch.py) when
+ * python3 with torch is available, their ratios, and the FLOP rate achieved
+ * against a measured sgemm peak.
+ *
+ *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --no-torch] [-- --epoch]
+ *
+ * --epoch also times one full epoch (60,000 images) of training. Other work
+ * on the machine skews every figure, so the load average is printed too.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeBackend, initBackend } from '../src/backend/node.js';
+import { makeBatch, type Batch } from '../src/data/batches.js';
+import { loadMnist, mnistFiles } from '../src/data/mnist.js';
+import { capsNetConfig, createModel, type CapsNetConfig } from '../src/models/index.js';
+import { loadAddon } from '../src/native/addon.js';
+import { Adam } from '../src/training/adam.js';
+import { trainStep } from '../src/training/trainer.js';
+import { Rng } from '../src/util/rng.js';
+
+const BATCH = 100;
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const flag = (name: string) => process.argv.includes(`--${name}`);
+
+/** Multiply-adds x 2 of one image through the model, forward and for a training step. */
+export function capsNetFlops(c: CapsNetConfig): { forward: number; train: number } {
+  const [h, w, ch] = c.inputShape;
+  const o1 = h - c.conv1.kernelSize + 1;
+  const conv1 = 2 * o1 * o1 * c.conv1.filters * c.conv1.kernelSize ** 2 * ch;
+  const o2 = Math.floor((o1 - c.primary.kernelSize) / c.primary.strides) + 1;
+  const channels = c.primary.types * c.primary.dim;
+  const primary = 2 * o2 * o2 * channels * c.primary.kernelSize ** 2 * c.conv1.filters;
+  const caps = o2 * o2 * c.primary.types;
+  const uHat = 2 * caps * c.numClasses * c.digit.dim * c.primary.dim;
+  // Weighted sums in every iteration, agreements in all but the last.
+  const routing = 2 * caps * c.numClasses * c.digit.dim * (2 * c.digit.routingIterations - 1);
+  const sizes = [c.numClasses * c.digit.dim, ...(c.decoder?.hidden ?? []), h * w * ch];
+  let decoder = 0;
+  for (let i = 0; i + 1 < sizes.length; i++) decoder += 2 * sizes[i] * sizes[i + 1];
+  const forward = conv1 + primary + uHat + routing;
+  // Backward: both gradients of every product, except Conv1's input gradient
+  // (the images need none).
+  const train = forward + decoder + (conv1 + 2 * primary + 2 * uHat + 2 * routing + 2 * decoder);
+  return { forward, train };
+}
+
+/** Single-precision GEMM rate of the addon at 2048^3, in GFLOPS (best of a few). */
+function sgemmPeak(): number | null {
+  const loaded = loadAddon();
+  if (!loaded.ok) return null;
+  const n = 2048;
+  const a = new Float32Array(n * n).map((_, i) => (i % 7) * 0.1);
+  const b = new Float32Array(n * n).map((_, i) => (i % 5) * 0.1);
+  const c = new Float32Array(n * n);
+  loaded.addon.batchMatMul(a, b, c, 1, 1, n, n, n, false, false);
+  let best = Infinity;
+  for (let r = 0; r < 4; r++) {
+    const t0 = performance.now();
+    loaded.addon.batchMatMul(a, b, c, 1, 1, n, n, n, false, false);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * n ** 3) / best / 1e6;
+}
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  trainImagesPerSecond: number;
+  inferImagesPerSecond: number;
+  peakRssMiB: number;
+}
+
+/** A python that can import torch: CAPSNET_PYTHON, python3 on PATH, or the system one. */
+function findTorchPython(): string | null {
+  const candidates = [process.env.CAPSNET_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => Boolean(c));
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+function runTorch(python: string, threads: number, trainSteps: number, inferBatches: number): TorchResult | string {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'capsnet_torch.py');
+  const data = dirname(mnistFiles('train').images);
+  const r = spawnSync(python, [script, '--data', data, '--batch', String(BATCH), '--train-steps', String(trainSteps), '--infer-batches', String(inferBatches), '--threads', String(threads)], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (r.status !== 0) return `PyTorch run failed: ${(r.stderr || String(r.error)).trim().split('\n').slice(-3).join(' | ')}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
+}
+
+function timeTraining(batches: Batch[], warmup: number): { imagesPerSecond: number; stepMs: number[] } {
+  const model = createModel('capsnet', 'paper', {}, 1);
+  const optimizer = new Adam({ learningRate: 1e-3 });
+  const rng = new Rng(2);
+  for (let s = 0; s < warmup; s++) trainStep(model, optimizer, batches[s], { fraction: 0, rng });
+  const stepMs: number[] = [];
+  const t0 = performance.now();
+  for (let s = warmup; s < batches.length; s++) {
+    const ts = performance.now();
+    trainStep(model, optimizer, batches[s], { fraction: 0, rng });
+    stepMs.push(performance.now() - ts);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  model.dispose();
+  optimizer.dispose();
+  return { imagesPerSecond: ((batches.length - warmup) * BATCH) / seconds, stepMs };
+}
+
+function timeInference(batches: Batch[], warmup: number): number {
+  const model = createModel('capsnet', 'paper', {}, 1);
+  const [h, w, c] = model.inputShape;
+  const infer = (b: Batch) => {
+    const scores = tf.tidy(() => model.forward(tf.tensor4d(b.x, [b.size, h, w, c]), { training: false, decode: 'none' } as never).scores);
+    scores.dataSync();
+    scores.dispose();
+  };
+  for (let i = 0; i < warmup; i++) infer(batches[i]);
+  const t0 = performance.now();
+  for (let i = warmup; i < batches.length; i++) infer(batches[i]);
+  const seconds = (performance.now() - t0) / 1000;
+  model.dispose();
+  return ((batches.length - warmup) * BATCH) / seconds;
+}
+
+/** One full epoch: every training image once, shuffled and shifted as in training. */
+function timeEpoch(train: ReturnType<typeof loadMnist>): number {
+  const model = createModel('capsnet', 'paper', {}, 1);
+  const optimizer = new Adam({ learningRate: 1e-3 });
+  const rng = new Rng(3);
+  const order = rng.permutation(train.count);
+  const t0 = performance.now();
+  for (let s = 0; s * BATCH < train.count; s++) {
+    trainStep(model, optimizer, makeBatch(train, order.subarray(s * BATCH, (s + 1) * BATCH), 2, rng), { fraction: 0, rng });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  model.dispose();
+  optimizer.dispose();
+  return seconds;
+}
+
+const fmt = (x: number, d = 1) => x.toFixed(d);
+
+async function main(): Promise<void> {
+  const trainSteps = option('train-steps', 20);
+  const inferBatches = option('infer-batches', 20);
+  const warmup = 2;
+  const load0 = os.loadavg()[0];
+  const info = await initBackend();
+  console.log(`capsnet benchmark: paper CapsNet, batch ${BATCH}, real MNIST`);
+  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB; node ${process.version}`);
+  console.log(describeBackend(info));
+  const threads = info.threads ?? os.availableParallelism();
+  const peak = info.backend === 'native' ? sgemmPeak() : null;
+  if (peak) console.log(`sgemm peak (2048^3): ${fmt(peak)} GFLOPS`);
+
+  const train = loadMnist('train');
+  const test = loadMnist('test');
+  const rng = new Rng(1);
+  const trainBatches = Array.from({ length: warmup + trainSteps }, () => makeBatch(train, rng.permutation(train.count).subarray(0, BATCH), 2, rng));
+  const inferBatches_ = Array.from({ length: warmup + inferBatches }, (_, i) => {
+    const start = (i * BATCH) % (test.count - BATCH);
+    return makeBatch(test, Int32Array.from({ length: BATCH }, (_, k) => start + k));
+  });
+
+  const training = timeTraining(trainBatches, warmup);
+  const inference = timeInference(inferBatches_, warmup);
+  const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const flops = capsNetFlops(capsNetConfig('paper'));
+  const trainGflops = (flops.train * training.imagesPerSecond) / 1e9;
+  const inferGflops = (flops.forward * inference) / 1e9;
+
+  let torch: TorchResult | string | null = null;
+  if (!flag('no-torch')) {
+    const py = findTorchPython();
+    torch = py ? runTorch(py, threads, trainSteps, inferBatches) : 'PyTorch not found (python3 -c "import torch" fails)';
+  }
+  const load1 = os.loadavg()[0];
+
+  const steps = [...training.stepMs].sort((a, b) => a - b);
+  console.log('');
+  console.log(`${''.padEnd(28)} ${'capsnet'.padStart(12)}${typeof torch === 'object' && torch ? ` ${'PyTorch'.padStart(12)} ${'ratio'.padStart(8)}` : ''}`);
+  const row = (label: string, ours: number, theirs: number | undefined, higherIsBetter: boolean, d = 1) => {
+    let line = `${label.padEnd(28)} ${fmt(ours, d).padStart(12)}`;
+    if (theirs !== undefined) line += ` ${fmt(theirs, d).padStart(12)} ${`${fmt(higherIsBetter ? ours / theirs : theirs / ours, 2)}x`.padStart(8)}`;
+    console.log(line);
+  };
+  const t = typeof torch === 'object' && torch ? torch : undefined;
+  row('training images/s', training.imagesPerSecond, t?.trainImagesPerSecond, true);
+  row('inference images/s', inference, t?.inferImagesPerSecond, true);
+  row('peak RSS MiB (lower is better)', peakRssMiB, t?.peakRssMiB, false, 0);
+  console.log('');
+  console.log(`training step: median ${fmt(steps[Math.floor(steps.length / 2)], 0)} ms, fastest ${fmt(steps[0], 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
+  console.log(`FLOPs per image: forward ${fmt(flops.forward / 1e9, 3)} G, training ${fmt(flops.train / 1e9, 3)} G`);
+  console.log(`achieved: training ${fmt(trainGflops)} GFLOPS, inference ${fmt(inferGflops)} GFLOPS${peak ? ` (${fmt((100 * trainGflops) / peak, 0)}% and ${fmt((100 * inferGflops) / peak, 0)}% of sgemm peak)` : ''}`);
+  console.log(`full MNIST epoch (60,000 images): ${epochSeconds !== null ? `${fmt(epochSeconds, 0)} s measured` : `~${fmt(60000 / training.imagesPerSecond, 0)} s at the training rate above (--epoch measures one)`}`);
+  if (t) console.log(`PyTorch ${t.torch}, ${t.threads} threads`);
+  else if (typeof torch === 'string') console.log(torch);
+  console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(load1, 2)} on ${os.availableParallelism()} cores${load0 > 0.5 ? ' (other work was running: figures are lower bounds)' : ''}`);
+}
+
+await main();

@@ -1,0 +1,77 @@
+/**
+ * Kernel profile of the paper CapsNet on real MNIST at batch 100: where a
+ * training step and an inference batch spend their time, kernel by kernel,
+ * and which kernels run in native code.
+ *
+ *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small]
+ *
+ * Not a benchmark (the timers add overhead); see bench.ts for the numbers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { describeBackend, initBackend } from '../src/backend/node.js';
+import { makeBatch } from '../src/data/batches.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { createModel } from '../src/models/index.js';
+import { loadAddon } from '../src/native/addon.js';
+import { nativeKernelNames } from '../src/native/backend.js';
+import { Adam } from '../src/training/adam.js';
+import { trainStep } from '../src/training/trainer.js';
+import { Rng } from '../src/util/rng.js';
+import { installKernelTimers, kernelTimings, resetKernelTimings } from './kernelProfile.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+function table(title: string, steps: number, totalMs: number, natives: Set<string>): void {
+  const rows = kernelTimings();
+  const kernelMs = rows.reduce((s, r) => s + r.ms, 0);
+  console.log(`\n${title}: ${(totalMs / steps).toFixed(1)} ms per batch, of which kernels ${(kernelMs / steps).toFixed(1)} ms`);
+  console.log(`${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'ms'.padStart(9)} ${'%'.padStart(6)}  ${'largest output'.padStart(14)}  impl`);
+  for (const r of rows) {
+    const impl = natives.has(r.kernel) ? 'native' : 'js (cpu kernel)';
+    console.log(`${r.kernel.padEnd(34)} ${(r.calls / steps).toFixed(0).padStart(6)} ${(r.ms / steps).toFixed(2).padStart(9)} ${((100 * r.ms) / kernelMs).toFixed(1).padStart(6)}  ${String(r.maxOutput).padStart(14)}  ${impl}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const info = await initBackend();
+  console.log(describeBackend(info));
+  const steps = Number(arg('steps', '3'));
+  const batchSize = Number(arg('batch', '100'));
+  const preset = arg('preset', 'paper');
+  const addon = loadAddon();
+  const natives = new Set(info.backend === 'native' && addon.ok ? nativeKernelNames(addon.addon) : []);
+
+  const ds = loadMnist('train');
+  const rng = new Rng(1);
+  const model = createModel('capsnet', preset, {}, 1);
+  console.log(`model: capsnet/${preset}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
+  const optimizer = new Adam({ learningRate: 1e-3 });
+  const batches = Array.from({ length: steps + 1 }, (_, i) => makeBatch(ds, rng.permutation(ds.count).subarray(0, batchSize), 2, new Rng(i)));
+
+  installKernelTimers(tf.getBackend());
+  trainStep(model, optimizer, batches[0], { fraction: 0, rng });
+  resetKernelTimings();
+  let t0 = performance.now();
+  for (let s = 1; s <= steps; s++) trainStep(model, optimizer, batches[s], { fraction: 0, rng });
+  table('training step', steps, performance.now() - t0, natives);
+
+  const [h, w, c] = model.inputShape;
+  const infer = (b: (typeof batches)[number]) =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(b.x, [b.size, h, w, c]);
+      return model.forward(x, { training: false, decode: 'none' } as never).scores.dataSync();
+    });
+  infer(batches[0]);
+  resetKernelTimings();
+  t0 = performance.now();
+  for (let s = 1; s <= steps; s++) infer(batches[s]);
+  table('inference batch', steps, performance.now() - t0, natives);
+  console.log(`\ntensors alive: ${tf.memory().numTensors}`);
+  model.dispose();
+  optimizer.dispose();
+}
+
+await main();

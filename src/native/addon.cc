@@ -1,0 +1,118 @@
+// Module entry: collects the entry points of every source file and exports
+// them, plus the engine's configuration calls.
+#include <new>
+#include <string>
+#include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "blas.h"
+#include "common.h"
+#include "parallel.h"
+
+namespace capsnet {
+
+napi_value invoke(napi_env env, napi_callback_info info, Entry fn) {
+  try {
+    Args args(env, info);
+    fn(args);
+    return args.result;
+  } catch (const ArgError& e) {
+    napi_throw_type_error(env, "ERR_CAPSNET_NATIVE_ARG", e.what());
+  } catch (const std::bad_alloc&) {
+    napi_throw_range_error(env, "ERR_CAPSNET_NATIVE_MEMORY", "native engine: out of memory");
+  } catch (const std::exception& e) {
+    napi_throw_error(env, "ERR_CAPSNET_NATIVE", e.what());
+  } catch (...) {
+    napi_throw_error(env, "ERR_CAPSNET_NATIVE", "native engine: unknown error");
+  }
+  return nullptr;
+}
+
+namespace {
+
+napi_value makeString(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
+  return v;
+}
+
+// info() -> { blasConfig: string, blasCore: string, threads: number, simd: string }
+void info(Args& a) {
+  napi_env env = a.env();
+  napi_value obj, threads;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "blasConfig", makeString(env, blasConfig()));
+  napi_set_named_property(env, obj, "blasCore", makeString(env, blasCore()));
+  napi_create_int32(env, threadCount(), &threads);
+  napi_set_named_property(env, obj, "threads", threads);
+#if defined(__AVX2__) && defined(__FMA__)
+  const char* simd = "avx2+fma";
+#elif defined(__AVX__)
+  const char* simd = "avx";
+#elif defined(__ARM_NEON)
+  const char* simd = "neon";
+#else
+  const char* simd = "baseline";
+#endif
+  napi_set_named_property(env, obj, "simd", makeString(env, simd));
+  a.result = obj;
+}
+
+// setThreads(n): threads for every parallel kernel, the caller included.
+void setThreads(Args& a) { setThreadCount(static_cast<int>(a.integer(0, "threads", 1, 256))); }
+
+// keepFreedMemory(trimBytes) -> boolean. Kernel outputs are ArrayBuffers
+// that Node allocates with malloc; glibc serves large ones with fresh mmaps,
+// and the page faults of first touch then cost more than an elementwise
+// kernel itself (a 40 MB tensor: ~20 ms of faults, ~4 ms of work). With
+// mmap off, large blocks come from the heap and freed ones are reused at
+// once; the heap is given back to the system only above trimBytes of free
+// space at its top. Returns false where this cannot be set (not glibc).
+void keepFreedMemory(Args& a) {
+  int64_t trim = a.integer(0, "trimBytes", 0, INT32_MAX);
+  bool ok = false;
+#if defined(__GLIBC__)
+  ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) == 1;
+#else
+  (void)trim;
+#endif
+  napi_get_boolean(a.env(), ok, &a.result);
+}
+
+}  // namespace
+
+void addExports(std::vector<Export>& out) {
+  out.push_back({"info", entry<info>});
+  out.push_back({"setThreads", entry<setThreads>});
+  out.push_back({"keepFreedMemory", entry<keepFreedMemory>});
+}
+
+}  // namespace capsnet
+
+static napi_value Init(napi_env env, napi_value exports) {
+  using namespace capsnet;
+  initBlas();
+  std::vector<Export> all;
+  addExports(all);
+  addElementwiseExports(all);
+  addReduceExports(all);
+  addLayoutExports(all);
+  addMatmulExports(all);
+  addConvExports(all);
+  addCapsuleExports(all);
+  addMemoryExports(all);
+  for (const Export& e : all) {
+    napi_value fn;
+    if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, e.name, fn) != napi_ok) {
+      napi_throw_error(env, nullptr, "capsnet native: could not export functions");
+      return nullptr;
+    }
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

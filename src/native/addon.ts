@@ -1,0 +1,93 @@
+/**
+ * Loads the compiled addon (build/Release/capsnet_native.node) and types its
+ * entry points. Every entry point checks its arguments in C++ and throws a
+ * JS error on a mismatch; the kernels in this folder compute shapes and
+ * allocate outputs, the addon fills them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+type F32 = Float32Array;
+
+export interface NativeAddon {
+  info(): { blasConfig: string; blasCore: string; threads: number; simd: string };
+  setThreads(n: number): void;
+  keepFreedMemory(trimBytes: number): boolean;
+  allocBuffer(bytes: number): ArrayBuffer;
+  releaseBuffer(buffer: ArrayBuffer): boolean;
+  accountBuffer(buffer: ArrayBuffer): void;
+  memoryStats(): { buffers: number; bytes: number };
+  unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
+  binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
+  reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;
+  softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
+  transpose(x: F32, shape: number[], perm: number[], out: F32): void;
+  cast(kind: number, x: F32 | Int32Array | Uint8Array, out: F32 | Int32Array | Uint8Array): void;
+  batchMatMul(a: F32, b: F32, out: F32, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
+  biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
+  /** Per-thread im2col buffer, in floats (tests shrink it to exercise blocking). */
+  setColumnBlock(floats: number): void;
+  /** Frequency-domain convolution: 0 never, 1 where it pays (default), 2 wherever the geometry allows. */
+  setSpectralMode(mode: number): void;
+  conv2d(x: F32, filter: F32, out: F32, bias: F32, activation: number, alpha: number, ...geometry: number[]): void;
+  conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
+  conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;
+  squash(s: F32, out: F32, dim: number): void;
+  squashGrad(dy: F32, s: F32, ds: F32, dim: number): void;
+  predictionVectors(u: F32, W: F32, uHat: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
+  predictionVectorsGradInput(dy: F32, W: F32, du: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
+  predictionVectorsGradWeights(dy: F32, u: F32, dW: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
+  dynamicRouting(uHat: F32, v: F32, couplings: F32[], B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
+  dynamicRoutingGrad(uHat: F32, dv: F32, duHat: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
+  adamUpdate(w: F32, g: F32, m: F32, v: F32, w2: F32, m2: F32, v2: F32, lrT: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, epsilon: number): void;
+}
+
+export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+
+/** build/Release/, from dist/src/native/ (compiled) or src/native/ (sources). */
+function candidatePaths(): string[] {
+  return ['../../../build/Release/capsnet_native.node', '../../build/Release/capsnet_native.node'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+}
+
+/** CPU features the running machine lacks among `needed` (Linux only; elsewhere none are known to be missing). */
+function missingCpuFeatures(needed: string[]): string[] {
+  if (needed.length === 0 || os.platform() !== 'linux') return [];
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const flags = new Set((info.match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
+    return needed.filter((f) => !flags.has(f));
+  } catch {
+    return [];
+  }
+}
+
+let cached: AddonLoad | null = null;
+
+export function loadAddon(): AddonLoad {
+  if (cached) return cached;
+  cached = (() => {
+    const path = candidatePaths().find((p) => existsSync(p));
+    if (!path) return { ok: false, reason: 'the addon is not built (npm install builds it; it needs a C++ compiler and OpenBLAS)' };
+    const manifestPath = path.replace(/\.node$/, '.json');
+    if (existsSync(manifestPath)) {
+      try {
+        const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { cpuFeatures?: string[] };
+        const missing = missingCpuFeatures(manifest.cpuFeatures ?? []);
+        if (missing.length > 0) {
+          return { ok: false, reason: `the addon was built for CPU features this machine lacks (${missing.join(', ')}); rebuild it here with node scripts/build-native.mjs` };
+        }
+      } catch {
+        // An unreadable manifest is no reason to refuse the addon.
+      }
+    }
+    try {
+      const addon = createRequire(import.meta.url)(path) as NativeAddon;
+      return { ok: true, addon, path };
+    } catch (e) {
+      return { ok: false, reason: `the addon does not load: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  })();
+  return cached;
+}

@@ -1,0 +1,96 @@
+/**
+ * The tfjs backend 'native': tfjs's cpu backend (data in JS typed arrays)
+ * with the heavy kernels replaced by the addon's. Every cpu kernel is
+ * registered under 'native' too, so an op the addon does not cover still
+ * runs, through the cpu kernel, on the same memory.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NativeAddon } from './addon.js';
+import { capsuleKernels } from './capsules.js';
+import { convKernels } from './conv.js';
+import { elementwiseKernels } from './elementwise.js';
+import type { NativeKernelConfig } from './kernelUtil.js';
+import { layoutKernels } from './layout.js';
+import { matmulKernels } from './matmul.js';
+import { initManagedMemory, onDispose, onEscape, onRegister } from './memory.js';
+import { reduceKernels } from './reduce.js';
+
+export const NATIVE_BACKEND = 'native';
+/** Above wasm (2) and cpu (1), so that tfjs itself prefers it once registered. */
+const PRIORITY = 3;
+
+type DataId = object;
+
+/**
+ * The cpu backend plus the bookkeeping of memory.ts: large kernel outputs
+ * are freed when their tensor is disposed, unless their memory may be
+ * visible elsewhere.
+ */
+export class NativeBackend extends MathBackendCPU {
+  constructor() {
+    super();
+    // The cpu backend prints an "install tfjs-node" banner on first use; this
+    // backend is the fast Node path, so the advice does not apply.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): DataId {
+    const id = super.write(values, shape, dtype);
+    onRegister(values);
+    return id;
+  }
+
+  override move(dataId: DataId, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+    onEscape(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: DataId): tf.backend_util.BackendValues {
+    if (this.data.has(dataId)) onEscape(this.data.get(dataId).values);
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const result = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) onDispose(values);
+    return result;
+  }
+}
+
+/** Every kernel the addon provides, by name. */
+export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
+  return [
+    ...elementwiseKernels(addon),
+    ...reduceKernels(addon),
+    ...layoutKernels(addon),
+    ...matmulKernels(addon),
+    ...convKernels(addon),
+    ...capsuleKernels(addon),
+  ];
+}
+
+let registered = false;
+
+export function registerNativeBackend(addon: NativeAddon): void {
+  if (registered) return;
+  initManagedMemory(addon);
+  const natives = new Map(nativeKernelConfigs(addon).map((k) => [k.kernelName, k.kernelFunc]));
+  const cpuKernels = tf.getKernelsForBackend('cpu');
+  for (const k of cpuKernels) {
+    const own = natives.get(k.kernelName);
+    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: (own ?? k.kernelFunc) as tf.KernelFunc });
+  }
+  const cpuNames = new Set(cpuKernels.map((k) => k.kernelName));
+  for (const [name, fn] of natives) {
+    if (!cpuNames.has(name)) tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
+  }
+  tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), PRIORITY);
+  registered = true;
+}
+
+/** Names of the kernels that run in native code on this backend. */
+export function nativeKernelNames(addon: NativeAddon): string[] {
+  return nativeKernelConfigs(addon).map((k) => k.kernelName);
+}

@@ -1,0 +1,32 @@
+// Convolution geometry shared by the im2col path (conv.cc) and the spectral
+// path (spectral.cc).
+#pragma once
+
+#include <cstdint>
+
+namespace capsnet {
+
+// NHWC input [B, H, W, Ci], HWIO filter [KH, KW, Ci, Co], output
+// [B, OH, OW, Co]; strides sh, sw; dilations dh, dw; padding at the top and
+// left (the bottom and right padding follow from OH and OW).
+struct ConvGeometry {
+  int64_t B, H, W, Ci, OH, OW, Co, KH, KW, sh, sw, dh, dw, padTop, padLeft;
+  int64_t M() const { return B * OH * OW; }
+  int64_t P() const { return KH * KW; }
+  int64_t K() const { return KH * KW * Ci; }
+};
+
+// True when the spectral path should compute this convolution: by default
+// where it takes markedly less time than im2col + GEMM. Mode 0 turns it
+// off, 1 is the default, 2 uses it wherever the geometry allows (tests).
+bool spectralPays(const ConvGeometry& g);
+void setSpectralMode(int mode);
+
+// The three convolution kernels on the spectral path (see spectral.cc);
+// same contracts as their im2col counterparts in conv.cc.
+void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, float* out, const float* bias,
+                    int64_t biasLen, int activation, float alpha);
+void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* filter, float* dx);
+void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* dy, float* dw);
+
+}  // namespace capsnet

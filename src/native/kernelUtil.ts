@@ -1,0 +1,62 @@
+/**
+ * Plumbing shared by the native kernels: reading a tensor's typed array
+ * (zero-copy), allocating outputs, and falling back to the cpu kernel of the
+ * same name for cases the addon does not cover (other dtypes, layouts or
+ * activations). The native backend keeps its data exactly as the cpu
+ * backend does, so the fallback runs on the same memory.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+export type TensorInfo = tf.TensorInfo;
+export type Backend = MathBackendCPU;
+
+export interface KernelArgs {
+  inputs: Record<string, TensorInfo | undefined>;
+  attrs: Record<string, unknown>;
+  backend: Backend;
+}
+
+export type NativeKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
+
+export interface NativeKernelConfig {
+  kernelName: string;
+  kernelFunc: NativeKernel;
+}
+
+/** The tensor's values, as stored by the backend. */
+export function values(backend: Backend, t: TensorInfo): tf.backend_util.BackendValues {
+  return backend.data.get(t.dataId).values as tf.backend_util.BackendValues;
+}
+
+/** The float32 values of t, or null when t is not a float32 tensor held as a Float32Array. */
+export function f32(backend: Backend, t: TensorInfo | undefined): Float32Array | null {
+  if (t == null || t.dtype !== 'float32') return null;
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Float32Array ? v : null;
+}
+
+export { allocF32, allocI32, allocU8, releaseScratch } from './memory.js';
+
+export function output(backend: Backend, shape: number[], dtype: tf.DataType, vals: tf.backend_util.BackendValues): TensorInfo {
+  return backend.makeTensorInfo(shape, dtype, vals);
+}
+
+/** The cpu backend's kernel `name`, to run on the native backend's memory. */
+export function cpuKernel(name: string): NativeKernel {
+  const k = tf.getKernel(name, 'cpu');
+  if (!k) {
+    return () => {
+      throw new Error(`native backend: no kernel for ${name}`);
+    };
+  }
+  return k.kernelFunc as unknown as NativeKernel;
+}
+
+export function sizeOf(shape: number[]): number {
+  return tf.util.sizeFromShape(shape);
+}
+
+export function fail(kernel: string, message: string): never {
+  throw new Error(`${kernel}: ${message}`);
+}

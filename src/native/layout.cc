@@ -1,0 +1,191 @@
+// Data movement: transpose and dtype casts.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "parallel.h"
+
+namespace capsnet {
+namespace {
+
+// transpose(x, shape, perm, out): out = x with axes permuted, for 4-byte
+// elements (Float32Array or Int32Array viewed as floats by the caller).
+void transpose(Args& a) {
+  std::vector<int64_t> shape = a.dims(1, "shape");
+  size_t rank = shape.size();
+  std::vector<int64_t> perm = a.intList(2, "perm", 0, static_cast<int64_t>(rank) - 1, 8);
+  require(perm.size() == rank, "transpose", "perm must have one entry per axis");
+  std::vector<bool> used(rank, false);
+  for (int64_t p : perm) {
+    require(!used[p], "transpose", "perm repeats an axis");
+    used[p] = true;
+  }
+  int64_t total = checkedProduct(shape, "transpose");
+  View<float> x = a.f32(0, "x", total);
+  View<float> out = a.f32(3, "out", total);
+  requireDisjoint(x, out, "transpose");
+  if (total == 0) return;
+
+  // Input strides, then the output's axes (size > 1 only) with the input
+  // stride each walks, merging neighbours that stay adjacent in the input.
+  std::vector<int64_t> inStride(rank);
+  for (int64_t k = static_cast<int64_t>(rank) - 1, s = 1; k >= 0; k--) {
+    inStride[k] = s;
+    s *= shape[k];
+  }
+  std::vector<int64_t> n, s;
+  for (size_t k = 0; k < rank; k++) {
+    int64_t d = shape[perm[k]];
+    if (d == 1) continue;
+    int64_t st = inStride[perm[k]];
+    if (!n.empty() && s.back() == st * d) {
+      n.back() *= d;
+      s.back() = st;
+    } else {
+      n.push_back(d);
+      s.push_back(st);
+    }
+  }
+  const float* src = x.data;
+  float* dst = out.data;
+  if (n.size() <= 1) {
+    std::memcpy(dst, src, sizeof(float) * total);
+    return;
+  }
+  const size_t R = n.size();
+  std::vector<int64_t> outStride(R);
+  for (int64_t k = static_cast<int64_t>(R) - 1, st = 1; k >= 0; k--) {
+    outStride[k] = st;
+    st *= n[k];
+  }
+  const size_t L = R - 1;
+  size_t C = L;
+  for (size_t k = 0; k < R; k++)
+    if (s[k] == 1) C = k;
+
+  if (C == L) {
+    // The last output axis is contiguous in the input: copy runs.
+    int64_t run = n[L];
+    int64_t rows = total / run;
+    parallelFor(rows, std::max<int64_t>(1, 16384 / run), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; row++) {
+        int64_t rem = row, off = 0;
+        for (size_t k = L; k-- > 0;) {
+          off += (rem % n[k]) * s[k];
+          rem /= n[k];
+        }
+        std::memcpy(dst + row * run, src + off, sizeof(float) * run);
+      }
+    });
+    return;
+  }
+
+  // Otherwise transpose tiles of the (C, L) plane for every index of the
+  // remaining axes, so that both reads and writes stay in cache lines.
+  constexpr int64_t T = 32;
+  const int64_t nc = n[C], nl = n[L];
+  const int64_t tilesC = (nc + T - 1) / T, tilesL = (nl + T - 1) / T;
+  int64_t planes = total / (nc * nl);
+  int64_t jobs = planes * tilesC * tilesL;
+  parallelFor(jobs, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t job = begin; job < end; job++) {
+      int64_t plane = job / (tilesC * tilesL);
+      int64_t tile = job % (tilesC * tilesL);
+      int64_t c0 = (tile / tilesL) * T, l0 = (tile % tilesL) * T;
+      int64_t c1 = std::min(nc, c0 + T), l1 = std::min(nl, l0 + T);
+      // Offsets of this plane over the axes other than C and L.
+      int64_t rem = plane, inOff = 0, outOff = 0;
+      for (size_t k = R; k-- > 0;) {
+        if (k == C || k == L) continue;
+        int64_t i = rem % n[k];
+        rem /= n[k];
+        inOff += i * s[k];
+        outOff += i * outStride[k];
+      }
+      for (int64_t c = c0; c < c1; c++) {
+        float* d = dst + outOff + c * outStride[C];
+        const float* sp = src + inOff + c;
+        for (int64_t l = l0; l < l1; l++) d[l] = sp[l * s[L]];
+      }
+    }
+  });
+}
+
+// JS's ToInt32, which tfjs's cpu Cast applies through Int32Array: NaN and
+// infinities become 0, other values are truncated and wrapped mod 2^32.
+inline int32_t toInt32(float v) {
+  if (!std::isfinite(v)) return 0;
+  double t = std::trunc(static_cast<double>(v));
+  if (t >= -2147483648.0 && t <= 2147483647.0) return static_cast<int32_t>(t);
+  double m = std::fmod(t, 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return static_cast<int32_t>(static_cast<uint32_t>(m));
+}
+
+// cast(kind, x, out): kind 0 float32->int32, 1 int32->float32,
+// 2 bool->float32, 3 float32->bool, 4 int32->bool, 5 bool->int32.
+void cast(Args& a) {
+  int kind = static_cast<int>(a.integer(0, "kind", 0, 5));
+  constexpr int64_t grain = 1 << 15;
+  switch (kind) {
+    case 0: {
+      View<float> x = a.f32(1, "x");
+      View<int32_t> y = a.array<int32_t>(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = toInt32(x.data[i]);
+      });
+      break;
+    }
+    case 1: {
+      View<int32_t> x = a.array<int32_t>(1, "x");
+      View<float> y = a.f32(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = static_cast<float>(x.data[i]);
+      });
+      break;
+    }
+    case 2: {
+      View<uint8_t> x = a.array<uint8_t>(1, "x");
+      View<float> y = a.f32(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] ? 1.0f : 0.0f;
+      });
+      break;
+    }
+    case 3: {
+      View<float> x = a.f32(1, "x");
+      View<uint8_t> y = a.array<uint8_t>(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] != 0.0f;
+      });
+      break;
+    }
+    case 4: {
+      View<int32_t> x = a.array<int32_t>(1, "x");
+      View<uint8_t> y = a.array<uint8_t>(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] != 0;
+      });
+      break;
+    }
+    default: {
+      View<uint8_t> x = a.array<uint8_t>(1, "x");
+      View<int32_t> y = a.array<int32_t>(2, "out", x.length);
+      parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] ? 1 : 0;
+      });
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void addLayoutExports(std::vector<Export>& out) {
+  out.push_back({"transpose", entry<transpose>});
+  out.push_back({"cast", entry<cast>});
+}
+
+}  // namespace capsnet

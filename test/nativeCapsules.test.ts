@@ -1,0 +1,168 @@
+/**
+ * The native fused capsule kernels against the plain-tfjs references on the
+ * same backend (fused kernels switched off): values and gradients of squash,
+ * prediction vectors and dynamic routing, and the Adam update, on random
+ * shapes and edge cases.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { FUSED_KERNELS, hasFusedKernel, setFusedKernelsEnabled } from '../src/capsules/fused.js';
+import { dynamicRouting } from '../src/capsules/dynamicRouting.js';
+import { predictionVectors } from '../src/capsules/predictionVectors.js';
+import { squash } from '../src/capsules/squash.js';
+import { adamUpdateReference } from '../src/training/adam.js';
+import { assertClose } from './helpers.js';
+import { nativeTest, randn, Rng, size } from './nativeUtil.js';
+
+const TOL = { rtol: 1e-4, atol: 1e-6 };
+
+/** fn with the fused kernels on, then off (the reference), as arrays. */
+function fusedAndReference<T>(fn: () => T): [T, T] {
+  setFusedKernelsEnabled(true);
+  try {
+    const fused = tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T;
+    setFusedKernelsEnabled(false);
+    const ref = tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T;
+    return [fused, ref];
+  } finally {
+    setFusedKernelsEnabled(true);
+  }
+}
+
+nativeTest('the native backend provides every fused capsule kernel', () => {
+  for (const name of [FUSED_KERNELS.squash, FUSED_KERNELS.squashGrad, FUSED_KERNELS.predictionVectors, FUSED_KERNELS.predictionVectorsGradInput, FUSED_KERNELS.predictionVectorsGradWeights, FUSED_KERNELS.dynamicRouting, FUSED_KERNELS.dynamicRoutingGrad, FUSED_KERNELS.adamUpdate]) {
+    assert.ok(hasFusedKernel(name), `${name} is registered for native`);
+  }
+});
+
+nativeTest('squash: values and gradients equal the reference (random shapes, zero, tiny and huge capsules)', () => {
+  const rng = new Rng(11);
+  const cases: { shape: number[]; data?: (n: number) => Float32Array }[] = [
+    { shape: [4, 8] },
+    { shape: [3, 5, 16] },
+    { shape: [1, 1] },
+    { shape: [2, 3, 1, 7] },
+    { shape: [37, 3] },
+    { shape: [6, 4], data: (n) => new Float32Array(n) },
+    { shape: [5, 8], data: (n) => randn(rng, n, 1e-20) },
+    { shape: [5, 8], data: (n) => randn(rng, n, 1e18) },
+    { shape: [200, 16], data: (n) => randn(rng, n, 0.05) },
+  ];
+  for (const c of cases) {
+    const n = size(c.shape);
+    const s = tf.tensor(c.data ? c.data(n) : randn(rng, n), c.shape);
+    const up = tf.tensor(randn(rng, n), c.shape);
+    const [fused, ref] = fusedAndReference(() => {
+      const v = squash(s);
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(squash(x), up)))(s);
+      return [v.dataSync(), g.dataSync()] as const;
+    });
+    assertClose(fused[0], ref[0], { ...TOL, what: `squash ${c.shape}` });
+    assertClose(fused[1], ref[1], { ...TOL, what: `squash grad ${c.shape}` });
+  }
+});
+
+nativeTest('squash of a zero capsule is zero with a zero gradient; huge capsules have unit length', () => {
+  const s = tf.tensor2d([[0, 0, 0], [3e30, -4e30, 0]]);
+  const v = squash(s).arraySync() as number[][];
+  assert.deepEqual(v[0], [0, 0, 0]);
+  assert.ok(Math.abs(Math.hypot(...v[1]) - 1) < 1e-6);
+  const g = tf.grad((x: tf.Tensor) => tf.sum(squash(x)))(s).dataSync();
+  assert.ok(g.every(Number.isFinite));
+  assert.ok(Math.abs(g[0]) < 1e-6 && Math.abs(g[1]) < 1e-6 && Math.abs(g[2]) < 1e-6);
+});
+
+nativeTest('predictionVectors: values and both gradients equal the reference', () => {
+  const rng = new Rng(12);
+  // [batch, inCaps, outCaps, outDim, inDim]
+  const cases = [
+    [2, 6, 3, 4, 5],
+    [1, 1, 1, 1, 1],
+    [3, 1, 10, 16, 8],
+    [5, 7, 1, 3, 2],
+    [64, 32, 10, 16, 8],
+  ];
+  for (const [B, I, J, Dout, Din] of cases) {
+    const u = tf.tensor3d(randn(rng, B * I * Din), [B, I, Din]);
+    const W = tf.tensor4d(randn(rng, I * J * Dout * Din, 0.1), [I, J, Dout, Din]);
+    const up = tf.tensor4d(randn(rng, B * I * J * Dout), [B, I, J, Dout]);
+    const [fused, ref] = fusedAndReference(() => {
+      const y = predictionVectors(u, W);
+      const [gu, gW] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(predictionVectors(a as tf.Tensor3D, b as tf.Tensor4D), up)))([u, W]);
+      return [y.dataSync(), gu.dataSync(), gW.dataSync()] as const;
+    });
+    const what = `[${B},${I},${J},${Dout},${Din}]`;
+    assertClose(fused[0], ref[0], { ...TOL, what: `uHat ${what}` });
+    assertClose(fused[1], ref[1], { ...TOL, what: `du ${what}` });
+    assertClose(fused[2], ref[2], { ...TOL, what: `dW ${what}` });
+  }
+});
+
+nativeTest('dynamicRouting: v, every iteration\'s couplings and the gradient equal the reference', () => {
+  const rng = new Rng(13);
+  // [batch, inCaps, outCaps, dim], iterations, stopGradientInner, scale of uHat
+  const cases: [number[], number, boolean, number][] = [
+    [[2, 6, 3, 4], 3, false, 0.5],
+    [[2, 6, 3, 4], 3, true, 0.5],
+    [[1, 1, 1, 1], 3, false, 1],
+    [[3, 1, 4, 5], 2, false, 1],
+    [[2, 9, 1, 3], 3, false, 1],
+    [[2, 5, 4, 3], 1, false, 1],
+    [[2, 5, 4, 3], 5, false, 2],
+    [[2, 5, 4, 3], 5, true, 2],
+    [[16, 40, 10, 16], 3, false, 0.1],
+    [[16, 40, 10, 16], 3, true, 0.1],
+    [[128, 12, 5, 8], 3, false, 0.5],
+    [[3, 7, 17, 16], 3, false, 0.5],
+  ];
+  for (const [shape, iterations, stopGradientInner, scale] of cases) {
+    const [B, I, J, D] = shape;
+    const uHat = tf.tensor4d(randn(rng, B * I * J * D, scale), [B, I, J, D]);
+    const up = tf.tensor3d(randn(rng, B * J * D), [B, J, D]);
+    const [fused, ref] = fusedAndReference(() => {
+      const out = dynamicRouting(uHat, { iterations, stopGradientInner });
+      const g = tf.grad((x: tf.Tensor) => {
+        const o = dynamicRouting(x as tf.Tensor4D, { iterations, stopGradientInner });
+        return tf.sum(tf.mul(o.v, up));
+      })(uHat);
+      return { v: out.v.dataSync(), c: out.couplings.map((c) => c.dataSync()), g: g.dataSync() };
+    });
+    const what = `[${shape}] r=${iterations} stop=${stopGradientInner}`;
+    assertClose(fused.v, ref.v, { ...TOL, what: `v ${what}` });
+    assert.equal(fused.c.length, iterations);
+    fused.c.forEach((c, r) => assertClose(c, ref.c[r], { ...TOL, what: `c${r} ${what}` }));
+    assertClose(fused.g, ref.g, { ...TOL, what: `grad ${what}` });
+  }
+});
+
+nativeTest('dynamicRouting of all-zero predictions gives zero outputs, uniform couplings and finite gradients', () => {
+  const uHat = tf.zeros([2, 4, 3, 5]) as tf.Tensor4D;
+  const out = dynamicRouting(uHat, { iterations: 3 });
+  assert.ok(out.v.dataSync().every((x) => x === 0));
+  for (const c of out.couplings) assertClose(c.dataSync(), new Float32Array(2 * 4 * 3).fill(1 / 3), TOL);
+  const g = tf.grad((x: tf.Tensor) => tf.sum(dynamicRouting(x as tf.Tensor4D, { iterations: 3 }).v))(uHat).dataSync();
+  assert.ok(g.every(Number.isFinite));
+});
+
+nativeTest('CapsAdamUpdate equals adamUpdateReference', () => {
+  const rng = new Rng(14);
+  const cases = [
+    { shape: [7], lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, step: 1 },
+    { shape: [3, 5, 2], lr: 0.01, beta1: 0.8, beta2: 0.99, epsilon: 1e-4, step: 10 },
+    { shape: [100000], lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, step: 1234 },
+  ];
+  for (const { shape, ...attrs } of cases) {
+    const n = size(shape);
+    const w = tf.tensor(randn(rng, n), shape);
+    const g = tf.tensor(randn(rng, n, 0.1), shape);
+    const m = tf.tensor(randn(rng, n, 0.01), shape);
+    const v = tf.tensor(randn(rng, n, 0.01).map(Math.abs), shape);
+    const fused = tf.engine().runKernel(FUSED_KERNELS.adamUpdate, { w, g, m, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const ref = adamUpdateReference(w, g, m, v, attrs);
+    assert.equal(fused.length, 3);
+    for (let k = 0; k < 3; k++) {
+      assert.deepEqual(fused[k].shape, shape);
+      assertClose(fused[k].dataSync(), ref[k].dataSync(), { rtol: 1e-5, atol: 1e-7, what: `adam output ${k} [${shape}] step ${attrs.step}` });
+    }
+  }
+});

@@ -1,0 +1,165 @@
+/**
+ * The native backend in use: it is registered, preferred and quiet; a small
+ * CapsNet trains on it like on the cpu backend; and 1,000 training steps
+ * leave the tensor count and the process's resident memory flat.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { availableBackends, describeBackend, initBackend } from '../src/backend/node.js';
+import type { Batch } from '../src/data/batches.js';
+import { createModel, type ClassifierModel } from '../src/models/index.js';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { NativeBackend } from '../src/native/backend.js';
+import { requestedThreads } from '../src/native/index.js';
+import { loadAddon } from '../src/native/addon.js';
+import { Adam } from '../src/training/adam.js';
+import { trainStep } from '../src/training/trainer.js';
+import { native, nativeTest, on, randn, Rng } from './nativeUtil.js';
+
+/** A CapsNet small enough for a thousand steps in seconds: 12x12 inputs, 36 primary capsules, 4 classes. */
+function tinyCapsNet(seed: number): ClassifierModel {
+  return createModel('capsnet', 'small', {
+    inputShape: [12, 12, 1],
+    numClasses: 4,
+    conv1: { filters: 8, kernelSize: 5, strides: 1 },
+    primary: { types: 4, dim: 4, kernelSize: 3, strides: 2 },
+    digit: { dim: 4, routingIterations: 3, stopGradientInner: false },
+    decoder: { hidden: [16] },
+  }, seed);
+}
+
+function syntheticBatch(rng: Rng, size: number, classes: number): Batch {
+  const x = randn(rng, size * 144, 0.5).map((v) => Math.min(1, Math.abs(v)));
+  const labels = Int32Array.from({ length: size }, () => rng.int(0, classes - 1));
+  const targets = new Float32Array(size * classes);
+  labels.forEach((l, i) => (targets[i * classes + l] = 1));
+  return { x, labels, targets, size, indices: Int32Array.from({ length: size }, (_, i) => i) };
+}
+
+nativeTest('native loads with its BLAS and thread count, comes first, and is the default', async () => {
+  assert.ok(native.ok);
+  assert.match(native.blas ?? '', /OpenBLAS \S+ \(.+\)/);
+  assert.ok(Number.isInteger(native.threads) && native.threads! >= 1);
+  assert.equal((await availableBackends())[0], 'native');
+  const info = await initBackend('auto');
+  assert.equal(info.backend, 'native');
+  assert.match(describeBackend(info), /^backend: native \(OpenBLAS/);
+});
+
+nativeTest('the native backend does not print the cpu backend\'s "install tfjs-node" banner', () => {
+  const firstWrite = (backend: MathBackendCPU) => {
+    const warn = console.warn;
+    const lines: string[] = [];
+    console.warn = (...args: unknown[]) => void lines.push(args.join(' '));
+    try {
+      backend.disposeData(backend.write(new Float32Array(2), [2], 'float32'));
+    } finally {
+      console.warn = warn;
+    }
+    return lines.join('\n');
+  };
+  // A fresh cpu backend prints it on its first write; a fresh native one must not.
+  assert.match(firstWrite(new MathBackendCPU()), /tfjs-node/);
+  assert.doesNotMatch(firstWrite(new NativeBackend()), /tfjs-node/);
+});
+
+nativeTest('CAPSNET_THREADS is read as a positive integer', () => {
+  assert.equal(requestedThreads({ CAPSNET_THREADS: '3' }).threads, 3);
+  const bad = requestedThreads({ CAPSNET_THREADS: 'lots' });
+  assert.ok(bad.threads >= 1 && bad.warning?.includes('CAPSNET_THREADS'));
+  assert.ok(requestedThreads({ CAPSNET_THREADS: '0' }).warning);
+  assert.ok(requestedThreads({}).threads >= 1);
+});
+
+nativeTest('a training step of a small CapsNet gives the same loss and gradients as on the cpu backend', async () => {
+  const batch = syntheticBatch(new Rng(31), 6, 4);
+  const run = () => {
+    const model = tinyCapsNet(5);
+    const x = tf.tensor4d(batch.x, [6, 12, 12, 1]);
+    const labels = tf.tensor1d(batch.labels, 'int32');
+    const targets = tf.tensor2d(batch.targets, [6, 4]);
+    const { value, grads } = tf.variableGrads(() => model.loss(model.forward(x, { training: true, labels }), x, targets).total, model.params.map((p) => p.value));
+    const out = { loss: value.dataSync()[0], grads: model.params.map((p) => grads[p.value.name].dataSync()) };
+    model.dispose();
+    return out;
+  };
+  const nat = await on('native', run);
+  const cpu = await on('cpu', run);
+  assert.ok(Math.abs(nat.loss - cpu.loss) <= 1e-5 * Math.abs(cpu.loss) + 1e-7, `${nat.loss} vs ${cpu.loss}`);
+  nat.grads.forEach((g, i) => {
+    let worst = 0;
+    let scale = 0;
+    for (let k = 0; k < g.length; k++) {
+      worst = Math.max(worst, Math.abs(g[k] - cpu.grads[i][k]));
+      scale = Math.max(scale, Math.abs(cpu.grads[i][k]));
+    }
+    assert.ok(worst <= 1e-4 * scale + 1e-7, `gradient ${i}: max difference ${worst} at scale ${scale}`);
+  });
+});
+
+nativeTest('1,000 training steps keep the tensor count and resident memory flat', (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const rng = new Rng(32);
+  const model = tinyCapsNet(6);
+  const optimizer = new Adam({ learningRate: 1e-3 });
+  const batches = Array.from({ length: 8 }, () => syntheticBatch(rng, 16, 4));
+  const progress = { fraction: 0, rng };
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
+  const settle = () => {
+    gc();
+    gc();
+    return { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss, buffers: loaded.addon.memoryStats().buffers };
+  };
+  let early = { tensors: 0, rss: 0, buffers: 0 };
+  let losses = 0;
+  for (let step = 1; step <= 1000; step++) {
+    losses += trainStep(model, optimizer, batches[step % batches.length], progress).loss;
+    if (step === 250) early = settle();
+  }
+  const late = settle();
+  assert.ok(Number.isFinite(losses));
+  assert.equal(late.tensors, early.tensors, 'tensor count after 250 and after 1,000 steps');
+  assert.equal(late.buffers, early.buffers, 'engine-owned buffers after 250 and after 1,000 steps');
+  const growth = (late.rss - early.rss) / 2 ** 20;
+  t.diagnostic(`tensors ${late.tensors}; resident memory ${(early.rss / 2 ** 20).toFixed(1)} MiB at step 250, ${(late.rss / 2 ** 20).toFixed(1)} MiB at step 1,000`);
+  assert.ok(growth < 16, `resident memory grew by ${growth.toFixed(1)} MiB between step 250 and step 1,000`);
+  model.dispose();
+  optimizer.dispose();
+});
+
+nativeTest('large outputs are freed when their tensor is disposed; data read out or viewed stays valid', () => {
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
+  const stats = () => loaded.addon.memoryStats();
+  const base = stats();
+  const x = tf.fill([1024, 512], 2);
+  const y = tf.mul(x, 3); // a native kernel output of 2 MiB
+  assert.equal(stats().buffers, base.buffers + 1);
+  y.dispose();
+  assert.deepEqual(stats(), base, 'disposing the tensor freed its buffer');
+
+  // Read out: the array belongs to the caller from then on.
+  const z = tf.mul(x, 4);
+  const data = z.dataSync();
+  z.dispose();
+  const w = tf.mul(x, 5);
+  assert.equal(data.length, 1024 * 512);
+  assert.ok(data.every((v) => v === 8), 'values read before disposal are intact');
+
+  // A second tensor on the same memory (a reshape shares it) keeps it alive.
+  const u = tf.mul(x, 6);
+  const r = tf.reshape(u, [512, 1024]);
+  u.dispose();
+  assert.ok(r.dataSync().every((v) => v === 12));
+  // Slices and other views made by cpu kernels survive their source too.
+  const s = tf.mul(x, 7);
+  const part = tf.slice(s, [100, 0], [10, 512]);
+  s.dispose();
+  tf.mul(x, 9).dispose();
+  assert.ok(part.dataSync().every((v) => v === 14));
+  tf.dispose([x, w, r, part]);
+});
