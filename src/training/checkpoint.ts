@@ -62,7 +62,7 @@ export function checkpointName(epoch: number, batch: number): string {
 }
 
 /** Write a checkpoint and point <out>/latest at it. */
-export function writeCheckpoint(outDir: string, model: ClassifierModel, optimizer: Adam, state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>): string {
+export function writeCheckpoint(outDir: string, model: ClassifierModel, optimizer: Adam, state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>, modelMetadata: Record<string, unknown> = {}): string {
   const name = checkpointName(state.epoch, state.batch);
   const opt: AdamState = optimizer.getState();
   const named = model.params.flatMap((p) => {
@@ -80,7 +80,7 @@ export function writeCheckpoint(outDir: string, model: ClassifierModel, optimize
   const dir = join(outDir, CHECKPOINTS_DIR, name);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   writeDirAtomic(dir, {
-    ...modelFiles(model, { metadata: { epoch: state.epoch, batch: state.batch, history: state.history } }),
+    ...modelFiles(model, { metadata: { ...modelMetadata, epoch: state.epoch, batch: state.batch, history: state.history } }),
     'optimizer.bin': data,
     'training.json': JSON.stringify(training, null, 1),
   });

@@ -187,7 +187,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   const save = () => {
     state.augState = augRng.getState();
     state.elapsedSeconds = elapsedBefore + (performance.now() - runStart) / 1000;
-    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state);
+    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state, { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) });
   };
 
   try {
