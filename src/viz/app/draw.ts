@@ -171,6 +171,17 @@ export function outlineTile(canvas: HTMLCanvasElement, layout: TileLayout, tile:
   ctx.strokeRect(ox + 0.5, oy + 0.5, layout.tileW * layout.scale - 1, layout.tileH * layout.scale - 1);
 }
 
+/**
+ * A colour scale for values whose few largest would wash out the rest: the
+ * q-quantile of |values| (values beyond it get the full colour), but at
+ * least a tenth of the largest, so near-zero noise never fills the scale.
+ */
+export function robustScale(values: ArrayLike<number>, q = 0.98, floor = 1e-6): number {
+  const abs = Float32Array.from(values, (v) => Math.abs(v)).sort();
+  if (!abs.length) return floor;
+  return Math.max(floor, abs[Math.min(abs.length - 1, Math.floor(q * abs.length))], abs[abs.length - 1] / 10);
+}
+
 export function maxOf(a: ArrayLike<number>): number {
   let m = -Infinity;
   for (let i = 0; i < a.length; i++) if (a[i] > m) m = a[i];

@@ -3,7 +3,7 @@
  * activations of each capsule layer, the class capsules' EM routing
  * assignments at each iteration, and the class capsules' 4x4 pose matrices.
  */
-import { absMax, diverging, maxOf, paintTiles, sequential, tileLayout } from './draw.js';
+import { absMax, diverging, maxOf, paintTiles, robustScale, sequential, tileLayout } from './draw.js';
 import type { EmAnalysis, Engine } from './engine.js';
 
 let engine: Engine | null = null;
@@ -155,9 +155,10 @@ function renderRouting(): void {
   const maxAct = act ? Math.max(maxOf(act), 1e-9) : 1;
   const weight = (i: number) => (weightByActivation && act ? act[i] / maxAct : 1);
   const even = 1 / J;
-  let scale = 1e-6;
-  for (const r of a.routing) for (let i = 0; i < children; i++) for (let j = 0; j < J; j++) scale = Math.max(scale, Math.abs(r[i * J + j] - even) * weight(i));
-  byId('em-routing-scale').textContent = `White: an even share (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} more or less${weightByActivation && act ? ', times the capsule activation relative to the most active capsule' : ''}.`;
+  const deltas: number[] = [];
+  for (const r of a.routing) for (let i = 0; i < children; i++) for (let j = 0; j < J; j++) deltas.push((r[i * J + j] - even) * weight(i));
+  const scale = robustScale(deltas);
+  byId('em-routing-scale').textContent = `White: an even share (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${weightByActivation && act ? ', times the capsule activation relative to the most active capsule' : ''}.`;
   const cols = types >= 16 ? 8 : types >= 4 ? 4 : types;
   const scaleUp = Math.max(1, Math.floor(12 / Math.max(h, w)));
   const layout = tileLayout(types, w, h, cols, 1, scaleUp);

@@ -4,7 +4,7 @@
  * intermediates); the sliders and the perturbation grid run only the decoder.
  */
 import { initBackend, Engine, type Analysis, type CapsGeometry, type Conv1Geometry } from './engine.js';
-import { absMax, CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, outlineTile, paintGray, paintImage, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
+import { absMax, CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, outlineTile, paintGray, paintImage, paintTiles, robustScale, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { DrawingPad, imageFileToInput, NotAnImageError } from './pad.js';
 import { emIteration, renderEm, setupEm } from './em.js';
 
@@ -776,11 +776,14 @@ function renderRouting(): void {
   const even = 1 / J;
   const maxLen = Math.max(maxOf(len), 1e-9);
   const weight = (i: number) => (weightByLength ? len[i] / maxLen : 1);
-  // One scale for all iterations, so that stepping shows the change.
+  // One scale for all iterations, so that stepping shows the change; a few
+  // strongly routed capsules would wash out the rest, so the top 2% saturate.
   let scale = 1e-6;
   if (routingMode === 'delta') {
-    for (const cc of a.couplings) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) scale = Math.max(scale, Math.abs(cc[i * J + j] - even) * weight(i));
-    $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} more or less than that${weightByLength ? ', times the capsule length relative to the longest capsule' : ''}.`;
+    const deltas: number[] = [];
+    for (const cc of a.couplings) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) deltas.push((cc[i * J + j] - even) * weight(i));
+    scale = robustScale(deltas);
+    $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${weightByLength ? ', times the capsule length relative to the longest capsule' : ''}.`;
   } else {
     $('routing-scale').textContent = `Black: 0, bright yellow: 1 (square-root scale, so an even split of ${even.toFixed(2)} stays visible).`;
   }
