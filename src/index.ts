@@ -21,6 +21,7 @@ export { DigitCapsules } from './layers/digitCapsules.js';
 export { parseIdx, encodeIdx, type IdxArray } from './data/idx.js';
 export { type ImageDataset, take, validateDataset } from './data/dataset.js';
 export { makeBatch, type Batch } from './data/batches.js';
+export { mnistPreprocess, resizeArea, borderMean, type MnistPreprocessOptions } from './data/preprocess.js';
 export { Adam, adamUpdateReference, type AdamState } from './training/adam.js';
 export { evaluate, predictScores, type EvalResult } from './training/evaluate.js';
 export { Progress } from './training/progress.js';

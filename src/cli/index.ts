@@ -11,6 +11,7 @@ import { perturbSpec, runPerturb } from './perturb.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
+import { runViz, vizSpec } from './viz.js';
 
 interface Command {
   spec: CommandSpec;
@@ -26,6 +27,7 @@ const COMMANDS: Command[] = [
   { spec: ablationSpec, run: runAblation },
   { spec: exportSpec, run: runExport },
   { spec: infoSpec, run: runInfo },
+  { spec: vizSpec, run: runViz },
 ];
 
 function usage(): string {

@@ -1,0 +1,189 @@
+/**
+ * The input side: a drawing pad (mouse, pen, touch through pointer events),
+ * image uploads, and the conversion of either into the 28x28 MNIST-style
+ * image the model expects, with the library's mnistPreprocess.
+ */
+import { borderMean, mnistPreprocess } from '../../index.js';
+
+export interface PadOptions {
+  /** Called while drawing (at most once per animation frame) and when a stroke ends. */
+  onChange(): void;
+}
+
+export class DrawingPad {
+  readonly canvas: HTMLCanvasElement;
+  private readonly ctx: CanvasRenderingContext2D;
+  private drawing = false;
+  private last: [number, number] | null = null;
+  private frame = 0;
+  /** True when the pad holds something the user drew or uploaded. */
+  dirty = false;
+
+  constructor(canvas: HTMLCanvasElement, private readonly options: PadOptions) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+    this.clear();
+    canvas.addEventListener('pointerdown', (e) => this.down(e));
+    canvas.addEventListener('pointermove', (e) => this.move(e));
+    canvas.addEventListener('pointerup', (e) => this.up(e));
+    canvas.addEventListener('pointercancel', (e) => this.up(e));
+  }
+
+  clear(): void {
+    this.ctx.fillStyle = '#000';
+    this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    this.dirty = false;
+  }
+
+  /** Show a 28x28 image (e.g. a test sample) enlarged, so the user can draw over it. */
+  showImage(pixels: ArrayLike<number>, w: number, h: number): void {
+    const small = document.createElement('canvas');
+    small.width = w;
+    small.height = h;
+    const sctx = small.getContext('2d')!;
+    const img = sctx.createImageData(w, h);
+    for (let i = 0; i < w * h; i++) {
+      const v = Math.round(255 * pixels[i]);
+      img.data.set([v, v, v, 255], 4 * i);
+    }
+    sctx.putImageData(img, 0, 0);
+    this.ctx.imageSmoothingEnabled = true;
+    this.ctx.imageSmoothingQuality = 'high';
+    this.ctx.fillStyle = '#000';
+    this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    this.ctx.drawImage(small, 0, 0, this.canvas.width, this.canvas.height);
+    this.dirty = false;
+  }
+
+  private point(e: PointerEvent): [number, number] {
+    const r = this.canvas.getBoundingClientRect();
+    return [((e.clientX - r.left) / r.width) * this.canvas.width, ((e.clientY - r.top) / r.height) * this.canvas.height];
+  }
+
+  private stroke(from: [number, number], to: [number, number]): void {
+    const c = this.ctx;
+    c.strokeStyle = '#fff';
+    c.fillStyle = '#fff';
+    c.lineCap = 'round';
+    c.lineJoin = 'round';
+    c.lineWidth = this.canvas.width / 13;
+    c.beginPath();
+    c.moveTo(from[0], from[1]);
+    c.lineTo(to[0], to[1]);
+    c.stroke();
+  }
+
+  private down(e: PointerEvent): void {
+    if (e.button !== 0 && e.pointerType === 'mouse') return;
+    e.preventDefault();
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      // Synthetic events have no active pointer to capture; drawing works without.
+    }
+    this.drawing = true;
+    const p = this.point(e);
+    this.last = p;
+    this.stroke(p, [p[0] + 0.01, p[1]]);
+    this.changed();
+  }
+
+  private move(e: PointerEvent): void {
+    if (!this.drawing || !this.last) return;
+    e.preventDefault();
+    const events = typeof e.getCoalescedEvents === 'function' ? e.getCoalescedEvents() : [e];
+    for (const ev of events.length ? events : [e]) {
+      const p = this.point(ev);
+      this.stroke(this.last, p);
+      this.last = p;
+    }
+    this.changed();
+  }
+
+  private up(e: PointerEvent): void {
+    if (!this.drawing) return;
+    this.drawing = false;
+    this.last = null;
+    if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.options.onChange();
+  }
+
+  private changed(): void {
+    this.dirty = true;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.options.onChange();
+    });
+  }
+
+  /** The pad as an MNIST-style image (size x size, ink bright on dark). */
+  toInput(size = 28): Float32Array {
+    const { width: w, height: h } = this.canvas;
+    const data = this.ctx.getImageData(0, 0, w, h).data;
+    const g = new Float32Array(w * h);
+    for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
+    return mnistPreprocess(g, w, h, { invert: false, size });
+  }
+}
+
+/**
+ * Grayscale [0, 1] to ink in [0, 1] over a background of 0: the border's mean
+ * is taken as the paper (light paper means dark ink), and the contrast is
+ * stretched so that photos of paper, which is never white, lose their grey.
+ */
+export function stretchInk(g: Float32Array, w: number, h: number): Float32Array {
+  const bg = borderMean(g, w, h);
+  const light = bg > 0.5;
+  let far = bg;
+  for (const v of g) far = light ? Math.min(far, v) : Math.max(far, v);
+  const range = Math.abs(bg - far);
+  if (range < 0.05) return new Float32Array(g.length);
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) {
+    const ink = (light ? bg - g[i] : g[i] - bg) / range;
+    // Slightly below the background counts as paper (noise, shading).
+    out[i] = Math.min(1, Math.max(0, (ink - 0.15) / 0.85));
+  }
+  return out;
+}
+
+export class NotAnImageError extends Error {}
+
+/**
+ * Read an uploaded file as an MNIST-style image: decoded by the browser,
+ * composited over white (so transparent backgrounds count as paper), then
+ * cropped, scaled and centred; dark ink on light paper is inverted.
+ */
+export async function imageFileToInput(file: File, size = 28): Promise<Float32Array> {
+  const name = file.name || 'the file';
+  if (file.type && !file.type.startsWith('image/')) {
+    throw new NotAnImageError(`"${name}" is not an image (its type is ${file.type}). Choose a PNG, JPEG, GIF, WebP or BMP picture of a digit.`);
+  }
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    throw new NotAnImageError(`"${name}" could not be read as an image. Choose a PNG, JPEG, GIF, WebP or BMP picture of a digit.`);
+  }
+  const maxSide = 560;
+  const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
+  const w = Math.max(1, Math.round(bitmap.width * scale));
+  const h = Math.max(1, Math.round(bitmap.height * scale));
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, w, h);
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  bitmap.close();
+  const data = ctx.getImageData(0, 0, w, h).data;
+  const g = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
+  const out = mnistPreprocess(stretchInk(g, w, h), w, h, { invert: false, size });
+  if (!out.some((v) => v > 0)) throw new NotAnImageError(`"${name}" has no visible ink: it looks blank after conversion to grayscale.`);
+  return out;
+}

@@ -1,0 +1,187 @@
+/**
+ * Builds the visualizer into a folder of static files that any static host
+ * can serve:
+ *
+ *   index.html, style.css   the page
+ *   app.js                  the app and the library, bundled by esbuild
+ *   wasm/*.wasm             tfjs's wasm binaries (the fallback without WebGL)
+ *   samples.bin, .json      MNIST test images (uint8, 28x28) and their labels
+ *   models/<id>/            each shipped pretrained model that is present
+ *   models.json             the models the page offers, first one by default
+ *
+ * `node dist/src/viz/build.js [--out DIR]` (npm run build:viz) runs it; the
+ * `capsnet viz` command runs it when the output is missing or older than
+ * its sources.
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMnist } from '../data/mnist.js';
+import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
+
+export const APP_DIR = join(PACKAGE_ROOT, 'src', 'viz', 'app');
+export const DEFAULT_VIZ_OUT = join(PACKAGE_ROOT, 'dist', 'viz');
+/** Written last: its presence means a complete build, its mtime is the build time. */
+const STAMP = 'build.json';
+/** Test images per class in samples.bin. */
+export const SAMPLES_PER_CLASS = 10;
+
+export interface VizModelEntry {
+  id: string;
+  label: string;
+  /** model.json, relative to the page. */
+  url: string;
+}
+
+export interface BuildResult {
+  outDir: string;
+  models: VizModelEntry[];
+  bytes: number;
+  ms: number;
+}
+
+function walk(dir: string, out: string[] = []): string[] {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else out.push(p);
+  }
+  return out;
+}
+
+/** Newest modification time of the files a build reads. */
+function newestSource(): number {
+  const files = [...walk(join(PACKAGE_ROOT, 'src')).filter((f) => f.endsWith('.ts') || f.startsWith(APP_DIR)), join(PACKAGE_ROOT, 'package-lock.json')];
+  for (const p of listPretrained()) if (p.available) files.push(join(p.dir, 'model.json'), join(p.dir, 'weights.bin'));
+  return Math.max(...files.filter(existsSync).map((f) => statSync(f).mtimeMs));
+}
+
+/** True when `outDir` holds a complete build that is newer than every source. */
+export function isBuildFresh(outDir = DEFAULT_VIZ_OUT): boolean {
+  const stamp = join(outDir, STAMP);
+  if (!existsSync(stamp)) return false;
+  if (!existsSync(join(PACKAGE_ROOT, 'src'))) return true; // an installed copy without sources: use what is there
+  return statSync(stamp).mtimeMs >= newestSource();
+}
+
+function resolvePackageFile(spec: string): string {
+  return createRequire(import.meta.url).resolve(spec);
+}
+
+/** Samples: the first SAMPLES_PER_CLASS test images of each class, in class order. */
+function writeSamples(outDir: string): { count: number } {
+  const ds = loadMnist('test');
+  const size = ds.height * ds.width;
+  const picked: number[] = [];
+  for (let c = 0; c < 10; c++) {
+    let n = 0;
+    for (let i = 0; i < ds.count && n < SAMPLES_PER_CLASS; i++) {
+      if (ds.labels[i] === c) {
+        picked.push(i);
+        n++;
+      }
+    }
+  }
+  const images = new Uint8Array(picked.length * size);
+  picked.forEach((i, k) => images.set(ds.images.subarray(i * size, (i + 1) * size), k * size));
+  writeFileSync(join(outDir, 'samples.bin'), images);
+  const meta = { dataset: 'mnist-test', count: picked.length, height: ds.height, width: ds.width, labels: picked.map((i) => ds.labels[i]), indices: picked };
+  writeFileSync(join(outDir, 'samples.json'), JSON.stringify(meta));
+  return { count: picked.length };
+}
+
+/** Copy a model directory's model.json and weights file into `dst`. */
+export function copyModelDir(src: string, dst: string): void {
+  mkdirSync(dst, { recursive: true });
+  const json = JSON.parse(readFileSync(join(src, 'model.json'), 'utf8')) as { weightsManifest?: { paths?: string[] }[] };
+  copyFileSync(join(src, 'model.json'), join(dst, 'model.json'));
+  for (const p of json.weightsManifest?.[0]?.paths ?? []) copyFileSync(join(src, p), join(dst, p));
+}
+
+/** The shipped pretrained models that are present, smallest first (the default). */
+export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
+  const order = ['mnist-small', 'mnist', 'fashion-mnist'];
+  return listPretrained()
+    .filter((p) => p.available)
+    .sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
+    .map((p) => ({ entry: { id: p.name, label: p.description, url: `models/${p.name}/model.json` }, dir: p.dir }));
+}
+
+export async function buildViz(options: { outDir?: string; minify?: boolean } = {}): Promise<BuildResult> {
+  const t0 = Date.now();
+  const outDir = resolve(options.outDir ?? DEFAULT_VIZ_OUT);
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    throw new Error("building the visualizer needs esbuild, a dev dependency: run 'npm ci' in the capsnet directory");
+  }
+  // Build beside the output and swap it in at the end, so that a server
+  // (or a second build) never sees a half-written folder.
+  mkdirSync(dirname(outDir), { recursive: true });
+  const tmp = mkdtempSync(`${outDir}.tmp-`);
+  try {
+    await esbuild.build({
+      entryPoints: [join(APP_DIR, 'main.ts')],
+      outfile: join(tmp, 'app.js'),
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: ['es2020'],
+      minify: options.minify ?? true,
+      sourcemap: true,
+      legalComments: 'linked',
+      logLevel: 'silent',
+      // tfjs mentions Node modules behind runtime checks; the browser never loads them.
+      external: ['fs', 'path', 'crypto', 'worker_threads', 'os', 'util', 'node-fetch', 'string_decoder'],
+      define: { 'process.env.NODE_ENV': '"production"' },
+    });
+    for (const f of ['index.html', 'style.css']) copyFileSync(join(APP_DIR, f), join(tmp, f));
+
+    mkdirSync(join(tmp, 'wasm'));
+    const wasmDist = dirname(resolvePackageFile('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+    for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copyFileSync(join(wasmDist, f), join(tmp, 'wasm', f));
+
+    writeSamples(tmp);
+
+    const models = shippedModels();
+    for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
+    writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry) }, null, 1));
+
+    const bytes = walk(tmp).reduce((n, f) => n + statSync(f).size, 0);
+    writeFileSync(join(tmp, STAMP), JSON.stringify({ builtAt: new Date().toISOString(), models: models.map((m) => m.entry.id) }));
+    const old = `${tmp}-old`;
+    if (existsSync(outDir)) renameSync(outDir, old);
+    renameSync(tmp, outDir);
+    rmSync(old, { recursive: true, force: true });
+    return { outDir, models: models.map((m) => m.entry), bytes, ms: Date.now() - t0 };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Build only when the output is missing or stale. */
+export async function ensureVizBuilt(outDir = DEFAULT_VIZ_OUT): Promise<{ built: boolean; outDir: string }> {
+  if (isBuildFresh(outDir)) return { built: false, outDir };
+  await buildViz({ outDir });
+  return { built: true, outDir };
+}
+
+// `node dist/src/viz/build.js [--out DIR]`
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--out');
+  const outDir = i > 0 ? process.argv[i + 1] : undefined;
+  buildViz({ outDir }).then(
+    (r) => {
+      const where = relative(process.cwd(), r.outDir) || '.';
+      process.stdout.write(`built the visualizer into ${where}/ (${(r.bytes / 1e6).toFixed(1)} MB, ${r.ms} ms; models: ${r.models.map((m) => m.id).join(', ') || 'none shipped yet'})\n`);
+      process.stdout.write(`serve that folder with any static web server, or run: capsnet viz\n`);
+    },
+    (e: Error) => {
+      process.stderr.write(`build:viz: error: ${e.message.split('\n')[0]}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

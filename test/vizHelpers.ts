@@ -1,0 +1,36 @@
+/** Shared pieces of the visualizer's browser tests. */
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { PACKAGE_ROOT } from '../src/models/pretrained.js';
+
+export const CHROMIUM = process.env.CAPSNET_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+/** Screenshots and measurements, for people to look at (gitignored). */
+export const ARTIFACTS = join(PACKAGE_ROOT, 'test-artifacts', 'viz');
+
+/** What the page exposes as window.capsviz. */
+export interface VizPageApi {
+  state: string;
+  error: string | null;
+  backend: string;
+  iteration: number;
+  prediction: { label: number; scores: number[]; source: string } | null;
+  latencies: number[];
+  decodeTimes: number[];
+  idle(): Promise<void>;
+  scoresFor(images: number[], n: number): Promise<number[]>;
+}
+
+declare global {
+  interface Window {
+    capsviz: VizPageApi;
+  }
+}
+
+/** A canvas's RGBA bytes. */
+export async function canvasPixels(page: Page, selector: string): Promise<number[]> {
+  return page.$eval(selector, (c) => {
+    const canvas = c as HTMLCanvasElement;
+    return Array.from(canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data);
+  });
+}
