@@ -1,6 +1,7 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
 import { join } from 'node:path';
-import { modelTypeNames } from '../models/registry.js';
+import { getModelType, modelTypeNames } from '../models/registry.js';
+import { inputShapeOf, type ImageDataset } from '../data/dataset.js';
 import { train, type TrainOptions } from '../training/trainer.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
@@ -13,7 +14,7 @@ export const trainSpec: CommandSpec = {
     'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
   flags: [
     { name: 'model', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
-    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet: paper, small)' },
+    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet, cnn, em: paper, small); input size and classes follow the dataset' },
     ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
     { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
@@ -40,6 +41,22 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
+/**
+ * Build the model for the data: when the preset's input size, channels or
+ * class count differ from the dataset's, the dataset's are used (e.g. the EM
+ * capsule network's presets are for 32x32 smallNORB, 5 classes, and train on
+ * 28x28 MNIST with 10).
+ */
+function fitModelToData(options: TrainOptions, ds: ImageDataset): void {
+  const base = getModelType(options.model).configFor(options.preset, options.overrides ?? {});
+  const shape = base.inputShape as number[] | undefined;
+  const input = inputShapeOf(ds);
+  const overrides = { ...(options.overrides ?? {}) };
+  if (shape && (shape[0] !== input[0] || shape[1] !== input[1] || shape[2] !== input[2])) overrides.inputShape = input;
+  if (typeof base.numClasses === 'number' && base.numClasses !== ds.numClasses) overrides.numClasses = ds.numClasses;
+  options.overrides = overrides;
+}
+
 export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   const dataset = flags.images ? 'idx' : (flags.dataset as string);
   const out = (flags.out as string | undefined) ?? join('runs', `${flags.model}-${flags.preset}-${dataset}`);
@@ -47,8 +64,14 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
   const overrides: Record<string, unknown> = {};
-  if (flags.routing !== undefined) overrides.digit = { routingIterations: flags.routing };
-  if (flags['recon-weight'] !== undefined) overrides.loss = { reconstructionWeight: flags['recon-weight'] };
+  if (flags.routing !== undefined) {
+    if (flags.model === 'em') overrides.routing = { iterations: flags.routing };
+    else overrides.digit = { routingIterations: flags.routing };
+  }
+  if (flags['recon-weight'] !== undefined) {
+    if (flags.model === 'em') throw new UsageError('--recon-weight applies to capsnet models (the EM capsule network has no decoder)');
+    overrides.loss = { reconstructionWeight: flags['recon-weight'] };
+  }
   const options: TrainOptions & { resume?: boolean } = {
     model: flags.model as string,
     preset: flags.preset as string,
@@ -66,6 +89,7 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const trainData = loadDataFromFlags({ ...flags, limit: flags['train-limit'] }, 'train');
   const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'] }, 'test');
+  if (!options.resume) fitModelToData(options, trainData);
 
   const controller = new AbortController();
   const onSigint = () => {

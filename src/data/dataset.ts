@@ -18,6 +18,11 @@ export interface ImageDataset {
   classNames?: string[];
 }
 
+/** [height, width, channels] of the images a model sees. */
+export function inputShapeOf(ds: ImageDataset): [number, number, number] {
+  return [ds.height, ds.width, ds.channels];
+}
+
 export function imageSize(ds: ImageDataset): number {
   return ds.height * ds.width * ds.channels;
 }

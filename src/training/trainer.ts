@@ -109,6 +109,14 @@ export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch,
   return { loss, terms: termValues, correct };
 }
 
+/** Run a model's data-dependent initialisation on a seeded batch of training images (no augmentation). */
+function initializeFromData(model: ClassifierModel, ds: ImageDataset, o: TrainOptions): void {
+  const [h, w, c] = model.inputShape;
+  const idx = new Rng(o.seed ^ 0x1417).permutation(ds.count).subarray(0, Math.min(ds.count, o.batchSize));
+  const batch = makeBatch(ds, idx);
+  tf.tidy(() => model.initializeFromData!(tf.tensor4d(batch.x, [batch.size, h, w, c])));
+}
+
 function learningRateAt(o: TrainOptions, step: number, stepsPerEpoch: number): number {
   return o.learningRate * Math.pow(o.lrDecay, step / stepsPerEpoch);
 }
@@ -151,6 +159,15 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
     model = createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
+    if (model.initializeFromData) {
+      try {
+        checkCompatible(model, data.train);
+        initializeFromData(model, data.train, o);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     const seedRng = new Rng(o.seed ^ 0x5eed);
     shuffleRng = seedRng.fork();
     augRng = seedRng.fork();
