@@ -6,7 +6,7 @@
  */
 import type { Rng } from '../util/rng.js';
 import { shiftImage } from './augment.js';
-import { imageSize, type ImageDataset } from './dataset.js';
+import { imageSize, inputShapeOf, type ImageDataset } from './dataset.js';
 
 export interface Batch {
   /** [size, height, width, channels] floats in [0, 1]. */
@@ -23,23 +23,34 @@ export function batchCount(count: number, batchSize: number): number {
   return Math.ceil(count / batchSize);
 }
 
-/** Assemble one batch from dataset indices, shifting each image by up to `maxShift` px when an Rng is given. */
+/**
+ * Assemble one batch from dataset indices, shifting each image by up to
+ * `maxShift` px when an Rng is given. A dataset with its own transform
+ * (smallNORB) does its own augmentation instead: its training view when an
+ * Rng is given, its test view otherwise.
+ */
 export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, rng?: Rng): Batch {
   const size = indices.length;
   const per = imageSize(ds);
-  const x = new Float32Array(size * per);
+  const [oh, ow, oc] = inputShapeOf(ds);
+  const outPer = oh * ow * oc;
+  const x = new Float32Array(size * outPer);
   const labels = new Int32Array(size);
   const targets = new Float32Array(size * ds.numClasses);
   for (let b = 0; b < size; b++) {
     const i = indices[b];
     const src = ds.images.subarray(i * per, (i + 1) * per);
-    let dx = 0;
-    let dy = 0;
-    if (maxShift > 0 && rng) {
-      dx = rng.int(-maxShift, maxShift);
-      dy = rng.int(-maxShift, maxShift);
+    if (ds.transform) {
+      ds.transform.apply(src, x, b * outPer, rng);
+    } else {
+      let dx = 0;
+      let dy = 0;
+      if (maxShift > 0 && rng) {
+        dx = rng.int(-maxShift, maxShift);
+        dy = rng.int(-maxShift, maxShift);
+      }
+      shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
     }
-    shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
     labels[b] = ds.labels[i];
     if (ds.multiLabels) {
       targets.set(ds.multiLabels.subarray(i * ds.numClasses, (i + 1) * ds.numClasses), b * ds.numClasses);

@@ -1,3 +1,19 @@
+import type { Rng } from '../util/rng.js';
+
+/**
+ * How stored images become model inputs when that is more than scaling to
+ * [0, 1] (smallNORB: random or centre crops, brightness and contrast jitter,
+ * per-image standardisation). `apply` writes one image: with an Rng it is a
+ * training view (random), without one the deterministic test view.
+ */
+export interface ImageTransform {
+  /** Size of the images the transform produces, which is what a model sees. */
+  height: number;
+  width: number;
+  channels: number;
+  apply(src: Uint8Array, dst: Float32Array, dstOffset: number, rng?: Rng): void;
+}
+
 /**
  * An in-memory image classification dataset: pixels as bytes (0-255, NHWC)
  * and one class per image, or several (multi-hot) for MultiMNIST.
@@ -16,11 +32,13 @@ export interface ImageDataset {
   numClasses: number;
   /** Class names, when known. */
   classNames?: string[];
+  /** Input pipeline replacing the default (pixels / 255, random shifts in training). */
+  transform?: ImageTransform;
 }
 
-/** [height, width, channels] of the images a model sees. */
+/** [height, width, channels] of the images a model sees (after the dataset's transform). */
 export function inputShapeOf(ds: ImageDataset): [number, number, number] {
-  return [ds.height, ds.width, ds.channels];
+  return ds.transform ? [ds.transform.height, ds.transform.width, ds.transform.channels] : [ds.height, ds.width, ds.channels];
 }
 
 export function imageSize(ds: ImageDataset): number {

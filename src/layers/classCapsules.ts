@@ -80,18 +80,31 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     return [inputShape[0], this.config.classes, POSE_SIZE, POSE_SIZE];
   }
 
-  private route(input: MatrixCapsules, iterations: number, reference: boolean): EmRoutingResult {
+  /**
+   * The votes [batch, H*W*T, classes, 16] of every child (ordered row,
+   * column, type) for every class, coordinates added.
+   */
+  votes(input: MatrixCapsules): tf.Tensor4D {
     const [h, w, t] = this.inGrid;
     const [b] = input.activations.shape;
     if (input.activations.shape[1] !== h || input.activations.shape[2] !== w || input.activations.shape[3] !== t) {
       throw new Error(`${this.name}: expects a ${h}x${w} grid of ${t} capsule types, got [${input.activations.shape}]`);
     }
-    const E = this.config.classes;
     return tf.tidy(() => {
       // Shared W: positions play the role of the batch in the vote product.
       const M = tf.reshape(input.poses, [b, h * w, t, POSE_DIM]) as tf.Tensor4D;
       let votes = matrixVotes(M, this.W); // [b, H*W, T, E, 16]
       if (this.coords) votes = tf.add(votes, tf.tensor(this.coords, [1, h * w, 1, 1, POSE_DIM])) as tf.Tensor5D;
+      return tf.reshape(votes, [b, h * w * t, this.config.classes, POSE_DIM]) as tf.Tensor4D;
+    });
+  }
+
+  private route(input: MatrixCapsules, iterations: number, reference: boolean): EmRoutingResult {
+    const [h, w, t] = this.inGrid;
+    const [b] = input.activations.shape;
+    const E = this.config.classes;
+    return tf.tidy(() => {
+      const votes = this.votes(input);
       const route = reference ? emRoutingReference : emRouting;
       return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, {
         betaU: this.betaU,

@@ -22,7 +22,7 @@ export const SPREAD_MARGIN_END = 0.9;
 /** The margin after `fraction` of training, rising linearly from `start` to `end`. */
 export function spreadMargin(fraction: number, start = SPREAD_MARGIN_START, end = SPREAD_MARGIN_END): number {
   const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 1));
-  return start + (end - start) * f;
+  return f === 1 ? end : start + (end - start) * f;
 }
 
 /** activations [batch, classes]; labels: class indices [batch] or multi-hot [batch, classes]. */

@@ -89,7 +89,11 @@ function merge<T>(base: T, over: unknown): T {
 export function emCapsNetConfig(presetName: EmCapsNetPreset = 'paper', overrides: DeepPartial<EmCapsNetConfig> = {}): EmCapsNetConfig {
   const base = PRESETS[presetName];
   if (!base) throw new Error(`unknown EM capsule network preset '${presetName}': expected ${EM_CAPSNET_PRESETS.join(', ')}`);
-  return merge(structuredClone(base), overrides);
+  const config = merge(structuredClone(base), overrides);
+  // A schedule given as an override replaces the preset's (its forms differ).
+  const schedule = overrides.routing?.inverseTemperature;
+  if (schedule) config.routing.inverseTemperature = structuredClone(schedule) as EmCapsNetConfig['routing']['inverseTemperature'];
+  return config;
 }
 
 function validateConfig(c: EmCapsNetConfig): void {

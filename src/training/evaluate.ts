@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
-import type { ImageDataset } from '../data/dataset.js';
+import { inputShapeOf, type ImageDataset } from '../data/dataset.js';
 import type { ClassifierModel } from '../models/model.js';
 import { Progress } from './progress.js';
 
@@ -43,7 +43,7 @@ export function predictScores(model: ClassifierModel, ds: ImageDataset, options:
     const idx = batchIndices(order, b, batchSize);
     const batch = makeBatch(ds, idx);
     const s = tf.tidy(() => {
-      const x = tf.tensor4d(batch.x, [batch.size, ds.height, ds.width, ds.channels]);
+      const x = tf.tensor4d(batch.x, [batch.size, ...inputShapeOf(ds)]);
       const out = model.forward(x, { training: false, decode: 'none', ...options.forwardOptions } as never);
       return out.scores;
     });
@@ -58,8 +58,9 @@ export function predictScores(model: ClassifierModel, ds: ImageDataset, options:
 /** Throw a one-line error when the model cannot take the dataset's images. */
 export function checkCompatible(model: ClassifierModel, ds: ImageDataset): void {
   const [h, w, c] = model.inputShape;
-  if (h !== ds.height || w !== ds.width || c !== ds.channels) {
-    throw new Error(`model expects ${h}x${w}x${c} images but ${ds.name} has ${ds.height}x${ds.width}x${ds.channels}`);
+  const [dh, dw, dc] = inputShapeOf(ds);
+  if (h !== dh || w !== dw || c !== dc) {
+    throw new Error(`model expects ${h}x${w}x${c} images but ${ds.name} has ${dh}x${dw}x${dc}`);
   }
   if (model.numClasses < ds.numClasses) {
     throw new Error(`model has ${model.numClasses} classes but ${ds.name} has ${ds.numClasses}`);
