@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { encodeIdx, parseIdx, makeBatch, Rng } from '../src/index.js';
-import { loadIdxPair, loadMnist } from '../src/node.js';
+import { loadFashionMnist, loadIdxPair, loadMnist } from '../src/node.js';
+import { fashionMnistDir } from '../src/data/fashionMnist.js';
+import { existsSync } from 'node:fs';
 import { mnistPreprocess } from '../src/data/preprocess.js';
 import { shiftImage } from '../src/data/augment.js';
 
@@ -70,6 +72,16 @@ test('real MNIST: 60,000 + 10,000 images of 28x28, labels 0-9', () => {
   const counts = new Array(10).fill(0);
   for (const l of testSet.labels) counts[l]++;
   assert.ok(counts.every((c) => c > 800 && c < 1200), `class counts ${counts}`);
+});
+
+test('real Fashion-MNIST from its gzipped IDX files: 60,000 + 10,000 images, named classes', { skip: !existsSync(fashionMnistDir()) && 'dataset-fashion-mnist is not installed' }, () => {
+  const testSet = loadFashionMnist('test');
+  assert.equal(testSet.count, 10_000);
+  assert.equal(loadFashionMnist('train').count, 60_000);
+  assert.equal(testSet.classNames![9], 'Ankle boot');
+  const counts = new Array(10).fill(0);
+  for (const l of testSet.labels) counts[l]++;
+  assert.deepEqual(counts, new Array(10).fill(1000));
 });
 
 test('batches: pixels in [0, 1], shifts of at most 2 px with zero fill, seeded and repeatable', () => {

@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { makeBatch } from '../src/data/batches.js';
-import { inputShapeOf } from '../src/data/dataset.js';
-import { encodeNorbMatrix, loadSmallNorb, parseNorbMatrix, smallNorbFileName, smallNorbTransform } from '../src/data/smallnorb.js';
+import { encodeNorbMatrix, loadSmallNorb, loadSmallNorbImages, parseNorbMatrix, smallNorbFileName, smallNorbView } from '../src/data/smallnorb.js';
 import { Rng } from '../src/util/rng.js';
 
 /** Write a fake split: N stereo pairs of h x w, pixel values from `pixel`. */
@@ -66,18 +65,18 @@ test('malformed NORB matrices are refused with a clear message', () => {
 test('loading a split: 2x area downsampling, labels, the first camera or both, gzip, viewpoint splits', () => {
   const dir = mkdtempSync(join(tmpdir(), 'capsnet-norb-'));
   const { cat } = writeFakeSmallNorb(dir, 'train', 9, 8, 8, { gzip: true });
-  const ds = loadSmallNorb('train', { dir, size: 4, crop: 2 });
+  const ds = loadSmallNorbImages('train', { dir, size: 4 });
   assert.equal(ds.count, 9);
   assert.deepEqual(Array.from(ds.labels), cat);
-  assert.deepEqual([ds.height, ds.width, ds.channels], [4, 4, 1]);
-  assert.deepEqual(inputShapeOf(ds), [2, 2, 1]);
+  const crops = loadSmallNorb('train', { dir, size: 4, crop: 2 });
+  assert.deepEqual([crops.count, crops.height, crops.width, crops.channels, crops.numClasses], [9, 2, 2, 1, 5]);
   // Pixel (y, x) of the 4x4 image is the mean of the 2x2 block of camera 0.
   const px = (i: number, c: number, y: number, x: number) => (i * 37 + c * 101 + y * 3 + x * 5) % 256;
   for (const [i, y, x] of [[0, 0, 0], [3, 2, 1], [8, 3, 3]]) {
     const mean = (px(i, 0, 2 * y, 2 * x) + px(i, 0, 2 * y + 1, 2 * x) + px(i, 0, 2 * y, 2 * x + 1) + px(i, 0, 2 * y + 1, 2 * x + 1)) / 4;
     assert.equal(ds.images[i * 16 + y * 4 + x], Math.round(mean), `image ${i} pixel (${y}, ${x})`);
   }
-  const stereo = loadSmallNorb('train', { dir, size: 4, crop: 4, channels: 2 });
+  const stereo = loadSmallNorbImages('train', { dir, size: 4, channels: 2 });
   assert.equal(stereo.images[1], Math.round((px(0, 1, 0, 0) + px(0, 1, 1, 0) + px(0, 1, 0, 1) + px(0, 1, 1, 1)) / 4), 'channel 1 is the second camera');
   // Viewpoints: elevation i % 9 <= 2 is familiar; azimuth (2i) % 36 in {0, 2, 4, 30, 32, 34}.
   assert.equal(loadSmallNorb('train', { dir, size: 4, crop: 2, viewpoints: 'elevation-familiar' }).count, 3);
@@ -101,7 +100,8 @@ test('split files that do not fit together are refused', () => {
 
 test('the paper\'s pipeline: centre crop standardised for testing, random crops with brightness and contrast for training', () => {
   const size = 8;
-  const t = smallNorbTransform(size, 4, 1);
+  const view = smallNorbView(size, 4, 1);
+  const t = { apply: view };
   const rng = new Rng(3);
   const src = Uint8Array.from({ length: size * size }, () => rng.int(0, 255));
   let mean = 0;
@@ -131,9 +131,9 @@ test('the paper\'s pipeline: centre crop standardised for testing, random crops 
   const flat = new Float32Array(16);
   t.apply(new Uint8Array(size * size).fill(128), flat, 0, new Rng(1));
   assert.ok(flat.every(Number.isFinite));
-  // Batches use the transform: training batches (with an Rng) are random views, test batches centre crops.
-  const ds = { name: 'x', images: src, labels: Int32Array.of(0), count: 1, height: size, width: size, channels: 1, numClasses: 5, transform: t };
+  // Batches draw through the view: training batches (with an Rng) are random views, test batches centre crops.
+  const ds = { name: 'x', images: new Uint8Array(0), render: (_i: number, dst: Float32Array, off: number, r?: Rng) => view(src, dst, off, r), labels: Int32Array.of(0), count: 1, height: 4, width: 4, channels: 1, numClasses: 5 };
   assert.deepEqual(makeBatch(ds, Int32Array.of(0)).x, testView);
-  assert.equal(makeBatch(ds, Int32Array.of(0), 2, new Rng(9)).x.length, 16);
-  assert.throws(() => smallNorbTransform(4, 8, 1), /a 8x8 crop does not fit 4x4 images/);
+  assert.notDeepEqual(makeBatch(ds, Int32Array.of(0), 2, new Rng(9)).x, testView);
+  assert.throws(() => smallNorbView(4, 8, 1), /a 8x8 crop does not fit 4x4 images/);
 });

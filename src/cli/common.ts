@@ -29,6 +29,9 @@ export const DATA_FLAGS: FlagSpec[] = [
   { name: 'images', type: 'string', arg: 'FILE', help: 'IDX image file (gzipped or not) instead of --dataset' },
   { name: 'labels', type: 'string', arg: 'FILE', help: 'IDX label file to go with --images' },
   { name: 'limit', type: 'int', min: 1, help: 'use only the first N examples' },
+  { name: 'data-seed', type: 'int', help: 'seed of a generated dataset (multimnist, mnist40, affine-mnist)' },
+  { name: 'data-count', type: 'int', min: 1, help: 'examples of a generated dataset (multimnist)' },
+  { name: 'data-file', type: 'string', arg: 'FILE', help: 'data file of a file-based dataset (affnist .mat)' },
 ];
 
 /** The dataset the flags name: --images/--labels, or --dataset with its split. */
@@ -41,7 +44,11 @@ export function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix = '')
     if (!images || !labels) throw new UsageError(`--${prefix}images and --${prefix}labels go together`);
     ds = loadIdxPair(images, labels);
   } else {
-    ds = loadDataset(flags.dataset as string, split, { seed: flags['data-seed'] as number | undefined });
+    ds = loadDataset(flags.dataset as string, split, {
+      seed: flags['data-seed'] as number | undefined,
+      count: flags[`${prefix}data-count`] as number | undefined,
+      file: flags['data-file'] as string | undefined,
+    });
   }
   return limit !== undefined ? take(ds, limit) : ds;
 }

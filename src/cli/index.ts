@@ -3,8 +3,11 @@
  * line on stderr with a non-zero exit (2 for usage errors).
  */
 import { formatHelp, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { ablationSpec, runAblation } from './ablation.js';
 import { evalSpec, runEval } from './eval.js';
+import { exportSpec, runExport } from './export.js';
 import { infoSpec, runInfo } from './info.js';
+import { perturbSpec, runPerturb } from './perturb.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
@@ -19,6 +22,9 @@ const COMMANDS: Command[] = [
   { spec: evalSpec, run: runEval },
   { spec: predictSpec, run: runPredict },
   { spec: reconstructSpec, run: runReconstruct },
+  { spec: perturbSpec, run: runPerturb },
+  { spec: ablationSpec, run: runAblation },
+  { spec: exportSpec, run: runExport },
   { spec: infoSpec, run: runInfo },
 ];
 

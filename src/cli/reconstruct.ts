@@ -10,6 +10,9 @@ import { DATA_FLAGS, loadDataFromFlags, loadModelFromFlags, report, setupBackend
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',
   summary: 'Write a PNG grid of input images (top rows) above their reconstructions from the longest digit capsule.',
+  description:
+    'For two-digit images (--dataset multimnist) each input is followed by the reconstructions from the two longest capsules, ' +
+    'each digit on its own, and both overlaid in red and green, as in the paper\'s Figure 5.',
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
@@ -38,20 +41,60 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   if (count <= 0) throw new Error(`--start ${start} is past the end of ${ds.name} (${ds.count} images)`);
   const [h, w, c] = model.inputShape;
   const batch = makeBatch(ds, Int32Array.from({ length: count }, (_, i) => start + i));
+  const per = h * w * c;
+  const perRow = flags['per-row'] as number;
+  const rows: (Float32Array | null)[][] = [];
+  const scale = flags.scale as number;
+  if (ds.multiLabels) {
+    // Decode the two longest capsules separately (test time: no labels).
+    const { a, b, top } = tf.tidy(() => {
+      const out = caps.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'none' });
+      const { indices } = tf.topk(out.scores, 2);
+      const first = tf.reshape(tf.slice(indices, [0, 0], [count, 1]), [count]) as tf.Tensor1D;
+      const second = tf.reshape(tf.slice(indices, [0, 1], [count, 1]), [count]) as tf.Tensor1D;
+      return {
+        a: caps.decode(out.digitCaps, first).dataSync() as Float32Array,
+        b: caps.decode(out.digitCaps, second).dataSync() as Float32Array,
+        top: indices.arraySync() as number[][],
+      };
+    });
+    const rgb = (gray: Float32Array, mask: [number, number, number]) => {
+      const out = new Float32Array(gray.length * 3);
+      for (let i = 0; i < gray.length; i++) for (let k = 0; k < 3; k++) out[3 * i + k] = gray[i] * mask[k];
+      return out;
+    };
+    for (let r0 = 0; r0 < count; r0 += perRow) {
+      const idx = Array.from({ length: Math.min(perRow, count - r0) }, (_, k) => r0 + k);
+      const slice = (arr: Float32Array, i: number) => arr.subarray(i * per, (i + 1) * per);
+      rows.push(idx.map((i) => rgb(slice(batch.x, i), [1, 1, 1])));
+      rows.push(idx.map((i) => rgb(slice(a, i), [1, 0.25, 0.25])));
+      rows.push(idx.map((i) => rgb(slice(b, i), [0.25, 1, 0.25])));
+      rows.push(idx.map((i) => {
+        const o = new Float32Array(per * 3);
+        for (let p = 0; p < per; p++) {
+          o[3 * p] = slice(a, i)[p];
+          o[3 * p + 1] = slice(b, i)[p];
+        }
+        return o;
+      }));
+    }
+    writePng(flags.out as string, tileGrid(rows, h, w, 3, { scale }));
+    let correct = 0;
+    for (let i = 0; i < count; i++) if (top[i].every((j) => ds.multiLabels![(start + i) * ds.numClasses + j] === 1)) correct++;
+    report(flags, { out: flags.out, model: dir, count, predictions: top, correct }, () => `wrote ${flags.out}: ${count} two-digit inputs, each digit reconstructed from its own capsule (red, green) and overlaid (${correct}/${count} pairs right)`);
+    model.dispose();
+    return 0;
+  }
   const { recon, pred } = tf.tidy(() => {
     const out = caps.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'longest' });
     return { recon: out.reconstruction!.dataSync() as Float32Array, pred: out.decodedClasses!.dataSync() as Int32Array };
   });
-  const per = h * w * c;
-  const perRow = flags['per-row'] as number;
-  const rows: (Float32Array | null)[][] = [];
   for (let r0 = 0; r0 < count; r0 += perRow) {
     const idx = Array.from({ length: Math.min(perRow, count - r0) }, (_, k) => r0 + k);
     rows.push(idx.map((i) => batch.x.subarray(i * per, (i + 1) * per)));
     rows.push(idx.map((i) => recon.subarray(i * per, (i + 1) * per)));
   }
-  const grid = tileGrid(rows, h, w, c as 1 | 3, { scale: flags.scale as number });
-  writePng(flags.out as string, grid);
+  writePng(flags.out as string, tileGrid(rows, h, w, c as 1 | 3, { scale }));
   let correct = 0;
   for (let i = 0; i < count; i++) if (pred[i] === batch.labels[i]) correct++;
   report(flags, { out: flags.out, model: dir, count, predictions: Array.from(pred), labels: Array.from(batch.labels), correct }, () => `wrote ${flags.out}: ${count} inputs above their reconstructions (${correct}/${count} predicted correctly)`);

@@ -1,7 +1,6 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
 import { join } from 'node:path';
-import { getModelType, modelTypeNames } from '../models/registry.js';
-import { inputShapeOf, type ImageDataset } from '../data/dataset.js';
+import { modelTypeNames } from '../models/registry.js';
 import { train, type TrainOptions } from '../training/trainer.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
@@ -20,6 +19,7 @@ export const trainSpec: CommandSpec = {
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
     { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
     { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
+    { name: 'test-data-count', type: 'int', min: 1, help: 'examples of a generated test set (multimnist)' },
     { name: 'epochs', type: 'int', min: 1, default: 3, help: 'epochs to train' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -40,22 +40,6 @@ export const trainSpec: CommandSpec = {
     'capsnet train --out runs/paper --resume',
   ],
 };
-
-/**
- * Build the model for the data: when the preset's input size, channels or
- * class count differ from the dataset's, the dataset's are used (e.g. the EM
- * capsule network's presets are for 32x32 smallNORB, 5 classes, and train on
- * 28x28 MNIST with 10).
- */
-function fitModelToData(options: TrainOptions, ds: ImageDataset): void {
-  const base = getModelType(options.model).configFor(options.preset, options.overrides ?? {});
-  const shape = base.inputShape as number[] | undefined;
-  const input = inputShapeOf(ds);
-  const overrides = { ...(options.overrides ?? {}) };
-  if (shape && (shape[0] !== input[0] || shape[1] !== input[1] || shape[2] !== input[2])) overrides.inputShape = input;
-  if (typeof base.numClasses === 'number' && base.numClasses !== ds.numClasses) overrides.numClasses = ds.numClasses;
-  options.overrides = overrides;
-}
 
 export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   const dataset = flags.images ? 'idx' : (flags.dataset as string);
@@ -88,8 +72,10 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   };
   await setupBackend(flags);
   const trainData = loadDataFromFlags({ ...flags, limit: flags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'] }, 'test');
-  if (!options.resume) fitModelToData(options, trainData);
+  const testData = loadDataFromFlags({ ...flags, images: flags['test-images'], labels: flags['test-labels'], limit: flags['test-limit'], 'data-count': flags['test-data-count'] }, 'test');
+  // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
+  overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
+  overrides.numClasses = trainData.numClasses;
 
   const controller = new AbortController();
   const onSigint = () => {

@@ -6,7 +6,7 @@
  */
 import type { Rng } from '../util/rng.js';
 import { shiftImage } from './augment.js';
-import { imageSize, inputShapeOf, type ImageDataset } from './dataset.js';
+import { imageSize, type ImageDataset } from './dataset.js';
 
 export interface Batch {
   /** [size, height, width, channels] floats in [0, 1]. */
@@ -17,32 +17,27 @@ export interface Batch {
   size: number;
   /** Dataset indices of the examples. */
   indices: Int32Array;
+  /** Separate objects of multi-object images: [size, perImage, h, w, c] pixels and [size, perImage] classes. */
+  components?: { perImage: number; images: Float32Array; labels: Int32Array };
 }
 
 export function batchCount(count: number, batchSize: number): number {
   return Math.ceil(count / batchSize);
 }
 
-/**
- * Assemble one batch from dataset indices, shifting each image by up to
- * `maxShift` px when an Rng is given. A dataset with its own transform
- * (smallNORB) does its own augmentation instead: its training view when an
- * Rng is given, its test view otherwise.
- */
+/** Assemble one batch from dataset indices, shifting each image by up to `maxShift` px when an Rng is given. */
 export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, rng?: Rng): Batch {
   const size = indices.length;
   const per = imageSize(ds);
-  const [oh, ow, oc] = inputShapeOf(ds);
-  const outPer = oh * ow * oc;
-  const x = new Float32Array(size * outPer);
+  const x = new Float32Array(size * per);
   const labels = new Int32Array(size);
   const targets = new Float32Array(size * ds.numClasses);
   for (let b = 0; b < size; b++) {
     const i = indices[b];
-    const src = ds.images.subarray(i * per, (i + 1) * per);
-    if (ds.transform) {
-      ds.transform.apply(src, x, b * outPer, rng);
+    if (ds.render) {
+      ds.render(i, x, b * per, rng);
     } else {
+      const src = ds.images.subarray(i * per, (i + 1) * per);
       let dx = 0;
       let dy = 0;
       if (maxShift > 0 && rng) {
@@ -58,7 +53,18 @@ export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, r
       targets[b * ds.numClasses + ds.labels[i]] = 1;
     }
   }
-  return { x, labels, targets, size, indices };
+  let components: Batch['components'];
+  if (ds.components) {
+    const k = ds.components.perImage;
+    components = { perImage: k, images: new Float32Array(size * k * per), labels: new Int32Array(size * k) };
+    for (let b = 0; b < size; b++) {
+      for (let j = 0; j < k; j++) {
+        ds.components.render(indices[b], j, components.images, (b * k + j) * per);
+        components.labels[b * k + j] = ds.components.labels[indices[b] * k + j];
+      }
+    }
+  }
+  return { x, labels, targets, size, indices, components };
 }
 
 /** Indices of batch `b` of an ordering. */

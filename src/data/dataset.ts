@@ -1,26 +1,22 @@
 import type { Rng } from '../util/rng.js';
 
 /**
- * How stored images become model inputs when that is more than scaling to
- * [0, 1] (smallNORB: random or centre crops, brightness and contrast jitter,
- * per-image standardisation). `apply` writes one image: with an Rng it is a
- * training view (random), without one the deterministic test view.
- */
-export interface ImageTransform {
-  /** Size of the images the transform produces, which is what a model sees. */
-  height: number;
-  width: number;
-  channels: number;
-  apply(src: Uint8Array, dst: Float32Array, dstOffset: number, rng?: Rng): void;
-}
-
-/**
- * An in-memory image classification dataset: pixels as bytes (0-255, NHWC)
- * and one class per image, or several (multi-hot) for MultiMNIST.
+ * An image classification dataset: pixels as bytes (0-255, NHWC) in memory,
+ * or drawn on demand by `render` (generated datasets such as MultiMNIST), and
+ * one class per image, or several (multi-hot) for MultiMNIST.
  */
 export interface ImageDataset {
   name: string;
+  /** Pixels of every image; empty when `render` draws them. */
   images: Uint8Array;
+  /**
+   * Draw image i as floats in [0, 1] into dst at offset. With an Rng
+   * (training), a generator may draw fresh random placement; without one the
+   * result depends on i alone.
+   */
+  render?: (i: number, dst: Float32Array, offset: number, rng?: Rng) => void;
+  /** The separate objects of multi-object images (MultiMNIST's two digits), for per-object reconstruction. */
+  components?: DatasetComponents;
   /** Class index per image. For multi-label data, the first class. */
   labels: Int32Array;
   /** Multi-hot targets [count, numClasses] when an image has several classes. */
@@ -32,17 +28,19 @@ export interface ImageDataset {
   numClasses: number;
   /** Class names, when known. */
   classNames?: string[];
-  /** Input pipeline replacing the default (pixels / 255, random shifts in training). */
-  transform?: ImageTransform;
-}
-
-/** [height, width, channels] of the images a model sees (after the dataset's transform). */
-export function inputShapeOf(ds: ImageDataset): [number, number, number] {
-  return ds.transform ? [ds.transform.height, ds.transform.width, ds.transform.channels] : [ds.height, ds.width, ds.channels];
 }
 
 export function imageSize(ds: ImageDataset): number {
   return ds.height * ds.width * ds.channels;
+}
+
+export interface DatasetComponents {
+  /** Objects per image. */
+  perImage: number;
+  /** Class of object k of image i at i * perImage + k. */
+  labels: Int32Array;
+  /** Draw object k of image i (floats in [0, 1], same size as the image). */
+  render(i: number, k: number, dst: Float32Array, offset: number): void;
 }
 
 /** The first `n` examples (or all when n is larger). */
@@ -51,9 +49,10 @@ export function take(ds: ImageDataset, n: number): ImageDataset {
   const size = imageSize(ds);
   return {
     ...ds,
-    images: ds.images.subarray(0, n * size),
+    images: ds.render ? ds.images : ds.images.subarray(0, n * size),
     labels: ds.labels.subarray(0, n),
     multiLabels: ds.multiLabels?.subarray(0, n * ds.numClasses),
+    components: ds.components && { ...ds.components, labels: ds.components.labels.subarray(0, n * ds.components.perImage) },
     count: n,
   };
 }
@@ -61,7 +60,7 @@ export function take(ds: ImageDataset, n: number): ImageDataset {
 /** Check that images and labels fit together; returns the dataset. */
 export function validateDataset(ds: ImageDataset): ImageDataset {
   const size = imageSize(ds);
-  if (ds.images.length !== ds.count * size) {
+  if (!ds.render && ds.images.length !== ds.count * size) {
     throw new Error(`${ds.name}: ${ds.images.length} pixels do not make ${ds.count} images of ${ds.height}x${ds.width}x${ds.channels}`);
   }
   if (ds.labels.length !== ds.count) throw new Error(`${ds.name}: ${ds.count} images but ${ds.labels.length} labels`);

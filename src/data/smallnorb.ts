@@ -27,7 +27,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Rng } from '../util/rng.js';
-import { validateDataset, type ImageDataset, type ImageTransform } from './dataset.js';
+import { validateDataset, type ImageDataset } from './dataset.js';
 import { readMaybeGzip } from './files.js';
 import type { Split } from './mnist.js';
 import { resizeArea } from './preprocess.js';
@@ -178,52 +178,51 @@ export function readSmallNorbFiles(dir: string, split: Split): { dat: NorbMatrix
   return { dat, cat, info, paths };
 }
 
+/** Draws one model input from a stored image; with an Rng a random training view, else the test view. */
+export type NorbView = (src: Uint8Array, dst: Float32Array, dstOffset: number, rng?: Rng) => void;
+
 /**
  * The paper's input pipeline on stored size x size images: standardise with
  * the whole image's mean and standard deviation, take a crop x crop window
  * (random in training, central in the test), and in training change
  * brightness by up to +-32/255 of the pixel range and contrast by a factor
  * in [0.5, 1.5] about the crop's mean. The jitter is applied after the
- * standardisation statistics are taken, so it survives them.
+ * standardisation statistics are taken, so it survives them. The values are
+ * standardised, not in [0, 1].
  */
-export function smallNorbTransform(size: number, crop: number, channels: number): ImageTransform {
+export function smallNorbView(size: number, crop: number, channels: number): NorbView {
   if (crop > size) throw new Error(`smallNORB: a ${crop}x${crop} crop does not fit ${size}x${size} images`);
   const n = size * size * channels;
-  return {
-    height: crop,
-    width: crop,
-    channels,
-    apply(src: Uint8Array, dst: Float32Array, off: number, rng?: Rng): void {
-      let sum = 0;
-      let sq = 0;
-      for (let i = 0; i < n; i++) {
-        const v = src[i] / 255;
-        sum += v;
-        sq += v * v;
+  return (src, dst, off, rng) => {
+    let sum = 0;
+    let sq = 0;
+    for (let i = 0; i < n; i++) {
+      const v = src[i] / 255;
+      sum += v;
+      sq += v * v;
+    }
+    const mean = sum / n;
+    // As TensorFlow's per_image_standardization: the deviation is kept at
+    // least 1/sqrt(n) so that a flat image does not divide by zero.
+    const std = Math.max(Math.sqrt(Math.max(0, sq / n - mean * mean)), 1 / Math.sqrt(n));
+    const y0 = rng ? rng.int(0, size - crop) : Math.floor((size - crop) / 2);
+    const x0 = rng ? rng.int(0, size - crop) : Math.floor((size - crop) / 2);
+    const contrast = rng ? rng.uniform(0.5, 1.5) : 1;
+    const brightness = rng ? rng.uniform(-32 / 255, 32 / 255) : 0;
+    let cropMean = 0;
+    if (rng) {
+      for (let y = 0; y < crop; y++) for (let x = 0; x < crop * channels; x++) cropMean += src[((y0 + y) * size + x0) * channels + x] / 255;
+      cropMean /= crop * crop * channels;
+    }
+    for (let y = 0; y < crop; y++) {
+      const s = ((y0 + y) * size + x0) * channels;
+      const d = off + y * crop * channels;
+      for (let x = 0; x < crop * channels; x++) {
+        let v = src[s + x] / 255;
+        if (rng) v = (v - cropMean) * contrast + cropMean + brightness;
+        dst[d + x] = (v - mean) / std;
       }
-      const mean = sum / n;
-      // As TensorFlow's per_image_standardization: the deviation is kept
-      // at least 1/sqrt(n) so that a flat image does not divide by zero.
-      const std = Math.max(Math.sqrt(Math.max(0, sq / n - mean * mean)), 1 / Math.sqrt(n));
-      const y0 = rng ? rng.int(0, size - crop) : Math.floor((size - crop) / 2);
-      const x0 = rng ? rng.int(0, size - crop) : Math.floor((size - crop) / 2);
-      const contrast = rng ? rng.uniform(0.5, 1.5) : 1;
-      const brightness = rng ? rng.uniform(-32 / 255, 32 / 255) : 0;
-      let cropMean = 0;
-      if (rng) {
-        for (let y = 0; y < crop; y++) for (let x = 0; x < crop * channels; x++) cropMean += src[((y0 + y) * size + x0) * channels + x] / 255;
-        cropMean /= crop * crop * channels;
-      }
-      for (let y = 0; y < crop; y++) {
-        const s = ((y0 + y) * size + x0) * channels;
-        const d = off + y * crop * channels;
-        for (let x = 0; x < crop * channels; x++) {
-          let v = src[s + x] / 255;
-          if (rng) v = (v - cropMean) * contrast + cropMean + brightness;
-          dst[d + x] = (v - mean) / std;
-        }
-      }
-    },
+    }
   };
 }
 
@@ -236,32 +235,39 @@ function downsamplePair(pair: Uint8Array, h: number, w: number, size: number, ch
   }
 }
 
-/** smallNORB split as a dataset of size x size images with the paper's transform. */
+/**
+ * A smallNORB split as a dataset of crop x crop images (what the model sees),
+ * drawn from stored size x size downsampled images by the paper's pipeline.
+ */
 export function loadSmallNorb(split: Split, options: SmallNorbOptions = {}): ImageDataset {
-  const { dir = smallNorbDir(), size = 48, crop = 32, channels = 1, viewpoints = 'all' } = options;
-  const { dat, cat, info } = readSmallNorbFiles(dir, split);
-  const [count, , h, w] = dat.dims;
-  const keep = viewpointFilter(viewpoints);
-  const indices: number[] = [];
-  for (let i = 0; i < count; i++) if (keep(info.data[i * 4 + 1], info.data[i * 4 + 2])) indices.push(i);
+  const { size = 48, crop = 32, channels = 1, viewpoints = 'all' } = options;
+  const { images: stored, labels, count } = loadSmallNorbImages(split, options);
   const per = size * size * channels;
-  const images = new Uint8Array(indices.length * per);
-  const labels = new Int32Array(indices.length);
-  const src = dat.data as Uint8Array;
-  indices.forEach((i, k) => {
-    downsamplePair(src.subarray(i * 2 * h * w, (i + 1) * 2 * h * w), h, w, size, channels, images, k * per);
-    labels[k] = cat.data[i];
-  });
+  const view = smallNorbView(size, crop, channels);
   return validateDataset({
     name: `smallnorb${viewpoints === 'all' ? '' : `-${viewpoints}`}-${split}`,
-    images,
+    images: new Uint8Array(0),
+    render: (i, dst, offset, rng) => view(stored.subarray(i * per, (i + 1) * per), dst, offset, rng),
     labels,
-    count: indices.length,
-    height: size,
-    width: size,
+    count,
+    height: crop,
+    width: crop,
     channels,
     numClasses: SMALLNORB_CLASSES.length,
     classNames: SMALLNORB_CLASSES,
-    transform: smallNorbTransform(size, crop, channels),
   });
+}
+
+/** The downsampled size x size images of a split (before cropping), for inspection and tests. */
+export function loadSmallNorbImages(split: Split, options: SmallNorbOptions = {}): { images: Uint8Array; labels: Int32Array; count: number } {
+  const { dir = smallNorbDir(), size = 48, channels = 1, viewpoints = 'all' } = options;
+  const { dat, cat, info } = readSmallNorbFiles(dir, split);
+  const [count, , h, w] = dat.dims;
+  const keep = viewpointFilter(viewpoints);
+  const per = size * size * channels;
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) if (keep(info.data[i * 4 + 1], info.data[i * 4 + 2])) out.push(i);
+  const images = new Uint8Array(out.length * per);
+  out.forEach((i, k) => downsamplePair((dat.data as Uint8Array).subarray(i * 2 * h * w, (i + 1) * 2 * h * w), h, w, size, channels, images, k * per));
+  return { images, labels: Int32Array.from(out, (i) => cat.data[i]), count: out.length };
 }

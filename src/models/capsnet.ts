@@ -87,6 +87,9 @@ export interface CapsNetOutput extends ModelOutput {
   reconstruction?: tf.Tensor2D;
   /** The class each reconstruction was decoded from [batch]. */
   decodedClasses?: tf.Tensor1D;
+  /** With options.components in training: each object reconstructed from its own capsule [batch, k, pixels], and the targets. */
+  componentReconstructions?: tf.Tensor3D;
+  componentImages?: tf.Tensor3D;
   /** With trace: Conv1's ReLU maps and the primary capsules [batch, caps, dim]. */
   conv1?: tf.Tensor4D;
   primaryCaps?: tf.Tensor3D;
@@ -199,7 +202,17 @@ export class CapsNet implements ClassifierModel {
         out.conv1 = conv1;
         out.primaryCaps = primaryCaps;
       }
-      const decode = options.decode ?? (training && labels ? 'labels' : 'longest');
+      const reconstructionUsed = !training || this.config.loss.reconstructionWeight > 0;
+      if (training && options.components && this.decoderLayers.length > 0 && reconstructionUsed) {
+        // MultiMNIST: every digit is reconstructed from its own capsule (section 6).
+        const { labels: compLabels, images } = options.components;
+        const [b, k] = compLabels.shape;
+        const perObject = Array.from({ length: k }, (_, j) => this.decode(digitCaps, tf.reshape(tf.slice(compLabels, [0, j], [b, 1]), [b]) as tf.Tensor1D));
+        out.componentReconstructions = tf.stack(perObject, 1) as tf.Tensor3D;
+        out.componentImages = images;
+        return out as unknown as tf.TensorContainer;
+      }
+      const decode = options.decode ?? (training && labels ? (reconstructionUsed ? 'labels' : 'none') : 'longest');
       if (this.decoderLayers.length > 0 && decode !== 'none') {
         let classes: tf.Tensor1D;
         if (decode === 'labels') {
@@ -254,7 +267,12 @@ export class CapsNet implements ClassifierModel {
       const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
       const terms: Record<string, tf.Scalar> = { margin };
       let total = margin;
-      if (out.reconstruction && reconstructionWeight > 0) {
+      if (out.componentReconstructions && out.componentImages && reconstructionWeight > 0) {
+        // The sum of each object's squared error: reshaping to one row per example sums over objects.
+        const recon = reconstructionLoss(out.componentReconstructions, out.componentImages, reconstructionWeight);
+        terms.reconstruction = recon;
+        total = tf.add(total, recon);
+      } else if (out.reconstruction && reconstructionWeight > 0) {
         const recon = reconstructionLoss(out.reconstruction, x, reconstructionWeight);
         terms.reconstruction = recon;
         total = tf.add(total, recon);

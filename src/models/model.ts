@@ -15,6 +15,12 @@ export interface ForwardOptions {
   trace?: boolean;
   /** Random numbers for training-time noise (dropout). */
   rng?: Rng;
+  /**
+   * The separate objects of multi-object images (MultiMNIST): their classes
+   * [batch, k] (int32) and images [batch, k, pixels], so that a model with a
+   * decoder can reconstruct each object from its own capsule.
+   */
+  components?: { labels: tf.Tensor2D; images: tf.Tensor3D };
 }
 
 export interface ModelOutput {

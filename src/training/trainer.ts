@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/files.js';
 import { Rng } from '../util/rng.js';
 import { Adam } from './adam.js';
 import { hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
-import { checkCompatible, evaluate } from './evaluate.js';
+import { checkCompatible, evaluate, hitsTargets } from './evaluate.js';
 import { formatDuration, Progress } from './progress.js';
 
 export interface TrainOptions {
@@ -80,16 +80,21 @@ interface StepResult {
 
 /** One optimizer step on one batch. */
 export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): StepResult {
-  const [h, w, c] = model.inputShape;
+  const [h, w, ch] = model.inputShape;
   const byVariable = new Map(model.params.map((p) => [p.value.name, p.name]));
   let scores: tf.Tensor2D | null = null;
   let terms: Record<string, tf.Scalar> = {};
   const { value, grads } = tf.tidy(() => {
-    const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+    const x = tf.tensor4d(batch.x, [batch.size, h, w, ch]);
     const labels = tf.tensor1d(batch.labels, 'int32');
     const targets = tf.tensor2d(batch.targets, [batch.size, model.numClasses]);
+    const c = batch.components;
+    const components = c && {
+      labels: tf.tensor2d(c.labels, [batch.size, c.perImage], 'int32'),
+      images: tf.tensor3d(c.images, [batch.size, c.perImage, h * w * ch]),
+    };
     return tf.variableGrads(() => {
-      const out = model.forward(x, { training: true, labels, rng: progress.rng } as ForwardOptions);
+      const out = model.forward(x, { training: true, labels, rng: progress.rng, components } as ForwardOptions);
       const l = model.loss(out, x, targets, progress);
       scores = tf.keep(out.scores);
       terms = Object.fromEntries(Object.entries(l.terms).map(([k, t]) => [k, tf.keep(t)]));
@@ -101,9 +106,7 @@ export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch,
   optimizer.applyGradients(model.params, named);
   const loss = value.dataSync()[0];
   const termValues = Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]]));
-  const pred = tf.tidy(() => tf.argMax(scores!, 1).dataSync() as Int32Array);
-  let correct = 0;
-  for (let i = 0; i < batch.size; i++) if (pred[i] === batch.labels[i]) correct++;
+  const correct = countCorrect(scores!.dataSync() as Float32Array, batch.targets, batch.size, model.numClasses);
   tf.dispose([value, scores!, ...Object.values(grads), ...Object.values(terms)]);
   if (!Number.isFinite(loss)) throw new Error(`training diverged: the loss is ${loss} at step ${optimizer.step}; try a lower learning rate`);
   return { loss, terms: termValues, correct };
@@ -115,6 +118,13 @@ function initializeFromData(model: ClassifierModel, ds: ImageDataset, o: TrainOp
   const idx = new Rng(o.seed ^ 0x1417).permutation(ds.count).subarray(0, Math.min(ds.count, o.batchSize));
   const batch = makeBatch(ds, idx);
   tf.tidy(() => model.initializeFromData!(tf.tensor4d(batch.x, [batch.size, h, w, c])));
+}
+
+/** Examples of a batch whose target classes are its highest scores. */
+function countCorrect(scores: Float32Array, targets: Float32Array, size: number, classes: number): number {
+  let correct = 0;
+  for (let i = 0; i < size; i++) if (hitsTargets(scores.subarray(i * classes, (i + 1) * classes), targets.subarray(i * classes, (i + 1) * classes))) correct++;
+  return correct;
 }
 
 function learningRateAt(o: TrainOptions, step: number, stepsPerEpoch: number): number {

@@ -1,0 +1,108 @@
+/**
+ * capsnet ablation: Table 1 of "Dynamic Routing Between Capsules". The same
+ * model trained four ways, 1 or 3 routing iterations with and without the
+ * reconstruction loss, each with the same budget (epochs, batch, learning
+ * rate, seed), and the test errors side by side. Each cell is an ordinary
+ * training run in OUT/<cell>, so an interrupted ablation resumes cell by cell.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { hasCheckpoint, readCheckpoint } from '../training/checkpoint.js';
+import { train } from '../training/trainer.js';
+import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import { loadDataFromFlags, percent, report, setupBackend } from './common.js';
+
+export const ablationSpec: CommandSpec = {
+  name: 'ablation',
+  summary: 'Routing and reconstruction ablation (paper Table 1): r = 1 or 3, reconstruction on or off, same budget.',
+  flags: [
+    { name: 'preset', type: 'string', default: 'paper', help: 'CapsNet preset' },
+    { name: 'dataset', type: 'string', default: 'mnist', help: 'dataset name' },
+    { name: 'epochs', type: 'int', min: 1, default: 10, help: 'epochs per cell' },
+    COMMON_FLAGS.batchSize,
+    { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
+    { name: 'lr-decay', type: 'number', min: 0, max: 1, default: 0.96, help: 'learning-rate multiplier per epoch' },
+    { name: 'trials', type: 'int', min: 1, default: 1, help: 'seeds per cell (mean and spread reported)' },
+    { name: 'seed', type: 'int', default: 1, help: 'first seed' },
+    { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
+    { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
+    { name: 'out', type: 'string', arg: 'DIR', default: 'runs/ablation', help: 'output directory (one subdirectory per cell and seed)' },
+    { name: 'progress', type: 'boolean', default: true, help: 'show progress bars' },
+    COMMON_FLAGS.backend,
+    COMMON_FLAGS.json,
+  ],
+  examples: ['capsnet ablation --preset paper --epochs 10 --out runs/ablation'],
+};
+
+export const ABLATION_CELLS = [
+  { name: 'r1-no-recon', routing: 1, reconstruction: false },
+  { name: 'r1-recon', routing: 1, reconstruction: true },
+  { name: 'r3-no-recon', routing: 3, reconstruction: false },
+  { name: 'r3-recon', routing: 3, reconstruction: true },
+] as const;
+
+export async function runAblation({ flags }: ParsedArgs): Promise<number> {
+  await setupBackend(flags);
+  const trainData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['train-limit'] }, 'train');
+  const testData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['test-limit'] }, 'test');
+  const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
+  const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+  for (const cell of ABLATION_CELLS) {
+    const errors: number[] = [];
+    let seconds = 0;
+    for (let t = 0; t < (flags.trials as number); t++) {
+      const seed = (flags.seed as number) + t;
+      const outDir = join(flags.out as string, `${cell.name}-seed${seed}`);
+      const resume = hasCheckpoint(outDir);
+      log(`${cell.name}, seed ${seed}${resume ? ' (resuming)' : ''}`);
+      const done = resume && readCheckpointEpochs(outDir) >= (flags.epochs as number);
+      if (!done) {
+        const r = await train(
+          {
+            model: 'capsnet',
+            preset: flags.preset as string,
+            overrides: { digit: { routingIterations: cell.routing }, loss: { reconstructionWeight: cell.reconstruction ? 0.0005 : 0 }, inputShape: [trainData.height, trainData.width, trainData.channels], numClasses: trainData.numClasses },
+            dataset: flags.dataset as string,
+            epochs: flags.epochs as number,
+            batchSize: flags['batch-size'] as number,
+            learningRate: flags.lr as number,
+            lrDecay: flags['lr-decay'] as number,
+            shift: 2,
+            seed,
+            outDir,
+            resume,
+          },
+          { train: trainData, test: testData },
+          { progress: (flags.progress as boolean) && !flags.json, log },
+        );
+        r.model.dispose();
+        if (r.interrupted) return 130;
+      }
+      const ck = readCheckpoint(outDir);
+      const last = ck.state.history[ck.state.history.length - 1];
+      errors.push(last.testError ?? NaN);
+      seconds += ck.state.elapsedSeconds;
+      ck.model.dispose();
+    }
+    const mean = errors.reduce((a, b) => a + b, 0) / errors.length;
+    const std = Math.sqrt(errors.reduce((a, b) => a + (b - mean) ** 2, 0) / errors.length);
+    rows.push({ cell: cell.name, routing: cell.routing, reconstruction: cell.reconstruction, errors, meanError: mean, std, seconds });
+  }
+  report(flags, { preset: flags.preset, dataset: flags.dataset, epochs: flags.epochs, batchSize: flags['batch-size'], trials: flags.trials, rows }, () =>
+    [
+      `ablation: CapsNet '${flags.preset}' on ${flags.dataset}, ${flags.epochs} epochs per cell, batch ${flags['batch-size']}, ${flags.trials} seed(s)`,
+      '',
+      'routing  reconstruction  test error          training time',
+      ...rows.map((r) => `${String(r.routing).padEnd(8)} ${(r.reconstruction ? 'yes' : 'no').padEnd(15)} ${`${percent(r.meanError)}${r.errors.length > 1 ? ` +- ${percent(r.std)}` : ''}`.padEnd(19)} ${(r.seconds / 3600).toFixed(2)} h`),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+function readCheckpointEpochs(outDir: string): number {
+  if (!existsSync(outDir)) return 0;
+  const ck = readCheckpoint(outDir);
+  const e = ck.state.epoch;
+  ck.model.dispose();
+  return e;
+}
