@@ -124,7 +124,7 @@ export type InverseTemperature = number[] | { start: number; end: number } | { s
  * strength as the authors' scale 0.01 with IBM's normalisation by 100.
  */
 export const DEFAULT_INVERSE_TEMPERATURE: InverseTemperature = { scale: 1 };
-export const DEFAULT_VARIANCE_FLOOR = 1e-4;
+export const DEFAULT_VARIANCE_FLOOR = 1e-6;
 /** Bound on the logistic's argument (soft, through tanh). */
 export const LOGIT_BOUND = 15;
 const MEAN_EPS = 1e-8;
