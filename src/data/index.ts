@@ -20,6 +20,7 @@ export interface DatasetOptions {
   file?: string;
 }
 import { loadSmallNorb, type NorbViewpoints } from './smallnorb.js';
+import { viewpointDataset, type ViewpointSet } from './viewpoints.js';
 
 export interface DatasetSource {
   name: string;
@@ -85,5 +86,17 @@ for (const v of ['azimuth-familiar', 'azimuth-novel', 'elevation-familiar', 'ele
     name: `smallnorb-${v}`,
     description: `smallNORB restricted to ${v.replace('-', ' ')} viewpoints (the paper's generalisation split)`,
     load: (split) => loadSmallNorb(split, { viewpoints: v }),
+  });
+}
+const VIEWPOINT_SETS: [ViewpointSet, string][] = [
+  ['familiar', 'rotation within +-15 deg, scale 0.9-1.1 (fresh draws in training)'],
+  ['novel-rotation', 'rotation 30-50 deg either way, scale 0.9-1.1'],
+  ['novel-scale', 'rotation within +-15 deg, scale 0.6-0.75 or 1.25-1.35'],
+];
+for (const [set, what] of VIEWPOINT_SETS) {
+  registerDataset({
+    name: `mnist-${set}`,
+    description: `MNIST from ${set.replace('-', ' ')} viewpoints, 28x28: ${what} (--data-seed)`,
+    load: (split, o = {}) => viewpointDataset(loadMnist(split), set, splitSeed(split, o.seed) + 200, `mnist-${set}-${split}`),
   });
 }
