@@ -16,7 +16,8 @@ import { assertClose, testEachBackend } from './helpers.js';
 
 await initBackend();
 
-test('the paper preset has 316,394 parameters: A = B = C = D = 32, 32x32x1 input, 5 classes', () => {
+test('the paper preset has 316,394 parameters: A = B = C = D = 32, 32x32x1 input, 5 classes', async () => {
+  await initBackend();
   const model = new EmCapsNet(emCapsNetConfig('paper'));
   const byLayer = Object.fromEntries(model.summary().map((l) => [l.name, l.params]));
   // conv1 5x5x1x32 + 32; primary 1x1x32x(32*17) + 32*17; conv caps 3*3*32*32 4x4
@@ -27,7 +28,8 @@ test('the paper preset has 316,394 parameters: A = B = C = D = 32, 32x32x1 input
   model.dispose();
 });
 
-test('the small preset has 67,154 parameters: A = 64, B = 8, C = D = 16, 1 channel, 5 classes', () => {
+test('the small preset has 67,154 parameters: A = 64, B = 8, C = D = 16, 1 channel, 5 classes', async () => {
+  await initBackend();
   const model = new EmCapsNet(emCapsNetConfig('small'));
   const byLayer = Object.fromEntries(model.summary().map((l) => [l.name, l.params]));
   assert.deepEqual(byLayer, { conv1: 1_664, primary_caps: 8_840, conv_caps1: 18_464, conv_caps2: 36_896, class_caps: 1_290 });
@@ -41,7 +43,8 @@ test('the small preset has 67,154 parameters: A = 64, B = 8, C = D = 16, 1 chann
   for (const m of [model, mnist, stereo]) m.dispose();
 });
 
-test('any input size, channel count and number of classes builds with the right shapes', () => {
+test('any input size, channel count and number of classes builds with the right shapes', async () => {
+  await initBackend();
   const cases: [[number, number, number], number, (number | null)[][]][] = [
     [[28, 28, 1], 10, [[null, 12, 12, 64], [null, 12, 12, 8, 4, 4], [null, 5, 5, 16, 4, 4], [null, 3, 3, 16, 4, 4], [null, 10, 4, 4]]],
     [[40, 36, 3], 7, [[null, 18, 16, 64], [null, 18, 16, 8, 4, 4], [null, 8, 7, 16, 4, 4], [null, 6, 5, 16, 4, 4], [null, 7, 4, 4]]],
@@ -84,13 +87,13 @@ await testEachBackend('coordinate addition: the scaled receptive-field centre is
 });
 
 await testEachBackend('forward: activations in (0, 1), poses, routing, trace, routing-iteration override', () => {
-  const m = new EmCapsNet(emCapsNetConfig('small', { inputShape: [28, 28, 1], numClasses: 10 }), 2);
+  const m = new EmCapsNet(emCapsNetConfig('small', { inputShape: [28, 28, 1], numClasses: 10, conv1: { filters: 16 }, primary: { types: 4 }, convCaps1: { types: 6 }, convCaps2: { types: 5 } }), 2);
   const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
   const out = m.forward(x, { trace: true });
   assert.deepEqual(out.scores.shape, [2, 10]);
   assert.deepEqual(out.poses.shape, [2, 10, 16]);
-  assert.deepEqual(out.routing.shape, [2, 1, 3 * 3 * 16, 10]);
-  assert.deepEqual(out.convCaps1Activations!.shape, [2, 5, 5, 16]);
+  assert.deepEqual(out.routing.shape, [2, 1, 3 * 3 * 5, 10]);
+  assert.deepEqual(out.convCaps1Activations!.shape, [2, 5, 5, 6]);
   for (const s of out.scores.dataSync()) assert.ok(s > 0 && s < 1, `activation ${s}`);
   const one = m.forward(x, { routingIterations: 1 });
   assert.ok(Math.abs(one.scores.dataSync()[0] - out.scores.dataSync()[0]) > 0, 'one routing iteration gives different activations');
@@ -123,7 +126,8 @@ await testEachBackend('spread loss: hand-computed values, multi-hot targets, gra
   m.dispose();
 });
 
-test('data-dependent start: about half of the capsules are active, where beta_u = 0 saturates them', () => {
+test('data-dependent start: about half of the capsules are active, where beta_u = 0 saturates them', async () => {
+  await initBackend();
   const ds = loadMnist('test');
   const batch = makeBatch(ds, Int32Array.from({ length: 16 }, (_, i) => i));
   const x = tf.tensor4d(batch.x, [16, 28, 28, 1]);
@@ -139,7 +143,8 @@ test('data-dependent start: about half of the capsules are active, where beta_u 
   x.dispose();
 });
 
-test('save and load: the same scores from model.json and weights.bin', () => {
+test('save and load: the same scores from model.json and weights.bin', async () => {
+  await initBackend();
   const m = new EmCapsNet(emCapsNetConfig('small', { inputShape: [28, 28, 1], numClasses: 10 }), 5);
   const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 6) as tf.Tensor4D;
   const { json, weights } = modelToArtifacts(m);
@@ -151,7 +156,8 @@ test('save and load: the same scores from model.json and weights.bin', () => {
   back.dispose();
 });
 
-test('a few Adam steps on a small batch lower the spread loss', () => {
+test('a few Adam steps on a small batch lower the spread loss', async () => {
+  await initBackend();
   const ds = loadMnist('train');
   const m = new EmCapsNet(emCapsNetConfig('small', { inputShape: [28, 28, 1], numClasses: 10, conv1: { filters: 16 }, primary: { types: 4 }, convCaps1: { types: 4 }, convCaps2: { types: 4 } }), 7);
   const batch = makeBatch(ds, Int32Array.from({ length: 8 }, (_, i) => i));
