@@ -469,15 +469,10 @@ tf.registerGradient({
   gradFunc: (dys, saved, attrs) => {
     const [votes, activations, betaU, betaA] = saved;
     const dy = dys as tf.Tensor[];
-    // The routing output (index 2) carries no gradient.
-    const run = () => runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs as Record<string, unknown>) as tf.Tensor[];
-    let cache: tf.Tensor[] | null = null;
-    const grads = () => (cache ??= run());
-    return {
-      votes: () => grads()[0],
-      activations: () => grads()[1],
-      betaU: () => grads()[2],
-      betaA: () => grads()[3],
-    };
+    // The routing output (index 2) carries no gradient. One kernel gives all
+    // four gradients; it runs here, not in the per-input closures, because
+    // the engine disposes what each closure creates except what it returns.
+    const [dVotes, dActivations, dBetaU, dBetaA] = runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs as Record<string, unknown>) as tf.Tensor[];
+    return { votes: () => dVotes, activations: () => dActivations, betaU: () => dBetaU, betaA: () => dBetaA };
   },
 });
