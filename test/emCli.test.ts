@@ -10,7 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { encodeIdx } from '../src/index.js';
+import { encodeIdx, type EmCapsNet } from '../src/index.js';
+import '../src/models/index.js';
+import { loadModel } from '../src/models/files.js';
 import { writeFakeSmallNorb } from './norbFiles.js';
 
 const BIN = new URL('../../bin/capsnet.js', import.meta.url).pathname;
@@ -39,6 +41,9 @@ test('train, eval, predict and attack an EM capsule network on MNIST; the CNN be
   const em = join(dir, 'em');
   const t = json(['train', '--model', 'em', '--preset', 'small', '--train-limit', '48', '--test-limit', '32', '--epochs', '1', '--batch-size', '16', '--routing', '2', '--out', em]);
   assert.equal(t.epochs, 1);
+  const { model: trained } = loadModel(em);
+  assert.ok((trained as EmCapsNet).convCaps1.betaU.dataSync().some((v) => v !== 0), 'training started from the data-dependent beta_u');
+  trained.dispose();
   const info = json(['info', '--model', em]);
   assert.deepEqual(info.inputShape, [28, 28, 1], 'the model takes the dataset\'s size');
   assert.equal(info.numClasses, 10);
