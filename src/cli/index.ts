@@ -4,6 +4,7 @@
  */
 import { formatHelp, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { ablationSpec, runAblation } from './ablation.js';
+import { attackSpec, runAttack } from './attack.js';
 import { evalSpec, runEval } from './eval.js';
 import { exportSpec, runExport } from './export.js';
 import { infoSpec, runInfo } from './info.js';
@@ -25,6 +26,7 @@ const COMMANDS: Command[] = [
   { spec: reconstructSpec, run: runReconstruct },
   { spec: perturbSpec, run: runPerturb },
   { spec: ablationSpec, run: runAblation },
+  { spec: attackSpec, run: runAttack },
   { spec: exportSpec, run: runExport },
   { spec: infoSpec, run: runInfo },
   { spec: vizSpec, run: runViz },

@@ -14,7 +14,7 @@ export const trainSpec: CommandSpec = {
     'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
   flags: [
     { name: 'model', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
-    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet: paper, small)' },
+    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet, cnn, em: paper, small); input size and classes follow the dataset' },
     ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
     { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
@@ -30,6 +30,8 @@ export const trainSpec: CommandSpec = {
     { name: 'shift', type: 'int', min: 0, default: 2, help: 'random shift in pixels for augmentation' },
     { name: 'seed', type: 'int', default: 1, help: 'random seed (weights, shuffling, shifts)' },
     { name: 'out', type: 'string', arg: 'DIR', help: 'output directory [default: runs/<model>-<preset>-<dataset>]' },
+    { name: 'stop-at-error', type: 'number', min: 0, max: 100, arg: 'PERCENT', help: 'stop as soon as the test error is at most this percentage (checked every epoch, and every --check-every steps)' },
+    { name: 'check-every', type: 'int', min: 1, arg: 'STEPS', help: 'with --stop-at-error: also check the test error every this many steps' },
     { name: 'resume', type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
     { name: 'progress', type: 'boolean', default: true, help: 'show a progress bar (--no-progress to hide)' },
     COMMON_FLAGS.backend,
@@ -52,8 +54,14 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
   const overrides: Record<string, unknown> = {};
-  if (flags.routing !== undefined) overrides.digit = { routingIterations: flags.routing };
-  if (flags['recon-weight'] !== undefined) overrides.loss = { reconstructionWeight: flags['recon-weight'] };
+  if (flags.routing !== undefined) {
+    if (flags.model === 'em') overrides.routing = { iterations: flags.routing };
+    else overrides.digit = { routingIterations: flags.routing };
+  }
+  if (flags['recon-weight'] !== undefined) {
+    if (flags.model === 'em') throw new UsageError('--recon-weight applies to capsnet models (the EM capsule network has no decoder)');
+    overrides.loss = { reconstructionWeight: flags['recon-weight'] };
+  }
   const options: TrainOptions & { resume?: boolean } = {
     model: flags.model as string,
     preset: flags.preset as string,
@@ -89,18 +97,28 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   try {
-    const result = await train(options, { train: trainData, test: testData }, { progress: (flags.progress as boolean) && !flags.json, signal: controller.signal, log: flags.json ? () => {} : undefined });
+    const stopAtError = flags['stop-at-error'] !== undefined ? (flags['stop-at-error'] as number) / 100 : undefined;
+    if (flags['check-every'] !== undefined && stopAtError === undefined) throw new UsageError('--check-every goes with --stop-at-error');
+    const result = await train(options, { train: trainData, test: testData }, {
+      progress: (flags.progress as boolean) && !flags.json,
+      signal: controller.signal,
+      log: flags.json ? () => {} : undefined,
+      stopAtError,
+      checkEvery: flags['check-every'] as number | undefined,
+    });
     const last = result.history[result.history.length - 1];
     report(
       flags,
-      { outDir: out, checkpoint: result.checkpoint, interrupted: result.interrupted, epochs: result.epoch, elapsedSeconds: result.elapsedSeconds, final: last ?? null, history: result.history },
+      { outDir: out, checkpoint: result.checkpoint, interrupted: result.interrupted, reachedTarget: result.reachedTarget ?? null, epochs: result.epoch, elapsedSeconds: result.elapsedSeconds, final: last ?? null, history: result.history },
       () =>
-        result.interrupted
+        result.reachedTarget
+          ? `reached test error ${percent(result.reachedTarget.testError)} at epoch ${result.reachedTarget.epoch}${result.reachedTarget.batch ? `, batch ${result.reachedTarget.batch}` : ' (end)'} (step ${result.reachedTarget.step}) in ${Math.round(result.elapsedSeconds)} s; model: ${out}`
+          : result.interrupted
           ? `stopped after ${result.epoch} complete epochs; resume with: capsnet train --out ${out} --resume`
           : `trained ${result.epoch} epochs in ${Math.round(result.elapsedSeconds)} s; test accuracy ${last?.testAccuracy !== undefined ? percent(last.testAccuracy) : 'n/a'}; model: ${out}`,
     );
     result.model.dispose();
-    return result.interrupted ? 130 : 0;
+    return result.interrupted && !result.reachedTarget ? 130 : 0;
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);

@@ -19,6 +19,8 @@ export interface DatasetOptions {
   /** File of a dataset read from a path (affNIST). */
   file?: string;
 }
+import { loadSmallNorb, type NorbViewpoints } from './smallnorb.js';
+import { viewpointDataset, type ViewpointSet } from './viewpoints.js';
 
 export interface DatasetSource {
   name: string;
@@ -74,3 +76,27 @@ registerDataset({
 });
 
 export type { Split };
+registerDataset({
+  name: 'smallnorb',
+  description: 'smallNORB, 5 toy classes; 96x96 stereo downsampled to 48x48, 32x32 crops (files from NYU, see CAPSNET_SMALLNORB_DIR)',
+  load: (split) => loadSmallNorb(split),
+});
+for (const v of ['azimuth-familiar', 'azimuth-novel', 'elevation-familiar', 'elevation-novel'] as NorbViewpoints[]) {
+  registerDataset({
+    name: `smallnorb-${v}`,
+    description: `smallNORB restricted to ${v.replace('-', ' ')} viewpoints (the paper's generalisation split)`,
+    load: (split) => loadSmallNorb(split, { viewpoints: v }),
+  });
+}
+const VIEWPOINT_SETS: [ViewpointSet, string][] = [
+  ['familiar', 'rotation within +-15 deg, scale 0.9-1.1 (fresh draws in training)'],
+  ['novel-rotation', 'rotation 30-50 deg either way, scale 0.9-1.1'],
+  ['novel-scale', 'rotation within +-15 deg, scale 0.6-0.75 or 1.25-1.35'],
+];
+for (const [set, what] of VIEWPOINT_SETS) {
+  registerDataset({
+    name: `mnist-${set}`,
+    description: `MNIST from ${set.replace('-', ' ')} viewpoints, 28x28: ${what} (--data-seed)`,
+    load: (split, o = {}) => viewpointDataset(loadMnist(split), set, splitSeed(split, o.seed) + 200, `mnist-${set}-${split}`),
+  });
+}

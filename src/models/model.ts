@@ -62,5 +62,7 @@ export interface ClassifierModel {
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult;
   summary(): LayerSummary[];
   countParams(): number;
+  /** Optional data-dependent initialisation, run once on a batch before training starts. */
+  initializeFromData?(x: tf.Tensor4D): void;
   dispose(): void;
 }

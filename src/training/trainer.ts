@@ -5,7 +5,7 @@
  * and exact resumption from the latest checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchCount, batchIndices, makeBatch, type Batch } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
@@ -54,12 +54,21 @@ export interface TrainHooks {
   onEpoch?: (m: EpochMetrics) => void;
   /** Stop after this many optimizer steps in this run (tests of interruption). */
   maxSteps?: number;
+  /**
+   * Stop as soon as the test error is at most this (e.g. to match another
+   * model's error, as in the paper's novel-viewpoint experiment). Checked
+   * after every epoch and, with `checkEvery`, every that many steps.
+   */
+  stopAtError?: number;
+  checkEvery?: number;
 }
 
 export interface TrainResult {
   model: ClassifierModel;
   history: EpochMetrics[];
   interrupted: boolean;
+  /** Where the test error first reached hooks.stopAtError. */
+  reachedTarget?: { epoch: number; batch: number; step: number; testError: number };
   checkpoint: string;
   epoch: number;
   elapsedSeconds: number;
@@ -114,6 +123,14 @@ export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch,
   return { loss, terms: termValues, correct };
 }
 
+/** Run a model's data-dependent initialisation on a seeded batch of training images (no augmentation). */
+function initializeFromData(model: ClassifierModel, ds: ImageDataset, o: TrainOptions): void {
+  const [h, w, c] = model.inputShape;
+  const idx = new Rng(o.seed ^ 0x1417).permutation(ds.count).subarray(0, Math.min(ds.count, o.batchSize));
+  const batch = makeBatch(ds, idx);
+  tf.tidy(() => model.initializeFromData!(tf.tensor4d(batch.x, [batch.size, h, w, c])));
+}
+
 /** Examples of a batch whose target classes are its highest scores. */
 function countCorrect(scores: Float32Array, targets: Float32Array, size: number, classes: number): number {
   let correct = 0;
@@ -163,6 +180,15 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
     model = createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
+    if (model.initializeFromData) {
+      try {
+        checkCompatible(model, data.train);
+        initializeFromData(model, data.train, o);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     const seedRng = new Rng(o.seed ^ 0x5eed);
     shuffleRng = seedRng.fork();
     augRng = seedRng.fork();
@@ -183,6 +209,21 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   let checkpoint = '';
   const runStart = performance.now();
   const elapsedBefore = state.elapsedSeconds;
+  let reachedTarget: TrainResult['reachedTarget'];
+  const target = hooks.stopAtError;
+  if (target !== undefined && !data.test) throw new Error('stopping at a test error needs test data');
+  /** Test error now; true when it reached the target. */
+  const checkTarget = (epoch: number, batch: number, testError?: number): boolean => {
+    if (target === undefined || !data.test) return false;
+    const err = testError ?? evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) }).error;
+    const line = { epoch, batch, step: optimizer.step, testError: err, elapsedSeconds: elapsedBefore + (performance.now() - runStart) / 1000 };
+    mkdirSync(o.outDir, { recursive: true });
+    appendFileSync(join(o.outDir, 'checks.jsonl'), `${JSON.stringify(line)}\n`);
+    log(`check at epoch ${epoch}, batch ${batch} (step ${optimizer.step}): test error ${(100 * err).toFixed(2)}% (target ${(100 * target).toFixed(2)}%)`);
+    if (err > target) return false;
+    reachedTarget = { epoch, batch, step: optimizer.step, testError: err };
+    return true;
+  };
 
   const save = () => {
     state.augState = augRng.getState();
@@ -218,13 +259,21 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
             break;
           }
         }
+        if (hooks.checkEvery && steps % hooks.checkEvery === 0 && b + 1 < stepsPerEpoch && checkTarget(epoch, b + 1)) {
+          interrupted = true;
+          break;
+        }
       }
       if (interrupted) {
         bar.finish();
         partial.seconds += (performance.now() - epochStart) / 1000;
         state.partial = partial;
         save();
-        log(`interrupted at epoch ${epoch}, batch ${state.batch}/${stepsPerEpoch}; checkpoint ${checkpoint} (continue with --resume)`);
+        log(
+          reachedTarget
+            ? `reached the target test error at epoch ${epoch}, batch ${state.batch}/${stepsPerEpoch}; checkpoint ${checkpoint}`
+            : `interrupted at epoch ${epoch}, batch ${state.batch}/${stepsPerEpoch}; checkpoint ${checkpoint} (continue with --resume)`,
+        );
         break;
       }
       bar.finish();
@@ -256,6 +305,11 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
           (metrics.testAccuracy !== undefined ? `  test ${(100 * metrics.testAccuracy).toFixed(2)}% (error ${(100 * metrics.testError!).toFixed(2)}%)` : '') +
           `  lr ${metrics.learningRate.toPrecision(3)}  ${metrics.imagesPerSecond.toFixed(1)} img/s  ${formatDuration(seconds)}`,
       );
+      if (checkTarget(epoch, 0, metrics.testError)) {
+        log(`reached the target test error after epoch ${epoch}; checkpoint ${checkpoint}`);
+        interrupted = state.epoch < o.epochs;
+        break;
+      }
       if (hooks.signal?.aborted || (hooks.maxSteps !== undefined && steps >= hooks.maxSteps)) {
         interrupted = state.epoch < o.epochs;
         break;
@@ -267,5 +321,5 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     throw e;
   }
   optimizer.dispose();
-  return { model, history: state.history, interrupted, checkpoint, epoch: state.epoch, elapsedSeconds: state.elapsedSeconds };
+  return { model, history: state.history, interrupted, reachedTarget, checkpoint, epoch: state.epoch, elapsedSeconds: state.elapsedSeconds };
 }
