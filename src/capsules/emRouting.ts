@@ -46,7 +46,7 @@
  *     and each child's normaliser is a log-sum-exp shifted by that child's
  *     largest term, so neither far-away votes (log p of -1e6) nor a ~ 0
  *     underflow to 0/0. The constant -D/2 log(2 pi) cancels and is omitted.
- *   - The variance has a floor added (default 1e-4): all-equal votes give a
+ *   - The variance has a floor added (default 1e-6): all-equal votes give a
  *     finite log sigma and finite gradients.
  *   - The means divide by sum_i r_ij + 1e-8, so parents that receive nothing
  *     (all children inactive) keep finite means and gradients.

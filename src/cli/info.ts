@@ -45,11 +45,14 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
   const layers = model.summary();
   const total = model.countParams();
   report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, trainableParams: total, config: model.getConfig(), backend }, () => {
-    const rows = layers.map((l) => `${l.name.padEnd(16)} ${l.className.padEnd(16)} ${`[${l.outputShape.map((d) => d ?? 'batch').join(', ')}]`.padEnd(24)} ${fmt(l.params).padStart(12)}`);
+    const shape = (l: (typeof layers)[number]) => `[${l.outputShape.map((d) => d ?? 'batch').join(', ')}]`;
+    const w = [Math.max(5, ...layers.map((l) => l.name.length)), Math.max(5, ...layers.map((l) => l.className.length)), Math.max(12, ...layers.map((l) => shape(l).length))];
+    const line = (a: string, b: string, c: string, d: string) => `${a.padEnd(w[0])}  ${b.padEnd(w[1])}  ${c.padEnd(w[2])}  ${d.padStart(12)}`;
+    const rows = layers.map((l) => line(l.name, l.className, shape(l), fmt(l.params)));
     return [
       `${source}: input ${model.inputShape.join('x')}, ${model.numClasses} classes`,
       '',
-      `${'layer'.padEnd(16)} ${'class'.padEnd(16)} ${'output shape'.padEnd(24)} ${'parameters'.padStart(12)}`,
+      line('layer', 'class', 'output shape', 'parameters'),
       ...rows,
       '',
       `trainable parameters: ${fmt(total)}`,
