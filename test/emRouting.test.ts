@@ -298,6 +298,27 @@ await testEachBackend('unfold and fold are adjoint; fold with max picks each chi
   }
 });
 
+test('history: the assignments of every M-step, from the uniform start to the final routing', () => {
+  const geometry: EmGeometry = { inHeight: 4, inWidth: 4, inTypes: 2, kernel: 3, stride: 1, outHeight: 2, outWidth: 2 };
+  const c = randomCase(7, [2, 4, 18, 3, 16], geometry, { iterations: 3 });
+  const votes = T(c.votes, c.shape) as tf.Tensor5D;
+  const acts = T(c.acts, [2, 4, 18]) as tf.Tensor3D;
+  const options: EmRoutingOptions = { betaU: T(c.betaU), betaA: T(c.betaA), iterations: 3, geometry, history: true };
+  const r = emRouting(votes, acts, options);
+  const plain = emRouting(votes, acts, { ...options, history: false });
+  assert.equal(r.routingHistory?.length, 3);
+  assert.equal(plain.routingHistory, undefined);
+  const first = r.routingHistory![0].arraySync() as number[][][][];
+  // Uniform start: a slot's child is shared evenly by every parent receiving it,
+  // so all J types at one slot get the same weight.
+  for (const batch of first) for (const pos of batch) for (const slot of pos) for (const v of slot) assert.ok(Math.abs(v - slot[0]) < 1e-7);
+  assertClose(r.routingHistory![2].dataSync(), r.routing.dataSync(), { rtol: 1e-6, atol: 1e-7, what: 'last history entry vs routing' });
+  assertClose(r.routing.dataSync(), plain.routing.dataSync(), { what: 'routing with and without history' });
+  assert.notDeepEqual(r.routingHistory![1].arraySync(), first, 'the E-step moved the assignments');
+  tf.dispose([votes, acts, r.poses, r.activations, r.routing, r.variances!, ...r.routingHistory!, plain.poses, plain.activations, plain.routing, options.betaU, options.betaA]);
+  if (plain.variances) plain.variances.dispose();
+});
+
 test('bad inputs are refused with one clear message', () => {
   const betas = { betaU: tf.zeros([3]), betaA: tf.zeros([3]) };
   assert.throws(() => emRouting(tf.zeros([1, 2, 3, 16]) as never, tf.zeros([1, 2, 3]) as tf.Tensor3D, betas), /votes must be \[batch, P, N, J, D\]/);

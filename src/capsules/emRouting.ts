@@ -95,12 +95,17 @@ export interface EmRoutingOptions {
    * costs). Default: DEFAULT_INVERSE_TEMPERATURE.
    */
   inverseTemperature?: InverseTemperature;
-  /** Added to every variance. Default 1e-4. */
+  /** Added to every variance. Default 1e-6 (DEFAULT_VARIANCE_FLOOR). */
   varianceFloor?: number;
   /** Multiplier of sum_i r_ij in the cost; default 1 / kappa (see above). */
   costScale?: number;
   /** Child positions for convolutional layers; see EmGeometry. */
   geometry?: EmGeometry | null;
+  /**
+   * Also return the assignments every iteration's M-step used
+   * (`routingHistory`), for inspection; this runs the reference procedure.
+   */
+  history?: boolean;
 }
 
 export interface EmRoutingResult {
@@ -112,6 +117,12 @@ export interface EmRoutingResult {
   routing: tf.Tensor4D;
   /** Variances sigma^2 of the final M-step, floor included [batch, P, J, D] (reference only). */
   variances?: tf.Tensor4D;
+  /**
+   * With `history`: the assignments R [batch, P, N, J] of each iteration's
+   * M-step, first to last (the first is the uniform start; the last equals
+   * `routing`).
+   */
+  routingHistory?: tf.Tensor4D[];
 }
 
 export type InverseTemperature = number[] | { start: number; end: number } | { scale: number };
@@ -390,7 +401,12 @@ export function emRoutingReference(votes: tf.Tensor5D, activations: tf.Tensor3D,
     let mu: tf.Tensor | null = null;
     let act: tf.Tensor | null = null;
     let variances: tf.Tensor | null = null;
+    // R [bp or 1, J, 1, N] as [batch, P, N, J], child-major like the votes.
+    const childMajor = (r: tf.Tensor) =>
+      tf.reshape(tf.transpose(tf.reshape(r.shape[0] === bp ? r : tf.broadcastTo(r, [bp, j, 1, n]), [bp, j, n]), [0, 2, 1]), [batch, p, n, j]) as tf.Tensor4D;
+    const history: tf.Tensor4D[] = [];
     for (let it = 0; it < st.iterations; it++) {
+      if (options.history) history.push(childMajor(R));
       // M-step.
       const r = tf.mul(R, aIn); // [bp, J, 1, N]
       const rSum = tf.sum(r, 3, true); // [bp, J, 1, 1]
@@ -416,13 +432,13 @@ export function emRoutingReference(votes: tf.Tensor5D, activations: tf.Tensor3D,
       const Rn = normalizeOverParents(logitsChildMajor, st.geometry); // [batch, P, N, J]
       R = tf.reshape(tf.transpose(tf.reshape(Rn, [bp, n, j]), [0, 2, 1]), [bp, j, 1, n]);
     }
-    const routingJ = R.shape[0] === bp ? R : tf.broadcastTo(R, [bp, j, 1, n]);
-    const routing = tf.reshape(tf.transpose(tf.reshape(routingJ, [bp, j, n]), [0, 2, 1]), [batch, p, n, j]) as tf.Tensor4D;
+    const routing = childMajor(R);
     return {
       poses: tf.reshape(mu!, [batch, p, j, d]) as tf.Tensor4D,
       activations: tf.reshape(act!, [batch, p, j]) as tf.Tensor3D,
       routing,
       variances: tf.reshape(variances!, [batch, p, j, d]) as tf.Tensor4D,
+      ...(options.history ? { routingHistory: history } : {}),
     };
   });
 }
@@ -435,7 +451,7 @@ export function emRoutingReference(votes: tf.Tensor5D, activations: tf.Tensor3D,
  */
 export function emRouting(votes: tf.Tensor5D, activations: tf.Tensor3D, options: EmRoutingOptions): EmRoutingResult {
   checkInputs(votes, activations, options);
-  if (votes.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.emRouting)) {
+  if (votes.dtype === 'float32' && !options.history && hasFusedKernel(FUSED_KERNELS.emRouting)) {
     const st = emRoutingSettings(votes, options);
     const [j] = [votes.shape[3]];
     const out = runKernel(

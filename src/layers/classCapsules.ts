@@ -41,6 +41,8 @@ export interface ClassCapsulesOutput {
   activations: tf.Tensor2D;
   /** [batch, 1, H*W*T, classes]. */
   routing: tf.Tensor4D;
+  /** With `history`: the routing of every iteration, first to last. */
+  routingHistory?: tf.Tensor4D[];
 }
 
 export class ClassCapsules extends Layer<ClassCapsulesConfig> {
@@ -99,7 +101,7 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     });
   }
 
-  private route(input: MatrixCapsules, iterations: number, reference: boolean): EmRoutingResult {
+  private route(input: MatrixCapsules, iterations: number, reference: boolean, history = false): EmRoutingResult {
     const [h, w, t] = this.inGrid;
     const [b] = input.activations.shape;
     const E = this.config.classes;
@@ -112,6 +114,7 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
         iterations,
         inverseTemperature: this.config.routing.inverseTemperature,
         varianceFloor: this.config.routing.varianceFloor,
+        history,
       }) as unknown as tf.TensorContainer;
     }) as unknown as EmRoutingResult;
   }
@@ -121,15 +124,17 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     calibrateBetaU(this.betaU, () => this.route(input, this.config.routing.iterations, true));
   }
 
-  call(input: MatrixCapsules, iterations = this.config.routing.iterations): ClassCapsulesOutput {
+  /** `history` also returns the routing of every iteration (for inspection; runs the reference). */
+  call(input: MatrixCapsules, iterations = this.config.routing.iterations, history = false): ClassCapsulesOutput {
     const [b] = input.activations.shape;
     const E = this.config.classes;
     return tf.tidy(() => {
-      const r = this.route(input, iterations, false);
+      const r = this.route(input, iterations, false, history);
       return {
         poses: tf.reshape(r.poses, [b, E, POSE_DIM]) as tf.Tensor3D,
         activations: tf.reshape(r.activations, [b, E]) as tf.Tensor2D,
         routing: r.routing,
+        ...(r.routingHistory ? { routingHistory: r.routingHistory } : {}),
       };
     });
   }

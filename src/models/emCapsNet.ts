@@ -125,6 +125,8 @@ export interface EmCapsNetOutput extends ModelOutput {
   poses: tf.Tensor3D;
   /** Class capsules' routing weights [batch, 1, H*W*D, classes]. */
   routing: tf.Tensor4D;
+  /** With trace: the class capsules' routing weights of every EM iteration, first to last. */
+  routingHistory?: tf.Tensor4D[];
   /** With trace: conv1's ReLU maps and each capsule layer's activations [batch, h, w, types]. */
   conv1?: tf.Tensor4D;
   primaryActivations?: tf.Tensor4D;
@@ -219,7 +221,7 @@ export class EmCapsNet implements ClassifierModel {
       const primary = this.primary.call(conv1);
       const cc1 = this.convCaps1.call(primary, iterations);
       const cc2 = this.convCaps2.call(cc1, iterations);
-      const cls = this.classCaps.call(cc2, iterations);
+      const cls = this.classCaps.call(cc2, iterations, options.trace === true);
       const out: EmCapsNetOutput = { scores: cls.activations, poses: cls.poses, routing: cls.routing };
       if (options.trace) {
         out.conv1 = conv1;
@@ -227,6 +229,7 @@ export class EmCapsNet implements ClassifierModel {
         out.primaryActivations = primary.activations;
         out.convCaps1Activations = cc1.activations;
         out.convCaps2Activations = cc2.activations;
+        out.routingHistory = cls.routingHistory;
       }
       return out as unknown as tf.TensorContainer;
     }) as unknown as EmCapsNetOutput;
