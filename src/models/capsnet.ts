@@ -11,12 +11,12 @@ import { capsuleLength } from '../capsules/squash.js';
 import { Conv2D } from '../layers/conv2d.js';
 import { Dense } from '../layers/dense.js';
 import { DigitCapsules } from '../layers/digitCapsules.js';
-import type { Layer, Param, Shape } from '../layers/layer.js';
+import type { Layer } from '../layers/layer.js';
 import { PrimaryCapsules } from '../layers/primaryCapsules.js';
 import { marginLoss } from '../losses/marginLoss.js';
 import { reconstructionLoss } from '../losses/reconstructionLoss.js';
 import { Rng } from '../util/rng.js';
-import type { ClassifierModel, ForwardOptions, LayerSummary, LossResult, ModelOutput } from './model.js';
+import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput } from './model.js';
 
 export interface CapsNetConfig {
   /** [height, width, channels] of the input images. */
@@ -119,19 +119,17 @@ function validateConfig(c: CapsNetConfig): void {
   if (c.numClasses < 2) throw new Error(`CapsNet config: numClasses must be at least 2, got ${c.numClasses}`);
 }
 
-export class CapsNet implements ClassifierModel {
+export class CapsNet extends LayeredModel<CapsNetConfig> {
   readonly modelType = 'capsnet';
-  readonly config: CapsNetConfig;
   readonly conv1: Conv2D;
   readonly primary: PrimaryCapsules;
   readonly digit: DigitCapsules;
   readonly decoderLayers: Dense[];
   readonly layers: Layer[];
-  private readonly shapes = new Map<Layer, Shape>();
 
   constructor(config: CapsNetConfig, seed: number | Rng = 0) {
     validateConfig(config);
-    this.config = structuredClone(config);
+    super(config);
     const rng = typeof seed === 'number' ? new Rng(seed) : seed;
     const c = this.config;
     this.conv1 = new Conv2D('conv1', { filters: c.conv1.filters, kernelSize: c.conv1.kernelSize, strides: c.conv1.strides, padding: 'valid', activation: 'relu' });
@@ -143,50 +141,9 @@ export class CapsNet implements ClassifierModel {
       : [];
     this.layers = [this.conv1, this.primary, this.digit, ...this.decoderLayers];
 
-    let shape: Shape = [null, ...c.inputShape];
-    for (const layer of [this.conv1, this.primary, this.digit]) {
-      layer.build(shape, rng);
-      shape = layer.computeOutputShape(shape);
-      this.shapes.set(layer, shape);
-    }
+    this.buildLayers([this.conv1, this.primary, this.digit], [null, ...c.inputShape], rng);
     // The decoder sees the masked digit capsules flattened: classes * dim.
-    shape = [null, c.numClasses * c.digit.dim];
-    for (const layer of this.decoderLayers) {
-      layer.build(shape, rng);
-      shape = layer.computeOutputShape(shape);
-      this.shapes.set(layer, shape);
-    }
-  }
-
-  get inputShape(): [number, number, number] {
-    return this.config.inputShape;
-  }
-
-  get numClasses(): number {
-    return this.config.numClasses;
-  }
-
-  get params(): Param[] {
-    return this.layers.flatMap((l) => l.params);
-  }
-
-  getConfig(): Record<string, unknown> {
-    return structuredClone(this.config) as unknown as Record<string, unknown>;
-  }
-
-  countParams(): number {
-    return this.layers.reduce((n, l) => n + l.countParams(), 0);
-  }
-
-  summary(): LayerSummary[] {
-    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
-  }
-
-  private checkInput(x: tf.Tensor): void {
-    const [h, w, ch] = this.config.inputShape;
-    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== ch) {
-      throw new Error(`model expects images of ${h}x${w}x${ch} ([batch, ${h}, ${w}, ${ch}]), got [${x.shape}]`);
-    }
+    this.buildLayers(this.decoderLayers, [null, c.numClasses * c.digit.dim], rng);
   }
 
   forward(x: tf.Tensor4D, options: CapsNetForwardOptions = {}): CapsNetOutput {
@@ -279,9 +236,5 @@ export class CapsNet implements ClassifierModel {
       }
       return { total, terms } as unknown as tf.TensorContainer;
     }) as unknown as LossResult;
-  }
-
-  dispose(): void {
-    for (const l of this.layers) l.dispose();
   }
 }

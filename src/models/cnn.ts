@@ -10,9 +10,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2D } from '../layers/conv2d.js';
 import { Dense } from '../layers/dense.js';
 import { dropout } from '../layers/dropout.js';
-import type { Layer, Param, Shape } from '../layers/layer.js';
+import type { Layer } from '../layers/layer.js';
 import { Rng } from '../util/rng.js';
-import type { ClassifierModel, ForwardOptions, LayerSummary, LossResult, ModelOutput } from './model.js';
+import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput } from './model.js';
 
 export interface CnnConfig {
   inputShape: [number, number, number];
@@ -41,70 +41,31 @@ export interface CnnForwardOptions extends ForwardOptions {
   rng?: Rng;
 }
 
-export class CnnBaseline implements ClassifierModel {
+export class CnnBaseline extends LayeredModel<CnnConfig> {
   readonly modelType = 'cnn';
-  readonly config: CnnConfig;
   readonly convs: Conv2D[];
   readonly hidden: Dense[];
   readonly classifier: Dense;
   readonly layers: Layer[];
-  private readonly shapes = new Map<Layer, Shape>();
 
   constructor(config: CnnConfig, seed: number | Rng = 0) {
     for (const [name, v] of [['numClasses', config.numClasses], ...config.convs.map((c, i) => [`convs[${i}].filters`, c.filters]), ...config.dense.map((d, i) => [`dense[${i}]`, d])] as [string, number][]) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`CNN config: ${name} must be a positive integer, got ${v}`);
     }
     if (!(config.dropout >= 0 && config.dropout < 1)) throw new Error(`CNN config: dropout must be in [0, 1), got ${config.dropout}`);
-    this.config = structuredClone(config);
+    super(config);
     const rng = typeof seed === 'number' ? new Rng(seed) : seed;
     this.convs = config.convs.map((c, i) => new Conv2D(`conv${i + 1}`, { filters: c.filters, kernelSize: c.kernelSize, strides: 1, padding: 'same', activation: 'relu' }));
     this.hidden = config.dense.map((units, i) => new Dense(`fc${i + 1}`, { units, activation: 'relu' }));
     this.classifier = new Dense(`fc${config.dense.length + 1}`, { units: config.numClasses });
     this.layers = [...this.convs, ...this.hidden, this.classifier];
-    let shape: Shape = [null, ...config.inputShape];
-    for (const l of this.convs) {
-      l.build(shape, rng);
-      shape = l.computeOutputShape(shape);
-      this.shapes.set(l, shape);
-    }
-    shape = [null, (shape[1] as number) * (shape[2] as number) * (shape[3] as number)];
-    for (const l of [...this.hidden, this.classifier]) {
-      l.build(shape, rng);
-      shape = l.computeOutputShape(shape);
-      this.shapes.set(l, shape);
-    }
-  }
-
-  get inputShape(): [number, number, number] {
-    return this.config.inputShape;
-  }
-
-  get numClasses(): number {
-    return this.config.numClasses;
-  }
-
-  get params(): Param[] {
-    return this.layers.flatMap((l) => l.params);
-  }
-
-  getConfig(): Record<string, unknown> {
-    return structuredClone(this.config) as unknown as Record<string, unknown>;
-  }
-
-  countParams(): number {
-    return this.layers.reduce((n, l) => n + l.countParams(), 0);
-  }
-
-  summary(): LayerSummary[] {
-    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
+    const [, h, w, ch] = this.buildLayers(this.convs, [null, ...config.inputShape], rng) as [null, number, number, number];
+    this.buildLayers([...this.hidden, this.classifier], [null, h * w * ch], rng);
   }
 
   /** Scores are softmax probabilities; `logits` are kept for the loss and for attacks. */
   forward(x: tf.Tensor4D, options: CnnForwardOptions = {}): ModelOutput {
-    const [h, w, c] = this.config.inputShape;
-    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== c) {
-      throw new Error(`model expects images of ${h}x${w}x${c} ([batch, ${h}, ${w}, ${c}]), got [${x.shape}]`);
-    }
+    this.checkInput(x);
     const training = options.training ?? false;
     return tf.tidy(() => {
       let y: tf.Tensor4D = x;
@@ -124,9 +85,5 @@ export class CnnBaseline implements ClassifierModel {
       const ce = tf.losses.softmaxCrossEntropy(t, output.logits as tf.Tensor2D) as tf.Scalar;
       return { total: ce, terms: { crossEntropy: ce } } as unknown as tf.TensorContainer;
     }) as unknown as LossResult;
-  }
-
-  dispose(): void {
-    for (const l of this.layers) l.dispose();
   }
 }

@@ -28,12 +28,12 @@ import { DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, inverseTemperature
 import { ClassCapsules } from '../layers/classCapsules.js';
 import { Conv2D } from '../layers/conv2d.js';
 import { ConvCapsules, type EmRoutingConfig } from '../layers/convCapsules.js';
-import type { Layer, Param, Shape } from '../layers/layer.js';
+import type { Layer } from '../layers/layer.js';
 import { PrimaryMatrixCapsules } from '../layers/primaryMatrixCapsules.js';
 import { spreadLoss, spreadMargin } from '../losses/spreadLoss.js';
 import { Rng } from '../util/rng.js';
 import type { DeepPartial } from './capsnet.js';
-import type { ClassifierModel, ForwardOptions, LayerSummary, LossResult, ModelOutput, TrainingProgress } from './model.js';
+import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput, type TrainingProgress } from './model.js';
 
 export interface EmCapsNetConfig {
   /** [height, width, channels] of the input images. */
@@ -140,20 +140,18 @@ export interface EmCapsNetForwardOptions extends ForwardOptions {
   routingIterations?: number;
 }
 
-export class EmCapsNet implements ClassifierModel {
+export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
   readonly modelType = 'em';
-  readonly config: EmCapsNetConfig;
   readonly conv1: Conv2D;
   readonly primary: PrimaryMatrixCapsules;
   readonly convCaps1: ConvCapsules;
   readonly convCaps2: ConvCapsules;
   readonly classCaps: ClassCapsules;
   readonly layers: Layer[];
-  private readonly shapes = new Map<Layer, Shape>();
 
   constructor(config: EmCapsNetConfig, seed: number | Rng = 0) {
     validateConfig(config);
-    this.config = structuredClone(config);
+    super(config);
     const c = this.config;
     const rng = typeof seed === 'number' ? new Rng(seed) : seed;
     const routing = c.routing;
@@ -177,44 +175,11 @@ export class EmCapsNet implements ClassifierModel {
       coordinateAddition: c.classCaps.coordinateAddition ? { offset: [offset, offset], stride: [step, step], imageSize: [c.inputShape[0], c.inputShape[1]] } : null,
     });
     this.layers = [this.conv1, this.primary, this.convCaps1, this.convCaps2, this.classCaps];
-    let shape: Shape = [null, ...c.inputShape];
-    for (const layer of this.layers) {
-      const out = layer.computeOutputShape(shape);
-      layer.build(shape, rng);
-      this.shapes.set(layer, out);
-      shape = out;
-    }
-  }
-
-  get inputShape(): [number, number, number] {
-    return this.config.inputShape;
-  }
-
-  get numClasses(): number {
-    return this.config.numClasses;
-  }
-
-  get params(): Param[] {
-    return this.layers.flatMap((l) => l.params);
-  }
-
-  getConfig(): Record<string, unknown> {
-    return structuredClone(this.config) as unknown as Record<string, unknown>;
-  }
-
-  countParams(): number {
-    return this.layers.reduce((n, l) => n + l.countParams(), 0);
-  }
-
-  summary(): LayerSummary[] {
-    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
+    this.buildLayers(this.layers, [null, ...c.inputShape], rng);
   }
 
   forward(x: tf.Tensor4D, options: EmCapsNetForwardOptions = {}): EmCapsNetOutput {
-    const [h, w, ch] = this.config.inputShape;
-    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== ch) {
-      throw new Error(`model expects images of ${h}x${w}x${ch} ([batch, ${h}, ${w}, ${ch}]), got [${x.shape}]`);
-    }
+    this.checkInput(x);
     const iterations = options.routingIterations;
     return tf.tidy(() => {
       const conv1 = this.conv1.call(x);
@@ -258,9 +223,5 @@ export class EmCapsNet implements ClassifierModel {
       const spread = spreadLoss(output.scores, targets, m);
       return { total: spread, terms: { spread, margin: tf.scalar(m) } } as unknown as tf.TensorContainer;
     }) as unknown as LossResult;
-  }
-
-  dispose(): void {
-    for (const l of this.layers) l.dispose();
   }
 }

@@ -36,3 +36,4 @@ export { EmCapsNet, emCapsNetConfig, EM_CAPSNET_PRESETS, type EmCapsNetConfig, t
 export { CnnBaseline, cnnConfig, CNN_PRESETS, type CnnConfig } from './cnn.js';
 export { CapsNet, capsNetConfig, CAPSNET_PRESETS, type CapsNetConfig, type CapsNetPreset, type CapsNetOutput, type CapsNetForwardOptions } from './capsnet.js';
 export type { ClassifierModel, ModelOutput, ForwardOptions, LossResult, LayerSummary, TrainingProgress } from './model.js';
+export { LayeredModel } from './model.js';

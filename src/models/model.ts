@@ -66,3 +66,70 @@ export interface ClassifierModel {
   initializeFromData?(x: tf.Tensor4D): void;
   dispose(): void;
 }
+
+/**
+ * What every model here shares: a config with the input shape and class
+ * count, an ordered list of layers built once with their output shapes, and
+ * the bookkeeping derived from them (parameters, summary, disposal).
+ */
+export abstract class LayeredModel<C extends { inputShape: [number, number, number]; numClasses: number }> implements ClassifierModel {
+  abstract readonly modelType: string;
+  abstract readonly layers: Layer[];
+  readonly config: C;
+  private readonly shapes = new Map<Layer, Shape>();
+
+  protected constructor(config: C) {
+    this.config = structuredClone(config);
+  }
+
+  /** Build `layers` in order, each on the previous one's output shape; returns the last output shape. */
+  protected buildLayers(layers: Layer[], inputShape: Shape, rng: Rng): Shape {
+    let shape = inputShape;
+    for (const layer of layers) {
+      const out = layer.computeOutputShape(shape);
+      layer.build(shape, rng);
+      this.shapes.set(layer, out);
+      shape = out;
+    }
+    return shape;
+  }
+
+  /** Throws one clear message unless x is a batch of this model's images. */
+  protected checkInput(x: tf.Tensor): void {
+    const [h, w, ch] = this.config.inputShape;
+    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== ch) {
+      throw new Error(`model expects images of ${h}x${w}x${ch} ([batch, ${h}, ${w}, ${ch}]), got [${x.shape}]`);
+    }
+  }
+
+  get inputShape(): [number, number, number] {
+    return this.config.inputShape;
+  }
+
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+
+  get params(): Param[] {
+    return this.layers.flatMap((l) => l.params);
+  }
+
+  getConfig(): Record<string, unknown> {
+    return structuredClone(this.config) as unknown as Record<string, unknown>;
+  }
+
+  countParams(): number {
+    return this.layers.reduce((n, l) => n + l.countParams(), 0);
+  }
+
+  summary(): LayerSummary[] {
+    return this.layers.map((l) => ({ name: l.name, className: l.className, outputShape: this.shapes.get(l)!, params: l.countParams() }));
+  }
+
+  abstract forward(x: tf.Tensor4D, options?: ForwardOptions): ModelOutput;
+  abstract loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult;
+
+  dispose(): void {
+    for (const l of this.layers) l.dispose();
+  }
+}
