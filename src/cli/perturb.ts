@@ -74,7 +74,7 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
     }
   });
   writePng(flags.out as string, tileGrid(rows, h, w, c as 1 | 3, { scale: flags.scale as number, pad: 1 }));
-  report(flags, { out: flags.out, model: dir, indices, predicted: winners, dimensions: dim, steps }, () => `wrote ${flags.out}: ${indices.length} digits x ${dim} dimensions x ${steps.length} steps (${steps[0]} to ${steps[steps.length - 1]})`);
+  report(flags, { out: flags.out, model: dir, indices, predicted: winners, dimensions: dim, steps }, () => `wrote ${flags.out}: ${indices.length} digit${indices.length === 1 ? '' : 's'} x ${dim} dimensions x ${steps.length} steps (${steps[0]} to ${steps[steps.length - 1]})`);
   model.dispose();
   return 0;
 }
