@@ -144,8 +144,7 @@ function renderRouting(): void {
   const J = engine.model.numClasses;
   const n = a.routing.length;
   const it = shownIteration();
-  const all = n === a.iterations;
-  byId('em-iter-value').textContent = all ? `${it + 1} of ${a.iterations}` : `${a.iterations} of ${a.iterations} (only the last is reported)`;
+  byId('em-iter-value').textContent = `${it + 1} of ${n}`;
   byId<HTMLButtonElement>('em-iter-prev').disabled = it <= 0;
   byId<HTMLButtonElement>('em-iter-next').disabled = it >= n - 1;
   const R = a.routing[it];

@@ -120,12 +120,10 @@ export interface EmAnalysis {
   poses: Float32Array;
   /**
    * The class capsules' assignment probabilities R [children * classes] of
-   * each EM iteration (only the last when the model does not report them);
-   * children are the last capsule layer's, ordered row, column, type.
+   * each EM iteration, first to last; children are the last capsule layer's,
+   * ordered row, column, type.
    */
   routing: Float32Array[];
-  /** Iterations the model ran (routing.length when every one is reported). */
-  iterations: number;
   /** The grid of capsules that vote for the classes. */
   childGrid: { h: number; w: number; types: number };
   /** Activations of the child capsules, [h * w * types] in routing's order. */
@@ -327,8 +325,8 @@ export class Engine {
   private async analyzeEm(pixels: Float32Array, modelInput: Float32Array, x: tf.Tensor4D, t0: number): Promise<EmAnalysis> {
     const out = this.model.forward(x, { trace: true });
     const get = (name: string): tf.Tensor | null => (out[name] instanceof tf.Tensor ? (out[name] as tf.Tensor) : null);
-    const history = Array.isArray(out.routingHistory) ? (out.routingHistory as tf.Tensor[]) : [];
-    const routingTensors = history.length ? history : get('routing') ? [get('routing')!] : [];
+    // The model reports the class capsules' routing of every iteration when traced.
+    const routingTensors = (out.routingHistory as tf.Tensor[] | undefined) ?? [];
     const scores = await read(out.scores);
     const poses = get('poses') ? await read(get('poses')!) : new Float32Array(this.model.numClasses * 16);
     const routing = await Promise.all(routingTensors.map(read));
@@ -351,7 +349,6 @@ export class Engine {
       prediction: argmax(scores),
       poses,
       routing,
-      iterations: Math.max(this.emIterations, routing.length),
       childGrid,
       childActivations: last && childGrid.types === last.types ? last.data : null,
       conv1,
