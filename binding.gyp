@@ -13,6 +13,7 @@
         "src/native/conv.cc",
         "src/native/spectral.cc",
         "src/native/capsules.cc",
+        "src/native/emRouting.cc",
         "src/native/memory.cc"
       ],
       "cflags!": ["-fno-exceptions"],

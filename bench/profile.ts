@@ -1,15 +1,16 @@
 /**
- * Kernel profile of the paper CapsNet on real MNIST at batch 100: where a
- * training step and an inference batch spend their time, kernel by kernel,
- * and which kernels run in native code.
+ * Kernel profile of the paper CapsNet on real MNIST at batch 100 (or, with
+ * --model em, of the EM capsule network on seeded random 32x32 images at
+ * batch 16, as in emBench.ts): where a training step and an inference batch
+ * spend their time, kernel by kernel, and which kernels run in native code.
  *
- *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small]
+ *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --model em]
  *
  * Not a benchmark (the timers add overhead); see bench.ts for the numbers.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/backend/node.js';
-import { makeBatch } from '../src/data/batches.js';
+import { type Batch, makeBatch } from '../src/data/batches.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { createModel } from '../src/models/index.js';
 import { loadAddon } from '../src/native/addon.js';
@@ -35,21 +36,41 @@ function table(title: string, steps: number, totalMs: number, natives: Set<strin
   }
 }
 
+function mnistBatches(count: number, batchSize: number, rng: Rng): Batch[] {
+  const ds = loadMnist('train');
+  return Array.from({ length: count }, (_, i) => makeBatch(ds, rng.permutation(ds.count).subarray(0, batchSize), 2, new Rng(i)));
+}
+
+/** Seeded random images with random labels: enough to time a step of a model whose data is not here (smallNORB). */
+function randomBatches(model: { inputShape: [number, number, number]; numClasses: number }, count: number, batchSize: number, rng: Rng): Batch[] {
+  const [h, w, c] = model.inputShape;
+  const k = model.numClasses;
+  return Array.from({ length: count }, () => {
+    const x = Float32Array.from({ length: batchSize * h * w * c }, () => rng.normal());
+    const labels = Int32Array.from({ length: batchSize }, () => rng.int(0, k - 1));
+    const targets = new Float32Array(batchSize * k);
+    labels.forEach((l, i) => (targets[i * k + l] = 1));
+    return { x, labels, targets, size: batchSize, indices: Int32Array.from({ length: batchSize }, (_, i) => i) };
+  });
+}
+
 async function main(): Promise<void> {
   const info = await initBackend();
   console.log(describeBackend(info));
+  const kind = arg('model', 'capsnet');
+  if (kind !== 'capsnet' && kind !== 'em') throw new Error(`--model must be capsnet or em, not ${kind}`);
   const steps = Number(arg('steps', '3'));
-  const batchSize = Number(arg('batch', '100'));
+  const batchSize = Number(arg('batch', kind === 'em' ? '16' : '100'));
   const preset = arg('preset', 'paper');
   const addon = loadAddon();
   const natives = new Set(info.backend === 'native' && addon.ok ? nativeKernelNames(addon.addon) : []);
 
-  const ds = loadMnist('train');
   const rng = new Rng(1);
-  const model = createModel('capsnet', preset, {}, 1);
-  console.log(`model: capsnet/${preset}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
+  const model = createModel(kind, preset, {}, 1);
+  console.log(`model: ${kind}/${preset}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
   const optimizer = new Adam({ learningRate: 1e-3 });
-  const batches = Array.from({ length: steps + 1 }, (_, i) => makeBatch(ds, rng.permutation(ds.count).subarray(0, batchSize), 2, new Rng(i)));
+  const batches = kind === 'em' ? randomBatches(model, steps + 1, batchSize, rng) : mnistBatches(steps + 1, batchSize, rng);
+  if (kind === 'em') tf.tidy(() => model.initializeFromData?.(tf.tensor4d(batches[0].x, [batchSize, ...model.inputShape])));
 
   installKernelTimers(tf.getBackend());
   trainStep(model, optimizer, batches[0], { fraction: 0, rng });

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { FUSED_KERNELS, hasFusedKernel, setFusedKernelsEnabled } from '../src/capsules/fused.js';
 import { dynamicRouting } from '../src/capsules/dynamicRouting.js';
+import { emRouting, type EmGeometry } from '../src/capsules/emRouting.js';
+import { matrixVotes } from '../src/layers/matrixCapsules.js';
 import { predictionVectors } from '../src/capsules/predictionVectors.js';
 import { squash } from '../src/capsules/squash.js';
 import { adamUpdateReference } from '../src/training/adam.js';
@@ -30,7 +32,7 @@ function fusedAndReference<T>(fn: () => T): [T, T] {
 }
 
 nativeTest('the native backend provides every fused capsule kernel', () => {
-  for (const name of [FUSED_KERNELS.squash, FUSED_KERNELS.squashGrad, FUSED_KERNELS.predictionVectors, FUSED_KERNELS.predictionVectorsGradInput, FUSED_KERNELS.predictionVectorsGradWeights, FUSED_KERNELS.dynamicRouting, FUSED_KERNELS.dynamicRoutingGrad, FUSED_KERNELS.adamUpdate]) {
+  for (const name of [FUSED_KERNELS.squash, FUSED_KERNELS.squashGrad, FUSED_KERNELS.predictionVectors, FUSED_KERNELS.predictionVectorsGradInput, FUSED_KERNELS.predictionVectorsGradWeights, FUSED_KERNELS.dynamicRouting, FUSED_KERNELS.dynamicRoutingGrad, FUSED_KERNELS.emRouting, FUSED_KERNELS.emRoutingGrad, FUSED_KERNELS.adamUpdate]) {
     assert.ok(hasFusedKernel(name), `${name} is registered for native`);
   }
 });
@@ -132,6 +134,77 @@ nativeTest('dynamicRouting: v, every iteration\'s couplings and the gradient equ
     assert.equal(fused.c.length, iterations);
     fused.c.forEach((c, r) => assertClose(c, ref.c[r], { ...TOL, what: `c${r} ${what}` }));
     assertClose(fused.g, ref.g, { ...TOL, what: `grad ${what}` });
+  }
+});
+
+nativeTest('matrixVotes (block-diagonal prediction vectors) equals M W by hand and the matmul route, with gradients', () => {
+  const rng = new Rng(19);
+  for (const [B, P, N, J] of [[2, 3, 5, 4], [1, 1, 7, 3], [3, 4, 2, 1]]) {
+    const M = tf.tensor4d(randn(rng, B * P * N * 16), [B, P, N, 16]);
+    const W = tf.tensor4d(randn(rng, N * J * 16), [N, J, 4, 4]);
+    const up = tf.tensor(randn(rng, B * P * N * J * 16), [B, P, N, J, 16]);
+    const [fused, ref] = fusedAndReference(() => {
+      const v = matrixVotes(M, W);
+      const [gM, gW] = tf.grads((m: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(matrixVotes(m as tf.Tensor4D, w), up)))([M, W]);
+      return { v: v.dataSync(), gM: gM.dataSync(), gW: gW.dataSync() };
+    });
+    const m = M.dataSync();
+    const w = W.dataSync();
+    const byHand = new Float64Array(B * P * N * J * 16);
+    for (let bp = 0; bp < B * P; bp++)
+      for (let n = 0; n < N; n++)
+        for (let j = 0; j < J; j++)
+          for (let a = 0; a < 4; a++)
+            for (let e = 0; e < 4; e++) {
+              let acc = 0;
+              for (let c = 0; c < 4; c++) acc += m[(bp * N + n) * 16 + a * 4 + c] * w[(n * J + j) * 16 + c * 4 + e];
+              byHand[((bp * N + n) * J + j) * 16 + a * 4 + e] = acc;
+            }
+    const what = `[${B}, ${P}, ${N}, ${J}]`;
+    assertClose(fused.v, byHand, { ...TOL, what: `votes ${what} vs M W` });
+    assertClose(ref.v, byHand, { ...TOL, what: `matmul route ${what} vs M W` });
+    assertClose(fused.gM, ref.gM, { ...TOL, what: `dM ${what}` });
+    assertClose(fused.gW, ref.gW, { ...TOL, what: `dW ${what}` });
+  }
+});
+
+nativeTest('emRouting: poses, activations, routing and all four gradients equal the reference', () => {
+  const rng = new Rng(17);
+  const conv: EmGeometry = { inHeight: 5, inWidth: 5, inTypes: 3, kernel: 3, stride: 2, outHeight: 2, outWidth: 2 };
+  const overlap: EmGeometry = { inHeight: 4, inWidth: 5, inTypes: 2, kernel: 3, stride: 1, outHeight: 2, outWidth: 3 };
+  // [batch, P, N, J, D], geometry, iterations, scale of the votes, share of inactive children
+  const cases: [number[], EmGeometry | null, number, number, number][] = [
+    [[3, 1, 12, 5, 16], null, 3, 1, 0],
+    [[5, 4, 27, 4, 16], conv, 3, 0.5, 0],
+    [[2, 6, 18, 3, 16], overlap, 2, 1, 0.3],
+    [[2, 6, 18, 3, 16], overlap, 1, 1, 0],
+    [[1, 1, 7, 2, 4], null, 5, 2, 0],
+  ];
+  for (const [shape, geometry, iterations, scale, inactive] of cases) {
+    const [B, P, N, J, D] = shape;
+    const votes = tf.tensor5d(randn(rng, size(shape), scale), shape as [number, number, number, number, number]);
+    const acts = tf.tensor3d(Float32Array.from({ length: B * P * N }, () => (rng.uniform(0, 1) < inactive ? 0 : rng.uniform(0.05, 0.95))), [B, P, N]);
+    const betaU = tf.tensor1d(randn(rng, J));
+    const betaA = tf.tensor1d(randn(rng, J));
+    const up1 = tf.tensor(randn(rng, B * P * J * D), [B, P, J, D]);
+    const up2 = tf.tensor(randn(rng, B * P * J), [B, P, J]);
+    const [fused, ref] = fusedAndReference(() => {
+      const out = emRouting(votes, acts, { betaU, betaA, geometry, iterations });
+      const grads = tf.grads((v: tf.Tensor, a: tf.Tensor, bu: tf.Tensor, ba: tf.Tensor) => {
+        const r = emRouting(v as tf.Tensor5D, a as tf.Tensor3D, { betaU: bu, betaA: ba, geometry, iterations });
+        return tf.add(tf.sum(tf.mul(r.poses, up1)), tf.sum(tf.mul(r.activations, up2))) as tf.Scalar;
+      })([votes, acts, betaU, betaA]);
+      return { poses: out.poses.dataSync(), act: out.activations.dataSync(), routing: out.routing.dataSync(), grads: grads.map((g) => g.dataSync()) };
+    });
+    const what = `[${shape}] ${geometry ? 'conv' : 'fc'} r=${iterations}`;
+    const tol = { rtol: 1e-3, atol: 1e-5 };
+    assertClose(fused.poses, ref.poses, { ...tol, what: `poses ${what}` });
+    assertClose(fused.act, ref.act, { ...tol, what: `activations ${what}` });
+    assertClose(fused.routing, ref.routing, { ...tol, what: `routing ${what}` });
+    ['votes', 'activations', 'betaU', 'betaA'].forEach((name, k) => {
+      assert.ok(fused.grads[k].every(Number.isFinite), `d/d${name} ${what} is finite`);
+      assertClose(fused.grads[k], ref.grads[k], { rtol: 2e-3, atol: 1e-4, what: `d/d${name} ${what}` });
+    });
   }
 });
 

@@ -80,6 +80,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   addMatmulExports(all);
   addConvExports(all);
   addCapsuleExports(all);
+  addEmRoutingExports(all);
   addMemoryExports(all);
   for (const Export& e : all) {
     napi_value fn;

@@ -23,6 +23,9 @@ export interface NativeAddon {
   reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;
   softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
   transpose(x: F32, shape: number[], perm: number[], out: F32): void;
+  copyBlock(src: F32, srcShape: number[], srcBegin: number[], dst: F32, dstShape: number[], dstBegin: number[], block: number[]): void;
+  fill(dst: F32, value: number): void;
+  gather(x: F32, outer: number, dim: number, inner: number, indices: Int32Array, out: F32): void;
   cast(kind: number, x: F32 | Int32Array | Uint8Array, out: F32 | Int32Array | Uint8Array): void;
   batchMatMul(a: F32, b: F32, out: F32, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
   biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
@@ -40,6 +43,9 @@ export interface NativeAddon {
   predictionVectorsGradWeights(dy: F32, u: F32, dW: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   dynamicRouting(uHat: F32, v: F32, couplings: F32[], B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
   dynamicRoutingGrad(uHat: F32, dv: F32, duHat: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
+  /** Trailing arguments: B, P, N, J, D, lambdas (Float32Array), varianceFloor, costScale, logitBound, meanEps, geometry (7 integers or none). */
+  emRouting(votes: F32, activations: F32, betaU: F32, betaA: F32, poses: F32, act: F32, routing: F32, ...settings: unknown[]): void;
+  emRoutingGrad(votes: F32, activations: F32, betaU: F32, betaA: F32, dPoses: F32, dAct: F32, dVotes: F32, dActivations: F32, dBetaU: F32, dBetaA: F32, ...settings: unknown[]): void;
   adamUpdate(w: F32, g: F32, m: F32, v: F32, w2: F32, m2: F32, v2: F32, lrT: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, epsilon: number): void;
 }
 

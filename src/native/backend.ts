@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 import { capsuleKernels } from './capsules.js';
+import { emRoutingKernels } from './emRouting.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
 import type { NativeKernelConfig } from './kernelUtil.js';
@@ -68,6 +69,7 @@ export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...matmulKernels(addon),
     ...convKernels(addon),
     ...capsuleKernels(addon),
+    ...emRoutingKernels(addon),
   ];
 }
 

@@ -243,6 +243,7 @@ void addLayoutExports(std::vector<Export>& out);
 void addMatmulExports(std::vector<Export>& out);
 void addConvExports(std::vector<Export>& out);
 void addCapsuleExports(std::vector<Export>& out);
+void addEmRoutingExports(std::vector<Export>& out);
 void addMemoryExports(std::vector<Export>& out);
 
 }  // namespace capsnet

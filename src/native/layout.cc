@@ -1,4 +1,5 @@
-// Data movement: transpose and dtype casts.
+// Data movement: transpose, block copies (slice, pad, concat), gather and
+// dtype casts.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -124,6 +125,94 @@ inline int32_t toInt32(float v) {
   return static_cast<int32_t>(static_cast<uint32_t>(m));
 }
 
+// copyBlock(src, srcShape, srcBegin, dst, dstShape, dstBegin, block): copy
+// the block of shape `block` at srcBegin in src to dstBegin in dst, for
+// 4-byte elements. Slice, pad and concat are each one or more such copies.
+void copyBlock(Args& a) {
+  std::vector<int64_t> srcShape = a.dims(1, "srcShape");
+  std::vector<int64_t> srcBegin = a.dims(2, "srcBegin");
+  std::vector<int64_t> dstShape = a.dims(4, "dstShape");
+  std::vector<int64_t> dstBegin = a.dims(5, "dstBegin");
+  std::vector<int64_t> block = a.dims(6, "block");
+  const int64_t rank = static_cast<int64_t>(block.size());
+  require(rank >= 1 && static_cast<int64_t>(srcShape.size()) == rank && static_cast<int64_t>(srcBegin.size()) == rank && static_cast<int64_t>(dstShape.size()) == rank &&
+              static_cast<int64_t>(dstBegin.size()) == rank,
+          "copyBlock", "every shape and offset needs one entry per axis");
+  for (int64_t k = 0; k < rank; k++) {
+    require(srcBegin[k] + block[k] <= srcShape[k], "copyBlock", "the block leaves the source");
+    require(dstBegin[k] + block[k] <= dstShape[k], "copyBlock", "the block leaves the destination");
+  }
+  View<float> src = a.f32(0, "src", checkedProduct(srcShape, "copyBlock source"));
+  View<float> dst = a.f32(3, "dst", checkedProduct(dstShape, "copyBlock destination"));
+  requireDisjoint(src, dst, "copyBlock");
+  const int64_t total = checkedProduct(block, "copyBlock block");
+  if (total == 0) return;
+  std::vector<int64_t> srcStride(rank), dstStride(rank);
+  for (int64_t k = rank - 1, ss = 1, ds = 1; k >= 0; k--) {
+    srcStride[k] = ss;
+    dstStride[k] = ds;
+    ss *= srcShape[k];
+    ds *= dstShape[k];
+  }
+  // One contiguous run covers axes [axis, rank): every axis after `axis` is
+  // whole in the block, the source and the destination.
+  int64_t axis = rank - 1;
+  int64_t run = block[axis];
+  while (axis > 0 && block[axis] == srcShape[axis] && block[axis] == dstShape[axis]) {
+    axis--;
+    run *= block[axis];
+  }
+  int64_t srcBase = 0, dstBase = 0;
+  for (int64_t k = 0; k < rank; k++) {
+    srcBase += srcBegin[k] * srcStride[k];
+    dstBase += dstBegin[k] * dstStride[k];
+  }
+  const int64_t rows = total / run;
+  parallelFor(rows, std::max<int64_t>(1, (1 << 15) / run), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      // r over the block's axes [0, axis), last axis fastest.
+      int64_t rem = r, so = srcBase, dO = dstBase;
+      for (int64_t k = axis - 1; k >= 0; k--) {
+        const int64_t i = rem % block[k];
+        rem /= block[k];
+        so += i * srcStride[k];
+        dO += i * dstStride[k];
+      }
+      std::memcpy(dst.data + dO, src.data + so, sizeof(float) * run);
+    }
+  });
+}
+
+// fill(dst, value): every element of dst (4-byte) set to value's bits, as a float.
+void fillValue(Args& a) {
+  View<float> dst = a.f32(0, "dst");
+  const float v = static_cast<float>(a.number(1, "value"));
+  parallelFor(dst.length, 1 << 16, [&](int64_t begin, int64_t end) { std::fill(dst.data + begin, dst.data + end, v); });
+}
+
+// gather(x, outer, dim, inner, indices, out): out[o, k, :] = x[o, indices[k], :]
+// for 4-byte elements; every index must lie in [0, dim).
+void gather(Args& a) {
+  const int64_t outer = a.integer(1, "outer", 0, INT32_MAX);
+  const int64_t dim = a.integer(2, "dim", 0, INT32_MAX);
+  const int64_t inner = a.integer(3, "inner", 0, INT32_MAX);
+  View<float> x = a.f32(0, "x", checkedProduct({outer, dim, inner}, "gather input"));
+  View<int32_t> idx = a.array<int32_t>(4, "indices");
+  View<float> out = a.f32(5, "out", checkedProduct({outer, idx.length, inner}, "gather output"));
+  requireDisjoint(x, out, "gather");
+  for (int64_t k = 0; k < idx.length; k++) {
+    if (idx.data[k] < 0 || idx.data[k] >= dim) fail("gather: index " + std::to_string(idx.data[k]) + " is not in [0, " + std::to_string(dim) + ")");
+  }
+  const int64_t K = idx.length;
+  if (outer == 0 || K == 0 || inner == 0) return;
+  parallelFor(outer * K, std::max<int64_t>(1, (1 << 15) / inner), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int64_t o = r / K, k = r % K;
+      std::memcpy(out.data + r * inner, x.data + (o * dim + idx.data[k]) * inner, sizeof(float) * inner);
+    }
+  });
+}
+
 // cast(kind, x, out): kind 0 float32->int32, 1 int32->float32,
 // 2 bool->float32, 3 float32->bool, 4 int32->bool, 5 bool->int32.
 void cast(Args& a) {
@@ -186,6 +275,9 @@ void cast(Args& a) {
 void addLayoutExports(std::vector<Export>& out) {
   out.push_back({"transpose", entry<transpose>});
   out.push_back({"cast", entry<cast>});
+  out.push_back({"copyBlock", entry<copyBlock>});
+  out.push_back({"fill", entry<fillValue>});
+  out.push_back({"gather", entry<gather>});
 }
 
 }  // namespace capsnet

@@ -1,9 +1,12 @@
 /**
- * Transpose and Cast (layout.cc).
+ * Data movement on the addon (layout.cc): Transpose, Slice, PadV2, Concat,
+ * GatherV2 and Cast. Tensors of 4-byte elements (float32, int32) move as
+ * floats; other dtypes and attribute forms not handled here go to the cpu
+ * kernel.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
-import { allocF32, allocI32, allocU8, cpuKernel, output, values, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
+import { allocF32, allocI32, allocU8, cpuKernel, output, sizeOf, values, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 
 /** (from, to) -> cast() kind in layout.cc. */
 const CAST_KINDS: Record<string, number> = {
@@ -15,10 +18,95 @@ const CAST_KINDS: Record<string, number> = {
   'bool>int32': 5,
 };
 
+/** A tensor's values as floats when its elements are 4 bytes (float32, int32), else null. */
+function words(backend: KernelArgs['backend'], x: TensorInfo): Float32Array | null {
+  const v = values(backend, x);
+  if (v instanceof Float32Array) return v;
+  if (v instanceof Int32Array) return new Float32Array(v.buffer, v.byteOffset, v.length);
+  return null;
+}
+
+function asDtype(out: Float32Array, dtype: tf.DataType): Float32Array | Int32Array {
+  return dtype === 'int32' ? new Int32Array(out.buffer, out.byteOffset, out.length) : out;
+}
+
+const zeros = (rank: number) => new Array<number>(rank).fill(0);
+
 export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
   const transposeFallback = cpuKernel('Transpose');
   const castFallback = cpuKernel('Cast');
+  const sliceFallback = cpuKernel('Slice');
+  const padFallback = cpuKernel('PadV2');
+  const concatFallback = cpuKernel('Concat');
+  const gatherFallback = cpuKernel('GatherV2');
   return [
+    {
+      kernelName: 'Slice',
+      kernelFunc: (args: KernelArgs) => {
+        const x = args.inputs.x;
+        const src = x ? words(args.backend, x) : null;
+        if (!x || !src || x.shape.length === 0) return sliceFallback(args);
+        const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.TensorInfo, args.attrs.begin as number[], args.attrs.size as number[]);
+        tf.slice_util.assertParamsValid(x as unknown as tf.TensorInfo, begin, size);
+        const out = allocF32(sizeOf(size));
+        if (out.length > 0) addon.copyBlock(src, x.shape, begin, out, size, zeros(size.length), size);
+        return output(args.backend, size, x.dtype, asDtype(out, x.dtype));
+      },
+    },
+    {
+      kernelName: 'PadV2',
+      kernelFunc: (args: KernelArgs) => {
+        const x = args.inputs.x;
+        const src = x ? words(args.backend, x) : null;
+        const paddings = args.attrs.paddings as [number, number][];
+        if (!x || !src || x.shape.length === 0 || x.dtype !== 'float32') return padFallback(args);
+        const shape = x.shape.map((d, k) => paddings[k][0] + d + paddings[k][1]);
+        const out = allocF32(sizeOf(shape));
+        if (out.length === 0) return output(args.backend, shape, x.dtype, out);
+        addon.fill(out, Number(args.attrs.constantValue ?? 0));
+        if (src.length > 0) addon.copyBlock(src, x.shape, zeros(x.shape.length), out, shape, paddings.map((p) => p[0]), x.shape);
+        return output(args.backend, shape, x.dtype, out);
+      },
+    },
+    {
+      kernelName: 'Concat',
+      kernelFunc: (args: KernelArgs) => {
+        const list = Object.values(args.inputs) as TensorInfo[];
+        if (list.length === 0 || list[0].shape.length === 0) return concatFallback(args);
+        const dtype = list[0].dtype;
+        const srcs = list.map((t) => (t.dtype === dtype ? words(args.backend, t) : null));
+        if (srcs.some((s) => !s)) return concatFallback(args);
+        const rank = list[0].shape.length;
+        const axis = tf.util.parseAxisParam(args.attrs.axis as number, list[0].shape)[0];
+        tf.backend_util.assertParamsConsistent(list.map((t) => t.shape), axis);
+        const shape = tf.backend_util.computeOutShape(list.map((t) => t.shape), axis);
+        const out = allocF32(sizeOf(shape));
+        let offset = 0;
+        list.forEach((t, i) => {
+          const begin = zeros(rank);
+          begin[axis] = offset;
+          if (srcs[i]!.length > 0) addon.copyBlock(srcs[i]!, t.shape, zeros(rank), out, shape, begin, t.shape);
+          offset += t.shape[axis];
+        });
+        return output(args.backend, shape, dtype, asDtype(out, dtype));
+      },
+    },
+    {
+      kernelName: 'GatherV2',
+      kernelFunc: (args: KernelArgs) => {
+        const { x, indices } = args.inputs;
+        const src = x ? words(args.backend, x) : null;
+        const idx = indices ? values(args.backend, indices) : null;
+        if (!x || !indices || !src || !(idx instanceof Int32Array) || Number(args.attrs.batchDims ?? 0) !== 0 || x.shape.length === 0) return gatherFallback(args);
+        const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0];
+        const shape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+        const out = allocF32(sizeOf(shape));
+        const outer = sizeOf(x.shape.slice(0, axis));
+        const inner = sizeOf(x.shape.slice(axis + 1));
+        addon.gather(src, outer, x.shape[axis], inner, idx, out);
+        return output(args.backend, shape, x.dtype, asDtype(out, x.dtype));
+      },
+    },
     {
       kernelName: 'Transpose',
       kernelFunc: (args: KernelArgs) => {

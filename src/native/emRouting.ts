@@ -1,0 +1,97 @@
+/**
+ * The fused EM routing kernels of src/capsules/fused.ts on the addon
+ * (emRouting.cc over emRoutingCore.h): Procedure 1 of "Matrix capsules with
+ * EM routing" forward, and the gradients of its poses and activations with
+ * respect to the votes, the child activations, beta_u and beta_a. Attributes
+ * come from emKernelAttrs in src/capsules/emRouting.ts, so the reference and
+ * these kernels read the same settings.
+ */
+import { FUSED_KERNELS } from '../capsules/fused.js';
+import type { NativeAddon } from './addon.js';
+import { allocF32, fail, output, values, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
+
+interface EmShape {
+  B: number;
+  P: number;
+  N: number;
+  J: number;
+  D: number;
+}
+
+function f32Input(kernel: string, args: KernelArgs, name: string, shape: number[]): { t: TensorInfo; v: Float32Array } {
+  const t = args.inputs[name];
+  if (!t) fail(kernel, `missing input ${name}`);
+  if (t.dtype !== 'float32') fail(kernel, `${name} must be float32, got ${t.dtype}`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) fail(kernel, `${name} must have shape [${shape}], got [${t.shape}]`);
+  const v = values(args.backend, t);
+  if (!(v instanceof Float32Array)) fail(kernel, `${name} is not held as a Float32Array`);
+  return { t, v };
+}
+
+/** The addon's trailing arguments: B, P, N, J, D, lambdas, floor, cost scale, logit bound, mean epsilon, geometry. */
+function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>): unknown[] {
+  const lambdas = attrs.lambdas as number[] | undefined;
+  if (!Array.isArray(lambdas) || lambdas.length !== Number(attrs.iterations)) fail(kernel, `lambdas must hold one value per iteration, got ${String(lambdas)}`);
+  const geometry = (attrs.geometry as number[] | undefined) ?? [];
+  if (geometry.length !== 0 && geometry.length !== 7) fail(kernel, `geometry must be empty or have 7 entries, got [${geometry}]`);
+  const num = (name: string) => {
+    const x = Number(attrs[name]);
+    if (!Number.isFinite(x)) fail(kernel, `${name} must be a finite number, got ${String(attrs[name])}`);
+    return x;
+  };
+  return [s.B, s.P, s.N, s.J, s.D, Float32Array.from(lambdas), num('varianceFloor'), num('costScale'), num('logitBound'), num('meanEps'), geometry];
+}
+
+function votesShape(kernel: string, args: KernelArgs): EmShape {
+  const votes = args.inputs.votes;
+  if (!votes || votes.shape.length !== 5) fail(kernel, `votes must have rank 5 [batch, P, N, J, D], got [${votes?.shape}]`);
+  const [B, P, N, J, D] = votes.shape;
+  if (P === 0 || N === 0 || J === 0 || D === 0) fail(kernel, `votes [${votes.shape}] have an empty axis`);
+  return { B, P, N, J, D };
+}
+
+export function emRoutingKernels(addon: NativeAddon): NativeKernelConfig[] {
+  const K = FUSED_KERNELS;
+  return [
+    {
+      kernelName: K.emRouting,
+      kernelFunc: (args) => {
+        const s = votesShape(K.emRouting, args);
+        const { B, P, N, J, D } = s;
+        const votes = f32Input(K.emRouting, args, 'votes', [B, P, N, J, D]);
+        const act = f32Input(K.emRouting, args, 'activations', [B, P, N]);
+        const betaU = f32Input(K.emRouting, args, 'betaU', [J]);
+        const betaA = f32Input(K.emRouting, args, 'betaA', [J]);
+        const poses = allocF32(B * P * J * D);
+        const actOut = allocF32(B * P * J);
+        const routing = allocF32(B * P * N * J);
+        addon.emRouting(votes.v, act.v, betaU.v, betaA.v, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
+        return [output(args.backend, [B, P, J, D], 'float32', poses), output(args.backend, [B, P, J], 'float32', actOut), output(args.backend, [B, P, N, J], 'float32', routing)];
+      },
+    },
+    {
+      kernelName: K.emRoutingGrad,
+      kernelFunc: (args) => {
+        const s = votesShape(K.emRoutingGrad, args);
+        const { B, P, N, J, D } = s;
+        const votes = f32Input(K.emRoutingGrad, args, 'votes', [B, P, N, J, D]);
+        const act = f32Input(K.emRoutingGrad, args, 'activations', [B, P, N]);
+        const betaU = f32Input(K.emRoutingGrad, args, 'betaU', [J]);
+        const betaA = f32Input(K.emRoutingGrad, args, 'betaA', [J]);
+        const dPoses = f32Input(K.emRoutingGrad, args, 'dPoses', [B, P, J, D]);
+        const dAct = f32Input(K.emRoutingGrad, args, 'dActivations', [B, P, J]);
+        const dVotes = allocF32(B * P * N * J * D);
+        const dActivations = allocF32(B * P * N);
+        const dBetaU = allocF32(J);
+        const dBetaA = allocF32(J);
+        addon.emRoutingGrad(votes.v, act.v, betaU.v, betaA.v, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
+        return [
+          output(args.backend, [B, P, N, J, D], 'float32', dVotes),
+          output(args.backend, [B, P, N], 'float32', dActivations),
+          output(args.backend, [J], 'float32', dBetaU),
+          output(args.backend, [J], 'float32', dBetaA),
+        ];
+      },
+    },
+  ];
+}
