@@ -5,8 +5,7 @@
  * activation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel } from '../capsules/fused.js';
-import { predictionVectors } from '../capsules/predictionVectors.js';
+import { FUSED_KERNELS, hasFusedKernel, runKernel } from '../capsules/fused.js';
 
 export const POSE_SIZE = 4;
 export const POSE_DIM = POSE_SIZE * POSE_SIZE;
@@ -30,21 +29,11 @@ export function matrixVotes(M: tf.Tensor4D, W: tf.Tensor): tf.Tensor5D {
   if (d !== POSE_DIM || wn !== n || W.rank !== 4 || W.shape[2] !== POSE_SIZE || W.shape[3] !== POSE_SIZE) {
     throw new Error(`matrixVotes: poses [${M.shape}] do not fit transformation matrices [${W.shape}] (expected [${n}, J, 4, 4])`);
   }
-  if (M.dtype === 'float32' && W.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.predictionVectors)) {
-    // Row a of V is row a of M times W, so the flattened vote is the
-    // flattened pose times a block-diagonal 16x16 matrix with W^T in each of
-    // its four diagonal blocks: a fully connected capsule product
-    // (predictionVectors) over the N slots with batch*P rows. Four times the
-    // multiply-adds of the 4x4 products, but one pass that writes the votes
-    // in their final layout, where the matmul route below moves the largest
-    // tensor of the network through two transposes each way.
-    return tf.tidy(() => {
-      const eye = tf.reshape(tf.eye(POSE_SIZE), [1, 1, POSE_SIZE, 1, POSE_SIZE, 1]);
-      const wt = tf.reshape(tf.transpose(W, [0, 1, 3, 2]), [n, j, 1, POSE_SIZE, 1, POSE_SIZE]); // [n, j, (a), e, (a'), c]
-      const blocks = tf.reshape(tf.mul(eye, wt), [n, j, d, d]) as tf.Tensor4D;
-      const v = predictionVectors(tf.reshape(M, [batch * p, n, d]) as tf.Tensor3D, blocks); // [batch*P, N, J, 16]
-      return tf.reshape(v, [batch, p, n, j, d]) as tf.Tensor5D;
-    });
+  if (M.dtype === 'float32' && W.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.matrixVotes)) {
+    // One pass that writes the votes in their final layout; the matmul route
+    // below moves the largest tensor of the network through two transposes
+    // each way.
+    return runKernel(FUSED_KERNELS.matrixVotes, { M, W }) as tf.Tensor5D;
   }
   return tf.tidy(() => {
     // Rows (b, p, a) of each slot's pose matrices: [N, batch*P*4, 4].
@@ -59,3 +48,16 @@ export function matrixVotes(M: tf.Tensor4D, W: tf.Tensor): tf.Tensor5D {
     return tf.reshape(t2, [batch, p, n, j, POSE_DIM]) as tf.Tensor5D;
   });
 }
+
+tf.registerGradient({
+  kernelName: FUSED_KERNELS.matrixVotes,
+  inputsToSave: ['M', 'W'],
+  gradFunc: (dy, saved) => {
+    const [M, W] = saved;
+    const g = dy as tf.Tensor;
+    return {
+      M: () => runKernel(FUSED_KERNELS.matrixVotesGradInput, { dy: g, W }) as tf.Tensor,
+      W: () => runKernel(FUSED_KERNELS.matrixVotesGradWeights, { dy: g, M }) as tf.Tensor,
+    };
+  },
+});

@@ -41,6 +41,9 @@ export interface NativeAddon {
   predictionVectors(u: F32, W: F32, uHat: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   predictionVectorsGradInput(dy: F32, W: F32, du: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   predictionVectorsGradWeights(dy: F32, u: F32, dW: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
+  matrixVotes(M: F32, W: F32, V: F32, R: number, N: number, J: number): void;
+  matrixVotesGradInput(dV: F32, W: F32, dM: F32, R: number, N: number, J: number): void;
+  matrixVotesGradWeights(dV: F32, M: F32, dW: F32, R: number, N: number, J: number): void;
   dynamicRouting(uHat: F32, v: F32, couplings: F32[], B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
   dynamicRoutingGrad(uHat: F32, dv: F32, duHat: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
   /** Trailing arguments: B, P, N, J, D, lambdas (Float32Array), varianceFloor, costScale, logitBound, meanEps, geometry (7 integers or none). */

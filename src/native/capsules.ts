@@ -1,7 +1,7 @@
 /**
  * The fused capsule kernels of src/capsules/fused.ts, on the addon
- * (capsules.cc): squash, prediction vectors and dynamic routing with their
- * gradients, and the Adam update. Shapes are checked here for readable
+ * (capsules.cc): squash, prediction vectors, matrix-capsule votes and
+ * dynamic routing with their gradients, and the Adam update. Shapes are checked here for readable
  * messages; the addon checks array lengths again before touching memory.
  */
 import { FUSED_KERNELS } from '../capsules/fused.js';
@@ -91,6 +91,43 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
         const out = allocF32(I * J * Dout * Din);
         if (out.length > 0) addon.predictionVectorsGradWeights(dy.v, u.v, out, B, I, J, Dout, Din);
         return output(args.backend, [I, J, Dout, Din], 'float32', out);
+      },
+    },
+    {
+      kernelName: K.matrixVotes,
+      kernelFunc: (args) => {
+        const M = input(K.matrixVotes, args, 'M', 4);
+        const W = input(K.matrixVotes, args, 'W', 4);
+        const [B, P, N] = M.t.shape;
+        const J = W.t.shape[1];
+        if (M.t.shape[3] !== 16 || W.t.shape[0] !== N || W.t.shape[2] !== 4 || W.t.shape[3] !== 4) fail(K.matrixVotes, `M [${M.t.shape}] does not fit W [${W.t.shape}]`);
+        const out = allocF32(B * P * N * J * 16);
+        if (out.length > 0) addon.matrixVotes(M.v, W.v, out, B * P, N, J);
+        return output(args.backend, [B, P, N, J, 16], 'float32', out);
+      },
+    },
+    {
+      kernelName: K.matrixVotesGradInput,
+      kernelFunc: (args) => {
+        const dy = input(K.matrixVotesGradInput, args, 'dy', 5);
+        const W = input(K.matrixVotesGradInput, args, 'W', 4);
+        const [B, P, N, J] = dy.t.shape;
+        if (dy.t.shape[4] !== 16 || W.t.shape[0] !== N || W.t.shape[1] !== J) fail(K.matrixVotesGradInput, `dy [${dy.t.shape}] does not fit W [${W.t.shape}]`);
+        const out = allocF32(B * P * N * 16);
+        if (out.length > 0) addon.matrixVotesGradInput(dy.v, W.v, out, B * P, N, J);
+        return output(args.backend, [B, P, N, 16], 'float32', out);
+      },
+    },
+    {
+      kernelName: K.matrixVotesGradWeights,
+      kernelFunc: (args) => {
+        const dy = input(K.matrixVotesGradWeights, args, 'dy', 5);
+        const M = input(K.matrixVotesGradWeights, args, 'M', 4);
+        const [B, P, N, J] = dy.t.shape;
+        if (dy.t.shape[4] !== 16 || M.t.shape[0] !== B || M.t.shape[1] !== P || M.t.shape[2] !== N) fail(K.matrixVotesGradWeights, `dy [${dy.t.shape}] does not fit M [${M.t.shape}]`);
+        const out = allocF32(N * J * 16);
+        if (out.length > 0) addon.matrixVotesGradWeights(dy.v, M.v, out, B * P, N, J);
+        return output(args.backend, [N, J, 4, 4], 'float32', out);
       },
     },
     {
