@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "common.h"
@@ -18,9 +19,13 @@ struct EmArgs {
   em::Dims d{0, 0, 0, 0};
   em::Settings s;
   std::vector<int64_t> geometry;  // empty, or the 7 values of em::makeTables
+  // The first four arguments of both kernels, and sizes per image.
+  View<float> V, act, betaU, betaA;
+  int64_t PN = 0, PNJD = 0, PJ = 0;
 };
 
-// Arguments from `first` on: B, P, N, J, D, lambdas (Float32Array, one per
+// votes, activations, betaU and betaA (arguments 0-3), then from `first`
+// on: B, P, N, J, D, lambdas (Float32Array, one per
 // iteration), varianceFloor, costScale, logitBound, meanEps, geometry.
 EmArgs readEm(Args& a, size_t first) {
   EmArgs e;
@@ -50,7 +55,23 @@ EmArgs readEm(Args& a, size_t first) {
     require(K * K * inT == e.d.N, "emRouting", "geometry: kernel^2 x inTypes must equal N");
     require((outH - 1) * S + K <= inH && (outW - 1) * S + K <= inW, "emRouting", "geometry: the kernel windows leave the input");
   }
+  e.PN = e.d.P * e.d.N;
+  e.PNJD = e.PN * e.d.J * e.d.D;
+  e.PJ = e.d.P * e.d.J;
+  e.V = a.f32(0, "votes", e.B * e.PNJD);
+  e.act = a.f32(1, "activations", e.B * e.PN);
+  e.betaU = a.f32(2, "betaU", e.d.J);
+  e.betaA = a.f32(3, "betaA", e.d.J);
   return e;
+}
+
+// Outputs may overlap neither an input nor each other.
+using Views = std::initializer_list<const View<float>*>;
+void requireOutputsApart(Views outputs, Views inputs, const char* what) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+    for (const View<float>* i : inputs) requireDisjoint(**o, *i, what);
+    for (auto p = o + 1; p != outputs.end(); ++p) requireDisjoint(**o, **p, what);
+  }
 }
 
 // emRouting(votes, activations, betaU, betaA, poses, act, routing, B, P, N,
@@ -58,21 +79,12 @@ EmArgs readEm(Args& a, size_t first) {
 void emRouting(Args& a) {
   EmArgs e = readEm(a, 7);
   const em::Dims& d = e.d;
-  const int64_t PN = d.P * d.N, PNJD = PN * d.J * d.D, PJ = d.P * d.J;
-  View<float> V = a.f32(0, "votes", e.B * PNJD);
-  View<float> act = a.f32(1, "activations", e.B * PN);
-  View<float> betaU = a.f32(2, "betaU", d.J);
-  View<float> betaA = a.f32(3, "betaA", d.J);
+  const int64_t PN = e.PN, PNJD = e.PNJD, PJ = e.PJ;
+  const View<float>&V = e.V, &act = e.act, &betaU = e.betaU, &betaA = e.betaA;
   View<float> poses = a.f32(4, "poses", e.B * PJ * d.D);
   View<float> actOut = a.f32(5, "act", e.B * PJ);
   View<float> routing = a.f32(6, "routing", e.B * PN * d.J);
-  for (const View<float>* o : {&poses, &actOut, &routing}) {
-    requireDisjoint(*o, V, "emRouting");
-    requireDisjoint(*o, act, "emRouting");
-  }
-  requireDisjoint(poses, actOut, "emRouting");
-  requireDisjoint(poses, routing, "emRouting");
-  requireDisjoint(actOut, routing, "emRouting");
+  requireOutputsApart({&poses, &actOut, &routing}, {&V, &act, &betaU, &betaA}, "emRouting");
   if (e.B == 0) return;
   const em::Tables t = em::makeTables(d.P, d.N, e.geometry.empty() ? nullptr : e.geometry.data());
   parallelTasks(e.B, [&](int64_t b, int) {
@@ -86,20 +98,15 @@ void emRouting(Args& a) {
 void emRoutingGrad(Args& a) {
   EmArgs e = readEm(a, 10);
   const em::Dims& d = e.d;
-  const int64_t PN = d.P * d.N, PNJD = PN * d.J * d.D, PJ = d.P * d.J;
-  View<float> V = a.f32(0, "votes", e.B * PNJD);
-  View<float> act = a.f32(1, "activations", e.B * PN);
-  View<float> betaU = a.f32(2, "betaU", d.J);
-  View<float> betaA = a.f32(3, "betaA", d.J);
+  const int64_t PN = e.PN, PNJD = e.PNJD, PJ = e.PJ;
+  const View<float>&V = e.V, &act = e.act, &betaU = e.betaU, &betaA = e.betaA;
   View<float> dPoses = a.f32(4, "dPoses", e.B * PJ * d.D);
   View<float> dAct = a.f32(5, "dAct", e.B * PJ);
   View<float> dV = a.f32(6, "dVotes", e.B * PNJD);
   View<float> da = a.f32(7, "dActivations", e.B * PN);
   View<float> dBetaU = a.f32(8, "dBetaU", d.J);
   View<float> dBetaA = a.f32(9, "dBetaA", d.J);
-  for (const View<float>* o : {&dV, &da, &dBetaU, &dBetaA})
-    for (const View<float>* i : {&V, &act, &betaU, &betaA, &dPoses, &dAct}) requireDisjoint(*o, *i, "emRoutingGrad");
-  requireDisjoint(dV, da, "emRoutingGrad");
+  requireOutputsApart({&dV, &da, &dBetaU, &dBetaA}, {&V, &act, &betaU, &betaA, &dPoses, &dAct}, "emRoutingGrad");
   std::fill(dBetaU.data, dBetaU.data + d.J, 0.f);
   std::fill(dBetaA.data, dBetaA.data + d.J, 0.f);
   if (e.B == 0) return;

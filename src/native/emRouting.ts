@@ -42,12 +42,19 @@ function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>): u
   return [s.B, s.P, s.N, s.J, s.D, Float32Array.from(lambdas), num('varianceFloor'), num('costScale'), num('logitBound'), num('meanEps'), geometry];
 }
 
-function votesShape(kernel: string, args: KernelArgs): EmShape {
-  const votes = args.inputs.votes;
-  if (!votes || votes.shape.length !== 5) fail(kernel, `votes must have rank 5 [batch, P, N, J, D], got [${votes?.shape}]`);
-  const [B, P, N, J, D] = votes.shape;
-  if (P === 0 || N === 0 || J === 0 || D === 0) fail(kernel, `votes [${votes.shape}] have an empty axis`);
-  return { B, P, N, J, D };
+/** The inputs both kernels share, checked against the votes' shape. */
+function routingInputs(kernel: string, args: KernelArgs): { s: EmShape; votes: Float32Array; act: Float32Array; betaU: Float32Array; betaA: Float32Array } {
+  const v = args.inputs.votes;
+  if (!v || v.shape.length !== 5) fail(kernel, `votes must have rank 5 [batch, P, N, J, D], got [${v?.shape}]`);
+  const [B, P, N, J, D] = v.shape;
+  if (P === 0 || N === 0 || J === 0 || D === 0) fail(kernel, `votes [${v.shape}] have an empty axis`);
+  return {
+    s: { B, P, N, J, D },
+    votes: f32Input(kernel, args, 'votes', [B, P, N, J, D]).v,
+    act: f32Input(kernel, args, 'activations', [B, P, N]).v,
+    betaU: f32Input(kernel, args, 'betaU', [J]).v,
+    betaA: f32Input(kernel, args, 'betaA', [J]).v,
+  };
 }
 
 export function emRoutingKernels(addon: NativeAddon): NativeKernelConfig[] {
@@ -56,35 +63,27 @@ export function emRoutingKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.emRouting,
       kernelFunc: (args) => {
-        const s = votesShape(K.emRouting, args);
+        const { s, votes, act, betaU, betaA } = routingInputs(K.emRouting, args);
         const { B, P, N, J, D } = s;
-        const votes = f32Input(K.emRouting, args, 'votes', [B, P, N, J, D]);
-        const act = f32Input(K.emRouting, args, 'activations', [B, P, N]);
-        const betaU = f32Input(K.emRouting, args, 'betaU', [J]);
-        const betaA = f32Input(K.emRouting, args, 'betaA', [J]);
         const poses = allocF32(B * P * J * D);
         const actOut = allocF32(B * P * J);
         const routing = allocF32(B * P * N * J);
-        addon.emRouting(votes.v, act.v, betaU.v, betaA.v, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
+        addon.emRouting(votes, act, betaU, betaA, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
         return [output(args.backend, [B, P, J, D], 'float32', poses), output(args.backend, [B, P, J], 'float32', actOut), output(args.backend, [B, P, N, J], 'float32', routing)];
       },
     },
     {
       kernelName: K.emRoutingGrad,
       kernelFunc: (args) => {
-        const s = votesShape(K.emRoutingGrad, args);
+        const { s, votes, act, betaU, betaA } = routingInputs(K.emRoutingGrad, args);
         const { B, P, N, J, D } = s;
-        const votes = f32Input(K.emRoutingGrad, args, 'votes', [B, P, N, J, D]);
-        const act = f32Input(K.emRoutingGrad, args, 'activations', [B, P, N]);
-        const betaU = f32Input(K.emRoutingGrad, args, 'betaU', [J]);
-        const betaA = f32Input(K.emRoutingGrad, args, 'betaA', [J]);
         const dPoses = f32Input(K.emRoutingGrad, args, 'dPoses', [B, P, J, D]);
         const dAct = f32Input(K.emRoutingGrad, args, 'dActivations', [B, P, J]);
         const dVotes = allocF32(B * P * N * J * D);
         const dActivations = allocF32(B * P * N);
         const dBetaU = allocF32(J);
         const dBetaA = allocF32(J);
-        addon.emRoutingGrad(votes.v, act.v, betaU.v, betaA.v, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
+        addon.emRoutingGrad(votes, act, betaU, betaA, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
         return [
           output(args.backend, [B, P, N, J, D], 'float32', dVotes),
           output(args.backend, [B, P, N], 'float32', dActivations),
