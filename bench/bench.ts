@@ -4,9 +4,12 @@
  * the active backend (the native engine when built), the same figures for a
  * PyTorch implementation of the same model (bench/capsnet_torch.py) when
  * python3 with torch is available, their ratios, and the FLOP rate achieved
- * against a measured sgemm peak.
+ * against a measured sgemm peak. A last row times training of the EM capsule
+ * network of "Matrix capsules with EM routing" (paper preset, 32x32 inputs,
+ * batch 16; see emBench.ts) beside its PyTorch implementation
+ * (bench/em_torch.py), unless --no-em.
  *
- *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --no-torch] [-- --epoch]
+ *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --epoch]
  *
  * --epoch also times one full epoch (60,000 images) of training. Other work
  * on the machine skews every figure, so the load average is printed too.
@@ -25,6 +28,7 @@ import { loadAddon } from '../src/native/addon.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
+import { findTorchPython, runEmTorch, timeEmTraining, type EmTorchResult } from './emBench.js';
 
 const BATCH = 100;
 
@@ -80,16 +84,6 @@ interface TorchResult {
   trainImagesPerSecond: number;
   inferImagesPerSecond: number;
   peakRssMiB: number;
-}
-
-/** A python that can import torch: CAPSNET_PYTHON, python3 on PATH, or the system one. */
-function findTorchPython(): string | null {
-  const candidates = [process.env.CAPSNET_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => Boolean(c));
-  for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return null;
 }
 
 function runTorch(python: string, threads: number, trainSteps: number, inferBatches: number): TorchResult | string {
@@ -154,6 +148,7 @@ function timeEpoch(train: ReturnType<typeof loadMnist>): number {
 }
 
 const fmt = (x: number, d = 1) => x.toFixed(d);
+const EM_BATCH = 16;
 
 async function main(): Promise<void> {
   const trainSteps = option('train-steps', 20);
@@ -185,10 +180,15 @@ async function main(): Promise<void> {
   const trainGflops = (flops.train * training.imagesPerSecond) / 1e9;
   const inferGflops = (flops.forward * inference) / 1e9;
 
+  const emSteps = option('em-steps', 3);
+  const em = flag('no-em') ? null : timeEmTraining(EM_BATCH, emSteps);
+
   let torch: TorchResult | string | null = null;
+  let emTorch: EmTorchResult | string | null = null;
   if (!flag('no-torch')) {
     const py = findTorchPython();
     torch = py ? runTorch(py, threads, trainSteps, inferBatches) : 'PyTorch not found (python3 -c "import torch" fails)';
+    if (py && em) emTorch = runEmTorch(py, EM_BATCH, emSteps, threads);
   }
   const load1 = os.loadavg()[0];
 
@@ -204,12 +204,14 @@ async function main(): Promise<void> {
   row('training images/s', training.imagesPerSecond, t?.trainImagesPerSecond, true);
   row('inference images/s', inference, t?.inferImagesPerSecond, true);
   row('peak RSS MiB (lower is better)', peakRssMiB, t?.peakRssMiB, false, 0);
+  if (em) row('EM capsules training images/s', em.imagesPerSecond, typeof emTorch === 'object' && emTorch ? emTorch.trainImagesPerSecond : undefined, true, 2);
   console.log('');
   console.log(`training step: median ${fmt(steps[Math.floor(steps.length / 2)], 0)} ms, fastest ${fmt(steps[0], 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
   console.log(`FLOPs per image (direct convolution): forward ${fmt(flops.forward / 1e9, 3)} G, training ${fmt(flops.train / 1e9, 3)} G`);
   console.log(`effective rate: training ${fmt(trainGflops)} GFLOPS, inference ${fmt(inferGflops)} GFLOPS${peak ? ` (${fmt((100 * trainGflops) / peak, 0)}% and ${fmt((100 * inferGflops) / peak, 0)}% of the sgemm peak, ${fmt(peak)} GFLOPS at 2048^3)` : ''}`);
   if (peak) console.log('(the primary-capsule convolutions run in the frequency domain with about a third of the direct FLOPs, so effective rates can pass the sgemm peak)');
   console.log(`full MNIST epoch (60,000 images): ${epochSeconds !== null ? `${fmt(epochSeconds, 0)} s measured` : `~${fmt(60000 / training.imagesPerSecond, 0)} s at the training rate above (--epoch measures one)`}`);
+  if (em) console.log(`EM capsules: paper preset (${em.params.toLocaleString('en-US')} parameters), 32x32 inputs, 5 classes, batch ${EM_BATCH}, ${emSteps} steps after one warm-up (median step ${fmt([...em.stepMs].sort((a, b) => a - b)[Math.floor(em.stepMs.length / 2)], 0)} ms)${typeof emTorch === 'string' ? `; ${emTorch}` : ''}`);
   if (t) console.log(`PyTorch ${t.torch}, ${t.threads} threads`);
   else if (typeof torch === 'string') console.log(torch);
   console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(load1, 2)} on ${os.availableParallelism()} cores${load0 > 0.5 ? ' (other work was running: figures are lower bounds)' : ''}`);
