@@ -149,6 +149,8 @@ function timeEpoch(train: ReturnType<typeof loadMnist>): number {
 
 const fmt = (x: number, d = 1) => x.toFixed(d);
 const EM_BATCH = 16;
+/** The middle value (upper middle for an even count). */
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const trainSteps = option('train-steps', 20);
@@ -192,7 +194,6 @@ async function main(): Promise<void> {
   }
   const load1 = os.loadavg()[0];
 
-  const steps = [...training.stepMs].sort((a, b) => a - b);
   console.log('');
   console.log(`${''.padEnd(28)} ${'capsnet'.padStart(12)}${typeof torch === 'object' && torch ? ` ${'PyTorch'.padStart(12)} ${'ratio'.padStart(8)}` : ''}`);
   const row = (label: string, ours: number, theirs: number | undefined, higherIsBetter: boolean, d = 1) => {
@@ -206,12 +207,12 @@ async function main(): Promise<void> {
   row('peak RSS MiB (lower is better)', peakRssMiB, t?.peakRssMiB, false, 0);
   if (em) row('EM capsules training images/s', em.imagesPerSecond, typeof emTorch === 'object' && emTorch ? emTorch.trainImagesPerSecond : undefined, true, 2);
   console.log('');
-  console.log(`training step: median ${fmt(steps[Math.floor(steps.length / 2)], 0)} ms, fastest ${fmt(steps[0], 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
+  console.log(`training step: median ${fmt(median(training.stepMs), 0)} ms, fastest ${fmt(Math.min(...training.stepMs), 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
   console.log(`FLOPs per image (direct convolution): forward ${fmt(flops.forward / 1e9, 3)} G, training ${fmt(flops.train / 1e9, 3)} G`);
   console.log(`effective rate: training ${fmt(trainGflops)} GFLOPS, inference ${fmt(inferGflops)} GFLOPS${peak ? ` (${fmt((100 * trainGflops) / peak, 0)}% and ${fmt((100 * inferGflops) / peak, 0)}% of the sgemm peak, ${fmt(peak)} GFLOPS at 2048^3)` : ''}`);
   if (peak) console.log('(the primary-capsule convolutions run in the frequency domain with about a third of the direct FLOPs, so effective rates can pass the sgemm peak)');
   console.log(`full MNIST epoch (60,000 images): ${epochSeconds !== null ? `${fmt(epochSeconds, 0)} s measured` : `~${fmt(60000 / training.imagesPerSecond, 0)} s at the training rate above (--epoch measures one)`}`);
-  if (em) console.log(`EM capsules: paper preset (${em.params.toLocaleString('en-US')} parameters), 32x32 inputs, 5 classes, batch ${EM_BATCH}, ${emSteps} steps after one warm-up (median step ${fmt([...em.stepMs].sort((a, b) => a - b)[Math.floor(em.stepMs.length / 2)], 0)} ms)${typeof emTorch === 'string' ? `; ${emTorch}` : ''}`);
+  if (em) console.log(`EM capsules: paper preset (${em.params.toLocaleString('en-US')} parameters), 32x32 inputs, 5 classes, batch ${EM_BATCH}, ${emSteps} steps after one warm-up (median step ${fmt(median(em.stepMs), 0)} ms)${typeof emTorch === 'string' ? `; ${emTorch}` : ''}`);
   if (t) console.log(`PyTorch ${t.torch}, ${t.threads} threads`);
   else if (typeof torch === 'string') console.log(torch);
   console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(load1, 2)} on ${os.availableParallelism()} cores${load0 > 0.5 ? ' (other work was running: figures are lower bounds)' : ''}`);

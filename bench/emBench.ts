@@ -56,18 +56,25 @@ export function runEmTorch(python: string, batch: number, steps: number, threads
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as EmTorchResult;
 }
 
+/** Seeded random images with random labels: enough to time a step of a model whose data is not here (smallNORB). */
+export function randomBatches(model: { inputShape: [number, number, number]; numClasses: number }, count: number, batchSize: number, rng: Rng): Batch[] {
+  const [h, w, c] = model.inputShape;
+  const k = model.numClasses;
+  return Array.from({ length: count }, () => {
+    const x = Float32Array.from({ length: batchSize * h * w * c }, () => rng.normal());
+    const labels = Int32Array.from({ length: batchSize }, () => rng.int(0, k - 1));
+    const targets = new Float32Array(batchSize * k);
+    labels.forEach((l, i) => (targets[i * k + l] = 1));
+    return { x, labels, targets, size: batchSize, indices: Int32Array.from({ length: batchSize }, (_, i) => i) };
+  });
+}
+
 /** Training images per second of the paper EM capsule network on 32x32 inputs (one warm-up step). */
 export function timeEmTraining(batch: number, steps: number): { imagesPerSecond: number; stepMs: number[]; params: number } {
   const model = createModel('em', 'paper', {}, 1);
   const [h, w, c] = model.inputShape;
   const rng = new Rng(2);
-  const batches: Batch[] = Array.from({ length: steps + 1 }, () => {
-    const x = Float32Array.from({ length: batch * h * w * c }, () => rng.normal());
-    const labels = Int32Array.from({ length: batch }, () => rng.int(0, model.numClasses - 1));
-    const targets = new Float32Array(batch * model.numClasses);
-    labels.forEach((l, i) => (targets[i * model.numClasses + l] = 1));
-    return { x, labels, targets, size: batch, indices: Int32Array.from({ length: batch }, (_, i) => i) };
-  });
+  const batches = randomBatches(model, steps + 1, batch, rng);
   tf.tidy(() => model.initializeFromData?.(tf.tensor4d(batches[0].x, [batch, h, w, c])));
   const optimizer = new Adam({ learningRate: 1e-3 });
   trainStep(model, optimizer, batches[0], { fraction: 0.5, rng });

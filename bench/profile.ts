@@ -18,6 +18,7 @@ import { nativeKernelNames } from '../src/native/backend.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
+import { randomBatches } from './emBench.js';
 import { installKernelTimers, kernelTimings, resetKernelTimings } from './kernelProfile.js';
 
 function arg(name: string, fallback: string): string {
@@ -39,19 +40,6 @@ function table(title: string, steps: number, totalMs: number, natives: Set<strin
 function mnistBatches(count: number, batchSize: number, rng: Rng): Batch[] {
   const ds = loadMnist('train');
   return Array.from({ length: count }, (_, i) => makeBatch(ds, rng.permutation(ds.count).subarray(0, batchSize), 2, new Rng(i)));
-}
-
-/** Seeded random images with random labels: enough to time a step of a model whose data is not here (smallNORB). */
-function randomBatches(model: { inputShape: [number, number, number]; numClasses: number }, count: number, batchSize: number, rng: Rng): Batch[] {
-  const [h, w, c] = model.inputShape;
-  const k = model.numClasses;
-  return Array.from({ length: count }, () => {
-    const x = Float32Array.from({ length: batchSize * h * w * c }, () => rng.normal());
-    const labels = Int32Array.from({ length: batchSize }, () => rng.int(0, k - 1));
-    const targets = new Float32Array(batchSize * k);
-    labels.forEach((l, i) => (targets[i * k + l] = 1));
-    return { x, labels, targets, size: batchSize, indices: Int32Array.from({ length: batchSize }, (_, i) => i) };
-  });
 }
 
 async function main(): Promise<void> {

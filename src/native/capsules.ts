@@ -6,17 +6,7 @@
  */
 import { FUSED_KERNELS } from '../capsules/fused.js';
 import type { NativeAddon } from './addon.js';
-import { allocF32, fail, output, values, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
-
-function input(kernel: string, args: KernelArgs, name: string, rank?: number): { t: TensorInfo; v: Float32Array } {
-  const t = args.inputs[name];
-  if (!t) fail(kernel, `missing input ${name}`);
-  if (t.dtype !== 'float32') fail(kernel, `${name} must be float32, got ${t.dtype}`);
-  if (rank !== undefined && t.shape.length !== rank) fail(kernel, `${name} must have rank ${rank}, got shape [${t.shape}]`);
-  const v = values(args.backend, t);
-  if (!(v instanceof Float32Array)) fail(kernel, `${name} is not held as a Float32Array`);
-  return { t, v };
-}
+import { allocF32, f32Input, fail, output, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 
 function sameShape(kernel: string, a: TensorInfo, b: TensorInfo, what: string): void {
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) fail(kernel, `${what}: shapes [${a.shape}] and [${b.shape}] differ`);
@@ -34,7 +24,7 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.squash,
       kernelFunc: (args) => {
-        const { t, v } = input(K.squash, args, 's');
+        const { t, v } = f32Input(K.squash, args, 's');
         if (t.shape.length === 0) fail(K.squash, 's must have at least one axis');
         const dim = t.shape[t.shape.length - 1];
         const out = allocF32(v.length);
@@ -45,8 +35,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.squashGrad,
       kernelFunc: (args) => {
-        const dy = input(K.squashGrad, args, 'dy');
-        const s = input(K.squashGrad, args, 's');
+        const dy = f32Input(K.squashGrad, args, 'dy');
+        const s = f32Input(K.squashGrad, args, 's');
         sameShape(K.squashGrad, dy.t, s.t, 'dy and s');
         if (s.t.shape.length === 0) fail(K.squashGrad, 's must have at least one axis');
         const out = allocF32(s.v.length);
@@ -57,8 +47,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.predictionVectors,
       kernelFunc: (args) => {
-        const u = input(K.predictionVectors, args, 'u', 3);
-        const W = input(K.predictionVectors, args, 'W', 4);
+        const u = f32Input(K.predictionVectors, args, 'u', 3);
+        const W = f32Input(K.predictionVectors, args, 'W', 4);
         const [B, I, Din] = u.t.shape;
         const [I2, J, Dout, Din2] = W.t.shape;
         if (I !== I2 || Din !== Din2) fail(K.predictionVectors, `u [${u.t.shape}] does not fit W [${W.t.shape}]`);
@@ -70,8 +60,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.predictionVectorsGradInput,
       kernelFunc: (args) => {
-        const dy = input(K.predictionVectorsGradInput, args, 'dy', 4);
-        const W = input(K.predictionVectorsGradInput, args, 'W', 4);
+        const dy = f32Input(K.predictionVectorsGradInput, args, 'dy', 4);
+        const W = f32Input(K.predictionVectorsGradInput, args, 'W', 4);
         const [B, I, J, Dout] = dy.t.shape;
         const [I2, J2, Dout2, Din] = W.t.shape;
         if (I !== I2 || J !== J2 || Dout !== Dout2) fail(K.predictionVectorsGradInput, `dy [${dy.t.shape}] does not fit W [${W.t.shape}]`);
@@ -83,8 +73,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.predictionVectorsGradWeights,
       kernelFunc: (args) => {
-        const dy = input(K.predictionVectorsGradWeights, args, 'dy', 4);
-        const u = input(K.predictionVectorsGradWeights, args, 'u', 3);
+        const dy = f32Input(K.predictionVectorsGradWeights, args, 'dy', 4);
+        const u = f32Input(K.predictionVectorsGradWeights, args, 'u', 3);
         const [B, I, J, Dout] = dy.t.shape;
         const [B2, I2, Din] = u.t.shape;
         if (B !== B2 || I !== I2) fail(K.predictionVectorsGradWeights, `dy [${dy.t.shape}] does not fit u [${u.t.shape}]`);
@@ -96,8 +86,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.matrixVotes,
       kernelFunc: (args) => {
-        const M = input(K.matrixVotes, args, 'M', 4);
-        const W = input(K.matrixVotes, args, 'W', 4);
+        const M = f32Input(K.matrixVotes, args, 'M', 4);
+        const W = f32Input(K.matrixVotes, args, 'W', 4);
         const [B, P, N] = M.t.shape;
         const J = W.t.shape[1];
         if (M.t.shape[3] !== 16 || W.t.shape[0] !== N || W.t.shape[2] !== 4 || W.t.shape[3] !== 4) fail(K.matrixVotes, `M [${M.t.shape}] does not fit W [${W.t.shape}]`);
@@ -109,8 +99,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.matrixVotesGradInput,
       kernelFunc: (args) => {
-        const dy = input(K.matrixVotesGradInput, args, 'dy', 5);
-        const W = input(K.matrixVotesGradInput, args, 'W', 4);
+        const dy = f32Input(K.matrixVotesGradInput, args, 'dy', 5);
+        const W = f32Input(K.matrixVotesGradInput, args, 'W', 4);
         const [B, P, N, J] = dy.t.shape;
         if (dy.t.shape[4] !== 16 || W.t.shape[0] !== N || W.t.shape[1] !== J) fail(K.matrixVotesGradInput, `dy [${dy.t.shape}] does not fit W [${W.t.shape}]`);
         const out = allocF32(B * P * N * 16);
@@ -121,8 +111,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.matrixVotesGradWeights,
       kernelFunc: (args) => {
-        const dy = input(K.matrixVotesGradWeights, args, 'dy', 5);
-        const M = input(K.matrixVotesGradWeights, args, 'M', 4);
+        const dy = f32Input(K.matrixVotesGradWeights, args, 'dy', 5);
+        const M = f32Input(K.matrixVotesGradWeights, args, 'M', 4);
         const [B, P, N, J] = dy.t.shape;
         if (dy.t.shape[4] !== 16 || M.t.shape[0] !== B || M.t.shape[1] !== P || M.t.shape[2] !== N) fail(K.matrixVotesGradWeights, `dy [${dy.t.shape}] does not fit M [${M.t.shape}]`);
         const out = allocF32(N * J * 16);
@@ -133,7 +123,7 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.dynamicRouting,
       kernelFunc: (args) => {
-        const { t, v } = input(K.dynamicRouting, args, 'uHat', 4);
+        const { t, v } = f32Input(K.dynamicRouting, args, 'uHat', 4);
         const { iterations, stop } = routingAttrs(K.dynamicRouting, args.attrs);
         const [B, I, J, D] = t.shape;
         if (I === 0 || J === 0 || D === 0) fail(K.dynamicRouting, `uHat [${t.shape}] has an empty capsule axis`);
@@ -146,8 +136,8 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
     {
       kernelName: K.dynamicRoutingGrad,
       kernelFunc: (args) => {
-        const uHat = input(K.dynamicRoutingGrad, args, 'uHat', 4);
-        const dv = input(K.dynamicRoutingGrad, args, 'dv', 3);
+        const uHat = f32Input(K.dynamicRoutingGrad, args, 'uHat', 4);
+        const dv = f32Input(K.dynamicRoutingGrad, args, 'dv', 3);
         const { iterations, stop } = routingAttrs(K.dynamicRoutingGrad, args.attrs);
         const [B, I, J, D] = uHat.t.shape;
         if (I === 0 || J === 0 || D === 0) fail(K.dynamicRoutingGrad, `uHat [${uHat.t.shape}] has an empty capsule axis`);
@@ -166,10 +156,10 @@ export function capsuleKernels(addon: NativeAddon): NativeKernelConfig[] {
 
 function adamUpdate(addon: NativeAddon, args: KernelArgs): TensorInfo[] {
   const k = FUSED_KERNELS.adamUpdate;
-  const w = input(k, args, 'w');
-  const g = input(k, args, 'g');
-  const m = input(k, args, 'm');
-  const v = input(k, args, 'v');
+  const w = f32Input(k, args, 'w');
+  const g = f32Input(k, args, 'g');
+  const m = f32Input(k, args, 'm');
+  const v = f32Input(k, args, 'v');
   sameShape(k, w.t, g.t, 'w and g');
   sameShape(k, w.t, m.t, 'w and m');
   sameShape(k, w.t, v.t, 'w and v');

@@ -8,7 +8,7 @@
  */
 import { FUSED_KERNELS } from '../capsules/fused.js';
 import type { NativeAddon } from './addon.js';
-import { allocF32, fail, output, values, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 interface EmShape {
   B: number;
@@ -16,16 +16,6 @@ interface EmShape {
   N: number;
   J: number;
   D: number;
-}
-
-function f32Input(kernel: string, args: KernelArgs, name: string, shape: number[]): { t: TensorInfo; v: Float32Array } {
-  const t = args.inputs[name];
-  if (!t) fail(kernel, `missing input ${name}`);
-  if (t.dtype !== 'float32') fail(kernel, `${name} must be float32, got ${t.dtype}`);
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) fail(kernel, `${name} must have shape [${shape}], got [${t.shape}]`);
-  const v = values(args.backend, t);
-  if (!(v instanceof Float32Array)) fail(kernel, `${name} is not held as a Float32Array`);
-  return { t, v };
 }
 
 /** The addon's trailing arguments: B, P, N, J, D, lambdas, floor, cost scale, logit bound, mean epsilon, geometry. */

@@ -24,6 +24,22 @@ export interface NativeKernelConfig {
   kernelFunc: NativeKernel;
 }
 
+/**
+ * Input `name` of a kernel as a Float32Array, with a readable error when it is
+ * missing, not float32, or not of the expected rank (a number) or shape (an
+ * array).
+ */
+export function f32Input(kernel: string, args: KernelArgs, name: string, expected?: number | number[]): { t: TensorInfo; v: Float32Array } {
+  const t = args.inputs[name];
+  if (!t) fail(kernel, `missing input ${name}`);
+  if (t.dtype !== 'float32') fail(kernel, `${name} must be float32, got ${t.dtype}`);
+  if (typeof expected === 'number' && t.shape.length !== expected) fail(kernel, `${name} must have rank ${expected}, got shape [${t.shape}]`);
+  if (Array.isArray(expected) && (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i]))) fail(kernel, `${name} must have shape [${expected}], got [${t.shape}]`);
+  const v = values(args.backend, t);
+  if (!(v instanceof Float32Array)) fail(kernel, `${name} is not held as a Float32Array`);
+  return { t, v };
+}
+
 /** The tensor's values, as stored by the backend. */
 export function values(backend: Backend, t: TensorInfo): tf.backend_util.BackendValues {
   return backend.data.get(t.dataId).values as tf.backend_util.BackendValues;

@@ -112,18 +112,14 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.x;
         if (!x) return transposeFallback(args);
-        const v = values(args.backend, x);
         // 4-byte elements move as they are; an int32 tensor is viewed as floats.
-        let src: Float32Array;
-        if (v instanceof Float32Array) src = v;
-        else if (v instanceof Int32Array) src = new Float32Array(v.buffer, v.byteOffset, v.length);
-        else return transposeFallback(args);
+        const src = words(args.backend, x);
+        if (!src) return transposeFallback(args);
         const perm = args.attrs.perm as number[];
         const shape = perm.map((p) => x.shape[p]);
         const out = allocF32(src.length);
         if (src.length > 0) addon.transpose(src, x.shape, perm, out);
-        const result = v instanceof Int32Array ? new Int32Array(out.buffer, out.byteOffset, out.length) : out;
-        return output(args.backend, shape, x.dtype, result);
+        return output(args.backend, shape, x.dtype, asDtype(out, x.dtype));
       },
     },
     {
