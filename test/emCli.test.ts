@@ -111,3 +111,29 @@ test('train --stop-at-error stops at the first check that reaches the target', (
   assert.equal(never.epochs, 1);
   assert.equal(readFileSync(join(dir, 'never', 'checks.jsonl'), 'utf8').trim().split('\n').length, 2, 'checks at batch 2 and after the epoch');
 });
+
+test('viewpoints: the baseline sets the familiar-view target, the others stop at it, every model is scored on the novel sets', () => {
+  const out = join(dir, 'viewpoints');
+  const args = ['viewpoints', '--train-limit', '96', '--test-limit', '40', '--baseline-epochs', '1', '--max-epochs', '1', '--batch-size', '16', '--em-batch-size', '16', '--check-images', '32', '--out', out];
+  const r = json(args) as { targetError: number; rows: { type: string; role: string; errors: Record<string, number>; trainImages: number }[] };
+  assert.deepEqual(r.rows.map((row) => row.type), ['cnn', 'capsnet', 'em']);
+  assert.equal(r.rows[0].role, 'baseline');
+  assert.equal(r.targetError, r.rows[0].errors['mnist-familiar']);
+  for (const row of r.rows) {
+    assert.deepEqual(Object.keys(row.errors), ['mnist-familiar', 'mnist-novel-rotation', 'mnist-novel-scale']);
+    for (const e of Object.values(row.errors)) assert.ok(e >= 0 && e <= 1, `${row.type}: error ${e}`);
+    assert.ok(row.trainImages > 0 && row.trainImages <= 96);
+  }
+  for (const row of r.rows.slice(1)) {
+    assert.equal(row.role, row.errors['mnist-familiar'] <= r.targetError ? 'reached' : 'not reached');
+    // Stopped early only if the target was reached.
+    if (row.trainImages < 96) assert.equal(row.role, 'reached');
+  }
+  assert.match(readFileSync(join(out, 'viewpoints.md'), 'utf8'), /\| em \(small\) \| 68,444 \|/);
+  // Run again: every model is already trained, and the table is the same.
+  const again = json(args) as typeof r;
+  assert.deepEqual(again, r);
+  const bad = run(['viewpoints', '--models', 'cnn,rnn']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /unknown model type 'rnn'/);
+});

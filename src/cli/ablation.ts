@@ -5,9 +5,8 @@
  * rate, seed), and the test errors side by side. Each cell is an ordinary
  * training run in OUT/<cell>, so an interrupted ablation resumes cell by cell.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasCheckpoint, readCheckpoint } from '../training/checkpoint.js';
+import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
 import { loadDataFromFlags, percent, report, setupBackend } from './common.js';
@@ -55,7 +54,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
       const outDir = join(flags.out as string, `${cell.name}-seed${seed}`);
       const resume = hasCheckpoint(outDir);
       log(`${cell.name}, seed ${seed}${resume ? ' (resuming)' : ''}`);
-      const done = resume && readCheckpointEpochs(outDir) >= (flags.epochs as number);
+      const done = resume && readTrainingState(outDir).epoch >= (flags.epochs as number);
       if (!done) {
         const r = await train(
           {
@@ -97,12 +96,4 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
     ].join('\n'),
   );
   return 0;
-}
-
-function readCheckpointEpochs(outDir: string): number {
-  if (!existsSync(outDir)) return 0;
-  const ck = readCheckpoint(outDir);
-  const e = ck.state.epoch;
-  ck.model.dispose();
-  return e;
 }

@@ -12,6 +12,7 @@ import { perturbSpec, runPerturb } from './perturb.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
+import { runViewpoints, viewpointsSpec } from './viewpoints.js';
 import { runViz, vizSpec } from './viz.js';
 
 interface Command {
@@ -27,6 +28,7 @@ const COMMANDS: Command[] = [
   { spec: perturbSpec, run: runPerturb },
   { spec: ablationSpec, run: runAblation },
   { spec: attackSpec, run: runAttack },
+  { spec: viewpointsSpec, run: runViewpoints },
   { spec: exportSpec, run: runExport },
   { spec: infoSpec, run: runInfo },
   { spec: vizSpec, run: runViz },
