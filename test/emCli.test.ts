@@ -137,3 +137,17 @@ test('viewpoints: the baseline sets the familiar-view target, the others stop at
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /unknown model type 'rnn'/);
 });
+
+test('eval, reconstruct and attack default to the dataset the model was trained on', () => {
+  const out = join(dir, 'mnist40-cnn');
+  json(['train', '--model', 'cnn', '--preset', 'small', '--dataset', 'mnist40', '--train-limit', '40', '--test-limit', '10', '--epochs', '1', '--batch-size', '20', '--out', out]);
+  const e = json(['eval', '--model', out, '--limit', '10']);
+  assert.equal(e.dataset, 'mnist40-test');
+  assert.equal(e.count, 10);
+  const a = json(['attack', '--model', out, '--limit', '4', '--eps', '0,0.1', '--methods', 'fgsm', '--modes', 'untargeted', '--out', join(dir, 'mnist40-attack')]);
+  assert.match(JSON.stringify(a), /mnist40-test/);
+  // An explicit --dataset still wins: this 40x40 model cannot read 28x28 MNIST.
+  const wrong = run(['eval', '--model', out, '--dataset', 'mnist', '--limit', '10']);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /40x40x1 images but mnist-test has 28x28x1/);
+});

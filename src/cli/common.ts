@@ -3,7 +3,7 @@ import '../models/index.js';
 import { describeBackend, initBackend, type BackendInfo } from '../backend/node.js';
 import { take, type ImageDataset } from '../data/dataset.js';
 import { loadIdxPair } from '../data/files.js';
-import { loadDataset } from '../data/index.js';
+import { datasetNames, loadDataset } from '../data/index.js';
 import type { Split } from '../data/mnist.js';
 import { loadModel } from '../models/files.js';
 import type { ClassifierModel } from '../models/model.js';
@@ -25,7 +25,7 @@ export function loadModelFromFlags(flags: ParsedFlags): { model: ClassifierModel
 }
 
 export const DATA_FLAGS: FlagSpec[] = [
-  { name: 'dataset', type: 'string', default: 'mnist', help: 'dataset name' },
+  { name: 'dataset', type: 'string', help: 'dataset name [default: the dataset the model was trained on, else mnist]' },
   { name: 'images', type: 'string', arg: 'FILE', help: 'IDX image file (gzipped or not) instead of --dataset' },
   { name: 'labels', type: 'string', arg: 'FILE', help: 'IDX label file to go with --images' },
   { name: 'limit', type: 'int', min: 1, help: 'use only the first N examples' },
@@ -33,6 +33,19 @@ export const DATA_FLAGS: FlagSpec[] = [
   { name: 'data-count', type: 'int', min: 1, help: 'examples of a generated dataset (multimnist)' },
   { name: 'data-file', type: 'string', arg: 'FILE', help: 'data file of a file-based dataset (affnist .mat)' },
 ];
+
+/**
+ * The flags with --dataset filled in, when it was not given, from the models'
+ * metadata: the dataset they were trained on (when all agree and --dataset can
+ * name it), else mnist. So `eval --pretrained fashion-mnist` tests on
+ * Fashion-MNIST.
+ */
+export function withModelDataset(flags: ParsedFlags, ...models: ModelJson[]): ParsedFlags {
+  if (flags.dataset !== undefined || flags.images || flags.labels) return flags;
+  const names = new Set(models.map((m) => m.metadata?.dataset));
+  const [only] = names;
+  return { ...flags, dataset: names.size === 1 && typeof only === 'string' && datasetNames().includes(only) ? only : 'mnist' };
+}
 
 /** The dataset the flags name: --images/--labels, or --dataset with its split. */
 export function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix = ''): ImageDataset {
@@ -44,7 +57,7 @@ export function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix = '')
     if (!images || !labels) throw new UsageError(`--${prefix}images and --${prefix}labels go together`);
     ds = loadIdxPair(images, labels);
   } else {
-    ds = loadDataset(flags.dataset as string, split, {
+    ds = loadDataset((flags.dataset as string | undefined) ?? 'mnist', split, {
       seed: flags['data-seed'] as number | undefined,
       count: flags[`${prefix}data-count`] as number | undefined,
       file: flags['data-file'] as string | undefined,

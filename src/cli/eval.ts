@@ -1,7 +1,7 @@
 /** capsnet eval: accuracy, error, per-class accuracy and confusion matrix on a test set. */
 import { evaluate } from '../training/evaluate.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, loadModelFromFlags, percent, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, percent, report, setupBackend } from './common.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -28,8 +28,8 @@ export function formatConfusion(confusion: number[][], names: string[]): string 
 
 export async function runEval({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
-  const { model, dir } = loadModelFromFlags(flags);
-  const ds = loadDataFromFlags(flags, flags.split as 'train' | 'test');
+  const { model, dir, json } = loadModelFromFlags(flags);
+  const ds = loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
   const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing } : undefined;
   const r = evaluate(model, ds, { batchSize: flags['batch-size'] as number, progress: !flags.json, forwardOptions });
   report(flags, { model: dir, ...r }, () => {

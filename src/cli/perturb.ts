@@ -10,7 +10,7 @@ import type { CapsNet } from '../models/capsnet.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, loadModelFromFlags, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const perturbSpec: CommandSpec = {
   name: 'perturb',
@@ -38,12 +38,12 @@ export function perturbationSteps(range: number, step: number): number[] {
 
 export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
-  const { model, dir } = loadModelFromFlags(flags);
+  const { model, dir, json } = loadModelFromFlags(flags);
   if (model.modelType !== 'capsnet' || (model as CapsNet).decoderLayers.length === 0) {
     throw new UsageError(`perturb needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
   }
   const caps = model as CapsNet;
-  const ds = loadDataFromFlags(flags, 'test');
+  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
   const indices = String(flags.indices).split(',').map((s) => {
     const v = Number(s.trim());
     if (!Number.isInteger(v) || v < 0) throw new UsageError(`--indices must be non-negative integers, got '${s}'`);

@@ -5,7 +5,7 @@ import type { CapsNet } from '../models/capsnet.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, loadModelFromFlags, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',
@@ -30,12 +30,12 @@ export const reconstructSpec: CommandSpec = {
 
 export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
-  const { model, dir } = loadModelFromFlags(flags);
+  const { model, dir, json } = loadModelFromFlags(flags);
   if (model.modelType !== 'capsnet' || (model as CapsNet).decoderLayers.length === 0) {
     throw new UsageError(`reconstruct needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
   }
   const caps = model as CapsNet;
-  const ds = loadDataFromFlags(flags, 'test');
+  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
   const start = flags.start as number;
   const count = Math.min(flags.count as number, ds.count - start);
   if (count <= 0) throw new Error(`--start ${start} is past the end of ${ds.name} (${ds.count} images)`);

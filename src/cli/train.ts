@@ -15,7 +15,7 @@ export const trainSpec: CommandSpec = {
   flags: [
     { name: 'model', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
     { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet, cnn, em: paper, small); input size and classes follow the dataset' },
-    ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
+    ...DATA_FLAGS.filter((f) => f.name !== 'limit').map((f) => (f.name === 'dataset' ? { ...f, default: 'mnist', help: 'dataset name' } : f)),
     { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
     { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
