@@ -103,3 +103,16 @@ test('saved models load back: float32 exactly, float16 within half precision', (
   tf.dispose(x);
   for (const m of [model, l32.model, l16.model]) m.dispose();
 });
+
+test('stop-at-error checks fall on the same steps whether or not the run was interrupted and resumed', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-checks-'));
+  const opts = (dir: string): TrainOptions => ({ ...base(join(root, dir)), epochs: 2 });
+  const hooks = { ...quiet, stopAtError: 0, checkEvery: 3 };
+  (await train(opts('a'), data, hooks)).model.dispose();
+  (await train(opts('b'), data, { ...hooks, maxSteps: 2 })).model.dispose();
+  (await train({ ...opts('b'), resume: true }, data, hooks)).model.dispose();
+  const steps = (dir: string) => readFileSync(join(root, dir, 'checks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  // 4 steps an epoch: checks at step 3, after epoch 1 (step 4), at step 6 and after epoch 2 (step 8).
+  assert.deepEqual(steps('a'), [3, 4, 6, 8]);
+  assert.deepEqual(steps('b'), steps('a'));
+});

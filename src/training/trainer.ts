@@ -57,7 +57,8 @@ export interface TrainHooks {
   /**
    * Stop as soon as the test error is at most this (e.g. to match another
    * model's error, as in the paper's novel-viewpoint experiment). Checked
-   * after every epoch and, with `checkEvery`, every that many steps.
+   * after every epoch and, with `checkEvery`, every that many steps of the
+   * run (counted from its start, across resumes).
    */
   stopAtError?: number;
   checkEvery?: number;
@@ -259,7 +260,8 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
             break;
           }
         }
-        if (hooks.checkEvery && steps % hooks.checkEvery === 0 && b + 1 < stepsPerEpoch && checkTarget(epoch, b + 1)) {
+        // Counted in the run's steps (the optimizer's, restored on resume), so a resumed run checks where an uninterrupted one would.
+        if (hooks.checkEvery && optimizer.step % hooks.checkEvery === 0 && b + 1 < stepsPerEpoch && checkTarget(epoch, b + 1)) {
           interrupted = true;
           break;
         }
