@@ -11,8 +11,6 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ImageDataset } from '../data/dataset.js';
-import { take } from '../data/dataset.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { evaluate } from '../training/evaluate.js';
 import { train } from '../training/trainer.js';
@@ -91,9 +89,10 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
   if (new Set(types).size !== types.length) throw new UsageError('--models lists a model type twice');
   await setupBackend(flags);
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
-  const limit = (ds: ImageDataset, n: unknown) => (n === undefined ? ds : take(ds, n as number));
-  const trainData = limit(loadDataFromFlags({ dataset: family.familiar }, 'train'), flags['train-limit']);
-  const testSets = [family.familiar, ...family.novel].map((name) => limit(loadDataFromFlags({ dataset: name }, 'test'), flags['test-limit']));
+  const trainData = loadDataFromFlags({ dataset: family.familiar, limit: flags['train-limit'] }, 'train');
+  // Test sets are keyed by their --dataset names, familiar first.
+  const setNames = [family.familiar, ...family.novel];
+  const testSets = setNames.map((name) => loadDataFromFlags({ dataset: name, limit: flags['test-limit'] }, 'test'));
   const familiarTest = testSets[0];
   const out = flags.out as string;
   const preset = flags.preset as string;
@@ -141,7 +140,7 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
     const ck = readCheckpoint(outDir);
     try {
       const errors: Record<string, number> = {};
-      for (const ds of testSets) errors[ds.name.replace(/-test$/, '')] = evaluate(ck.model, ds, { batchSize: Math.max(batchSize, 100) }).error;
+      testSets.forEach((ds, i) => (errors[setNames[i]] = evaluate(ck.model, ds, { batchSize: Math.max(batchSize, 100) }).error));
       const familiarError = errors[family.familiar];
       if (baseline) target = familiarError;
       const n = trainData.count;
@@ -160,7 +159,6 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
     }
   }
 
-  const setNames = testSets.map((ds) => ds.name.replace(/-test$/, ''));
   const table = [
     `| model | parameters | trained on | familiar error target | ${setNames.map((n) => `${n} error`).join(' | ')} |`,
     `| --- | ---: | --- | --- | ${setNames.map(() => '---:').join(' | ')} |`,
