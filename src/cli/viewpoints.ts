@@ -41,7 +41,7 @@ export const viewpointsSpec: CommandSpec = {
     { name: 'models', type: 'string', default: 'cnn,capsnet,em', help: 'model types, baseline first (cnn, capsnet, em)' },
     { name: 'preset', type: 'string', default: 'small', help: 'preset of every model (paper, small)' },
     { name: 'baseline-epochs', type: 'int', min: 1, default: 2, help: 'epochs of the baseline' },
-    { name: 'max-epochs', type: 'int', min: 1, default: 3, help: 'most epochs of every other model' },
+    { name: 'max-epochs', type: 'int', min: 1, default: 8, help: 'most epochs of every other model' },
     { name: 'check-images', type: 'int', min: 1, default: 10_000, help: 'check the familiar-view error every this many training images' },
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate (cnn, capsnet)' },
     COMMON_FLAGS.batchSize,
