@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get } from 'node:http';
 import { createInterface } from 'node:readline';
+import { fashionMnistDir, loadFashionMnist } from '../src/data/fashionMnist.js';
 import '../src/models/index.js';
 import { createModel } from '../src/models/registry.js';
 import { saveModel } from '../src/models/files.js';
@@ -45,6 +46,22 @@ test('the static build holds the page, the bundle, wasm binaries, samples and a 
   assert.equal(meta.count, 10 * SAMPLES_PER_CLASS);
   assert.equal(readFileSync(join(DEFAULT_VIZ_OUT, 'samples.bin')).length, meta.count * 28 * 28);
   assert.deepEqual([...new Set(meta.labels)].sort(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(meta.dataset, 'mnist');
+  // Every other installed sample set beside it, named in models.json.
+  const list = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'models.json'), 'utf8')) as { sampleSets: string[] };
+  const fashionInstalled = existsSync(join(fashionMnistDir(), 't10k-images-idx3-ubyte.gz'));
+  assert.deepEqual(list.sampleSets, fashionInstalled ? ['mnist', 'fashion-mnist'] : ['mnist']);
+  if (fashionInstalled) {
+    const fm = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'samples-fashion-mnist.json'), 'utf8'));
+    assert.equal(fm.title, 'Fashion-MNIST');
+    assert.equal(fm.classNames[9], 'Ankle boot');
+    assert.equal(readFileSync(join(DEFAULT_VIZ_OUT, 'samples-fashion-mnist.bin')).length, fm.count * 28 * 28);
+    const test0 = loadFashionMnist('test');
+    const k = fm.indices.indexOf(0);
+    assert.ok(k >= 0, 'test image #0 is among the samples');
+    assert.deepEqual([...readFileSync(join(DEFAULT_VIZ_OUT, 'samples-fashion-mnist.bin')).subarray(k * 784, (k + 1) * 784)], [...test0.images.subarray(0, 784)]);
+    assert.equal(fm.labels[k], test0.labels[0]);
+  }
   // The page loads nothing from other origins.
   const html = readFileSync(join(DEFAULT_VIZ_OUT, 'index.html'), 'utf8');
   assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//);
@@ -62,8 +79,9 @@ test('the server serves the app and a --model directory on loopback, and nothing
     const wasm = await fetch(new URL('wasm/tfjs-backend-wasm.wasm', srv.url));
     assert.equal(wasm.headers.get('content-type'), 'application/wasm');
     await wasm.arrayBuffer();
-    const models = (await (await fetch(new URL('models.json', srv.url))).json()) as { models: { id: string; url: string; label: string }[] };
+    const models = (await (await fetch(new URL('models.json', srv.url))).json()) as { models: { id: string; url: string; label: string }[]; sampleSets: string[] };
     assert.equal(models.models[0].id, 'custom');
+    assert.ok(models.sampleSets.includes('mnist'), 'the served list keeps the sample sets');
     assert.equal(models.models[0].label, 'test model');
     const mj = await fetch(new URL(models.models[0].url, srv.url));
     assert.equal(mj.status, 200);

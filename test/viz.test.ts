@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { initBackend } from '../src/backend/node.js';
+import { fashionMnistDir } from '../src/data/fashionMnist.js';
 import '../src/models/index.js';
 import { loadModel, resolveModelDir, saveModel } from '../src/models/files.js';
 import type { CapsNet } from '../src/models/capsnet.js';
@@ -293,6 +294,49 @@ test('a broken model URL shows an error, not a blank page', { skip }, async () =
     assert.match((await q.textContent('#error'))!, /not a capsnet model/);
   } finally {
     await q.close();
+  }
+});
+
+const fashionModel = listPretrained().find((p) => p.name === 'fashion-mnist' && p.available);
+const fashionSkip = skip || (!fashionModel ? 'the Fashion-MNIST model is not in this copy' : !existsSync(join(fashionMnistDir(), 't10k-images-idx3-ubyte.gz')) ? 'Fashion-MNIST is not installed' : false);
+
+test('a model trained on Fashion-MNIST gets Fashion-MNIST test images and classifies them', { skip: fashionSkip }, async (t) => {
+  const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
+  const index = served.models.findIndex((m) => m.id === 'fashion-mnist');
+  assert.ok(index > 0, 'the shipped Fashion-MNIST model is offered');
+  const meta = JSON.parse(readFileSync(join(buildDir, 'samples-fashion-mnist.json'), 'utf8')) as { labels: number[]; classNames: string[]; indices: number[]; count: number };
+  const p = await open();
+  try {
+    await p.selectOption('#model-select', String(index));
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && /^Fashion-MNIST/.test(window.capsviz.prediction?.source ?? ''), null, { timeout: 60_000 });
+    await p.evaluate(() => window.capsviz.idle());
+    const k0 = meta.indices.indexOf(0);
+    const label0 = meta.labels[k0];
+    const api = await p.evaluate(() => window.capsviz.prediction!);
+    assert.equal(api.source, `Fashion-MNIST test image #0 (label ${label0}, ${meta.classNames[label0]})`);
+    assert.equal(await p.textContent('#h-samples'), 'Fashion-MNIST test images');
+    assert.equal(await p.locator('#samples button').count(), meta.count);
+    assert.equal(await p.getAttribute(`#samples button >> nth=${k0}`, 'aria-pressed'), 'true');
+    // The page's images are the samples file's, and the shipped model gets most of them right.
+    const bytes = readFileSync(join(buildDir, 'samples-fashion-mnist.bin'));
+    const scores = await p.evaluate(([imgs, n]) => window.capsviz.scoresFor(imgs, n), [Array.from(bytes, (v) => v / 255), meta.count] as [number[], number]);
+    let right = 0;
+    for (let i = 0; i < meta.count; i++) {
+      let best = 0;
+      for (let j = 1; j < 10; j++) if (scores[i * 10 + j] > scores[i * 10 + best]) best = j;
+      if (best === meta.labels[i]) right++;
+    }
+    t.diagnostic(`Fashion-MNIST model in the browser: ${right}/${meta.count} samples right`);
+    assert.ok(right >= 0.7 * meta.count, `${right}/${meta.count} right`);
+    assert.equal((await p.evaluate(() => window.capsviz.prediction!)).label, scores.slice(k0 * 10, k0 * 10 + 10).indexOf(Math.max(...scores.slice(k0 * 10, k0 * 10 + 10))));
+    await shot(p, 'fashion-model');
+    // Back to an MNIST model: back to digits.
+    await p.selectOption('#model-select', '0');
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && /^MNIST test image #0/.test(window.capsviz.prediction?.source ?? ''), null, { timeout: 60_000 });
+    assert.equal(await p.textContent('#h-samples'), 'MNIST test images');
+    assert.deepEqual(pageErrors(p), []);
+  } finally {
+    await p.close();
   }
 });
 

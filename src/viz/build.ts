@@ -6,6 +6,9 @@
  *   app.js                  the app and the library, bundled by esbuild
  *   wasm/*.wasm             tfjs's wasm binaries (the fallback without WebGL)
  *   samples.bin, .json      MNIST test images (uint8, 28x28) and their labels
+ *   samples-<set>.bin, .json  the same for every other sample set that is
+ *                           installed (Fashion-MNIST), shown with models
+ *                           trained on it
  *   models/<id>/            each shipped pretrained model that is present
  *   models.json             the models the page offers, first one by default
  *
@@ -17,6 +20,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ImageDataset } from '../data/dataset.js';
+import { loadFashionMnist } from '../data/fashionMnist.js';
 import { loadMnist } from '../data/mnist.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
 
@@ -32,6 +37,20 @@ export interface VizModelEntry {
   label: string;
   /** model.json, relative to the page. */
   url: string;
+}
+
+/**
+ * Test images the page offers as inputs, by the dataset name a model's
+ * metadata gives. MNIST is always there; the others when installed.
+ */
+export const SAMPLE_SETS: Record<string, { title: string; load: () => ImageDataset }> = {
+  mnist: { title: 'MNIST', load: () => loadMnist('test') },
+  'fashion-mnist': { title: 'Fashion-MNIST', load: () => loadFashionMnist('test') },
+};
+
+/** The files of a sample set: samples.* for MNIST, samples-<set>.* for the others. */
+export function sampleFile(set: string): string {
+  return set === 'mnist' ? 'samples' : `samples-${set}`;
 }
 
 export interface BuildResult {
@@ -71,11 +90,10 @@ function resolvePackageFile(spec: string): string {
 }
 
 /** Samples: the first SAMPLES_PER_CLASS test images of each class, in class order. */
-function writeSamples(outDir: string): { count: number } {
-  const ds = loadMnist('test');
-  const size = ds.height * ds.width;
+function writeSamples(outDir: string, set: string, ds: ImageDataset): void {
+  const size = ds.height * ds.width * ds.channels;
   const picked: number[] = [];
-  for (let c = 0; c < 10; c++) {
+  for (let c = 0; c < ds.numClasses; c++) {
     let n = 0;
     for (let i = 0; i < ds.count && n < SAMPLES_PER_CLASS; i++) {
       if (ds.labels[i] === c) {
@@ -86,10 +104,35 @@ function writeSamples(outDir: string): { count: number } {
   }
   const images = new Uint8Array(picked.length * size);
   picked.forEach((i, k) => images.set(ds.images.subarray(i * size, (i + 1) * size), k * size));
-  writeFileSync(join(outDir, 'samples.bin'), images);
-  const meta = { dataset: 'mnist-test', count: picked.length, height: ds.height, width: ds.width, labels: picked.map((i) => ds.labels[i]), indices: picked };
-  writeFileSync(join(outDir, 'samples.json'), JSON.stringify(meta));
-  return { count: picked.length };
+  writeFileSync(join(outDir, `${sampleFile(set)}.bin`), images);
+  const meta = {
+    dataset: set,
+    title: SAMPLE_SETS[set].title,
+    count: picked.length,
+    height: ds.height,
+    width: ds.width,
+    labels: picked.map((i) => ds.labels[i]),
+    classNames: ds.classNames ?? Array.from({ length: ds.numClasses }, (_, j) => String(j)),
+    indices: picked,
+  };
+  writeFileSync(join(outDir, `${sampleFile(set)}.json`), JSON.stringify(meta));
+}
+
+/** Write every sample set that is installed; MNIST must be. Returns the names written. */
+function writeSampleSets(outDir: string): string[] {
+  const written: string[] = [];
+  for (const [set, { load }] of Object.entries(SAMPLE_SETS)) {
+    let ds: ImageDataset;
+    try {
+      ds = load();
+    } catch (e) {
+      if (set === 'mnist') throw e;
+      continue; // not installed: models trained on it fall back to MNIST inputs
+    }
+    writeSamples(outDir, set, ds);
+    written.push(set);
+  }
+  return written;
 }
 
 /** Copy a model directory's model.json and weights file into `dst`. */
@@ -144,11 +187,11 @@ export async function buildViz(options: { outDir?: string; minify?: boolean } = 
     const wasmDist = dirname(resolvePackageFile('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
     for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copyFileSync(join(wasmDist, f), join(tmp, 'wasm', f));
 
-    writeSamples(tmp);
+    const sampleSets = writeSampleSets(tmp);
 
     const models = shippedModels();
     for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
-    writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry) }, null, 1));
+    writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry), sampleSets }, null, 1));
 
     const bytes = walk(tmp).reduce((n, f) => n + statSync(f).size, 0);
     writeFileSync(join(tmp, STAMP), JSON.stringify({ builtAt: new Date().toISOString(), models: models.map((m) => m.entry.id) }));

@@ -82,9 +82,11 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
   const root = resolve(options.root);
   const modelDir = options.modelDir ? resolve(options.modelDir) : undefined;
   const modelsJson = (): string => {
-    const built = existsSync(join(root, 'models.json')) ? (JSON.parse(readFileSync(join(root, 'models.json'), 'utf8')) as { models: VizModelEntry[] }).models : [];
-    const models = modelDir ? [{ id: CUSTOM_MODEL_ID, label: options.modelLabel ?? 'model given with --model', url: `models/${CUSTOM_MODEL_ID}/model.json` }, ...built] : built;
-    return JSON.stringify({ models });
+    const built = existsSync(join(root, 'models.json'))
+      ? (JSON.parse(readFileSync(join(root, 'models.json'), 'utf8')) as { models: VizModelEntry[]; sampleSets?: string[] })
+      : { models: [] as VizModelEntry[], sampleSets: undefined };
+    const custom = { id: CUSTOM_MODEL_ID, label: options.modelLabel ?? 'model given with --model', url: `models/${CUSTOM_MODEL_ID}/model.json` };
+    return JSON.stringify({ models: modelDir ? [custom, ...built.models] : built.models, sampleSets: built.sampleSets });
   };
   const server = createServer((req, res) => {
     // Cross-origin isolation lets tfjs's wasm backend use threads; every

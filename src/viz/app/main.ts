@@ -22,9 +22,14 @@ interface ModelEntry {
   url: string;
 }
 
+/** A set of test images to choose from (samples*.json and .bin, written by the build). */
 interface Samples {
+  /** The dataset name in model metadata: mnist, fashion-mnist. */
+  dataset: string;
+  title: string;
   images: Uint8Array;
   labels: number[];
+  classNames: string[];
   indices: number[];
   count: number;
   size: number;
@@ -38,6 +43,8 @@ let analysis: Analysis | null = null;
 let input: Float32Array = new Float32Array(28 * 28);
 let inputSource = '';
 let samples: Samples | null = null;
+/** Sample sets the build wrote besides MNIST's (models.json). */
+let sampleSets: string[] = ['mnist'];
 let currentSample = -1;
 let selected = 0;
 let base = new Float32Array(16);
@@ -110,8 +117,9 @@ async function loadModelList(): Promise<ModelEntry[]> {
   try {
     const res = await fetch('models.json');
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const j = (await res.json()) as { models?: ModelEntry[] };
+    const j = (await res.json()) as { models?: ModelEntry[]; sampleSets?: string[] };
     for (const m of j.models ?? []) list.push(m);
+    if (Array.isArray(j.sampleSets)) sampleSets = ['mnist', ...j.sampleSets.filter((x) => x !== 'mnist')];
   } catch (e) {
     if (!forced) throw new Error(`could not read the list of models (models.json): ${(e as Error).message}`);
   }
@@ -139,6 +147,9 @@ async function loadModel(entry: ModelEntry): Promise<void> {
   }
   engine = next;
   document.body.dataset.model = next.model.modelType;
+  // A model trained on another dataset gets that dataset's test images.
+  const set = sampleSetFor(next);
+  if (set !== (samples?.dataset ?? 'mnist') && (await track(loadSamples(set)))) selectFirstSample();
   setupViews();
   await runAnalysis(input);
   setState('ready');
@@ -280,6 +291,8 @@ function buildDigitBars(): void {
   const root = $('digit-bars');
   root.replaceChildren();
   const n = engine?.model.numClasses ?? 10;
+  // Word-sized class names (Fashion-MNIST's) get a smaller, wrapping label.
+  root.classList.toggle('long-names', Array.from({ length: n }, (_, j) => className(j)).some((name) => name.length > 3));
   for (let j = 0; j < n; j++) {
     const b = document.createElement('button');
     b.type = 'button';
@@ -287,6 +300,7 @@ function buildDigitBars(): void {
     b.dataset.cls = String(j);
     b.innerHTML = '<span class="val"></span><span class="bar"></span><span class="lbl"></span>';
     (b.querySelector('.lbl') as HTMLElement).textContent = className(j);
+    b.title = className(j);
     b.addEventListener('click', () => selectClass(j));
     b.addEventListener('keydown', (e) => {
       const d = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? -1 : 0;
@@ -888,33 +902,56 @@ function setupRoutingInput(): void {
 
 // ---------------------------------------------------------------- input
 
-async function loadSamples(): Promise<void> {
+function sampleFile(set: string): string {
+  return set === 'mnist' ? 'samples' : `samples-${set}`;
+}
+
+/** The sample set for a model: the one of the dataset it was trained on when the build has it, else MNIST. */
+function sampleSetFor(e: Engine): string {
+  const d = e.json.metadata?.dataset;
+  return typeof d === 'string' && sampleSets.includes(d) ? d : 'mnist';
+}
+
+/** Load a sample set and show its images as buttons; false when it could not be loaded. */
+async function loadSamples(set: string): Promise<boolean> {
   const root = $('samples');
+  const file = sampleFile(set);
   try {
     const [meta, bin] = await Promise.all([
-      fetch('samples.json').then((r) => {
-        if (!r.ok) throw new Error(`samples.json: HTTP ${r.status}`);
-        return r.json() as Promise<{ count: number; labels: number[]; indices: number[]; height: number; width: number }>;
+      fetch(`${file}.json`).then((r) => {
+        if (!r.ok) throw new Error(`${file}.json: HTTP ${r.status}`);
+        return r.json() as Promise<{ title?: string; count: number; labels: number[]; classNames?: string[]; indices: number[]; height: number; width: number }>;
       }),
-      fetch('samples.bin').then((r) => {
-        if (!r.ok) throw new Error(`samples.bin: HTTP ${r.status}`);
+      fetch(`${file}.bin`).then((r) => {
+        if (!r.ok) throw new Error(`${file}.bin: HTTP ${r.status}`);
         return r.arrayBuffer();
       }),
     ]);
-    samples = { images: new Uint8Array(bin), labels: meta.labels, indices: meta.indices, count: meta.count, size: meta.height * meta.width };
+    samples = {
+      dataset: set,
+      title: meta.title ?? set,
+      images: new Uint8Array(bin),
+      labels: meta.labels,
+      classNames: meta.classNames ?? Array.from({ length: 10 }, (_, j) => String(j)),
+      indices: meta.indices,
+      count: meta.count,
+      size: meta.height * meta.width,
+    };
   } catch (e) {
+    samples = null;
     root.textContent = `The test images could not be loaded (${(e as Error).message}); drawing and uploads still work.`;
-    return;
+    return false;
   }
   const s = samples;
+  $('h-samples').textContent = `${s.title} test images`;
   root.replaceChildren();
   for (let k = 0; k < s.count; k++) {
     const b = document.createElement('button');
     b.type = 'button';
     b.tabIndex = -1;
     b.setAttribute('aria-pressed', 'false');
-    b.setAttribute('aria-label', `Test image ${s.indices[k] + 1}, a ${s.labels[k]}`);
-    b.title = `MNIST test image #${s.indices[k]} (label ${s.labels[k]})`;
+    b.setAttribute('aria-label', `Test image ${s.indices[k] + 1}, ${sampleLabel(s, k)}`);
+    b.title = sampleTitle(s, k);
     const c = document.createElement('canvas');
     paintGray(c, Array.from(s.images.subarray(k * s.size, (k + 1) * s.size), (v) => v / 255), 28, 28);
     b.append(c);
@@ -929,6 +966,24 @@ async function loadSamples(): Promise<void> {
     });
     root.append(b);
   }
+  return true;
+}
+
+function sampleLabel(s: Samples, k: number): string {
+  const name = s.classNames[s.labels[k]] ?? String(s.labels[k]);
+  return s.dataset === 'mnist' ? `a ${name}` : name;
+}
+
+function sampleTitle(s: Samples, k: number): string {
+  const name = s.classNames[s.labels[k]] ?? String(s.labels[k]);
+  return `${s.title} test image #${s.indices[k]} (label ${name === String(s.labels[k]) ? name : `${s.labels[k]}, ${name}`})`;
+}
+
+/** Select test image #0 of the loaded set (or its first image) as the input, without running the model. */
+function selectFirstSample(): void {
+  if (!samples) return;
+  const first = samples.indices.indexOf(0);
+  chooseSample(first >= 0 ? first : 0, false);
 }
 
 function samplePixels(k: number): Float32Array {
@@ -936,7 +991,7 @@ function samplePixels(k: number): Float32Array {
   return Float32Array.from(s.images.subarray(k * s.size, (k + 1) * s.size), (v) => v / 255);
 }
 
-function chooseSample(k: number): void {
+function chooseSample(k: number, run = true): void {
   if (!samples) return;
   currentSample = k;
   const root = $('samples');
@@ -946,10 +1001,11 @@ function chooseSample(k: number): void {
   });
   const px = samplePixels(k);
   pad.showImage(px, 28, 28);
-  inputSource = `MNIST test image #${samples.indices[k]} (label ${samples.labels[k]})`;
+  inputSource = sampleTitle(samples, k);
   $('input-status').textContent = `${inputSource}. Draw on it to change it.`;
   $('upload-error').hidden = true;
-  void runAnalysis(px);
+  input = px;
+  if (run) void runAnalysis(px);
 }
 
 function unpressSamples(): void {
@@ -1066,7 +1122,7 @@ async function start(): Promise<void> {
   setupPrimaryInput();
   setupRoutingInput();
   setupPerturbInput();
-  const samplesReady = loadSamples();
+  const samplesReady = loadSamples('mnist');
   try {
     const b = await initBackend(params.get('backend'));
     backendName = b.backend;
@@ -1076,12 +1132,7 @@ async function start(): Promise<void> {
     return;
   }
   await samplesReady;
-  if (samples) {
-    const first = samples.indices.indexOf(0);
-    const k = first >= 0 ? first : 0;
-    chooseSample(k);
-    input = samplePixels(k);
-  }
+  selectFirstSample();
   let models: ModelEntry[];
   try {
     models = await loadModelList();
