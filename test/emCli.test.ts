@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { encodeIdx, type EmCapsNet } from '../src/index.js';
 import '../src/models/index.js';
-import { loadModel } from '../src/models/files.js';
+import * as tf from '@tensorflow/tfjs';
+import { loadSmallNorb, norbPair, parseNorbMatrix, SMALLNORB_CLASSES, smallNorbFileName } from '../src/data/smallnorb.js';
+import { loadModel, saveModel } from '../src/models/files.js';
+import { createModel } from '../src/models/registry.js';
 import { writeFakeSmallNorb } from './norbFiles.js';
 
 const BIN = new URL('../../bin/capsnet.js', import.meta.url).pathname;
@@ -97,6 +100,43 @@ test('train and evaluate on smallNORB files: 96x96 pairs become 32x32 crops, 5 c
   const missing = run(['eval', '--model', out, '--dataset', 'smallnorb'], { CAPSNET_SMALLNORB_DIR: join(dir, 'nowhere') });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /not found in .*nowhere: download .*smallNORB/);
+
+  // predict sees a pair of the dat file, or a photograph, as the test set shows it: 48x48, centre crop, standardised.
+  const dat = join(norb, smallNorbFileName('test', 'dat'));
+  const p = json(['predict', dat, '--index', '3', '--model', out]);
+  const { model } = loadModel(out);
+  const view = new Float32Array(32 * 32);
+  loadSmallNorb('test', { dir: norb }).render!(3, view, 0);
+  const expected = tf.tidy(() => Array.from(model.forward(tf.tensor4d(view, [1, 32, 32, 1])).scores.dataSync()));
+  model.dispose();
+  assert.equal((p.scores as number[]).length, 5);
+  (p.scores as number[]).forEach((s, j) => assert.ok(Math.abs(s - expected[j]) < 1e-5, `class ${j}: ${s} against ${expected[j]}`));
+  assert.equal(p.className, SMALLNORB_CLASSES[p.prediction as number]);
+  const pair = norbPair(parseNorbMatrix(readFileSync(dat), dat), 3);
+  const png = new PNG({ width: 96, height: 96, colorType: 0 });
+  for (let i = 0; i < 96 * 96; i++) png.data.set([pair.planes[i], pair.planes[i], pair.planes[i], 255], 4 * i);
+  writeFileSync(join(dir, 'toy.png'), PNG.sync.write(png, { colorType: 0 }));
+  const fromPng = json(['predict', join(dir, 'toy.png'), '--model', out]);
+  (fromPng.scores as number[]).forEach((s, j) => assert.ok(Math.abs(s - expected[j]) < 1e-5, `PNG, class ${j}: ${s} against ${expected[j]}`));
+  const noIndex = run(['predict', dat, '--model', out]);
+  assert.equal(noIndex.code, 2);
+  assert.match(noIndex.stderr, /smallNORB dat file: choose a pair with --index N/);
+  const far = run(['predict', dat, '--index', '10', '--model', out]);
+  assert.equal(far.code, 1);
+  assert.match(far.stderr, /index 10 is out of range: .* holds 10 pairs/);
+});
+
+test('predict refuses a smallNORB dat file for a model trained on another dataset', () => {
+  const norb = join(dir, 'norb-other');
+  mkdirSync(norb);
+  writeFakeSmallNorb(norb, 'test', 2, 96, 96);
+  const m = join(dir, 'mnist-model');
+  const model = createModel('capsnet', 'small', {}, 1);
+  saveModel(model, m);
+  model.dispose();
+  const r = run(['predict', join(norb, smallNorbFileName('test', 'dat')), '--index', '0', '--model', m]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /is a smallNORB dat file, but this model was trained on another dataset/);
 });
 
 test('train --stop-at-error stops at the first check that reaches the target', () => {

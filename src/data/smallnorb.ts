@@ -226,13 +226,41 @@ export function smallNorbView(size: number, crop: number, channels: number): Nor
   };
 }
 
-/** Downsample one [2, h, w] stereo pair to size x size x channels bytes (area averaging). */
+/** Downsample the first `channels` planes of a [2, h, w] stereo pair to size x size x channels bytes (area averaging). */
 function downsamplePair(pair: Uint8Array, h: number, w: number, size: number, channels: number, out: Uint8Array, outOffset: number): void {
   for (let c = 0; c < channels; c++) {
     const plane = Float32Array.from(pair.subarray(c * h * w, (c + 1) * h * w));
     const small = resizeArea(plane, w, h, size, size);
     for (let i = 0; i < size * size; i++) out[outOffset + i * channels + c] = Math.min(255, Math.max(0, Math.round(small[i])));
   }
+}
+
+/** Whether `bytes` start like a NORB binary matrix of bytes (a smallNORB dat file). */
+export function isNorbByteMatrix(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === NORB_MAGIC.uint8;
+}
+
+/** The stereo pair `index` of a dat matrix [N, 2, h, w]: its two h x w planes. */
+export function norbPair(dat: NorbMatrix, index: number, source = 'NORB matrix'): { planes: Uint8Array; height: number; width: number } {
+  if (dat.dtype !== 'uint8' || dat.dims.length !== 4 || dat.dims[1] !== 2) throw new Error(`${source}: expected a byte matrix [N, 2, height, width] (a smallNORB dat file), got ${dat.dtype} [${dat.dims.join(', ')}]`);
+  const [n, , h, w] = dat.dims;
+  if (!(Number.isInteger(index) && index >= 0 && index < n)) throw new Error(`index ${index} is out of range: ${source} holds ${n} pairs`);
+  return { planes: (dat.data as Uint8Array).subarray(index * 2 * h * w, (index + 1) * 2 * h * w), height: h, width: w };
+}
+
+/**
+ * One picture as a model trained on smallNORB sees it in testing: the first
+ * `channels` of its planes (h x w bytes each, channel-major: a stereo pair
+ * or a photograph's gray levels) downsampled to size x size like the stored
+ * images, then the centre crop, standardised.
+ */
+export function smallNorbTestInput(planes: Uint8Array, h: number, w: number, channels: number, crop = 32, size = 48): Float32Array {
+  if (planes.length < channels * h * w) throw new Error(`smallNORB input: ${channels} planes of ${h}x${w} need ${channels * h * w} bytes, got ${planes.length}`);
+  const stored = new Uint8Array(size * size * channels);
+  downsamplePair(planes, h, w, size, channels, stored, 0);
+  const out = new Float32Array(crop * crop * channels);
+  smallNorbView(size, crop, channels)(stored, out, 0);
+  return out;
 }
 
 /**
