@@ -11,7 +11,7 @@ import { loadModelFromFlags, percent, report, setupBackend } from './common.js';
 
 export const predictSpec: CommandSpec = {
   name: 'predict',
-  summary: 'Predict the class of one image: PNG, PGM, or an image of an IDX file.',
+  summary: 'Predict the class of one image: PNG, PGM, or an image of an IDX or smallNORB dat file.',
   description:
     'Images of another size are brought to the model\'s input like MNIST was made (ink scaled into a 20x20 box, centred by mass in 28x28) ' +
     'for one-channel models, or resized otherwise. Dark ink on a light background is inverted automatically. ' +
