@@ -49,7 +49,7 @@ export function loadInputImage(path: string, model: ClassifierModel, flags: Reco
     if (index === undefined) throw new UsageError(`${path} is a smallNORB dat file: choose a pair with --index N`);
     const pair = norbPair(parseNorbMatrix(raw, path), index, path);
     if (c > 2) throw new Error(`model expects ${c}-channel images; a smallNORB pair has 2`);
-    return smallNorbTestInput(pair.planes, pair.height, pair.width, c, h, norbStoredSize(h));
+    return smallNorbTestInput(pair.planes, pair.height, pair.width, c, h);
   }
   if (isIdx(raw)) {
     const idx = parseIdx(raw, path);
@@ -71,7 +71,7 @@ export function loadInputImage(path: string, model: ClassifierModel, flags: Reco
     const n = img.width * img.height;
     const planes = new Uint8Array(c * n);
     for (let k = 0; k < c; k++) for (let i = 0; i < n; i++) planes[k * n + i] = Math.round(255 * src[i * c + k]);
-    return smallNorbTestInput(planes, img.height, img.width, c, h, norbStoredSize(h));
+    return smallNorbTestInput(planes, img.height, img.width, c, h);
   }
   const invertFlag = flags.invert as string;
   if (c === 1) {
@@ -96,11 +96,6 @@ export function loadInputImage(path: string, model: ClassifierModel, flags: Reco
     for (let i = 0; i < r.length; i++) out[i * c + k] = r[i];
   }
   return out;
-}
-
-/** The stored image side the crops of a smallNORB model come from (the paper: 32 of 48). */
-function norbStoredSize(crop: number): number {
-  return Math.max(crop, Math.round(crop * 1.5));
 }
 
 export async function runPredict({ flags, positionals }: ParsedArgs): Promise<number> {

@@ -33,6 +33,9 @@ import type { Split } from './mnist.js';
 import { resizeArea } from './preprocess.js';
 
 export const SMALLNORB_CLASSES = ['animal', 'human', 'airplane', 'truck', 'car'];
+/** The paper's stored image side (96 downsampled to 48) and the crop the model sees. */
+export const SMALLNORB_SIZE = 48;
+export const SMALLNORB_CROP = 32;
 
 const TYPES = {
   0x1e3d4c55: { dtype: 'uint8', bytes: 1 },
@@ -162,11 +165,16 @@ export interface SmallNorbOptions {
   viewpoints?: NorbViewpoints;
 }
 
+/** A dat matrix holds stereo pairs of bytes, [N, 2, height, width]. */
+function checkDatMatrix(dat: NorbMatrix, source: string): void {
+  if (dat.dtype !== 'uint8' || dat.dims.length !== 4 || dat.dims[1] !== 2) throw new Error(`${source}: expected a byte matrix [N, 2, height, width], got ${dat.dtype} [${dat.dims.join(', ')}]`);
+}
+
 /** Read and check the dat/cat/info matrices of a split. */
 export function readSmallNorbFiles(dir: string, split: Split): { dat: NorbMatrix; cat: NorbMatrix; info: NorbMatrix; paths: string[] } {
   const paths = (['dat', 'cat', 'info'] as const).map((k) => findFile(dir, smallNorbFileName(split, k)));
   const [dat, cat, info] = paths.map((p) => parseNorbMatrix(readMaybeGzip(p), p));
-  if (dat.dtype !== 'uint8' || dat.dims.length !== 4 || dat.dims[1] !== 2) throw new Error(`${paths[0]}: expected a byte matrix [N, 2, height, width], got ${dat.dtype} [${dat.dims.join(', ')}]`);
+  checkDatMatrix(dat, paths[0]);
   if (cat.dtype !== 'int32' || cat.dims.length !== 1) throw new Error(`${paths[1]}: expected an int32 matrix [N], got ${cat.dtype} [${cat.dims.join(', ')}]`);
   if (info.dtype !== 'int32' || info.dims.length !== 2 || info.dims[1] !== 4) throw new Error(`${paths[2]}: expected an int32 matrix [N, 4], got ${info.dtype} [${info.dims.join(', ')}]`);
   const n = dat.dims[0];
@@ -242,7 +250,7 @@ export function isNorbByteMatrix(bytes: Uint8Array): boolean {
 
 /** The stereo pair `index` of a dat matrix [N, 2, h, w]: its two h x w planes. */
 export function norbPair(dat: NorbMatrix, index: number, source = 'NORB matrix'): { planes: Uint8Array; height: number; width: number } {
-  if (dat.dtype !== 'uint8' || dat.dims.length !== 4 || dat.dims[1] !== 2) throw new Error(`${source}: expected a byte matrix [N, 2, height, width] (a smallNORB dat file), got ${dat.dtype} [${dat.dims.join(', ')}]`);
+  checkDatMatrix(dat, source);
   const [n, , h, w] = dat.dims;
   if (!(Number.isInteger(index) && index >= 0 && index < n)) throw new Error(`index ${index} is out of range: ${source} holds ${n} pairs`);
   return { planes: (dat.data as Uint8Array).subarray(index * 2 * h * w, (index + 1) * 2 * h * w), height: h, width: w };
@@ -254,7 +262,7 @@ export function norbPair(dat: NorbMatrix, index: number, source = 'NORB matrix')
  * or a photograph's gray levels) downsampled to size x size like the stored
  * images, then the centre crop, standardised.
  */
-export function smallNorbTestInput(planes: Uint8Array, h: number, w: number, channels: number, crop = 32, size = 48): Float32Array {
+export function smallNorbTestInput(planes: Uint8Array, h: number, w: number, channels: number, crop = SMALLNORB_CROP, size = SMALLNORB_SIZE): Float32Array {
   if (planes.length < channels * h * w) throw new Error(`smallNORB input: ${channels} planes of ${h}x${w} need ${channels * h * w} bytes, got ${planes.length}`);
   const stored = new Uint8Array(size * size * channels);
   downsamplePair(planes, h, w, size, channels, stored, 0);
@@ -268,7 +276,7 @@ export function smallNorbTestInput(planes: Uint8Array, h: number, w: number, cha
  * drawn from stored size x size downsampled images by the paper's pipeline.
  */
 export function loadSmallNorb(split: Split, options: SmallNorbOptions = {}): ImageDataset {
-  const { size = 48, crop = 32, channels = 1, viewpoints = 'all' } = options;
+  const { size = SMALLNORB_SIZE, crop = SMALLNORB_CROP, channels = 1, viewpoints = 'all' } = options;
   const { images: stored, labels, count } = loadSmallNorbImages(split, options);
   const per = size * size * channels;
   const view = smallNorbView(size, crop, channels);
@@ -288,7 +296,7 @@ export function loadSmallNorb(split: Split, options: SmallNorbOptions = {}): Ima
 
 /** The downsampled size x size images of a split (before cropping), for inspection and tests. */
 export function loadSmallNorbImages(split: Split, options: SmallNorbOptions = {}): { images: Uint8Array; labels: Int32Array; count: number } {
-  const { dir = smallNorbDir(), size = 48, channels = 1, viewpoints = 'all' } = options;
+  const { dir = smallNorbDir(), size = SMALLNORB_SIZE, channels = 1, viewpoints = 'all' } = options;
   const { dat, cat, info } = readSmallNorbFiles(dir, split);
   const [count, , h, w] = dat.dims;
   const keep = viewpointFilter(viewpoints);
