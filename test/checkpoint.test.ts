@@ -1,7 +1,8 @@
 /**
  * Checkpoints: an interrupted run resumed from its checkpoint ends with the
  * same weights and optimizer state as an uninterrupted run, and saved models
- * load back exactly (float32) or closely (float16).
+ * load back exactly (float32) or closely (float16). Weight averaging and
+ * fine-tuning from a saved model keep those guarantees.
  */
 import * as tf from '@tensorflow/tfjs';
 import { test } from 'node:test';
@@ -9,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take } from '../src/index.js';
+import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take, WeightAverage } from '../src/index.js';
 import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
 
 await initBackend();
@@ -115,4 +116,84 @@ test('stop-at-error checks fall on the same steps whether or not the run was int
   // 4 steps an epoch: checks at step 3, after epoch 1 (step 4), at step 6 and after epoch 2 (step 8).
   assert.deepEqual(steps('a'), [3, 4, 6, 8]);
   assert.deepEqual(steps('b'), steps('a'));
+});
+
+test('the weight average is the bias-corrected exponential mean of the weights after each update', () => {
+  const w = tf.variable(tf.tensor1d([0, 0, 0]), true, 'avg-test');
+  const params = [{ name: 'w', value: w }];
+  const avg = new WeightAverage(0.9);
+  assert.throws(() => avg.averaged(params), /no updates yet/);
+  const seen: number[][] = [[1, -2, 4], [3, 0, 0.5], [-1, 5, 2]];
+  for (const v of seen) {
+    w.assign(tf.tensor1d(v));
+    avg.update(params);
+  }
+  // Float64 by hand: sum_k (1-d) d^(t-k) w_k / (1 - d^t).
+  const d = 0.9;
+  const t = seen.length;
+  const expected = [0, 1, 2].map((i) => seen.reduce((acc, v, k) => acc + (1 - d) * d ** (t - 1 - k) * v[i], 0) / (1 - d ** t));
+  const got = avg.averaged(params).get('w')!;
+  const values = Array.from(got.dataSync());
+  values.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-5, `average[${i}] ${x} vs ${expected[i]}`));
+  // withAveraged swaps the average in and puts the training weights back exactly.
+  const inside = avg.withAveraged(params, () => Array.from(w.dataSync()));
+  assert.deepEqual(inside, values);
+  assert.deepEqual(Array.from(w.dataSync()), seen[t - 1]);
+  // State round-trips.
+  const copy = new WeightAverage(0.9);
+  copy.setState(avg.getState(), params);
+  assert.deepEqual(Array.from(copy.averaged(params).get('w')!.dataSync()), values);
+  assert.throws(() => new WeightAverage(1), /decay must be in \(0, 1\)/);
+  tf.dispose([w, got]);
+  avg.dispose();
+  copy.dispose();
+});
+
+test('with weight averaging, an interrupted and resumed run saves the same averaged and training weights as a straight one', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-ema-'));
+  const opts = (dir: string): TrainOptions => ({ ...base(join(root, dir)), weightAverage: 0.8 });
+  const straight = await train(opts('a'), data, quiet);
+  (await train(opts('b'), data, { ...quiet, maxSteps: 5 })).model.dispose();
+  const resumed = await train({ ...opts('b'), resume: true }, data, quiet);
+  const a = readCheckpoint(join(root, 'a'));
+  const b = readCheckpoint(join(root, 'b'));
+  assert.equal(a.state.average?.count, 8);
+  assert.equal(b.state.average?.count, 8);
+  const savedA = loadModel(join(root, 'a'));
+  const savedB = loadModel(join(root, 'b'));
+  let differs = false;
+  for (let i = 0; i < straight.model.params.length; i++) {
+    const name = straight.model.params[i].name;
+    // The model files (and the returned model) hold the average; the checkpoint keeps the training weights to resume from.
+    assert.deepEqual(savedB.model.params[i].value.dataSync(), savedA.model.params[i].value.dataSync(), `averaged ${name}`);
+    assert.deepEqual(resumed.model.params[i].value.dataSync(), straight.model.params[i].value.dataSync(), `returned ${name}`);
+    assert.deepEqual(straight.model.params[i].value.dataSync(), savedA.model.params[i].value.dataSync(), `returned = saved ${name}`);
+    assert.deepEqual(b.model.params[i].value.dataSync(), a.model.params[i].value.dataSync(), `training ${name}`);
+    assert.deepEqual(b.averageState!.sums[name], a.averageState!.sums[name], `sums of ${name}`);
+    const sa = savedA.model.params[i].value.dataSync();
+    const ta = a.model.params[i].value.dataSync();
+    if (sa.some((x, k) => x !== ta[k])) differs = true;
+  }
+  assert.ok(differs, 'the averaged weights differ from the training weights');
+  // Test accuracy in the history is the averaged model's, and the training weights' is logged beside it.
+  const last = a.state.history[a.state.history.length - 1];
+  assert.equal(typeof last.testAccuracyTrainingWeights, 'number');
+  for (const m of [straight.model, resumed.model, a.model, b.model, savedA.model, savedB.model]) m.dispose();
+});
+
+test('--init starts training from a saved model\'s weights, with a fresh optimizer', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-init-'));
+  const source = await train({ ...base(join(root, 'src')), epochs: 1 }, data, quiet);
+  const sourceAccuracy = source.history[0].testAccuracy!;
+  // A vanishing learning rate leaves the weights where --init put them: the source model's.
+  const tuned = await train({ ...base(join(root, 'ft')), epochs: 1, learningRate: 1e-30, init: join(root, 'src') }, data, quiet);
+  for (let i = 0; i < source.model.params.length; i++) {
+    assert.deepEqual(tuned.model.params[i].value.dataSync(), source.model.params[i].value.dataSync(), source.model.params[i].name);
+  }
+  assert.equal(tuned.history[0].testAccuracy, sourceAccuracy);
+  assert.equal(readCheckpoint(join(root, 'ft')).optimizerState.step, 4, 'the optimizer counts only the new run\'s steps');
+  await assert.rejects(train({ ...base(join(root, 'bad')), model: 'cnn', init: join(root, 'src') }, data, quiet), /is a capsnet model, training asks for cnn/);
+  await assert.rejects(train({ ...base(join(root, 'bad2')), init: join(root, 'missing') }, data, quiet), /model not found/);
+  source.model.dispose();
+  tuned.model.dispose();
 });

@@ -61,6 +61,11 @@ test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('train', '--images', corrupt, '--labels', corrupt, '--test-images', corrupt, '--test-labels', corrupt, '--out', join(dir, 'x')), /truncated IDX header/);
   assertOneLineError(run('train', '--dataset', 'cifar'), /unknown dataset 'cifar'/);
   assertOneLineError(run('train', '--preset', 'huge', '--out', join(dir, 'y')), /unknown preset 'huge'/);
+  assertOneLineError(run('train', '--init', 'mnist-small', '--resume', '--out', join(dir, 'z')), /--init starts a new run; --resume continues one/, 2);
+  assertOneLineError(run('train', '--init', 'mnist-small', '--routing', '1', '--out', join(dir, 'z')), /--init keeps the saved model's config/, 2);
+  assertOneLineError(run('train', '--ema', '1', '--out', join(dir, 'z')), /--ema must be between 0 and 1/, 2);
+  assertOneLineError(run('train', '--init', join(dir, 'no-model'), '--out', join(dir, 'z')), /model not found/);
+  assertOneLineError(run('train', '--model', 'cnn', '--init', 'mnist-small', '--out', join(dir, 'z')), /is a capsnet model, training asks for cnn/);
 });
 
 test('train, eval, predict and reconstruct a small model through the CLI', () => {

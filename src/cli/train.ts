@@ -1,5 +1,6 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
 import { join } from 'node:path';
+import { modelPathOrPretrained } from '../models/pretrained.js';
 import { modelTypeNames } from '../models/registry.js';
 import { readTrainingState } from '../training/checkpoint.js';
 import { train, type TrainOptions } from '../training/trainer.js';
@@ -28,6 +29,8 @@ export const trainSpec: CommandSpec = {
     { name: 'routing', type: 'int', min: 1, help: 'routing iterations (default: the preset\'s, 3)' },
     { name: 'recon-weight', type: 'number', min: 0, help: 'reconstruction loss weight (default: the preset\'s, 0.0005; 0 turns it off)' },
     { name: 'shift', type: 'int', min: 0, default: 2, help: 'random shift in pixels for augmentation' },
+    { name: 'init', type: 'string', arg: 'MODEL', help: 'start from this model\'s weights (a model or training directory, or a pretrained name): fine-tuning; the architecture is that model\'s, --preset is not used' },
+    { name: 'ema', type: 'number', min: 0, max: 1, arg: 'DECAY', help: 'keep an exponential moving average of the weights with this decay per step (e.g. 0.999); test accuracy and the saved model use the averaged weights' },
     { name: 'seed', type: 'int', default: 1, help: 'random seed (weights, shuffling, shifts)' },
     { name: 'out', type: 'string', arg: 'DIR', help: 'output directory [default: runs/<model>-<preset>-<dataset>]' },
     { name: 'stop-at-error', type: 'number', min: 0, max: 100, arg: 'PERCENT', help: 'stop as soon as the test error is at most this percentage (checked every epoch, and every --check-every steps)' },
@@ -41,6 +44,7 @@ export const trainSpec: CommandSpec = {
     'capsnet train --preset small --epochs 3',
     'capsnet train --preset paper --epochs 50 --out runs/paper',
     'capsnet train --out runs/paper --resume',
+    'capsnet train --model capsnet --init pretrained/capsnet-mnist --epochs 4 --lr 0.0002 --lr-decay 0.6 --ema 0.999 --out runs/paper-ft',
   ],
 };
 
@@ -53,6 +57,11 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
+  if (flags.init !== undefined && flags.resume) throw new UsageError('--init starts a new run; --resume continues one: give one of them');
+  if (flags.init !== undefined && (flags.routing !== undefined || flags['recon-weight'] !== undefined)) {
+    throw new UsageError('--init keeps the saved model\'s config; --routing and --recon-weight cannot change it');
+  }
+  if (flags.ema !== undefined && !((flags.ema as number) > 0 && (flags.ema as number) < 1)) throw new UsageError(`--ema must be between 0 and 1 (exclusive), got ${flags.ema}`);
   const overrides: Record<string, unknown> = {};
   if (flags.routing !== undefined) {
     if (flags.model === 'em') overrides.routing = { iterations: flags.routing };
@@ -76,6 +85,8 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     seed: flags.seed as number,
     outDir: out,
     resume: !!flags.resume,
+    ...(flags.init !== undefined ? { init: modelPathOrPretrained(flags.init as string) } : {}),
+    ...(flags.ema !== undefined ? { weightAverage: flags.ema as number } : {}),
   };
   // The data flags are recorded in the checkpoint; a resumed run reads the same data.
   let dataFlags: ParsedFlags = Object.fromEntries(DATA_FLAG_NAMES.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined));

@@ -32,3 +32,9 @@ export function pretrainedDir(name: string): string {
   if (!e.available) throw new Error(`pretrained model '${name}' is not in this copy (${e.dir} has no model.json)`);
   return e.dir;
 }
+
+/** `value` as a path, or, when no such path exists and it names a pretrained model, that model's directory. */
+export function modelPathOrPretrained(value: string): string {
+  if (existsSync(value)) return value;
+  return ENTRIES.some((e) => e.name === value) ? pretrainedDir(value) : value;
+}

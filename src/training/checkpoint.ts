@@ -2,7 +2,10 @@
  * Training checkpoints (Node only). One format: a checkpoint is a model
  * directory (model.json + weights.bin, loadable anywhere a model is) plus
  *
- *   optimizer.bin   Adam's moments, m/<param> and v/<param>, float32
+ *   optimizer.bin   Adam's moments, m/<param> and v/<param>, float32; when
+ *                   training averages weights, also the training weights
+ *                   w/<param> and the average's running sums avg/<param>
+ *                   (the model files then hold the averaged weights)
  *   training.json   options, epoch and batch reached, optimizer step and
  *                   hyper-parameters, both Rng states, metrics history
  *
@@ -14,10 +17,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKPOINTS_DIR, LATEST_FILE, modelFiles, readModelDir } from '../models/files.js';
 import type { ClassifierModel } from '../models/model.js';
-import { decodeWeights, encodeWeights, modelFromArtifacts, type WeightEntry } from '../models/serialization.js';
+import { assignWeights, decodeWeights, encodeWeights, modelFromArtifacts, type WeightEntry } from '../models/serialization.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/files.js';
 import type { RngState } from '../util/rng.js';
 import type { Adam, AdamState } from './adam.js';
+import type { WeightAverage } from './weightAverage.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
 const KEEP_CHECKPOINTS = 2;
@@ -54,6 +58,13 @@ export interface TrainingState {
   /** Running sums of the interrupted epoch, so its metrics come out whole. */
   partial?: { loss: number; correct: number; seen: number; terms: Record<string, number>; seconds: number };
   optimizer: { type: 'adam'; learningRate: number; beta1: number; beta2: number; epsilon: number; step: number; weights: WeightEntry[] };
+  /** Present when training averages weights: its decay and update count. */
+  average?: { decay: number; count: number };
+}
+
+export interface AverageState {
+  count: number;
+  sums: Record<string, Float32Array>;
 }
 
 export function checkpointName(epoch: number, batch: number): string {
@@ -62,7 +73,14 @@ export function checkpointName(epoch: number, batch: number): string {
 }
 
 /** Write a checkpoint and point <out>/latest at it. */
-export function writeCheckpoint(outDir: string, model: ClassifierModel, optimizer: Adam, state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>, modelMetadata: Record<string, unknown> = {}): string {
+export function writeCheckpoint(
+  outDir: string,
+  model: ClassifierModel,
+  optimizer: Adam,
+  state: Omit<TrainingState, 'format' | 'version' | 'optimizer' | 'average'>,
+  modelMetadata: Record<string, unknown> = {},
+  average?: WeightAverage,
+): string {
   const name = checkpointName(state.epoch, state.batch);
   const opt: AdamState = optimizer.getState();
   const named = model.params.flatMap((p) => {
@@ -70,17 +88,26 @@ export function writeCheckpoint(outDir: string, model: ClassifierModel, optimize
     const v = opt.v[p.name];
     return m && v ? [{ name: `m/${p.name}`, shape: p.value.shape, values: m }, { name: `v/${p.name}`, shape: p.value.shape, values: v }] : [];
   });
+  const avg = average && average.count > 0 ? average.getState() : undefined;
+  if (avg) {
+    for (const p of model.params) {
+      named.push({ name: `w/${p.name}`, shape: p.value.shape, values: p.value.dataSync() as Float32Array });
+      named.push({ name: `avg/${p.name}`, shape: p.value.shape, values: avg.sums[p.name] });
+    }
+  }
   const { entries, data } = encodeWeights(named);
   const training: TrainingState = {
     format: TRAINING_FORMAT,
     version: 1,
     ...state,
     optimizer: { type: 'adam', learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, step: opt.step, weights: entries },
+    ...(avg ? { average: { decay: average!.decay, count: avg.count } } : {}),
   };
+  const files = () => modelFiles(model, { metadata: { ...modelMetadata, epoch: state.epoch, batch: state.batch, history: state.history, ...(avg ? { weightAverage: average!.decay } : {}) } });
   const dir = join(outDir, CHECKPOINTS_DIR, name);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   writeDirAtomic(dir, {
-    ...modelFiles(model, { metadata: { ...modelMetadata, epoch: state.epoch, batch: state.batch, history: state.history } }),
+    ...(avg ? average!.withAveraged(model.params, files) : files()),
     'optimizer.bin': data,
     'training.json': JSON.stringify(training, null, 1),
   });
@@ -105,6 +132,8 @@ export interface LoadedCheckpoint {
   model: ClassifierModel;
   state: TrainingState;
   optimizerState: AdamState;
+  /** The weight average, when training averages weights (the model then holds the training weights). */
+  averageState?: AverageState;
 }
 
 function latestCheckpointDir(outDir: string): string {
@@ -137,18 +166,32 @@ export function readCheckpoint(outDir: string): LoadedCheckpoint {
   const { json, weights } = readModelDir(dir);
   const { model } = modelFromArtifacts(json, weights, dir);
   let optimizerState: AdamState;
+  let averageState: AverageState | undefined;
   try {
-    const decoded = decodeWeights(state.optimizer.weights, readFileSync(join(dir, 'optimizer.bin')), join(dir, 'optimizer.bin'));
+    const source = join(dir, 'optimizer.bin');
+    const decoded = decodeWeights(state.optimizer.weights, readFileSync(source), source);
     const m: Record<string, Float32Array> = {};
     const v: Record<string, Float32Array> = {};
+    const w = new Map<string, Float32Array>();
+    const sums: Record<string, Float32Array> = {};
     for (const [name, values] of decoded) {
-      if (name.startsWith('m/')) m[name.slice(2)] = values;
-      else if (name.startsWith('v/')) v[name.slice(2)] = values;
+      const slash = name.indexOf('/');
+      const [kind, param] = [name.slice(0, slash), name.slice(slash + 1)];
+      if (kind === 'm') m[param] = values;
+      else if (kind === 'v') v[param] = values;
+      else if (kind === 'w') w.set(param, values);
+      else if (kind === 'avg') sums[param] = values;
     }
     optimizerState = { step: state.optimizer.step, m, v };
+    if (state.average) {
+      // The model files hold the averaged weights; training goes on from the training weights.
+      const entries = state.optimizer.weights.filter((e) => e.name.startsWith('w/')).map((e) => ({ ...e, name: e.name.slice(2) }));
+      assignWeights(model, w, entries, source);
+      averageState = { count: state.average.count, sums };
+    }
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { dir, model, state, optimizerState };
+  return { dir, model, state, optimizerState, averageState };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { batchCount, batchIndices, makeBatch, type Batch } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
 import type { ClassifierModel, ForwardOptions } from '../models/model.js';
+import { loadModel } from '../models/files.js';
 import { createModel } from '../models/registry.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Rng } from '../util/rng.js';
@@ -17,6 +18,7 @@ import { Adam } from './adam.js';
 import { hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
 import { checkCompatible, evaluate, hitsTargets } from './evaluate.js';
 import { formatDuration, Progress } from './progress.js';
+import { WeightAverage } from './weightAverage.js';
 
 export interface TrainOptions {
   /** Model type ('capsnet', ...) and preset. */
@@ -37,6 +39,18 @@ export interface TrainOptions {
   data?: Record<string, unknown>;
   seed: number;
   outDir: string;
+  /**
+   * Start from this saved model's weights (a model or training directory)
+   * instead of a fresh initialisation: fine-tuning. The architecture is the
+   * saved model's; the optimizer starts afresh.
+   */
+  init?: string;
+  /**
+   * Keep an exponential moving average of the weights with this decay per
+   * step (./weightAverage.ts); test accuracy and the saved model are the
+   * averaged weights'.
+   */
+  weightAverage?: number;
 }
 
 export interface TrainData {
@@ -82,6 +96,17 @@ export function validateTrainOptions(o: TrainOptions): void {
   if (!(o.lrDecay > 0 && o.lrDecay <= 1)) throw new Error(`learning-rate decay must be in (0, 1], got ${o.lrDecay}`);
   if (!Number.isInteger(o.shift) || o.shift < 0) throw new Error(`shift must be a non-negative integer, got ${o.shift}`);
   if (!Number.isInteger(o.seed)) throw new Error(`seed must be an integer, got ${o.seed}`);
+  if (o.weightAverage !== undefined && !(o.weightAverage > 0 && o.weightAverage < 1)) throw new Error(`weight-average decay must be in (0, 1), got ${o.weightAverage}`);
+}
+
+/** The saved model that `o.init` names, checked against the model type asked for. */
+function loadInitModel(o: TrainOptions): ClassifierModel {
+  const { model, json, dir } = loadModel(o.init!);
+  if (json.modelType !== o.model) {
+    model.dispose();
+    throw new Error(`${dir} is a ${json.modelType} model, training asks for ${o.model}`);
+  }
+  return model;
 }
 
 interface StepResult {
@@ -158,6 +183,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   let model: ClassifierModel;
   let state: Omit<TrainingState, 'format' | 'version' | 'optimizer'>;
   const optimizer = new Adam({ learningRate: options.learningRate });
+  let average: WeightAverage | undefined;
   let shuffleRng: Rng;
   let augRng: Rng;
 
@@ -167,6 +193,10 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     if (options.epochs !== undefined && options.epochs > o.epochs) o.epochs = options.epochs;
     model = ck.model;
     optimizer.setState(ck.optimizerState, model.params);
+    if (o.weightAverage !== undefined) {
+      average = new WeightAverage(o.weightAverage);
+      if (ck.averageState) average.setState(ck.averageState, model.params);
+    }
     state = { ...ck.state, options: o as unknown as Record<string, unknown> };
     shuffleRng = new Rng(ck.state.shuffleState);
     augRng = new Rng(ck.state.augState);
@@ -180,8 +210,9 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
-    model = createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
-    if (model.initializeFromData) {
+    model = o.init ? loadInitModel(o) : createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
+    if (o.weightAverage !== undefined) average = new WeightAverage(o.weightAverage);
+    if (model.initializeFromData && !o.init) {
       try {
         checkCompatible(model, data.train);
         initializeFromData(model, data.train, o);
@@ -216,7 +247,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   /** Test error now; true when it reached the target. */
   const checkTarget = (epoch: number, batch: number, testError?: number): boolean => {
     if (target === undefined || !data.test) return false;
-    const err = testError ?? evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) }).error;
+    const err = testError ?? evaluateAveraged(data.test).error;
     const line = { epoch, batch, step: optimizer.step, testError: err, elapsedSeconds: elapsedBefore + (performance.now() - runStart) / 1000 };
     mkdirSync(o.outDir, { recursive: true });
     appendFileSync(join(o.outDir, 'checks.jsonl'), `${JSON.stringify(line)}\n`);
@@ -226,10 +257,15 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     return true;
   };
 
+  /** Test metrics of the model as it is saved: the averaged weights when training averages them. */
+  const evaluateAveraged = (test: ImageDataset) => {
+    const run = () => evaluate(model, test, { batchSize: Math.max(o.batchSize, 100) });
+    return average && average.count > 0 ? average.withAveraged(model.params, run) : run();
+  };
   const save = () => {
     state.augState = augRng.getState();
     state.elapsedSeconds = elapsedBefore + (performance.now() - runStart) / 1000;
-    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state, { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) });
+    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state, { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) }, average);
   };
 
   try {
@@ -245,6 +281,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
         optimizer.learningRate = learningRateAt(o, optimizer.step, stepsPerEpoch);
         const batch = makeBatch(data.train, batchIndices(order, b, o.batchSize), o.shift, augRng);
         const r = trainStep(model, optimizer, batch, { fraction: (state.epoch * stepsPerEpoch + b) / (o.epochs * stepsPerEpoch), rng: augRng });
+        average?.update(model.params);
         partial.loss += r.loss * batch.size;
         partial.correct += r.correct;
         partial.seen += batch.size;
@@ -290,9 +327,11 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       };
       for (const [k, v] of Object.entries(partial.terms)) metrics[`train_${k}`] = v / partial.seen;
       if (data.test) {
-        const ev = evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) });
+        const ev = evaluateAveraged(data.test);
         metrics.testAccuracy = ev.accuracy;
         metrics.testError = ev.error;
+        // The training weights' own accuracy, to show what averaging gives.
+        if (average) metrics.testAccuracyTrainingWeights = evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) }).accuracy;
       }
       state.history.push(metrics);
       state.epoch = epoch;
@@ -305,6 +344,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       log(
         `epoch ${epoch}/${o.epochs}  loss ${metrics.trainLoss.toFixed(4)}  train ${(100 * metrics.trainAccuracy).toFixed(2)}%` +
           (metrics.testAccuracy !== undefined ? `  test ${(100 * metrics.testAccuracy).toFixed(2)}% (error ${(100 * metrics.testError!).toFixed(2)}%)` : '') +
+          (metrics.testAccuracyTrainingWeights !== undefined ? ` [training weights ${(100 * metrics.testAccuracyTrainingWeights).toFixed(2)}%]` : '') +
           `  lr ${metrics.learningRate.toPrecision(3)}  ${metrics.imagesPerSecond.toFixed(1)} img/s  ${formatDuration(seconds)}`,
       );
       if (checkTarget(epoch, 0, metrics.testError)) {
@@ -319,9 +359,17 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     }
   } catch (e) {
     optimizer.dispose();
+    average?.dispose();
     model.dispose();
     throw e;
   }
   optimizer.dispose();
+  // The returned model is the one saved: with averaging, the averaged weights.
+  if (average && average.count > 0) {
+    const avg = average.averaged(model.params);
+    for (const p of model.params) p.value.assign(avg.get(p.name)!);
+    tf.dispose([...avg.values()]);
+  }
+  average?.dispose();
   return { model, history: state.history, interrupted, reachedTarget, checkpoint, epoch: state.epoch, elapsedSeconds: state.elapsedSeconds };
 }
