@@ -191,6 +191,9 @@ test('--init starts training from a saved model\'s weights, with a fresh optimiz
     assert.deepEqual(tuned.model.params[i].value.dataSync(), source.model.params[i].value.dataSync(), source.model.params[i].name);
   }
   assert.equal(tuned.history[0].testAccuracy, sourceAccuracy);
+  const saved = loadModel(join(root, 'ft'));
+  assert.equal(saved.json.metadata?.initializedFrom, join(root, 'src'));
+  saved.model.dispose();
   assert.equal(readCheckpoint(join(root, 'ft')).optimizerState.step, 4, 'the optimizer counts only the new run\'s steps');
   await assert.rejects(train({ ...base(join(root, 'bad')), model: 'cnn', init: join(root, 'src') }, data, quiet), /is a capsnet model, training asks for cnn/);
   await assert.rejects(train({ ...base(join(root, 'bad2')), init: join(root, 'missing') }, data, quiet), /model not found/);

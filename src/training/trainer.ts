@@ -257,6 +257,8 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     return true;
   };
 
+  // Saved with every checkpoint's model: what it was trained on, and for a fine-tuned model where it started.
+  const modelMetadata = { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}), ...(o.init ? { initializedFrom: o.init } : {}) };
   /** Test metrics of the model as it is saved: the averaged weights when training averages them. */
   const evaluateAveraged = (test: ImageDataset) => {
     const run = () => evaluate(model, test, { batchSize: Math.max(o.batchSize, 100) });
@@ -265,7 +267,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   const save = () => {
     state.augState = augRng.getState();
     state.elapsedSeconds = elapsedBefore + (performance.now() - runStart) / 1000;
-    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state, { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) }, average);
+    checkpoint = writeCheckpoint(o.outDir, model, optimizer, state, modelMetadata, average);
   };
 
   try {
