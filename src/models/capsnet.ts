@@ -15,6 +15,7 @@ import type { Layer } from '../layers/layer.js';
 import { PrimaryCapsules } from '../layers/primaryCapsules.js';
 import { marginLoss } from '../losses/marginLoss.js';
 import { reconstructionLoss } from '../losses/reconstructionLoss.js';
+import { mergeConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput } from './model.js';
 
@@ -66,14 +67,6 @@ export function capsNetConfig(preset: CapsNetPreset = 'paper', overrides: DeepPa
   const base = PRESETS[preset];
   if (!base) throw new Error(`unknown CapsNet preset '${preset}': expected ${CAPSNET_PRESETS.join(', ')}`);
   return mergeConfig(structuredClone(base), overrides);
-}
-
-function mergeConfig<T>(base: T, over: unknown): T {
-  if (over === undefined) return base;
-  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over as T;
-  const out = { ...(base as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = mergeConfig(out[k], v);
-  return out as T;
 }
 
 export interface CapsNetOutput extends ModelOutput {

@@ -31,6 +31,7 @@ import { ConvCapsules, type EmRoutingConfig } from '../layers/convCapsules.js';
 import type { Layer } from '../layers/layer.js';
 import { PrimaryMatrixCapsules } from '../layers/primaryMatrixCapsules.js';
 import { spreadLoss, spreadMargin } from '../losses/spreadLoss.js';
+import { mergeConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { DeepPartial } from './capsnet.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput, type TrainingProgress } from './model.js';
@@ -77,19 +78,11 @@ const PRESETS: Record<EmCapsNetPreset, EmCapsNetConfig> = {
 
 export const EM_CAPSNET_PRESETS = Object.keys(PRESETS) as EmCapsNetPreset[];
 
-function merge<T>(base: T, over: unknown): T {
-  if (over === undefined) return base;
-  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over as T;
-  const out = { ...(base as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merge(out[k], v);
-  return out as T;
-}
-
 /** A preset's config with `overrides` merged in (nested objects merge key by key). */
 export function emCapsNetConfig(presetName: EmCapsNetPreset = 'paper', overrides: DeepPartial<EmCapsNetConfig> = {}): EmCapsNetConfig {
   const base = PRESETS[presetName];
   if (!base) throw new Error(`unknown EM capsule network preset '${presetName}': expected ${EM_CAPSNET_PRESETS.join(', ')}`);
-  const config = merge(structuredClone(base), overrides);
+  const config = mergeConfig(structuredClone(base), overrides);
   // A schedule given as an override replaces the preset's (its forms differ).
   const schedule = overrides.routing?.inverseTemperature;
   if (schedule) config.routing.inverseTemperature = structuredClone(schedule) as EmCapsNetConfig['routing']['inverseTemperature'];
