@@ -44,7 +44,7 @@ export const trainSpec: CommandSpec = {
     'capsnet train --preset small --epochs 3',
     'capsnet train --preset paper --epochs 50 --out runs/paper',
     'capsnet train --out runs/paper --resume',
-    'capsnet train --model capsnet --init pretrained/capsnet-mnist --epochs 4 --lr 0.0002 --lr-decay 0.6 --ema 0.999 --out runs/paper-ft',
+    'capsnet train --init mnist --epochs 5 --lr 0.0002 --lr-decay 0.7 --ema 0.999 --out runs/paper-ft',
   ],
 };
 
