@@ -96,7 +96,6 @@ export function validateTrainOptions(o: TrainOptions): void {
   if (!(o.lrDecay > 0 && o.lrDecay <= 1)) throw new Error(`learning-rate decay must be in (0, 1], got ${o.lrDecay}`);
   if (!Number.isInteger(o.shift) || o.shift < 0) throw new Error(`shift must be a non-negative integer, got ${o.shift}`);
   if (!Number.isInteger(o.seed)) throw new Error(`seed must be an integer, got ${o.seed}`);
-  if (o.weightAverage !== undefined && !(o.weightAverage > 0 && o.weightAverage < 1)) throw new Error(`weight-average decay must be in (0, 1), got ${o.weightAverage}`);
 }
 
 /** The saved model that `o.init` names, checked against the model type asked for. */
