@@ -209,8 +209,8 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
-    model = o.init ? loadInitModel(o) : createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
     if (o.weightAverage !== undefined) average = new WeightAverage(o.weightAverage);
+    model = o.init ? loadInitModel(o) : createModel(o.model, o.preset, o.overrides ?? {}, o.seed);
     if (model.initializeFromData && !o.init) {
       try {
         checkCompatible(model, data.train);
