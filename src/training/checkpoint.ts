@@ -21,7 +21,7 @@ import { assignWeights, decodeWeights, encodeWeights, modelFromArtifacts, type W
 import { writeDirAtomic, writeFileAtomic } from '../util/files.js';
 import type { RngState } from '../util/rng.js';
 import type { Adam, AdamState } from './adam.js';
-import type { WeightAverage } from './weightAverage.js';
+import type { WeightAverage, WeightAverageState } from './weightAverage.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
 const KEEP_CHECKPOINTS = 2;
@@ -62,10 +62,6 @@ export interface TrainingState {
   average?: { decay: number; count: number };
 }
 
-export interface AverageState {
-  count: number;
-  sums: Record<string, Float32Array>;
-}
 
 export function checkpointName(epoch: number, batch: number): string {
   const e = `epoch-${String(epoch).padStart(4, '0')}`;
@@ -133,7 +129,7 @@ export interface LoadedCheckpoint {
   state: TrainingState;
   optimizerState: AdamState;
   /** The weight average, when training averages weights (the model then holds the training weights). */
-  averageState?: AverageState;
+  averageState?: WeightAverageState;
 }
 
 function latestCheckpointDir(outDir: string): string {
@@ -166,7 +162,7 @@ export function readCheckpoint(outDir: string): LoadedCheckpoint {
   const { json, weights } = readModelDir(dir);
   const { model } = modelFromArtifacts(json, weights, dir);
   let optimizerState: AdamState;
-  let averageState: AverageState | undefined;
+  let averageState: WeightAverageState | undefined;
   try {
     const source = join(dir, 'optimizer.bin');
     const decoded = decodeWeights(state.optimizer.weights, readFileSync(source), source);

@@ -259,10 +259,9 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   // Saved with every checkpoint's model: what it was trained on, and for a fine-tuned model where it started.
   const modelMetadata = { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}), ...(o.init ? { initializedFrom: o.init } : {}) };
   /** Test metrics of the model as it is saved: the averaged weights when training averages them. */
-  const evaluateAveraged = (test: ImageDataset) => {
-    const run = () => evaluate(model, test, { batchSize: Math.max(o.batchSize, 100) });
-    return average && average.count > 0 ? average.withAveraged(model.params, run) : run();
-  };
+  const evaluateTrainingWeights = (test: ImageDataset) => evaluate(model, test, { batchSize: Math.max(o.batchSize, 100) });
+  const evaluateAveraged = (test: ImageDataset) =>
+    average && average.count > 0 ? average.withAveraged(model.params, () => evaluateTrainingWeights(test)) : evaluateTrainingWeights(test);
   const save = () => {
     state.augState = augRng.getState();
     state.elapsedSeconds = elapsedBefore + (performance.now() - runStart) / 1000;
@@ -332,7 +331,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
         metrics.testAccuracy = ev.accuracy;
         metrics.testError = ev.error;
         // The training weights' own accuracy, to show what averaging gives.
-        if (average) metrics.testAccuracyTrainingWeights = evaluate(model, data.test, { batchSize: Math.max(o.batchSize, 100) }).accuracy;
+        if (average) metrics.testAccuracyTrainingWeights = evaluateTrainingWeights(data.test).accuracy;
       }
       state.history.push(metrics);
       state.epoch = epoch;
@@ -366,11 +365,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   }
   optimizer.dispose();
   // The returned model is the one saved: with averaging, the averaged weights.
-  if (average && average.count > 0) {
-    const avg = average.averaged(model.params);
-    for (const p of model.params) p.value.assign(avg.get(p.name)!);
-    tf.dispose([...avg.values()]);
-  }
+  if (average && average.count > 0) average.assignTo(model.params);
   average?.dispose();
   return { model, history: state.history, interrupted, reachedTarget, checkpoint, epoch: state.epoch, elapsedSeconds: state.elapsedSeconds };
 }

@@ -13,6 +13,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Param } from '../layers/layer.js';
 
+/** What a checkpoint keeps of an average: the update count and the running sums (before bias correction). */
+export interface WeightAverageState {
+  count: number;
+  sums: Record<string, Float32Array>;
+}
+
 export class WeightAverage {
   readonly decay: number;
   /** Updates so far (t above). */
@@ -50,30 +56,36 @@ export class WeightAverage {
     return new Map(params.map((p) => [p.name, tf.tidy(() => tf.mul(this.sumFor(p), scale))]));
   }
 
+  /** Put the averaged weights into the parameters (the training weights are overwritten). */
+  assignTo(params: Param[]): void {
+    const avg = this.averaged(params);
+    for (const p of params) p.value.assign(avg.get(p.name)!);
+    tf.dispose([...avg.values()]);
+  }
+
   /**
    * Run `fn` with the averaged weights in the model's parameters, then put
    * the training weights back (bit for bit: they are copied aside first).
    */
   withAveraged<T>(params: Param[], fn: () => T): T {
-    const avg = this.averaged(params);
     const saved = params.map((p) => tf.clone(p.value));
     try {
-      for (const p of params) p.value.assign(avg.get(p.name)!);
+      this.assignTo(params);
       return fn();
     } finally {
       params.forEach((p, i) => p.value.assign(saved[i]));
-      tf.dispose([...saved, ...avg.values()]);
+      tf.dispose(saved);
     }
   }
 
-  /** The running sums (before bias correction) and update count, for checkpoints. */
-  getState(): { count: number; sums: Record<string, Float32Array> } {
+  /** The running sums and update count, for checkpoints. */
+  getState(): WeightAverageState {
     const sums: Record<string, Float32Array> = {};
     for (const [name, s] of this.sums) sums[name] = s.dataSync() as Float32Array;
     return { count: this.count, sums };
   }
 
-  setState(state: { count: number; sums: Record<string, Float32Array> }, params: Param[]): void {
+  setState(state: WeightAverageState, params: Param[]): void {
     this.count = state.count;
     for (const p of params) {
       const v = state.sums[p.name];
