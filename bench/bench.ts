@@ -4,12 +4,16 @@
  * the active backend (the native engine when built), the same figures for a
  * PyTorch implementation of the same model (bench/capsnet_torch.py) when
  * python3 with torch is available, their ratios, and the FLOP rate achieved
- * against a measured sgemm peak. A last row times training of the EM capsule
- * network of "Matrix capsules with EM routing" (paper preset, 32x32 inputs,
- * batch 16; see emBench.ts) beside its PyTorch implementation
- * (bench/em_torch.py), unless --no-em.
+ * against a measured sgemm peak. Further rows, each beside PyTorch:
+ * - the paper CapsNet training on 36x36 (MultiMNIST) and 40x40 (mnist40)
+ *   inputs, MNIST digits padded to that size;
+ * - the paper's CNN baseline training on 28x28 (src/models/cnn.ts);
+ * - the EM capsule network of "Matrix capsules with EM routing" (paper
+ *   preset, 32x32 inputs, batch 16; see emBench.ts), unless --no-em.
+ * A last table gives the GEMM rate of the built-in kernels against OpenBLAS
+ * (when the build links it) at 2048^3 and at the paper CapsNet's own shapes.
  *
- *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --epoch]
+ *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --no-sizes] [-- --no-cnn] [-- --epoch]
  *
  * --epoch also times one full epoch (60,000 images) of training. Other work
  * on the machine skews every figure, so the load average is printed too.
@@ -24,7 +28,7 @@ import { describeBackend, initBackend } from '../src/backend/node.js';
 import { makeBatch, type Batch } from '../src/data/batches.js';
 import { loadMnist, mnistFiles } from '../src/data/mnist.js';
 import { capsNetConfig, createModel, type CapsNetConfig } from '../src/models/index.js';
-import { loadAddon } from '../src/native/addon.js';
+import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/addon.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
@@ -60,22 +64,66 @@ export function capsNetFlops(c: CapsNetConfig): { forward: number; train: number
   return { forward, train };
 }
 
-/** Single-precision GEMM rate of the addon at 2048^3, in GFLOPS (best of a few). */
-function sgemmPeak(): number | null {
-  const loaded = loadAddon();
-  if (!loaded.ok) return null;
-  const n = 2048;
-  const a = new Float32Array(n * n).map((_, i) => (i % 7) * 0.1);
-  const b = new Float32Array(n * n).map((_, i) => (i % 5) * 0.1);
-  const c = new Float32Array(n * n);
-  loaded.addon.batchMatMul(a, b, c, 1, 1, n, n, n, false, false);
+/**
+ * The GEMM shapes (transA, transB, M, N, K) that dominate a paper-CapsNet
+ * training step at batch 100, traced from the engine: the primary capsules'
+ * frequency-domain products (forward, input and filter gradients) and Conv1's
+ * im2col product and filter gradient.
+ */
+const MODEL_GEMMS: [boolean, boolean, number, number, number][] = [
+  [false, false, 200, 256, 2048],
+  [false, true, 200, 2048, 256],
+  [true, false, 2048, 256, 200],
+  [false, false, 256, 256, 81],
+  [true, false, 81, 256, 5000],
+];
+
+/** GFLOPS of the engine's GEMM (on every thread, as the kernels run it) for one shape, best of a few. */
+function gemmRate(addon: NativeAddon, [transA, transB, M, N, K]: [boolean, boolean, number, number, number]): number {
+  const a = new Float32Array(M * K).map((_, i) => ((i % 7) - 3) * 0.1);
+  const b = new Float32Array(K * N).map((_, i) => ((i % 5) - 2) * 0.1);
+  const c = new Float32Array(M * N);
+  const flops = 2 * M * N * K;
+  const reps = Math.max(1, Math.round(2e9 / flops));
+  const once = () => {
+    for (let r = 0; r < reps; r++) addon.gemm(transA, transB, M, N, K, 1, a, transA ? M : K, b, transB ? K : N, 0, c, N);
+  };
+  once();
   let best = Infinity;
   for (let r = 0; r < 4; r++) {
     const t0 = performance.now();
-    loaded.addon.batchMatMul(a, b, c, 1, 1, n, n, n, false, false);
-    best = Math.min(best, performance.now() - t0);
+    once();
+    best = Math.min(best, (performance.now() - t0) / reps);
   }
-  return (2 * n ** 3) / best / 1e6;
+  return flops / best / 1e6;
+}
+
+interface GemmTable {
+  shapes: string[];
+  /** GFLOPS per shape, one column per GEMM. */
+  columns: { name: string; rates: number[] }[];
+  /** The column of the GEMM the models ran on. */
+  active: number;
+}
+
+/** Every built-in kernel this CPU runs and OpenBLAS when linked, at 2048^3 and the model's shapes; leaves the default selected. */
+function gemmTable(): GemmTable | null {
+  const loaded = loadAddon();
+  if (!loaded.ok) return null;
+  const addon = loaded.addon;
+  const info = addon.info();
+  const shapes: [boolean, boolean, number, number, number][] = [[false, false, 2048, 2048, 2048], ...MODEL_GEMMS];
+  const choices: { name: string; library: 'builtin' | 'openblas'; isa: '' | GemmIsa }[] = [
+    ...(info.gemmIsas.split(',').filter(Boolean) as GemmIsa[]).map((isa) => ({ name: `builtin ${isa}`, library: 'builtin' as const, isa })),
+    ...(info.openblas ? [{ name: `OpenBLAS ${info.openblas.split(/\s+/)[1] ?? ''}`.trim(), library: 'openblas' as const, isa: '' as const }] : []),
+  ];
+  const columns = choices.map((ch) => {
+    addon.setGemm(ch.library, ch.isa);
+    return { name: ch.name, rates: shapes.map((sh) => gemmRate(addon, sh)) };
+  });
+  addon.setGemm(info.gemm, info.gemm === 'builtin' ? (info.gemmIsa as GemmIsa) : '');
+  const active = choices.findIndex((ch) => ch.library === info.gemm && (ch.library === 'openblas' || ch.isa === info.gemmIsa));
+  return { shapes: shapes.map(([ta, tb, M, N, K]) => `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`), columns, active };
 }
 
 interface TorchResult {
@@ -86,7 +134,7 @@ interface TorchResult {
   peakRssMiB: number;
 }
 
-function runTorch(python: string, threads: number, trainSteps: number, inferBatches: number): TorchResult | string {
+function runTorch(python: string, threads: number, trainSteps: number, inferBatches: number, arch: 'capsnet' | 'cnn' = 'capsnet', size = 28): TorchResult | string {
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'capsnet_torch.py');
   const data = dirname(mnistFiles('train').images);
   const r = spawnSync(python, [script, '--data', data, '--batch', String(BATCH), '--train-steps', String(trainSteps), '--infer-batches', String(inferBatches), '--threads', String(threads)], {
@@ -97,8 +145,20 @@ function runTorch(python: string, threads: number, trainSteps: number, inferBatc
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
 }
 
-function timeTraining(batches: Batch[], warmup: number): { imagesPerSecond: number; stepMs: number[] } {
-  const model = createModel('capsnet', 'paper', {}, 1);
+/** MNIST batches with the digits centred on a size x size canvas (36: MultiMNIST's, 40: mnist40's). */
+function padBatches(batches: Batch[], size: number): Batch[] {
+  if (size === 28) return batches;
+  const lo = Math.floor((size - 28) / 2);
+  return batches.map((b) => {
+    const x = new Float32Array(b.size * size * size);
+    for (let n = 0; n < b.size; n++)
+      for (let y = 0; y < 28; y++) x.set(b.x.subarray((n * 28 + y) * 28, (n * 28 + y + 1) * 28), (n * size + y + lo) * size + lo);
+    return { ...b, x };
+  });
+}
+
+function timeTraining(batches: Batch[], warmup: number, arch: 'capsnet' | 'cnn' = 'capsnet', size = 28): { imagesPerSecond: number; stepMs: number[] } {
+  const model = createModel(arch, 'paper', size === 28 ? {} : { inputShape: [size, size, 1] }, 1);
   const optimizer = new Adam({ learningRate: 1e-3 });
   const rng = new Rng(2);
   for (let s = 0; s < warmup; s++) trainStep(model, optimizer, batches[s], { fraction: 0, rng });
@@ -173,11 +233,18 @@ async function main(): Promise<void> {
   });
 
   const training = timeTraining(trainBatches, warmup);
+  // Fewer steps for the larger and slower models: their steps take longer.
+  const sizeSteps = Math.max(3, Math.round(trainSteps / 2));
+  const sizes = flag('no-sizes') ? [] : [36, 40].map((size) => ({ size, ...timeTraining(padBatches(trainBatches.slice(0, warmup + sizeSteps), size), warmup, 'capsnet', size) }));
+  const cnnSteps = Math.max(3, Math.round(trainSteps / 4));
+  const cnn = flag('no-cnn') ? null : timeTraining(trainBatches.slice(0, warmup + cnnSteps), warmup, 'cnn');
   const inference = timeInference(inferBatches_, warmup);
   const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
   // Read before the sgemm measurement, whose 48 MB of matrices are not the model's.
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-  const peak = info.backend === 'native' ? sgemmPeak() : null;
+  const gemms = info.backend === 'native' ? gemmTable() : null;
+  // The peak the model's rate is set against: the GEMM the model ran on, at 2048^3.
+  const peak = gemms ? gemms.columns[gemms.active].rates[0] : null;
   const flops = capsNetFlops(capsNetConfig('paper'));
   const trainGflops = (flops.train * training.imagesPerSecond) / 1e9;
   const inferGflops = (flops.forward * inference) / 1e9;
@@ -187,9 +254,13 @@ async function main(): Promise<void> {
 
   let torch: TorchResult | string | null = null;
   let emTorch: EmTorchResult | string | null = null;
+  const torchSizes = new Map<number, TorchResult | string>();
+  let torchCnn: TorchResult | string | null = null;
   if (!flag('no-torch')) {
     const py = findTorchPython();
     torch = py ? runTorch(py, threads, trainSteps, inferBatches) : 'PyTorch not found (python3 -c "import torch" fails)';
+    if (py) for (const s of sizes) torchSizes.set(s.size, runTorch(py, threads, sizeSteps, 1, 'capsnet', s.size));
+    if (py && cnn) torchCnn = runTorch(py, threads, cnnSteps, 1, 'cnn');
     if (py && em) emTorch = runEmTorch(py, EM_BATCH, emSteps, threads);
   }
   const load1 = os.loadavg()[0];
@@ -205,6 +276,9 @@ async function main(): Promise<void> {
   row('training images/s', training.imagesPerSecond, t?.trainImagesPerSecond, true);
   row('inference images/s', inference, t?.inferImagesPerSecond, true);
   row('peak RSS MiB (lower is better)', peakRssMiB, t?.peakRssMiB, false, 0);
+  const ok = (r: TorchResult | string | null | undefined) => (typeof r === 'object' && r ? r : undefined);
+  for (const s of sizes) row(`training ${s.size}x${s.size} images/s`, s.imagesPerSecond, ok(torchSizes.get(s.size))?.trainImagesPerSecond, true);
+  if (cnn) row('CNN baseline training img/s', cnn.imagesPerSecond, ok(torchCnn)?.trainImagesPerSecond, true);
   if (em) row('EM capsules training images/s', em.imagesPerSecond, typeof emTorch === 'object' && emTorch ? emTorch.trainImagesPerSecond : undefined, true, 2);
   console.log('');
   console.log(`training step: median ${fmt(median(training.stepMs), 0)} ms, fastest ${fmt(Math.min(...training.stepMs), 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
@@ -213,8 +287,20 @@ async function main(): Promise<void> {
   if (peak) console.log('(the primary-capsule convolutions run in the frequency domain with about a third of the direct FLOPs, so effective rates can pass the sgemm peak)');
   console.log(`full MNIST epoch (60,000 images): ${epochSeconds !== null ? `${fmt(epochSeconds, 0)} s measured` : `~${fmt(60000 / training.imagesPerSecond, 0)} s at the training rate above (--epoch measures one)`}`);
   if (em) console.log(`EM capsules: paper preset (${em.params.toLocaleString('en-US')} parameters), 32x32 inputs, 5 classes, batch ${EM_BATCH}, ${emSteps} steps after one warm-up (median step ${fmt(median(em.stepMs), 0)} ms)${typeof emTorch === 'string' ? `; ${emTorch}` : ''}`);
+  if (sizes.length) console.log(`36x36 and 40x40: the paper CapsNet on MNIST digits padded to that size (3,200 and 4,608 primary capsules), ${sizeSteps} steps after ${warmup} warm-up`);
+  if (cnn) console.log(`CNN baseline: paper preset (three 5x5 convolutions 256/256/128, FC 328/192), 28x28, batch ${BATCH}, ${cnnSteps} steps after ${warmup} warm-up`);
+  for (const r of [...torchSizes.values(), torchCnn]) if (typeof r === 'string') console.log(r);
   if (t) console.log(`PyTorch ${t.torch}, ${t.threads} threads`);
   else if (typeof torch === 'string') console.log(torch);
+  if (gemms) {
+    console.log('');
+    console.log(`GEMM GFLOPS on ${threads} threads (engine's sgemmParallel; the paper CapsNet's shapes at batch 100)`);
+    console.log(`${'shape (op(A) op(B) MxNxK)'.padEnd(28)} ${gemms.columns.map((c) => c.name.padStart(16)).join(' ')}`);
+    gemms.shapes.forEach((sh, i) => console.log(`${sh.padEnd(28)} ${gemms.columns.map((c) => fmt(c.rates[i]).padStart(16)).join(' ')}`));
+    const ob = gemms.columns.find((c) => c.name.startsWith('OpenBLAS'));
+    const best = gemms.columns[0];
+    if (ob && best !== ob) console.log(`${best.name} at 2048^3: ${fmt((100 * best.rates[0]) / ob.rates[0], 0)}% of OpenBLAS's rate`);
+  }
   console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(load1, 2)} on ${os.availableParallelism()} cores${load0 > 0.5 ? ' (other work was running: figures are lower bounds)' : ''}`);
 }
 

@@ -1,4 +1,5 @@
-"""PyTorch implementation of the paper CapsNet for `npm run bench`.
+"""PyTorch implementations of the paper CapsNet and of the paper's CNN
+baseline for `npm run bench`.
 
 The same model, loss and optimizer as src/models/capsnet.ts with its 'paper'
 preset: Conv1 9x9 256 ReLU -> PrimaryCaps 9x9 stride 2, 32 types of 8-D
@@ -8,11 +9,20 @@ sigmoid on the capsules masked by the true class, reconstruction loss weight
 0.0005; Adam. Written the way PyTorch code is usually written (nn modules,
 einsum, autograd through the routing iterations).
 
+--arch cnn is the baseline of section 5 as in src/models/cnn.ts: three 5x5
+same-padded convolutions of 256, 256 and 128 channels with ReLU, FC 328 ReLU,
+FC 192 ReLU, dropout 0.5, FC 10, softmax cross-entropy; Adam.
+
+--size 36 or 40 pads the MNIST digits to 36x36 (MultiMNIST's size) or 40x40
+(mnist40, the affine experiment's), which changes the capsule grid (10x10 or
+12x12 primary positions) and the CNN's flattened width, as in the TypeScript
+models built on those inputs.
+
 Prints one JSON object: training and inference images per second and the
 process's peak resident memory.
 
-    python3 bench/capsnet_torch.py --data DIR [--batch 100] [--train-steps 20]
-        [--infer-batches 20] [--threads 2]
+    python3 bench/capsnet_torch.py --data DIR [--arch capsnet|cnn] [--size 28]
+        [--batch 100] [--train-steps 20] [--infer-batches 20] [--threads 2]
 """
 import argparse
 import json
@@ -43,26 +53,29 @@ def squash(s, dim=-1, eps=1e-12):
 
 
 class CapsNet(nn.Module):
-    def __init__(self, routing_iterations=3):
+    def __init__(self, size=28, routing_iterations=3):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 256, 9)
         self.primary = nn.Conv2d(256, 32 * 8, 9, stride=2)
-        self.W = nn.Parameter(0.01 * torch.randn(1152, 10, 16, 8))
+        grid = (size - 8 - 9) // 2 + 1
+        self.caps = grid * grid * 32
+        self.pixels = size * size
+        self.W = nn.Parameter(0.01 * torch.randn(self.caps, 10, 16, 8))
         self.decoder = nn.Sequential(
             nn.Linear(160, 512), nn.ReLU(inplace=True),
             nn.Linear(512, 1024), nn.ReLU(inplace=True),
-            nn.Linear(1024, 784), nn.Sigmoid(),
+            nn.Linear(1024, self.pixels), nn.Sigmoid(),
         )
         self.routing_iterations = routing_iterations
 
     def capsules(self, x):
         h = F.relu(self.conv1(x))
-        p = self.primary(h)  # [B, 256, 6, 6]
+        p = self.primary(h)  # [B, 256, 6, 6] at 28x28
         b = p.shape[0]
         # Capsule (y, x, type) with 8 channels each, as in the TypeScript model.
-        u = squash(p.permute(0, 2, 3, 1).reshape(b, 1152, 8))
+        u = squash(p.permute(0, 2, 3, 1).reshape(b, self.caps, 8))
         u_hat = torch.einsum("ijdk,bik->bijd", self.W, u)  # [B, 1152, 10, 16]
-        logits = torch.zeros(b, 1152, 10)
+        logits = torch.zeros(b, self.caps, 10)
         for r in range(self.routing_iterations):
             c = F.softmax(logits, dim=2)
             v = squash((c.unsqueeze(-1) * u_hat).sum(dim=1))  # [B, 10, 16]
@@ -80,6 +93,30 @@ class CapsNet(nn.Module):
         return lengths, recon
 
 
+class Cnn(nn.Module):
+    def __init__(self, size=28):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, 256, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 128, 5, padding=2), nn.ReLU(inplace=True),
+        )
+        self.fc = nn.Sequential(
+            nn.Linear(128 * size * size, 328), nn.ReLU(inplace=True),
+            nn.Linear(328, 192), nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(192, 10),
+        )
+
+    def forward(self, x, labels=None):
+        logits = self.fc(self.convs(x).flatten(1))
+        return logits, None
+
+
+def cnn_loss_fn(logits, _recon, _x, labels):
+    return F.cross_entropy(logits, labels)
+
+
 def loss_fn(lengths, recon, x, labels):
     t = F.one_hot(labels, 10).to(lengths.dtype)
     present = F.relu(0.9 - lengths) ** 2
@@ -92,6 +129,8 @@ def loss_fn(lengths, recon, x, labels):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="directory with the MNIST IDX files")
+    ap.add_argument("--arch", choices=["capsnet", "cnn"], default="capsnet")
+    ap.add_argument("--size", type=int, default=28, help="pad the 28x28 digits to SIZE x SIZE")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--infer-batches", type=int, default=20)
@@ -109,10 +148,14 @@ def main():
     def batch(images, labels, i):
         idx = rng.choice(images.shape[0], args.batch, replace=False) if labels is not None else np.arange(i * args.batch, (i + 1) * args.batch) % images.shape[0]
         x = torch.from_numpy(images[idx].astype(np.float32) / 255.0).unsqueeze(1)
+        if args.size > 28:
+            lo = (args.size - 28) // 2
+            x = F.pad(x, (lo, args.size - 28 - lo, lo, args.size - 28 - lo))
         y = torch.from_numpy(labels[idx].astype(np.int64)) if labels is not None else None
         return x, y
 
-    model = CapsNet()
+    model = CapsNet(args.size) if args.arch == "capsnet" else Cnn(args.size)
+    objective = loss_fn if args.arch == "capsnet" else cnn_loss_fn
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     params = sum(p.numel() for p in model.parameters())
 
@@ -121,7 +164,7 @@ def main():
     def train_step(x, y):
         optimizer.zero_grad(set_to_none=True)
         lengths, recon = model(x, y)
-        loss = loss_fn(lengths, recon, x, y)
+        loss = objective(lengths, recon, x, y)
         loss.backward()
         optimizer.step()
         return loss.item()

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 /**
- * Builds the native engine (an N-API addon on OpenBLAS) with node-gyp. Runs
- * as the package's install script and never fails the install: without a
- * compiler, OpenBLAS or node headers it says so once and capsnet runs on the
- * wasm backend instead.
+ * Builds the native engine (an N-API addon with its own GEMM) with node-gyp.
+ * Runs as the package's install script and never fails the install: without
+ * a compiler or node headers it says so once and capsnet runs on the wasm
+ * backend instead.
  *
  *   CAPSNET_SKIP_NATIVE=1       do not build
+ *   CAPSNET_BLAS=auto|builtin|openblas
+ *                               which GEMM (see scripts/native-config.mjs)
  *   CAPSNET_OPENBLAS_DIR=PREFIX OpenBLAS outside the default paths
  *   CAPSNET_NATIVE_PORTABLE=1   no CPU-specific SIMD flags (for an addon
  *                               that must run on other x86-64 machines)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,19 +50,6 @@ function localNodeDir() {
   return existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) && existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? prefix : null;
 }
 
-/** Where OpenBLAS might be, for an early and clear message when it is not. */
-function openblasPresent(cfg) {
-  if (cfg.blas.source !== 'default linker path') return true;
-  const dirs = ['/usr/lib', '/usr/lib64', '/usr/local/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu'];
-  return dirs.some((d) => {
-    try {
-      return readdirSync(d).some((f) => f.startsWith('libopenblas'));
-    } catch {
-      return false;
-    }
-  });
-}
-
 function main() {
   if (process.env.CAPSNET_SKIP_NATIVE === '1') {
     report(false, 'skipped (CAPSNET_SKIP_NATIVE=1)');
@@ -71,8 +60,8 @@ function main() {
     return;
   }
   const cfg = nativeConfig();
-  if (!openblasPresent(cfg)) {
-    report(false, 'OpenBLAS was not found (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas; or set CAPSNET_OPENBLAS_DIR)');
+  if (cfg.blas.error) {
+    report(false, cfg.blas.error);
     return;
   }
   mkdirSync(buildDir, { recursive: true });
@@ -90,11 +79,13 @@ function main() {
   }
   // What the addon was compiled for, so that the loader can refuse it on a
   // CPU without those features instead of crashing on an illegal instruction.
-  writeFileSync(path.join(buildDir, 'Release', 'capsnet_native.json'), JSON.stringify({ cpuFeatures: cfg.simd.features, blasSource: cfg.blas.source }, null, 2) + '\n');
+  writeFileSync(path.join(buildDir, 'Release', 'capsnet_native.json'), JSON.stringify({ cpuFeatures: cfg.simd.features, blas: cfg.blas.mode, openblas: cfg.blas.linked }, null, 2) + '\n');
   try {
     const addon = createRequire(import.meta.url)(addonPath);
     const info = addon.info();
-    report(true, `${info.blasConfig.split(" ").slice(0, 2).join(" ")} (${info.blasCore}); it is the default backend`);
+    const gemm = info.gemm === 'builtin' ? `built-in GEMM (${info.gemmIsa} kernels)` : `${info.openblas.split(' ').slice(0, 2).join(' ')} (${info.gemmIsa})`;
+    const also = info.openblas && info.gemm === 'builtin' ? `, OpenBLAS linked too (CAPSNET_GEMM=openblas)` : '';
+    report(true, `${gemm}${also}; it is the default backend`);
   } catch (e) {
     report(false, `the addon was built but does not load: ${e instanceof Error ? e.message : String(e)}`);
   }

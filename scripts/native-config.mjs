@@ -2,18 +2,28 @@
 /**
  * Compiler and linker flags for the native engine, printed for binding.gyp:
  *
- *   node scripts/native-config.mjs cflags   include path and SIMD flags
- *   node scripts/native-config.mjs libs     how to link OpenBLAS
+ *   node scripts/native-config.mjs cflags   defines, include path and SIMD flags
+ *   node scripts/native-config.mjs libs     how to link OpenBLAS, if at all
  *   node scripts/native-config.mjs json     everything, for the build script
+ *
+ * CAPSNET_BLAS chooses the matrix product (see src/native/blas.h):
+ *   auto (default)  the built-in GEMM; OpenBLAS is linked as well when it is
+ *                   found, so that CAPSNET_GEMM=openblas can compare the two
+ *   builtin         the built-in GEMM only: nothing but a C++ compiler needed
+ *   openblas        OpenBLAS by default (the build fails without it); the
+ *                   built-in GEMM stays selectable with CAPSNET_GEMM=builtin
+ * The built-in GEMM is the default because it measures faster here (see the
+ * README's "Native engine"), and it needs no system library.
  *
  * OpenBLAS is found through CAPSNET_OPENBLAS_DIR (a prefix with include/ and
  * lib/), then pkg-config, then Homebrew's keg on macOS, then the default
- * linker path. SIMD flags target the building machine's CPU (AVX2 + FMA when
- * it has them); the loader refuses an addon built for features the running
- * CPU lacks.
+ * linker path. SIMD flags for the engine's other kernels target the building
+ * machine's CPU (AVX2 + FMA when it has them); the loader refuses an addon
+ * built for features the running CPU lacks. The GEMM kernels pick AVX-512,
+ * AVX2 or portable code at run time whatever these flags are.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 function pkgConfig(args) {
@@ -46,6 +56,40 @@ function openblas() {
   return { source: 'default linker path', cflags: [], libs: ['-lopenblas'] };
 }
 
+/** Whether the OpenBLAS found above is really there (the default linker path is only a guess). */
+function openblasPresent(found) {
+  if (found.source !== 'default linker path') return true;
+  const dirs = ['/usr/lib', '/usr/lib64', '/usr/local/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu'];
+  return dirs.some((d) => {
+    try {
+      return readdirSync(d).some((f) => f.startsWith('libopenblas'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+export const BLAS_MODES = ['auto', 'builtin', 'openblas'];
+
+/**
+ * The GEMM setup of this build: { mode, openblas: found or null, error }.
+ * error is set when CAPSNET_BLAS is unknown or asks for a missing OpenBLAS.
+ */
+function blas() {
+  const mode = (process.env.CAPSNET_BLAS ?? '').trim() || 'auto';
+  if (!BLAS_MODES.includes(mode)) return { mode, linked: null, cflags: [], libs: [], error: `CAPSNET_BLAS=${mode} is not one of ${BLAS_MODES.join(', ')}` };
+  if (mode === 'builtin') return { mode, linked: null, cflags: [], libs: [] };
+  const found = openblas();
+  if (!openblasPresent(found)) {
+    if (mode === 'openblas') {
+      return { mode, linked: null, cflags: [], libs: [], error: 'CAPSNET_BLAS=openblas but OpenBLAS was not found (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas; or set CAPSNET_OPENBLAS_DIR)' };
+    }
+    return { mode, linked: null, cflags: [], libs: [] };
+  }
+  const defines = ['-DCAPSNET_WITH_OPENBLAS', ...(mode === 'openblas' ? ['-DCAPSNET_DEFAULT_OPENBLAS'] : [])];
+  return { mode, linked: found.source, cflags: [...defines, ...found.cflags], libs: found.libs };
+}
+
 /** CPU features of this machine that the kernels can use. */
 export function cpuFeatures() {
   if (process.arch !== 'x64') return [];
@@ -66,9 +110,9 @@ function simd() {
 }
 
 export function nativeConfig() {
-  const blas = openblas();
+  const b = blas();
   const cpu = simd();
-  return { blas, simd: cpu, cflags: [...blas.cflags, ...cpu.cflags], libs: blas.libs };
+  return { blas: b, simd: cpu, cflags: [...b.cflags, ...cpu.cflags], libs: b.libs };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {

@@ -38,14 +38,14 @@ function syntheticBatch(rng: Rng, size: number, classes: number): Batch {
   return { x, labels, targets, size, indices: Int32Array.from({ length: size }, (_, i) => i) };
 }
 
-nativeTest('native loads with its BLAS and thread count, comes first, and is the default', async () => {
+nativeTest('native loads with its GEMM and thread count, comes first, and is the default', async () => {
   assert.ok(native.ok);
-  assert.match(native.blas ?? '', /OpenBLAS \S+ \(.+\)/);
+  assert.match(native.blas ?? '', /^(built-in GEMM \((avx512|avx2|portable)\)|OpenBLAS \S+ \(.+\))$/);
   assert.ok(Number.isInteger(native.threads) && native.threads! >= 1);
   assert.equal((await availableBackends())[0], 'native');
   const info = await initBackend('auto');
   assert.equal(info.backend, 'native');
-  assert.match(describeBackend(info), /^backend: native \(OpenBLAS/);
+  assert.match(describeBackend(info), /^backend: native \((built-in GEMM|OpenBLAS)/);
 });
 
 nativeTest('the native backend does not print the cpu backend\'s "install tfjs-node" banner', () => {

@@ -35,13 +35,27 @@ napi_value makeString(napi_env env, const std::string& s) {
   return v;
 }
 
-// info() -> { blasConfig: string, blasCore: string, threads: number, simd: string }
+std::string& gemmWarning() {
+  static std::string warning;
+  return warning;
+}
+
+// info() -> { gemm, gemmIsa, gemmIsas, gemmDefault, openblas, gemmWarning, threads, simd }:
+// the GEMM in use and its instruction set (see blas.h), the builtin kernels
+// this CPU runs, OpenBLAS's configuration when linked (else ""), why an
+// environment override was ignored (else ""), and the SIMD level the rest of
+// the engine was compiled for.
 void info(Args& a) {
   napi_env env = a.env();
   napi_value obj, threads;
   napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "blasConfig", makeString(env, blasConfig()));
-  napi_set_named_property(env, obj, "blasCore", makeString(env, blasCore()));
+  GemmInfo g = gemmInfo();
+  napi_set_named_property(env, obj, "gemm", makeString(env, g.library));
+  napi_set_named_property(env, obj, "gemmIsa", makeString(env, g.isa));
+  napi_set_named_property(env, obj, "gemmIsas", makeString(env, g.isas));
+  napi_set_named_property(env, obj, "gemmDefault", makeString(env, g.defaultLibrary));
+  napi_set_named_property(env, obj, "openblas", makeString(env, g.openblasConfig));
+  napi_set_named_property(env, obj, "gemmWarning", makeString(env, gemmWarning()));
   napi_create_int32(env, threadCount(), &threads);
   napi_set_named_property(env, obj, "threads", threads);
 #if defined(__AVX2__) && defined(__FMA__)
@@ -57,6 +71,10 @@ void info(Args& a) {
   a.result = obj;
 }
 
+// setGemm(library, isa): 'builtin' or 'openblas'; isa '' (best) or
+// 'avx512' | 'avx2' | 'portable' for builtin. Throws when unavailable.
+void setGemmEntry(Args& a) { setGemm(a.string(0, "library"), a.string(1, "isa")); }
+
 // setThreads(n): threads for every parallel kernel, the caller included.
 void setThreads(Args& a) { setThreadCount(static_cast<int>(a.integer(0, "threads", 1, 256))); }
 
@@ -65,13 +83,14 @@ void setThreads(Args& a) { setThreadCount(static_cast<int>(a.integer(0, "threads
 void addExports(std::vector<Export>& out) {
   out.push_back({"info", entry<info>});
   out.push_back({"setThreads", entry<setThreads>});
+  out.push_back({"setGemm", entry<setGemmEntry>});
 }
 
 }  // namespace capsnet
 
 static napi_value Init(napi_env env, napi_value exports) {
   using namespace capsnet;
-  initBlas();
+  gemmWarning() = initBlas();
   std::vector<Export> all;
   addExports(all);
   addElementwiseExports(all);

@@ -11,9 +11,32 @@ import { fileURLToPath } from 'node:url';
 
 type F32 = Float32Array;
 
+export type GemmIsa = 'avx512' | 'avx2' | 'portable';
+
+/** What the addon runs (see src/native/blas.h). */
+export interface NativeInfo {
+  /** The GEMM in use. */
+  gemm: 'builtin' | 'openblas';
+  /** builtin: its kernel's instruction set; openblas: its core name (e.g. "Haswell"). */
+  gemmIsa: string;
+  /** Built-in kernels this CPU runs, best first, comma-separated. */
+  gemmIsas: string;
+  /** The build's default GEMM. */
+  gemmDefault: 'builtin' | 'openblas';
+  /** openblas_get_config() when OpenBLAS is linked, else "". */
+  openblas: string;
+  /** Why CAPSNET_GEMM / CAPSNET_GEMM_ISA was ignored, else "". */
+  gemmWarning: string;
+  threads: number;
+  /** SIMD level the engine's other kernels were compiled for. */
+  simd: string;
+}
+
 export interface NativeAddon {
-  info(): { blasConfig: string; blasCore: string; threads: number; simd: string };
+  info(): NativeInfo;
   setThreads(n: number): void;
+  /** 'builtin' (isa '' = best for this CPU, or 'avx512' | 'avx2' | 'portable') or 'openblas'; throws when unavailable. */
+  setGemm(library: 'builtin' | 'openblas', isa: '' | GemmIsa): void;
   allocBuffer(bytes: number): ArrayBuffer;
   releaseBuffer(buffer: ArrayBuffer): boolean;
   accountBuffer(buffer: ArrayBuffer): void;
@@ -27,6 +50,8 @@ export interface NativeAddon {
   fill(dst: F32, value: number): void;
   gather(x: F32, outer: number, dim: number, inner: number, indices: Int32Array, out: F32): void;
   cast(kind: number, x: F32 | Int32Array | Uint8Array, out: F32 | Int32Array | Uint8Array): void;
+  /** Row-major c = alpha * op(a) op(b) + beta * c with leading dimensions, as the kernels call it (tests, bench). */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number): void;
   batchMatMul(a: F32, b: F32, out: F32, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
   biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
   /** Per-thread im2col buffer, in floats (tests shrink it to exercise blocking). */
@@ -77,7 +102,7 @@ export function loadAddon(): AddonLoad {
   if (cached) return cached;
   cached = (() => {
     const path = candidatePaths().find((p) => existsSync(p));
-    if (!path) return { ok: false, reason: 'the addon is not built (npm install builds it; it needs a C++ compiler and OpenBLAS)' };
+    if (!path) return { ok: false, reason: 'the addon is not built (npm install builds it; it needs a C++ compiler)' };
     const manifestPath = path.replace(/\.node$/, '.json');
     if (existsSync(manifestPath)) {
       try {

@@ -2,45 +2,137 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "common.h"
+#include "gemm.h"
 #include "parallel.h"
 
+#ifdef CAPSNET_WITH_OPENBLAS
 extern "C" {
 // cblas enums are passed as int: CblasRowMajor = 101, CblasNoTrans = 111,
-// CblasTrans = 112.
+// CblasTrans = 112. Declared here so that the build depends only on the
+// library, not on where a distribution puts cblas.h.
 void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                  const float* B, int ldb, float beta, float* C, int ldc);
 void openblas_set_num_threads(int n);
 char* openblas_get_config(void);
 char* openblas_get_corename(void);
 }
+#endif
 
 namespace capsnet {
 
-void initBlas() { openblas_set_num_threads(1); }
-
-std::string blasConfig() {
-  const char* config = openblas_get_config();
-  return config ? config : "OpenBLAS";
-}
-
-std::string blasCore() {
-  const char* core = openblas_get_corename();
-  return core ? core : "unknown";
-}
-
 namespace {
+
+#if defined(CAPSNET_WITH_OPENBLAS) && defined(CAPSNET_DEFAULT_OPENBLAS)
+constexpr bool kDefaultOpenblas = true;
+#else
+constexpr bool kDefaultOpenblas = false;
+#endif
+#ifdef CAPSNET_WITH_OPENBLAS
+constexpr bool kHaveOpenblas = true;
+#else
+constexpr bool kHaveOpenblas = false;
+#endif
+
+// The kernel in use; null while OpenBLAS is selected. Set at load and by
+// setGemm, which JS calls only between kernels (never during a GEMM).
+const gemm::Kernel* active = nullptr;
+
+const gemm::Kernel* kernelFor(const std::string& isa) {
+  if (isa == "avx512") return gemm::avx512Kernel();
+  if (isa == "avx2") return gemm::avx2Kernel();
+  if (isa == "portable") return gemm::portableKernel();
+  return nullptr;
+}
+
+const char* const kIsas[] = {"avx512", "avx2", "portable"};
+
+const gemm::Kernel* bestKernel() {
+  for (const char* isa : kIsas)
+    if (gemm::cpuSupports(isa)) return kernelFor(isa);
+  return gemm::portableKernel();
+}
+
 int asInt(int64_t v, const char* what) {
   if (v < 0 || v > INT_MAX) fail(std::string("sgemm: ") + what + " out of range");
   return static_cast<int>(v);
 }
+
 }  // namespace
+
+void setGemm(const std::string& library, const std::string& isa) {
+  if (library == "openblas") {
+    if (!kHaveOpenblas) fail("setGemm: this build does not link OpenBLAS (rebuild with CAPSNET_BLAS=openblas or auto)");
+    if (!isa.empty()) fail("setGemm: an instruction set can only be chosen for the builtin GEMM");
+    active = nullptr;
+    return;
+  }
+  if (library != "builtin") fail("setGemm: library must be 'builtin' or 'openblas', got '" + library + "'");
+  if (isa.empty()) {
+    active = bestKernel();
+    return;
+  }
+  if (!kernelFor(isa)) fail("setGemm: instruction set must be avx512, avx2 or portable, got '" + isa + "'");
+  if (!gemm::cpuSupports(isa.c_str())) fail("setGemm: this CPU cannot run the " + isa + " GEMM kernel");
+  active = kernelFor(isa);
+}
+
+std::string initBlas() {
+#ifdef CAPSNET_WITH_OPENBLAS
+  openblas_set_num_threads(1);
+#endif
+  active = kDefaultOpenblas ? nullptr : bestKernel();
+  const char* lib = std::getenv("CAPSNET_GEMM");
+  const char* isa = std::getenv("CAPSNET_GEMM_ISA");
+  if (!(lib && *lib) && !(isa && *isa)) return "";
+  // A forced instruction set implies the builtin GEMM.
+  std::string library = isa && *isa ? "builtin" : lib;
+  try {
+    setGemm(library, isa ? isa : "");
+  } catch (const std::exception& e) {
+    // Runs while the module loads, where a throw would end the process: keep
+    // the default and let JS print why.
+    return std::string("CAPSNET_GEMM / CAPSNET_GEMM_ISA ignored: ") + e.what();
+  }
+  return "";
+}
+
+GemmInfo gemmInfo() {
+  GemmInfo g;
+  g.defaultLibrary = kDefaultOpenblas ? "openblas" : "builtin";
+  for (const char* isa : kIsas) {
+    if (!gemm::cpuSupports(isa)) continue;
+    if (!g.isas.empty()) g.isas += ",";
+    g.isas += isa;
+  }
+#ifdef CAPSNET_WITH_OPENBLAS
+  const char* config = openblas_get_config();
+  g.openblasConfig = config ? config : "OpenBLAS";
+#endif
+  if (active) {
+    g.library = "builtin";
+    g.isa = active->isa;
+  } else {
+    g.library = "openblas";
+#ifdef CAPSNET_WITH_OPENBLAS
+    const char* core = openblas_get_corename();
+    g.isa = core ? core : "unknown";
+#endif
+  }
+  return g;
+}
 
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (active) {
+    gemm::run(*active, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#ifdef CAPSNET_WITH_OPENBLAS
   if (K == 0) {
     // cblas leaves C untouched-but-scaled here; be explicit.
     for (int64_t i = 0; i < M; i++) {
@@ -52,6 +144,9 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
   }
   cblas_sgemm(101, transA ? 112 : 111, transB ? 112 : 111, asInt(M, "M"), asInt(N, "N"), asInt(K, "K"), alpha, A,
               asInt(lda, "lda"), B, asInt(ldb, "ldb"), beta, C, asInt(ldc, "ldc"));
+#else
+  (void)asInt;
+#endif
 }
 
 void sgemmParallel(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -65,9 +160,9 @@ void sgemmParallel(bool transA, bool transB, int64_t M, int64_t N, int64_t K, fl
   }
   // Split the larger of M and N into two blocks per thread (so that a
   // preempted thread costs less), aligned to the micro-kernel's register
-  // tile so that no block ends in a ragged edge.
-  const int64_t align = 16;
+  // tile so that no block ends in a ragged edge (OpenBLAS's tiles divide 16).
   bool byRows = M >= N;
+  const int64_t align = active ? (byRows ? active->mr : active->nr) : 16;
   int64_t extent = byRows ? M : N;
   int64_t parts = std::min<int64_t>(2 * static_cast<int64_t>(threads), std::max<int64_t>(1, extent / align));
   if (parts <= 1) {

@@ -167,6 +167,19 @@ class Args {
     return b;
   }
 
+  // A JS string of at most 64 bytes (names of settings).
+  std::string string(size_t i, const char* name) const {
+    napi_value v = raw(i);
+    napi_valuetype t;
+    check(napi_typeof(env_, v, &t));
+    if (t != napi_string) fail(std::string(name) + ": expected a string");
+    char buf[65];
+    size_t len = 0;
+    check(napi_get_value_string_utf8(env_, v, buf, sizeof(buf), &len));
+    if (len >= 64) fail(std::string(name) + ": string too long");
+    return std::string(buf, len);
+  }
+
   // A JS array of non-negative integers (a shape), at most maxRank long.
   std::vector<int64_t> dims(size_t i, const char* name, size_t maxRank = 8) const {
     return intList(i, name, 0, INT32_MAX, maxRank);

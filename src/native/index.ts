@@ -1,20 +1,22 @@
 /**
- * The native CPU engine: an N-API addon on OpenBLAS, registered as the tfjs
- * backend 'native'. Loading never throws: when the addon was not built (no
- * compiler, no OpenBLAS, another OS) `loadNativeBackend` says why and the
- * caller falls back to wasm or cpu.
+ * The native CPU engine: an N-API addon with its own GEMM, registered as the
+ * tfjs backend 'native'. Loading never throws: when the addon was not built
+ * (no compiler, another OS) `loadNativeBackend` says why and the caller falls
+ * back to wasm or cpu.
  *
- * CAPSNET_THREADS sets how many threads the engine uses (default: all cores).
+ * CAPSNET_THREADS sets how many threads the engine uses (default: all cores);
+ * CAPSNET_GEMM=builtin|openblas and CAPSNET_GEMM_ISA=avx512|avx2|portable
+ * choose the matrix product (see src/native/blas.h).
  */
 import os from 'node:os';
-import { loadAddon } from './addon.js';
+import { loadAddon, type NativeInfo } from './addon.js';
 import { registerNativeBackend } from './backend.js';
 
 export interface NativeLoadResult {
   ok: boolean;
   /** Why the addon is unavailable, when ok is false. */
   reason?: string;
-  /** BLAS library and thread count, when ok is true. */
+  /** The GEMM in use, e.g. "built-in GEMM (avx512)" or "OpenBLAS 0.3.21 (Haswell)", when ok is true. */
   blas?: string;
   threads?: number;
 }
@@ -31,6 +33,12 @@ export function requestedThreads(env: NodeJS.ProcessEnv = process.env): { thread
   return { threads: n };
 }
 
+/** "built-in GEMM (avx512)", or "OpenBLAS 0.3.21 (Haswell)" from "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ...". */
+export function describeGemm(info: NativeInfo): string {
+  if (info.gemm === 'builtin') return `built-in GEMM (${info.gemmIsa})`;
+  return `${info.openblas.split(/\s+/).slice(0, 2).join(' ')} (${info.gemmIsa})`;
+}
+
 let result: NativeLoadResult | null = null;
 
 export async function loadNativeBackend(): Promise<NativeLoadResult> {
@@ -43,9 +51,8 @@ export async function loadNativeBackend(): Promise<NativeLoadResult> {
     loaded.addon.setThreads(threads);
     registerNativeBackend(loaded.addon);
     const info = loaded.addon.info();
-    // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21 (Zen)"
-    const blas = `${info.blasConfig.split(/\s+/).slice(0, 2).join(' ')} (${info.blasCore})`;
-    result = { ok: true, blas, threads: info.threads };
+    if (info.gemmWarning) console.warn(`capsnet: ${info.gemmWarning}`);
+    result = { ok: true, blas: describeGemm(info), threads: info.threads };
   } catch (e) {
     result = { ok: false, reason: `the native engine failed to initialise: ${e instanceof Error ? e.message : String(e)}` };
   }
@@ -53,4 +60,4 @@ export async function loadNativeBackend(): Promise<NativeLoadResult> {
 }
 
 export { NATIVE_BACKEND, nativeKernelNames } from './backend.js';
-export { loadAddon, type NativeAddon } from './addon.js';
+export { loadAddon, type GemmIsa, type NativeAddon, type NativeInfo } from './addon.js';

@@ -47,6 +47,36 @@ void batchMatMul(Args& a) {
   }
 }
 
+// Elements a row-major operand of rows x cols with leading dimension ld
+// spans: the last row needs only cols of its ld.
+int64_t spanOf(int64_t rows, int64_t cols, int64_t ld, const char* what) {
+  if (ld < std::max<int64_t>(cols, 1)) fail(std::string(what) + ": leading dimension smaller than the row width");
+  if (rows == 0 || cols == 0) return 0;
+  return checkedMul(rows - 1, ld, what) + cols;
+}
+
+// gemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc): the
+// engine's sgemmParallel exactly as the kernels call it, leading dimensions
+// and all, for tests against a float64 reference and for the benchmark.
+void gemmEntry(Args& a) {
+  bool transA = a.boolean(0, "transA");
+  bool transB = a.boolean(1, "transB");
+  int64_t M = a.integer(2, "M", 0, INT32_MAX);
+  int64_t N = a.integer(3, "N", 0, INT32_MAX);
+  int64_t K = a.integer(4, "K", 0, INT32_MAX);
+  float alpha = static_cast<float>(a.number(5, "alpha"));
+  int64_t lda = a.integer(7, "lda", 1, INT32_MAX);
+  int64_t ldb = a.integer(9, "ldb", 1, INT32_MAX);
+  float beta = static_cast<float>(a.number(10, "beta"));
+  int64_t ldc = a.integer(12, "ldc", 1, INT32_MAX);
+  View<float> A = a.f32(6, "a", spanOf(transA ? K : M, transA ? M : K, lda, "a"));
+  View<float> B = a.f32(8, "b", spanOf(transB ? N : K, transB ? K : N, ldb, "b"));
+  View<float> C = a.f32(11, "c", spanOf(M, N, ldc, "c"));
+  requireDisjoint(C, A, "gemm");
+  requireDisjoint(C, B, "gemm");
+  sgemmParallel(transA, transB, M, N, K, alpha, A.data, lda, B.data, ldb, beta, C.data, ldc);
+}
+
 // Keep in sync with Activation in matmul.ts.
 enum Activation { kLinear = 0, kRelu, kRelu6, kLeakyRelu, kSigmoid, kElu, kActivationCount };
 
@@ -109,6 +139,7 @@ void biasActivationEntry(Args& a) {
 
 void addMatmulExports(std::vector<Export>& out) {
   out.push_back({"batchMatMul", entry<batchMatMul>});
+  out.push_back({"gemm", entry<gemmEntry>});
   out.push_back({"biasActivation", entry<biasActivationEntry>});
 }
 
