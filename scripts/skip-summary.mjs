@@ -22,5 +22,5 @@ export default async function* skipSummary(source) {
   }
   yield `capsnet tests: ${skipped} skipped\n`;
   for (const [why, n] of [...reasons].sort((a, b) => b[1] - a[1])) yield `  ${String(n).padStart(4)} ${why}\n`;
-  yield 'capsnet tests: see "Tests" in the README for what each needs\n';
+  yield 'capsnet tests: see "Quick start" in the README for what each needs\n';
 }
