@@ -16,7 +16,6 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { dataScale, geometryTables, inverseTemperatureSchedule, LOGIT_BOUND, MEAN_EPS, NEG_BIG, type EmGeometry } from '../capsules/emRouting.js';
-import type { Conv2D } from '../layers/conv2d.js';
 import type { EmRoutingConfig } from '../layers/convCapsules.js';
 import type { Dense } from '../layers/dense.js';
 import { POSE_DIM, POSE_SIZE } from '../layers/matrixCapsules.js';
@@ -69,12 +68,12 @@ interface ConvLayer {
   bias: tf.Variable;
 }
 
-/** A convolution on NCHW input of spatial size [h, w]. */
-function conv(g: OnnxGraphBuilder, x: string, layer: ConvLayer, stride: number, padding: 'valid' | 'same', inSize: [number, number]): string {
+/** A convolution on NCHW input; 'same' padding needs the input's spatial size [h, w]. */
+function conv(g: OnnxGraphBuilder, x: string, layer: ConvLayer, stride: number, padding: { same: [number, number] } | 'valid'): string {
   const k = convKernel(layer.kernel);
   const [kh, kw] = [k.shape[2], k.shape[3]];
-  const [top, bottom] = padding === 'same' ? samePads(inSize[0], kh, stride) : [0, 0];
-  const [left, right] = padding === 'same' ? samePads(inSize[1], kw, stride) : [0, 0];
+  const [top, bottom] = padding === 'valid' ? [0, 0] : samePads(padding.same[0], kh, stride);
+  const [left, right] = padding === 'valid' ? [0, 0] : samePads(padding.same[1], kw, stride);
   const W = g.weight(`${layer.name}/kernel`, k.shape, k.data);
   const b = g.weight(`${layer.name}/bias`, [layer.bias.size], values(layer.bias));
   return g.op('Conv', [x, W, b], { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right] });
@@ -110,8 +109,8 @@ export function capsNetOnnx(model: CapsNet, options: OnnxExportOptions): Uint8Ar
   const D = c.digit.dim;
   const g = new OnnxGraphBuilder({ float16: options.float16 });
   const x = g.transpose('image', [0, 3, 1, 2]);
-  const conv1 = g.op('Relu', [conv(g, x, model.conv1, c.conv1.strides, 'valid', [h, w])]);
-  const primary = conv(g, conv1, model.primary, c.primary.strides, 'valid', [0, 0]);
+  const conv1 = g.op('Relu', [conv(g, x, model.conv1, c.conv1.strides, 'valid')]);
+  const primary = conv(g, conv1, model.primary, c.primary.strides, 'valid');
   const caps = model.primary.gridHeight * model.primary.gridWidth * c.primary.types;
   const inDim = c.primary.dim;
   // Capsule index (y * W + x) * types + type, channel type * dim + d: the NHWC order.
@@ -163,8 +162,8 @@ export function cnnOnnx(model: CnnBaseline, options: OnnxExportOptions): Uint8Ar
   const c = model.config;
   const g = new OnnxGraphBuilder({ float16: options.float16 });
   let y = g.transpose('image', [0, 3, 1, 2]);
-  const size: [number, number] = [c.inputShape[0], c.inputShape[1]];
-  for (const layer of model.convs) y = g.op('Relu', [conv(g, y, layer as Conv2D, 1, 'same', size)]);
+  // Stride 1 and 'same' padding keep the image's size through every layer.
+  for (const layer of model.convs) y = g.op('Relu', [conv(g, y, layer, 1, { same: [c.inputShape[0], c.inputShape[1]] })]);
   // The dense layers read the NHWC flattening.
   let z = g.op('Flatten', [g.transpose(y, [0, 2, 3, 1])], { axis: 1 });
   for (const layer of model.hidden) z = dense(g, z, layer, 'relu');
@@ -272,11 +271,10 @@ function emRouting(g: OnnxGraphBuilder, votes: string, activations: string, dims
 export function emCapsNetOnnx(model: EmCapsNet, options: OnnxExportOptions): Uint8Array {
   const c = model.config;
   const iterations = options.routingIterations ?? c.routing.iterations;
-  const [h, w] = c.inputShape;
   const g = new OnnxGraphBuilder({ float16: options.float16 });
   const x = g.transpose('image', [0, 3, 1, 2]);
-  const conv1 = g.op('Relu', [conv(g, x, model.conv1, c.conv1.strides, 'valid', [h, w])]);
-  const primaryConv = g.transpose(conv(g, conv1, model.primary, 1, 'valid', [0, 0]), [0, 2, 3, 1]); // NHWC
+  const conv1 = g.op('Relu', [conv(g, x, model.conv1, c.conv1.strides, 'valid')]);
+  const primaryConv = g.transpose(conv(g, conv1, model.primary, 1, 'valid'), [0, 2, 3, 1]); // NHWC
   const [, ph, pw] = model.summary()[1].outputShape as number[];
   const T = c.primary.types;
   const slice = (from: number, to: number) => g.op('Slice', [primaryConv, g.ints([from], 'starts'), g.ints([to], 'ends'), g.ints([3], 'axes')]);
