@@ -25,7 +25,7 @@ import type { EmCapsNet } from '../models/emCapsNet.js';
 import type { ClassifierModel } from '../models/model.js';
 import { OnnxGraphBuilder, type ValueSpec } from './onnxGraph.js';
 
-/** The CapsNet squash's epsilon under the length's square root (capsuleLength). */
+/** capsuleLength's epsilon under the square root. */
 const LENGTH_EPS = 1e-9;
 
 export interface OnnxExportOptions {

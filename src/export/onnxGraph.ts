@@ -66,9 +66,16 @@ export class OnnxGraphBuilder {
     return n;
   }
 
-  /** Add one node; returns its output names (fresh ones built from `outputs`, or the op type). */
+  /** `name` itself, which must still be free (graph outputs and weights keep their names). */
+  exact(name: string): string {
+    if (this.used.has(name)) throw new Error(`ONNX export: the name '${name}' is used twice`);
+    this.used.add(name);
+    return name;
+  }
+
+  /** Add one node; returns its output names (exactly `outputs`, or fresh ones after the op type). */
   node(op: string, inputs: string[], attributes: Record<string, AttributeValue> = {}, outputs: string[] | number = 1): string[] {
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.name(op.toLowerCase())) : outputs.map((o) => this.name(o));
+    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.name(op.toLowerCase())) : outputs.map((o) => this.exact(o));
     this.nodes.push({
       opType: op,
       input: inputs,
@@ -87,14 +94,18 @@ export class OnnxGraphBuilder {
   /** A learned weight (float16 when the builder stores half precision). */
   weight(name: string, shape: number[], values: Float32Array): string {
     if (shape.reduce((a, b) => a * b, 1) !== values.length) throw new Error(`ONNX export: weight ${name} has ${values.length} values for shape [${shape}]`);
-    if (!this.options.float16) return this.floatTensor(name, shape, values);
+    if (!this.options.float16) {
+      const f = Float32Array.from(values);
+      this.initializers.push({ name: this.exact(name), dims: shape, dataType: FLOAT, rawData: new Uint8Array(f.buffer) });
+      return name;
+    }
     const bits = toFloat16Bits(values);
-    const stored = this.name(`${name}_fp16`);
+    const stored = this.exact(`${name}_fp16`);
     this.initializers.push({ name: stored, dims: shape, dataType: FLOAT16, rawData: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) });
     return this.op('Cast', [stored], { to: FLOAT }, name);
   }
 
-  /** A float32 constant (tables, scalars): always full precision. */
+  /** A float32 constant (tables, scalars; named after `name`): always full precision. */
   floatTensor(name: string, shape: number[], values: ArrayLike<number>): string {
     const n = this.name(name);
     const f = Float32Array.from(values);
