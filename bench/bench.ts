@@ -216,10 +216,10 @@ async function main(): Promise<void> {
 
   const training = timeTraining(trainBatches, warmup);
   const inference = timeInference(inferBatches_, warmup);
-  const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
-  // Read before the sgemm measurement, whose 48 MB of matrices are not the model's.
+  // Read before ONNX Runtime's run and the sgemm measurement, whose memory is not our engine's.
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const peak = info.backend === 'native' ? sgemmPeak() : null;
   const flops = capsNetFlops(capsNetConfig('paper'));
   const trainGflops = (flops.train * training.imagesPerSecond) / 1e9;
