@@ -10,10 +10,14 @@
  * - the paper's CNN baseline training on 28x28 (src/models/cnn.ts);
  * - the EM capsule network of "Matrix capsules with EM routing" (paper
  *   preset, 32x32 inputs, batch 16; see emBench.ts), unless --no-em.
+ * - the same model exported to ONNX (capsnet export --format onnx), its
+ *   inference in onnxruntime-node on the same batches, unless --no-onnx.
  * A last table gives the GEMM rate of the built-in kernels against OpenBLAS
  * (when the build links it) at 2048^3 and at the paper CapsNet's own shapes.
  *
- *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --no-sizes] [-- --no-cnn] [-- --epoch]
+ *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --no-sizes] [-- --no-cnn] [-- --no-onnx] [-- --only-onnx] [-- --epoch]
+ *
+ * --only-onnx times just the two inference rows (ours and ONNX Runtime's).
  *
  * --epoch also times one full epoch (60,000 images) of training. Other work
  * on the machine skews every figure, so the load average is printed too.
@@ -25,6 +29,8 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeBackend, initBackend } from '../src/backend/node.js';
+import { modelToOnnx } from '../src/export/onnx.js';
+import { loadOnnxRuntime } from '../src/export/onnxRuntime.js';
 import { makeBatch, type Batch } from '../src/data/batches.js';
 import { loadMnist, mnistFiles } from '../src/data/mnist.js';
 import { capsNetConfig, createModel, type CapsNetConfig } from '../src/models/index.js';
@@ -191,6 +197,32 @@ function timeInference(batches: Batch[], warmup: number): number {
   return ((batches.length - warmup) * BATCH) / seconds;
 }
 
+/**
+ * The same model (same seed) exported to ONNX and run in onnxruntime-node
+ * with as many threads as our engine; only the scores are fetched, as our
+ * inference row computes only the scores.
+ */
+async function timeOnnxInference(batches: Batch[], warmup: number, threads: number): Promise<number | string> {
+  let ort;
+  try {
+    ort = await loadOnnxRuntime();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const model = createModel('capsnet', 'paper', {}, 1);
+  const [h, w, c] = model.inputShape;
+  const bytes = modelToOnnx(model, { metadata: {}, version: 'bench' });
+  model.dispose();
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const infer = (b: Batch) => session.run({ image: new ort.Tensor('float32', b.x, [b.size, h, w, c]) }, ['scores']);
+  for (let i = 0; i < warmup; i++) await infer(batches[i]);
+  const t0 = performance.now();
+  for (let i = warmup; i < batches.length; i++) await infer(batches[i]);
+  const seconds = (performance.now() - t0) / 1000;
+  await session.release();
+  return ((batches.length - warmup) * BATCH) / seconds;
+}
+
 /** One full epoch: every training image once, shuffled and shifted as in training. */
 function timeEpoch(train: ReturnType<typeof loadMnist>): number {
   const model = createModel('capsnet', 'paper', {}, 1);
@@ -223,14 +255,24 @@ async function main(): Promise<void> {
   console.log(describeBackend(info));
   const threads = info.threads ?? os.availableParallelism();
 
-  const train = loadMnist('train');
   const test = loadMnist('test');
-  const rng = new Rng(1);
-  const trainBatches = Array.from({ length: warmup + trainSteps }, () => makeBatch(train, rng.permutation(train.count).subarray(0, BATCH), 2, rng));
   const inferBatches_ = Array.from({ length: warmup + inferBatches }, (_, i) => {
     const start = (i * BATCH) % (test.count - BATCH);
     return makeBatch(test, Int32Array.from({ length: BATCH }, (_, k) => start + k));
   });
+  if (flag('only-onnx')) {
+    const ours = timeInference(inferBatches_, warmup);
+    const onnx = await timeOnnxInference(inferBatches_, warmup, threads);
+    console.log('');
+    console.log(`${'inference images/s'.padEnd(36)} ${fmt(ours).padStart(12)}`);
+    if (typeof onnx === 'string') console.log(onnx);
+    else console.log(`${'inference images/s, onnxruntime-node'.padEnd(36)} ${fmt(onnx).padStart(12)}   (${fmt(onnx / ours, 2)}x ours)`);
+    console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(os.loadavg()[0], 2)} on ${os.availableParallelism()} cores`);
+    return;
+  }
+  const train = loadMnist('train');
+  const rng = new Rng(1);
+  const trainBatches = Array.from({ length: warmup + trainSteps }, () => makeBatch(train, rng.permutation(train.count).subarray(0, BATCH), 2, rng));
 
   const training = timeTraining(trainBatches, warmup);
   // Fewer steps for the larger and slower models: their steps take longer.
@@ -240,8 +282,9 @@ async function main(): Promise<void> {
   const cnn = flag('no-cnn') ? null : timeTraining(trainBatches.slice(0, warmup + cnnSteps), warmup, 'cnn');
   const inference = timeInference(inferBatches_, warmup);
   const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
-  // Read before the sgemm measurement, whose 48 MB of matrices are not the model's.
+  // Read before ONNX Runtime's run and the sgemm measurement, whose memory is not our engine's.
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const gemms = info.backend === 'native' ? gemmTable() : null;
   // The peak the model's rate is set against: the GEMM the model ran on, at 2048^3.
   const peak = gemms ? gemms.columns[gemms.active].rates[0] : null;
@@ -275,6 +318,7 @@ async function main(): Promise<void> {
   const t = typeof torch === 'object' && torch ? torch : undefined;
   row('training images/s', training.imagesPerSecond, t?.trainImagesPerSecond, true);
   row('inference images/s', inference, t?.inferImagesPerSecond, true);
+  if (typeof onnx === 'number') row('inference, onnxruntime-node', onnx, t?.inferImagesPerSecond, true);
   row('peak RSS MiB (lower is better)', peakRssMiB, t?.peakRssMiB, false, 0);
   const ok = (r: TorchResult | string | null | undefined) => (typeof r === 'object' && r ? r : undefined);
   for (const s of sizes) row(`training ${s.size}x${s.size} images/s`, s.imagesPerSecond, ok(torchSizes.get(s.size))?.trainImagesPerSecond, true);
@@ -287,6 +331,8 @@ async function main(): Promise<void> {
   if (peak) console.log('(the primary-capsule convolutions run in the frequency domain with about a third of the direct FLOPs, so effective rates can pass the sgemm peak)');
   console.log(`full MNIST epoch (60,000 images): ${epochSeconds !== null ? `${fmt(epochSeconds, 0)} s measured` : `~${fmt(60000 / training.imagesPerSecond, 0)} s at the training rate above (--epoch measures one)`}`);
   if (em) console.log(`EM capsules: paper preset (${em.params.toLocaleString('en-US')} parameters), 32x32 inputs, 5 classes, batch ${EM_BATCH}, ${emSteps} steps after one warm-up (median step ${fmt(median(em.stepMs), 0)} ms)${typeof emTorch === 'string' ? `; ${emTorch}` : ''}`);
+  if (typeof onnx === 'number') console.log(`onnxruntime-node: the same model exported to ONNX (opset 17), ${threads} threads: ${fmt(onnx / inference, 2)}x our engine's inference rate`);
+  else if (typeof onnx === 'string') console.log(onnx);
   if (sizes.length) console.log(`36x36 and 40x40: the paper CapsNet on MNIST digits padded to that size (3,200 and 4,608 primary capsules), ${sizeSteps} steps after ${warmup} warm-up`);
   if (cnn) console.log(`CNN baseline: paper preset (three 5x5 convolutions 256/256/128, FC 328/192), 28x28, batch ${BATCH}, ${cnnSteps} steps after ${warmup} warm-up`);
   for (const r of [...torchSizes.values(), torchCnn]) if (typeof r === 'string') console.log(r);

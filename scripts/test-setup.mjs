@@ -7,7 +7,9 @@
  * - Chromium, for the visualizer's browser tests (/usr/bin/chromium, or
  *   CAPSNET_CHROMIUM);
  * - Fashion-MNIST's IDX files, for its loader tests (Debian's
- *   dataset-fashion-mnist, or CAPSNET_FASHION_MNIST_DIR).
+ *   dataset-fashion-mnist, or CAPSNET_FASHION_MNIST_DIR);
+ * - a python3 with the onnx package, for the ONNX checker the export tests
+ *   run (Debian's python3-onnx).
  *
  * On Debian or Ubuntu as root the missing packages are installed with
  * apt-get (CAPSNET_TEST_SETUP=0 turns that off); elsewhere this says what to
@@ -35,6 +37,12 @@ const needs = [
     present: () => existsSync(process.env.CAPSNET_FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist'),
     debian: 'dataset-fashion-mnist',
     elsewhere: 'put the four Fashion-MNIST .gz IDX files in a folder and set CAPSNET_FASHION_MNIST_DIR to it',
+  },
+  {
+    what: 'the ONNX checker (export tests)',
+    present: () => ['/usr/bin/python3', 'python3'].some((py) => spawnSync(py, ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0),
+    debian: 'python3-onnx',
+    elsewhere: 'pip install onnx for the python3 on PATH',
   },
 ];
 

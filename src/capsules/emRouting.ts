@@ -138,8 +138,10 @@ export const DEFAULT_INVERSE_TEMPERATURE: InverseTemperature = { scale: 1 };
 export const DEFAULT_VARIANCE_FLOOR = 1e-6;
 /** Bound on the logistic's argument (soft, through tanh). */
 export const LOGIT_BOUND = 15;
-const MEAN_EPS = 1e-8;
-const NEG_BIG = -1e30;
+/** Added to sum_i r_ij before dividing by it (parents that receive nothing). */
+export const MEAN_EPS = 1e-8;
+/** Fill of child slots no window covers, when taking a maximum. */
+export const NEG_BIG = -1e30;
 
 /** lambda for each of `iterations` iterations. */
 export function inverseTemperatureSchedule(iterations: number, spec: InverseTemperature = DEFAULT_INVERSE_TEMPERATURE): number[] {

@@ -1,45 +1,89 @@
 /**
  * capsnet export: write a trained model (a checkpoint or model directory) as a
  * standalone model directory, optionally with float16 weights (half the
- * size), for shipping and for the browser.
+ * size), for shipping and for the browser; or, with --format onnx, as one
+ * ONNX file for ONNX Runtime and other serving stacks (docs/onnx.md).
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { modelToOnnx, onnxMetadata } from '../export/onnx.js';
+import { ONNX_OPSET } from '../export/onnxGraph.js';
 import { saveModel } from '../models/files.js';
-import { modelToArtifacts } from '../models/serialization.js';
-import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import type { ClassifierModel } from '../models/model.js';
+import { PACKAGE_ROOT } from '../models/pretrained.js';
+import { modelToArtifacts, type ModelJson } from '../models/serialization.js';
+import { writeFileAtomic } from '../util/files.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
-  summary: 'Write a trained model as a standalone model directory (model.json + weights.bin), optionally in float16.',
+  summary: 'Write a trained model as a standalone model directory (model.json + weights.bin), optionally in float16, or as an ONNX file.',
+  description:
+    `--format onnx writes one ONNX file (opset ${ONNX_OPSET}): input 'image' [batch, height, width, channels] in [0, 1], ` +
+    "output 'scores' [batch, classes]; CapsNet adds 'capsules' and 'reconstruction', EM capsules 'poses'. " +
+    'The routing iterations are unrolled to the model\'s count, or to --routing N.',
   flags: [
     COMMON_FLAGS.model,
-    { name: 'out', type: 'string', arg: 'DIR', help: 'new directory to write' },
+    COMMON_FLAGS.pretrained,
+    { name: 'out', type: 'string', arg: 'PATH', help: 'new directory to write (capsnet format) or new .onnx file (onnx format)' },
+    { name: 'format', type: 'string', choices: ['capsnet', 'onnx'], default: 'capsnet', help: 'what to write' },
     { name: 'float16', type: 'boolean', help: 'store weights as float16 (half the size)' },
+    { name: 'routing', type: 'int', min: 1, help: 'routing iterations to unroll in an ONNX graph (default: the model\'s)' },
     { name: 'note', type: 'string', help: 'free text stored in the model\'s metadata' },
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet export --model runs/paper --out pretrained/capsnet-mnist --float16'],
+  examples: [
+    'capsnet export --model runs/paper --out pretrained/capsnet-mnist --float16',
+    'capsnet export --pretrained mnist --format onnx --out capsnet-mnist.onnx',
+  ],
 };
 
-export async function runExport({ flags }: ParsedArgs): Promise<number> {
-  await setupBackend(flags);
-  if (!flags.out) throw new Error('--out DIR is needed');
-  const { model, json, dir } = loadModelFromFlags(flags);
-  const history = (json.metadata?.history as { testAccuracy?: number; epoch: number }[] | undefined) ?? [];
-  const last = history[history.length - 1];
-  const metadata: Record<string, unknown> = {
-    ...(json.metadata ?? {}),
-    exportedFrom: dir.split('/').slice(-3).join('/'),
-    ...(last ? { epochs: last.epoch, testAccuracy: last.testAccuracy } : {}),
-    ...(flags.note ? { note: flags.note } : {}),
-  };
-  delete metadata.epoch;
-  delete metadata.batch;
+/** capsnet's own version, from package.json. */
+export function capsnetVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function exportOnnx(flags: ParsedFlags, model: ClassifierModel, json: ModelJson, dir: string): void {
+  const out = flags.out as string;
+  if (!out.endsWith('.onnx')) throw new UsageError(`--out must name a .onnx file with --format onnx, got '${out}'`);
+  if (existsSync(out)) throw new Error(`${out} already exists; choose a new file`);
+  const version = capsnetVersion();
+  const routingIterations = flags.routing as number | undefined;
+  const metadata = onnxMetadata(model, json, { routingIterations, version, ...(flags.note ? { note: flags.note as string } : {}) });
+  const bytes = modelToOnnx(model, { routingIterations, float16: flags.float16 === true, metadata, version });
+  writeFileAtomic(out, bytes);
   const encoding = flags.float16 ? 'float16' : 'float32';
-  saveModel(model, flags.out as string, { encoding, metadata });
-  const bytes = modelToArtifacts(model, { encoding }).weights.byteLength;
-  report(flags, { out: flags.out, from: dir, encoding, weightBytes: bytes, params: model.countParams() }, () => `wrote ${flags.out}: ${model.countParams().toLocaleString('en-US')} parameters, ${encoding}, ${(bytes / 1e6).toFixed(1)} MB of weights`);
-  model.dispose();
-  return 0;
+  report(flags, { out, from: dir, format: 'onnx', opset: ONNX_OPSET, encoding, bytes: bytes.byteLength, params: model.countParams(), metadata }, () => `wrote ${out}: ONNX opset ${ONNX_OPSET}, ${model.countParams().toLocaleString('en-US')} parameters, ${encoding} weights, ${(bytes.byteLength / 1e6).toFixed(1)} MB`);
+}
+
+export async function runExport({ flags }: ParsedArgs): Promise<number> {
+  if (!flags.out) throw new UsageError(flags.format === 'onnx' ? '--out FILE.onnx is needed' : '--out DIR is needed');
+  if (flags.routing !== undefined && flags.format !== 'onnx') throw new UsageError('--routing applies to --format onnx only (a saved model keeps its own routing iterations)');
+  await setupBackend(flags);
+  const { model, json, dir } = loadModelFromFlags(flags);
+  try {
+    if (flags.format === 'onnx') {
+      exportOnnx(flags, model, json, dir);
+      return 0;
+    }
+    const history = (json.metadata?.history as { testAccuracy?: number; epoch: number }[] | undefined) ?? [];
+    const last = history[history.length - 1];
+    const metadata: Record<string, unknown> = {
+      ...(json.metadata ?? {}),
+      exportedFrom: dir.split('/').slice(-3).join('/'),
+      ...(last ? { epochs: last.epoch, testAccuracy: last.testAccuracy } : {}),
+      ...(flags.note ? { note: flags.note } : {}),
+    };
+    delete metadata.epoch;
+    delete metadata.batch;
+    const encoding = flags.float16 ? 'float16' : 'float32';
+    saveModel(model, flags.out as string, { encoding, metadata });
+    const bytes = modelToArtifacts(model, { encoding }).weights.byteLength;
+    report(flags, { out: flags.out, from: dir, encoding, weightBytes: bytes, params: model.countParams() }, () => `wrote ${flags.out}: ${model.countParams().toLocaleString('en-US')} parameters, ${encoding}, ${(bytes / 1e6).toFixed(1)} MB of weights`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
 }

@@ -50,8 +50,10 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
   W!: tf.Variable;
   betaU!: tf.Variable;
   betaA!: tf.Variable;
-  private coords: Float32Array | null = null;
-  private inGrid: [number, number, number] = [0, 0, 0];
+  /** The coordinates added to the votes, [H*W, 16], or null (set when built; the ONNX export reads them). */
+  coords: Float32Array | null = null;
+  /** The child grid [height, width, types]. */
+  inGrid: [number, number, number] = [0, 0, 0];
 
   protected createWeights(inputShape: Shape, rng: Rng): void {
     const [, h, w, inTypes] = inputShape as number[];

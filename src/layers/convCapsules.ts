@@ -64,7 +64,8 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
   W!: tf.Variable;
   betaU!: tf.Variable;
   betaA!: tf.Variable;
-  private geometry!: EmGeometry;
+  /** Where the children of each parent sit (set when built; the ONNX export reads it). */
+  geometry!: EmGeometry;
 
   protected createWeights(inputShape: Shape, rng: Rng): void {
     const [, h, w, inTypes] = inputShape as number[];
