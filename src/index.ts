@@ -27,7 +27,7 @@ export { spreadLoss, spreadMargin, SPREAD_MARGIN_START, SPREAD_MARGIN_END } from
 export { Rng, type RngState } from './util/rng.js';
 export * from './models/index.js';
 export { modelFromArtifacts, modelToArtifacts, loadModelFromUrl, encodeWeights, decodeWeights, type ModelJson, type WeightEncoding } from './models/serialization.js';
-export { Layer, registerLayer, layerFromConfig, type Param } from './layers/layer.js';
+export { Layer, type Param } from './layers/layer.js';
 export { Conv2D } from './layers/conv2d.js';
 export { Dense } from './layers/dense.js';
 export { PrimaryCapsules } from './layers/primaryCapsules.js';

@@ -55,10 +55,3 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     assert.fail(`${what}[${worstAt}] = ${actual[worstAt]}, expected ${expected[worstAt]} (rtol ${rtol}, atol ${atol})`);
   }
 }
-
-/** Largest relative error, for reporting. */
-export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 1e-6): number {
-  let m = 0;
-  for (let i = 0; i < actual.length; i++) m = Math.max(m, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor));
-  return m;
-}

@@ -48,18 +48,18 @@ export function withModelDataset(flags: ParsedFlags, ...models: ModelJson[]): Pa
 }
 
 /** The dataset the flags name: --images/--labels, or --dataset with its split. */
-export function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix = ''): ImageDataset {
-  const images = flags[`${prefix}images`] as string | undefined;
-  const labels = flags[`${prefix}labels`] as string | undefined;
-  const limit = flags[`${prefix}limit`] as number | undefined;
+export function loadDataFromFlags(flags: ParsedFlags, split: Split): ImageDataset {
+  const images = flags.images as string | undefined;
+  const labels = flags.labels as string | undefined;
+  const limit = flags.limit as number | undefined;
   let ds: ImageDataset;
   if (images || labels) {
-    if (!images || !labels) throw new UsageError(`--${prefix}images and --${prefix}labels go together`);
+    if (!images || !labels) throw new UsageError('--images and --labels go together');
     ds = loadIdxPair(images, labels);
   } else {
     ds = loadDataset((flags.dataset as string | undefined) ?? 'mnist', split, {
       seed: flags['data-seed'] as number | undefined,
-      count: flags[`${prefix}data-count`] as number | undefined,
+      count: flags['data-count'] as number | undefined,
       file: flags['data-file'] as string | undefined,
     });
   }

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { emRouting, emRoutingReference, type EmRoutingResult } from '../capsules/emRouting.js';
 import type { Rng } from '../util/rng.js';
 import { calibrateBetaU, type EmRoutingConfig } from './convCapsules.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
 
 /**
@@ -139,4 +139,3 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     });
   }
 }
-registerLayer(ClassCapsules);

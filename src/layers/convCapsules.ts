@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { emRouting, emRoutingReference, unfoldChildren, type EmGeometry, type EmRoutingOptions, type EmRoutingResult, type InverseTemperature } from '../capsules/emRouting.js';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
 
 /** Settings of EM routing shared by the capsule layers (see emRouting). */
@@ -129,4 +129,3 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
     });
   }
 }
-registerLayer(ConvCapsules);

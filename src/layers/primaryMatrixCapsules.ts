@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 import { POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
 
 export interface PrimaryMatrixCapsulesConfig extends Record<string, unknown> {
@@ -55,4 +55,3 @@ export class PrimaryMatrixCapsules extends Layer<PrimaryMatrixCapsulesConfig> {
     });
   }
 }
-registerLayer(PrimaryMatrixCapsules);
