@@ -28,7 +28,7 @@ export { Rng, type RngState } from './util/rng.js';
 export * from './models/index.js';
 export { modelFromArtifacts, modelToArtifacts, loadModelFromUrl, encodeWeights, decodeWeights, type ModelJson, type WeightEncoding } from './models/serialization.js';
 export { Layer, type Param } from './layers/layer.js';
-export { Conv2D } from './layers/conv2d.js';
+export { Conv2D, convOutputSize } from './layers/conv2d.js';
 export { Dense } from './layers/dense.js';
 export { PrimaryCapsules } from './layers/primaryCapsules.js';
 export { DigitCapsules } from './layers/digitCapsules.js';

@@ -28,7 +28,10 @@ function toyModel(): ClassifierModel {
     numClasses: 2,
     params: [],
     layers: [],
-    getConfig: () => ({}),
+    decoder: null,
+    routingIterations: null,
+    scoreName: 'probabilities',
+    getConfig: () => ({ inputShape: [1, 1, 2], numClasses: 2 }),
     forward: (x: tf.Tensor4D): ModelOutput => {
       const logits = tf.mul(tf.reshape(x, [x.shape[0], 2]), 10) as tf.Tensor2D;
       return { scores: tf.softmax(logits) as tf.Tensor2D, logits };

@@ -6,8 +6,8 @@ import { loadIdxPair } from '../data/files.js';
 import { datasetNames, loadDataset } from '../data/index.js';
 import type { Split } from '../data/mnist.js';
 import { loadModel } from '../models/files.js';
-import type { ClassifierModel } from '../models/model.js';
-import { pretrainedDir } from '../models/pretrained.js';
+import type { CapsuleDecoder, ClassifierModel } from '../models/model.js';
+import { modelPathOrPretrained, pretrainedDir } from '../models/pretrained.js';
 import type { ModelJson } from '../models/serialization.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 
@@ -19,9 +19,16 @@ export async function setupBackend(flags: ParsedFlags): Promise<BackendInfo> {
 
 export function loadModelFromFlags(flags: ParsedFlags): { model: ClassifierModel; json: ModelJson; dir: string } {
   if (flags.model && flags.pretrained) throw new UsageError('give either --model or --pretrained, not both');
-  const path = flags.pretrained ? pretrainedDir(flags.pretrained as string) : (flags.model as string | undefined);
-  if (!path) throw new UsageError('a model is needed: --model DIR or --pretrained NAME');
+  const path = flags.pretrained ? pretrainedDir(flags.pretrained as string) : flags.model !== undefined ? modelPathOrPretrained(flags.model as string) : undefined;
+  if (!path) throw new UsageError('a model is needed: --model MODEL or --pretrained NAME');
   return loadModel(path);
+}
+
+/** The model's decoder, or a usage error naming the command and the model (the model is disposed). */
+export function requireDecoder(model: ClassifierModel, dir: string, command: string): CapsuleDecoder {
+  if (model.decoder) return model.decoder;
+  model.dispose();
+  throw new UsageError(`${command} needs a model with a decoder; ${dir} is a ${model.modelType} model without one`);
 }
 
 export const DATA_FLAGS: FlagSpec[] = [

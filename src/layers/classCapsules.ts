@@ -14,6 +14,7 @@ import type { Rng } from '../util/rng.js';
 import { calibrateBetaU, type EmRoutingConfig } from './convCapsules.js';
 import { Layer, type Shape } from './layer.js';
 import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { tidyRecord } from '../util/tidy.js';
 
 /**
  * Where child position (y, x) sits in the input image: its receptive field's
@@ -105,7 +106,7 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     const [h, w, t] = this.inGrid;
     const [b] = input.activations.shape;
     const E = this.config.classes;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const votes = this.votes(input);
       const route = reference ? emRoutingReference : emRouting;
       return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, {
@@ -115,8 +116,8 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
         inverseTemperature: this.config.routing.inverseTemperature,
         varianceFloor: this.config.routing.varianceFloor,
         history,
-      }) as unknown as tf.TensorContainer;
-    }) as unknown as EmRoutingResult;
+      });
+    });
   }
 
   /** Centre the routing cost on `input` (see calibrateBetaU). */

@@ -14,6 +14,7 @@ import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
 import { Layer, type Shape } from './layer.js';
 import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { tidyRecord } from '../util/tidy.js';
 
 /** Settings of EM routing shared by the capsule layers (see emRouting). */
 export interface EmRoutingConfig {
@@ -94,7 +95,7 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
     if (h !== g.inHeight || w !== g.inWidth || t !== g.inTypes) {
       throw new Error(`${this.name}: expects a ${g.inHeight}x${g.inWidth} grid of ${g.inTypes} capsule types, got [${input.activations.shape}]`);
     }
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const M = unfoldChildren(input.poses, g) as tf.Tensor4D; // [b, P, N, 16]
       const a = unfoldChildren(input.activations, g) as tf.Tensor3D; // [b, P, N]
       const votes = matrixVotes(M, this.W);
@@ -106,8 +107,8 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
         varianceFloor: this.config.routing.varianceFloor,
         geometry: g,
       };
-      return (reference ? emRoutingReference : emRouting)(votes, a, options) as unknown as tf.TensorContainer;
-    }) as unknown as EmRoutingResult;
+      return (reference ? emRoutingReference : emRouting)(votes, a, options);
+    });
   }
 
   /** Centre the routing cost on `input` (see calibrateBetaU). */
