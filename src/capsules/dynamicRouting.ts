@@ -93,8 +93,8 @@ tf.registerGradient({
     return {
       uHat: () =>
         runKernel(FUSED_KERNELS.dynamicRoutingGrad, { uHat, dv }, {
-          iterations: (attrs as Record<string, unknown>).iterations,
-          stopGradientInner: (attrs as Record<string, unknown>).stopGradientInner,
+          iterations: attrs.iterations,
+          stopGradientInner: attrs.stopGradientInner,
         }) as tf.Tensor,
     };
   },

@@ -465,7 +465,7 @@ export function emRouting(votes: tf.Tensor5D, activations: tf.Tensor3D, options:
 }
 
 /** Kernel attributes: plain numbers, so that every backend can read them. */
-export function emKernelAttrs(st: EmRoutingSettings): Record<string, unknown> {
+export function emKernelAttrs(st: EmRoutingSettings): tf.NamedAttrMap {
   const g = st.geometry;
   return {
     iterations: st.iterations,
@@ -488,7 +488,7 @@ tf.registerGradient({
     // The routing output (index 2) carries no gradient. One kernel gives all
     // four gradients; it runs here, not in the per-input closures, because
     // the engine disposes what each closure creates except what it returns.
-    const [dVotes, dActivations, dBetaU, dBetaA] = runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs as Record<string, unknown>) as tf.Tensor[];
+    const [dVotes, dActivations, dBetaU, dBetaA] = runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs) as tf.Tensor[];
     return { votes: () => dVotes, activations: () => dActivations, betaU: () => dBetaU, betaA: () => dBetaA };
   },
 });

@@ -41,8 +41,8 @@ export function hasFusedKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) != null;
 }
 
-export function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] {
-  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+export function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs);
 }
 
 /**

@@ -11,7 +11,7 @@ import { capsuleKernels } from './capsules.js';
 import { emRoutingKernels } from './emRouting.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
-import type { NativeKernelConfig } from './kernelUtil.js';
+import { asKernelFunc, type NativeKernelConfig } from './kernelUtil.js';
 import { layoutKernels } from './layout.js';
 import { matmulKernels } from './matmul.js';
 import { initManagedMemory, onDispose, onEscape, onRegister } from './memory.js';
@@ -33,7 +33,7 @@ export class NativeBackend extends MathBackendCPU {
     super();
     // The cpu backend prints an "install tfjs-node" banner on first use; this
     // backend is the fast Node path, so the advice does not apply.
-    (this as unknown as { firstUse: boolean }).firstUse = false;
+    Reflect.set(this, 'firstUse', false);
   }
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): DataId {
@@ -82,11 +82,11 @@ export function registerNativeBackend(addon: NativeAddon): void {
   const cpuKernels = tf.getKernelsForBackend('cpu');
   for (const k of cpuKernels) {
     const own = natives.get(k.kernelName);
-    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: (own ?? k.kernelFunc) as tf.KernelFunc });
+    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: own ? asKernelFunc(own, k.kernelName) : k.kernelFunc });
   }
   const cpuNames = new Set(cpuKernels.map((k) => k.kernelName));
   for (const [name, fn] of natives) {
-    if (!cpuNames.has(name)) tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
+    if (!cpuNames.has(name)) tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: asKernelFunc(fn, name) });
   }
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), PRIORITY);
   registered = true;
