@@ -14,7 +14,7 @@
  * last, as several public implementations do.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
 import { squash } from './squash.js';
 
 export interface DynamicRoutingOptions {
@@ -66,26 +66,8 @@ export function dynamicRoutingReference(uHat: tf.Tensor4D, options: DynamicRouti
   });
 }
 
-/**
- * Route prediction vectors uHat [batch, inCaps, outCaps, outDim] to output
- * capsules. On a backend with the fused kernel the couplings come back
- * without a gradient (they are for inspection); v's gradient is exact.
- */
-export function dynamicRouting(uHat: tf.Tensor4D, options: DynamicRoutingOptions): DynamicRoutingResult {
-  checkInputs(uHat, options);
-  if (uHat.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.dynamicRouting)) {
-    const out = runKernel(FUSED_KERNELS.dynamicRouting, { uHat }, {
-      iterations: options.iterations,
-      stopGradientInner: options.stopGradientInner ?? false,
-    }) as tf.Tensor[];
-    const [v, ...couplings] = out;
-    return { v: v as tf.Tensor3D, couplings: couplings as tf.Tensor3D[] };
-  }
-  return dynamicRoutingReference(uHat, options);
-}
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.dynamicRouting,
+/** The fused Procedure 1; v's gradient is the CapsDynamicRoutingGrad kernel (couplings carry none). */
+const fusedDynamicRouting = fusedOp(FUSED_KERNELS.dynamicRouting, {
   inputsToSave: ['uHat'],
   gradFunc: (dys, saved, attrs) => {
     const [uHat] = saved;
@@ -99,3 +81,21 @@ tf.registerGradient({
     };
   },
 });
+
+/**
+ * Route prediction vectors uHat [batch, inCaps, outCaps, outDim] to output
+ * capsules. On a backend with the fused kernel the couplings come back
+ * without a gradient (they are for inspection); v's gradient is exact.
+ */
+export function dynamicRouting(uHat: tf.Tensor4D, options: DynamicRoutingOptions): DynamicRoutingResult {
+  checkInputs(uHat, options);
+  if (uHat.dtype === 'float32' && fusedDynamicRouting.available()) {
+    const out = fusedDynamicRouting.run({ uHat }, {
+      iterations: options.iterations,
+      stopGradientInner: options.stopGradientInner ?? false,
+    }) as tf.Tensor[];
+    const [v, ...couplings] = out;
+    return { v: v as tf.Tensor3D, couplings: couplings as tf.Tensor3D[] };
+  }
+  return dynamicRoutingReference(uHat, options);
+}

@@ -8,7 +8,7 @@
  * [batch, inCaps, outCaps, outDim].
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel } from './fused.js';
 
 function checkShapes(u: tf.Tensor, W: tf.Tensor): void {
   if (u.rank !== 3) throw new Error(`predictionVectors: u must be [batch, inCaps, inDim], got [${u.shape}]`);
@@ -31,16 +31,7 @@ export function predictionVectorsReference(u: tf.Tensor3D, W: tf.Tensor4D): tf.T
   });
 }
 
-export function predictionVectors(u: tf.Tensor3D, W: tf.Tensor4D): tf.Tensor4D {
-  checkShapes(u, W);
-  if (u.dtype === 'float32' && W.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.predictionVectors)) {
-    return runKernel(FUSED_KERNELS.predictionVectors, { u, W }) as tf.Tensor4D;
-  }
-  return predictionVectorsReference(u, W);
-}
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.predictionVectors,
+const fusedPredictionVectors = fusedOp(FUSED_KERNELS.predictionVectors, {
   inputsToSave: ['u', 'W'],
   gradFunc: (dy, saved) => {
     const [u, W] = saved;
@@ -52,3 +43,11 @@ tf.registerGradient({
     };
   },
 });
+
+export function predictionVectors(u: tf.Tensor3D, W: tf.Tensor4D): tf.Tensor4D {
+  checkShapes(u, W);
+  if (u.dtype === 'float32' && W.dtype === 'float32' && fusedPredictionVectors.available()) {
+    return fusedPredictionVectors.run({ u, W }) as tf.Tensor4D;
+  }
+  return predictionVectorsReference(u, W);
+}

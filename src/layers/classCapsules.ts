@@ -11,9 +11,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { emRouting, emRoutingReference, type EmRoutingResult } from '../capsules/emRouting.js';
 import type { Rng } from '../util/rng.js';
-import { calibrateBetaU, type EmRoutingConfig } from './convCapsules.js';
+import { calibrateBetaU, layerRoutingOptions, type EmRoutingConfig } from '../capsules/emSettings.js';
 import { Layer, type Shape } from './layer.js';
-import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { matrixVotes, POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
+import type { MatrixCapsules } from './matrixCapsules.js';
 import { tidyRecord } from '../util/tidy.js';
 
 /**
@@ -109,14 +110,7 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     return tidyRecord(() => {
       const votes = this.votes(input);
       const route = reference ? emRoutingReference : emRouting;
-      return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, {
-        betaU: this.betaU,
-        betaA: this.betaA,
-        iterations,
-        inverseTemperature: this.config.routing.inverseTemperature,
-        varianceFloor: this.config.routing.varianceFloor,
-        history,
-      });
+      return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, layerRoutingOptions(this.config.routing, this.betaU, this.betaA, iterations, { history }));
     });
   }
 

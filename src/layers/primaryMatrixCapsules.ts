@@ -12,7 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
 import { Layer, type Shape } from './layer.js';
-import { POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
+import type { MatrixCapsules } from './matrixCapsules.js';
 
 export interface PrimaryMatrixCapsulesConfig extends Record<string, unknown> {
   /** Capsule types B. */

@@ -24,10 +24,10 @@
  * for its model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, inverseTemperatureSchedule } from '../capsules/emRouting.js';
+import { DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, inverseTemperatureSchedule, type EmRoutingConfig } from '../capsules/emSettings.js';
 import { ClassCapsules } from '../layers/classCapsules.js';
 import { Conv2D } from '../layers/conv2d.js';
-import { ConvCapsules, type EmRoutingConfig } from '../layers/convCapsules.js';
+import { ConvCapsules } from '../layers/convCapsules.js';
 import type { Layer } from '../layers/layer.js';
 import { PrimaryMatrixCapsules } from '../layers/primaryMatrixCapsules.js';
 import { spreadLoss, spreadMargin } from '../losses/spreadLoss.js';

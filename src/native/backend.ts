@@ -7,11 +7,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
-import { capsuleKernels } from './capsules.js';
+import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../capsules/fused.js';
+import { adamUpdateKernels } from './adamUpdate.js';
+import { dynamicRoutingKernels } from './dynamicRouting.js';
 import { emRoutingKernels } from './emRouting.js';
+import { matrixVotesKernels } from './matrixVotes.js';
+import { predictionVectorsKernels } from './predictionVectors.js';
+import { squashKernels } from './squash.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
-import { asKernelFunc, type NativeKernelConfig } from './kernelUtil.js';
+import { asKernelFunc, type NativeKernel, type NativeKernelConfig } from './kernelUtil.js';
 import { layoutKernels } from './layout.js';
 import { matmulKernels } from './matmul.js';
 import { initManagedMemory, onDispose, onEscape, onRegister } from './memory.js';
@@ -68,9 +73,21 @@ export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...layoutKernels(addon),
     ...matmulKernels(addon),
     ...convKernels(addon),
-    ...capsuleKernels(addon),
-    ...emRoutingKernels(addon),
+    ...fusedKernelConfigs(addon),
   ];
+}
+
+/** The fused kernels of src/capsules/fused.ts, one file per op; the table's type makes each one required. */
+function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
+  const table: FusedKernelTable<NativeKernel> = {
+    ...squashKernels(addon),
+    ...predictionVectorsKernels(addon),
+    ...matrixVotesKernels(addon),
+    ...dynamicRoutingKernels(addon),
+    ...emRoutingKernels(addon),
+    ...adamUpdateKernels(addon),
+  };
+  return (Object.keys(table) as FusedKernelKey[]).map((key) => ({ kernelName: FUSED_KERNELS[key], kernelFunc: table[key] }));
 }
 
 let registered = false;

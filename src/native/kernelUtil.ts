@@ -82,6 +82,11 @@ export function sizeOf(shape: number[]): number {
   return tf.util.sizeFromShape(shape);
 }
 
+/** Fails unless a and b have the same shape. */
+export function sameShape(kernel: string, a: TensorInfo, b: TensorInfo, what: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) fail(kernel, `${what}: shapes [${a.shape}] and [${b.shape}] differ`);
+}
+
 export function fail(kernel: string, message: string): never {
   throw new Error(`${kernel}: ${message}`);
 }
