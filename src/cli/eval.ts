@@ -16,7 +16,7 @@ export const evalSpec: CommandSpec = {
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet eval --pretrained mnist', 'capsnet eval --model runs/capsnet-small-mnist', 'capsnet eval --model runs/x --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz'],
+  examples: ['capsnet eval --pretrained mnist', 'capsnet eval --model mnist-small', 'capsnet eval --model runs/capsnet-small-mnist', 'capsnet eval --model runs/x --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz'],
 };
 
 export function formatConfusion(confusion: number[][], names: string[]): string {
