@@ -86,6 +86,25 @@ export function fusedOp(kernelName: string, gradient?: Omit<tf.GradConfig, 'kern
 }
 
 /**
+ * The gradient of a product y = f(x, W) of an input x and weights W whose
+ * fused kernels give dx from (dy, W) and dW from (dy, x): two kernels, so
+ * that only the gradients the tape needs are computed.
+ */
+export function productGradient(x: string, gradInputKernel: string, gradWeightsKernel: string): Omit<tf.GradConfig, 'kernelName'> {
+  return {
+    inputsToSave: [x, 'W'],
+    gradFunc: (dy, saved) => {
+      const [xValue, W] = saved;
+      const g = dy as tf.Tensor;
+      return {
+        [x]: () => runKernel(gradInputKernel, { dy: g, W }) as tf.Tensor,
+        W: () => runKernel(gradWeightsKernel, { dy: g, [x]: xValue }) as tf.Tensor,
+      };
+    },
+  };
+}
+
+/**
  * A tensor with the same values as x that the gradient tape does not see:
  * the stop-gradient of other frameworks. It shares x's memory.
  */

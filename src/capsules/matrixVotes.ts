@@ -4,23 +4,13 @@
  * for every parent type. Poses are stored flattened, row-major, as 16 values.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, runKernel } from './fused.js';
+import { FUSED_KERNELS, fusedOp, productGradient } from './fused.js';
 
 export const POSE_SIZE = 4;
 export const POSE_DIM = POSE_SIZE * POSE_SIZE;
 
 /** The fused votes; their gradients are the two CapsMatrixVotesGrad kernels. */
-const fusedMatrixVotes = fusedOp(FUSED_KERNELS.matrixVotes, {
-  inputsToSave: ['M', 'W'],
-  gradFunc: (dy, saved) => {
-    const [M, W] = saved;
-    const g = dy as tf.Tensor;
-    return {
-      M: () => runKernel(FUSED_KERNELS.matrixVotesGradInput, { dy: g, W }) as tf.Tensor,
-      W: () => runKernel(FUSED_KERNELS.matrixVotesGradWeights, { dy: g, M }) as tf.Tensor,
-    };
-  },
-});
+const fusedMatrixVotes = fusedOp(FUSED_KERNELS.matrixVotes, productGradient('M', FUSED_KERNELS.matrixVotesGradInput, FUSED_KERNELS.matrixVotesGradWeights));
 
 /**
  * Votes V = M W for every child slot n and parent type j:
