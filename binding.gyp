@@ -15,7 +15,11 @@
         "src/native/matmul.cc",
         "src/native/conv.cc",
         "src/native/spectral.cc",
-        "src/native/capsules.cc",
+        "src/native/squash.cc",
+        "src/native/predictionVectors.cc",
+        "src/native/matrixVotes.cc",
+        "src/native/dynamicRouting.cc",
+        "src/native/adamUpdate.cc",
         "src/native/emRouting.cc",
         "src/native/memory.cc"
       ],

@@ -7,19 +7,9 @@
 export { squash, squashReference, capsuleLength } from './capsules/squash.js';
 export { dynamicRouting, dynamicRoutingReference, type DynamicRoutingOptions, type DynamicRoutingResult } from './capsules/dynamicRouting.js';
 export { predictionVectors, predictionVectorsReference } from './capsules/predictionVectors.js';
-export {
-  emRouting,
-  emRoutingReference,
-  inverseTemperatureSchedule,
-  unfoldChildren,
-  foldChildren,
-  DEFAULT_INVERSE_TEMPERATURE,
-  DEFAULT_VARIANCE_FLOOR,
-  type EmRoutingOptions,
-  type EmRoutingResult,
-  type EmGeometry,
-  type InverseTemperature,
-} from './capsules/emRouting.js';
+export { emRouting, emRoutingReference, type EmRoutingOptions, type EmRoutingResult } from './capsules/emRouting.js';
+export { unfoldChildren, foldChildren, type EmGeometry } from './capsules/emGeometry.js';
+export { inverseTemperatureSchedule, DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, type EmRoutingConfig, type InverseTemperature } from './capsules/emSettings.js';
 export { FUSED_KERNELS, setFusedKernelsEnabled, fusedKernelsEnabled, stopGradient } from './capsules/fused.js';
 export { marginLoss, toTargets, type MarginLossOptions } from './losses/marginLoss.js';
 export { reconstructionLoss, PAPER_RECONSTRUCTION_WEIGHT } from './losses/reconstructionLoss.js';
@@ -27,15 +17,16 @@ export { spreadLoss, spreadMargin, SPREAD_MARGIN_START, SPREAD_MARGIN_END } from
 export { Rng, type RngState } from './util/rng.js';
 export * from './models/index.js';
 export { modelFromArtifacts, modelToArtifacts, loadModelFromUrl, encodeWeights, decodeWeights, type ModelJson, type WeightEncoding } from './models/serialization.js';
-export { Layer, registerLayer, layerFromConfig, type Param } from './layers/layer.js';
-export { Conv2D } from './layers/conv2d.js';
+export { Layer, type Param } from './layers/layer.js';
+export { Conv2D, convOutputSize } from './layers/conv2d.js';
 export { Dense } from './layers/dense.js';
 export { PrimaryCapsules } from './layers/primaryCapsules.js';
 export { DigitCapsules } from './layers/digitCapsules.js';
 export { PrimaryMatrixCapsules } from './layers/primaryMatrixCapsules.js';
-export { ConvCapsules, type EmRoutingConfig } from './layers/convCapsules.js';
+export { ConvCapsules } from './layers/convCapsules.js';
 export { ClassCapsules, type CoordinateAddition } from './layers/classCapsules.js';
-export { matrixVotes, type MatrixCapsules } from './layers/matrixCapsules.js';
+export { matrixVotes } from './capsules/matrixVotes.js';
+export type { MatrixCapsules } from './layers/matrixCapsules.js';
 export { parseIdx, encodeIdx, type IdxArray } from './data/idx.js';
 export { type ImageDataset, take, validateDataset } from './data/dataset.js';
 export { makeBatch, type Batch } from './data/batches.js';

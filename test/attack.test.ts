@@ -1,18 +1,14 @@
 /**
- * Adversarial attacks on a model whose gradients are known by hand, the
- * viewpoint datasets, and the line-chart writer.
+ * Adversarial attacks on a model whose gradients are known by hand, and on
+ * an EM capsule network.
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { initBackend } from '../src/backend/node.js';
-import { loadDataset } from '../src/data/index.js';
-import { makeBatch } from '../src/data/batches.js';
-import { drawViewpoint, FAMILIAR_ROTATION, NOVEL_ROTATION, NOVEL_SCALES, testViewpoint } from '../src/data/viewpoints.js';
 import { EmCapsNet, emCapsNetConfig, Rng } from '../src/index.js';
 import type { ClassifierModel, ModelOutput } from '../src/models/model.js';
 import { adversarialBatch, attackLoss, fgsmSweep, predict, randomTargets } from '../src/training/attacks.js';
-import { renderPanels } from '../src/util/plot.js';
 
 await initBackend();
 
@@ -28,7 +24,10 @@ function toyModel(): ClassifierModel {
     numClasses: 2,
     params: [],
     layers: [],
-    getConfig: () => ({}),
+    decoder: null,
+    routingIterations: null,
+    scoreName: 'probabilities',
+    getConfig: () => ({ inputShape: [1, 1, 2], numClasses: 2 }),
     forward: (x: tf.Tensor4D): ModelOutput => {
       const logits = tf.mul(tf.reshape(x, [x.shape[0], 2]), 10) as tf.Tensor2D;
       return { scores: tf.softmax(logits) as tf.Tensor2D, logits };
@@ -96,7 +95,8 @@ test('random targets are always wrong classes, and all wrong classes occur', () 
     seen.add(`${labels[i]}->${v}`);
   });
   assert.equal(seen.size, 20);
-  assert.deepEqual(randomTargets(labels, 5, new Rng(2)), t, 'seeded');
+  // The seed decides the targets: another seed draws others.
+  assert.notDeepEqual(randomTargets(labels, 5, new Rng(3)), t, 'another seed, other targets');
 });
 
 test('attacks on an EM capsule network: finite gradients for both losses, pixels change by epsilon or not at all', () => {
@@ -121,48 +121,4 @@ test('attacks on an EM capsule network: finite gradients for both losses, pixels
   }
   assert.ok(moved > 0.5 * xs.length, `${moved} of ${xs.length} pixels moved by epsilon`);
   m.dispose();
-});
-
-test('viewpoints: familiar and novel ranges, seeded test views, fresh training views', () => {
-  const rng = new Rng(5);
-  for (let i = 0; i < 300; i++) {
-    const f = drawViewpoint('familiar', rng);
-    assert.ok(Math.abs(f.rotation) <= FAMILIAR_ROTATION && f.scale >= 0.9 && f.scale <= 1.1);
-    const r = drawViewpoint('novel-rotation', rng);
-    assert.ok(Math.abs(r.rotation) >= NOVEL_ROTATION[0] && Math.abs(r.rotation) <= NOVEL_ROTATION[1] && r.scale >= 0.9 && r.scale <= 1.1);
-    const s = drawViewpoint('novel-scale', rng);
-    assert.ok(Math.abs(s.rotation) <= FAMILIAR_ROTATION && NOVEL_SCALES.some(([lo, hi]) => s.scale >= lo && s.scale <= hi));
-  }
-  assert.deepEqual(testViewpoint('novel-scale', 7, 3), testViewpoint('novel-scale', 7, 3));
-  assert.notDeepEqual(testViewpoint('novel-scale', 7, 3), testViewpoint('novel-scale', 7, 4));
-  const ds = loadDataset('mnist-novel-scale', 'test');
-  const plain = loadDataset('mnist', 'test');
-  assert.deepEqual([ds.count, ds.height, ds.width, ds.numClasses], [10_000, 28, 28, 10]);
-  const idx = Int32Array.from({ length: 20 }, (_, i) => i);
-  const a = makeBatch(ds, idx).x;
-  assert.deepEqual(makeBatch(ds, idx).x, a, 'test views are the same every time');
-  assert.notDeepEqual(makeBatch(ds, idx, 0, new Rng(1)).x, makeBatch(ds, idx, 0, new Rng(2)).x, 'training views are drawn afresh');
-  // Scaling changes the amount of ink roughly by the area factor: novel scales are far from 1.
-  const ink = (x: Float32Array, i: number) => x.subarray(i * 784, (i + 1) * 784).reduce((s, v) => s + v, 0);
-  const p = makeBatch(plain, idx).x;
-  for (let i = 0; i < 20; i++) {
-    const ratio = ink(a, i) / ink(p, i);
-    const v = testViewpoint('novel-scale', 202, i);
-    assert.ok(Math.abs(ratio - v.scale ** 2) < 0.25 * v.scale ** 2 + 0.05, `image ${i}: ink ratio ${ratio.toFixed(3)} for scale ${v.scale.toFixed(3)}`);
-  }
-});
-
-test('line charts: panels, legend and text are drawn', () => {
-  const img = renderPanels([{ title: 'FGSM', xLabel: 'EPSILON', yLabel: 'ACCURACY', reference: { y: 0.1, label: 'CHANCE' }, series: [{ name: 'A', points: [[0, 1], [0.3, 0]] }, { name: 'B', points: [[0, 0.5], [0.3, 0.5]] }] }], 1, { panelWidth: 200, panelHeight: 150, scale: 1 });
-  assert.equal(img.width, 200);
-  assert.ok(img.height > 150);
-  let colored = 0;
-  let dark = 0;
-  for (let i = 0; i < img.width * img.height; i++) {
-    const [r, g, b] = [img.data[3 * i], img.data[3 * i + 1], img.data[3 * i + 2]];
-    if (r > 0.7 && g < 0.3 && b < 0.3) colored++;
-    if (r < 0.1 && g < 0.1 && b < 0.1) dark++;
-  }
-  assert.ok(colored > 100, `the first series is drawn in red (${colored} px)`);
-  assert.ok(dark > 300, `axes and text are drawn (${dark} px)`);
 });

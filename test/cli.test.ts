@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -47,6 +47,31 @@ test('info --json reports the paper model: 8,215,568 trainable parameters and th
   assert.match(run('info', '--preset', 'paper').stdout, /trainable parameters: 8,215,568/);
 });
 
+test('--model names a saved model (a shipped name too), --arch the architecture; the old spellings say the new ones', () => {
+  const shipped = JSON.parse(run('info', '--model', 'mnist-small', '--json').stdout);
+  assert.equal(shipped.modelType, 'capsnet');
+  assert.equal(shipped.trainableParams, 1_280_720);
+  assert.equal(JSON.parse(run('info', '--arch', 'cnn', '--preset', 'small', '--json').stdout).modelType, 'cnn');
+  assertOneLineError(run('train', '--model', 'em'), /--model is no longer a flag of 'train': give the architecture with --arch/, 2);
+  assertOneLineError(run('info', '--type', 'em'), /--type is no longer a flag of 'info': give the architecture with --arch/, 2);
+  assertOneLineError(run('viewpoints', '--models', 'cnn,em'), /--models is no longer a flag of 'viewpoints': give the architectures with --archs/, 2);
+});
+
+test('a saved model whose weights hold NaN or infinity does not load: the error names the weight and the count', () => {
+  const src = JSON.parse(readFileSync(new URL('../../pretrained/capsnet-small-mnist/model.json', import.meta.url), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  const bad = join(dir, 'nan-model');
+  mkdirSync(bad);
+  // A float32 copy of the small model's manifest with every weight zero, and three NaNs and one Inf in the bias of conv1.
+  const weights = src.weightsManifest[0].weights.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' }));
+  const sizes = weights.map((w) => w.shape.reduce((a, b) => a * b, 1));
+  const values = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  const at = sizes.slice(0, weights.findIndex((w) => w.name === 'conv1/bias')).reduce((a, b) => a + b, 0);
+  values.set([NaN, NaN, Infinity, NaN], at);
+  writeFileSync(join(bad, 'weights.bin'), new Uint8Array(values.buffer));
+  writeFileSync(join(bad, 'model.json'), JSON.stringify({ ...src, weightsManifest: [{ paths: ['weights.bin'], weights }] }));
+  assertOneLineError(run('eval', '--model', bad, '--limit', '10'), /weight 'conv1\/bias' has 4 of 64 values that are NaN or infinite/);
+});
+
 test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('train', '--epochs', 'many'), /--epochs must be a number, got 'many'/, 2);
   assertOneLineError(run('train', '--epochs', '0'), /--epochs must be at least 1/, 2);
@@ -65,7 +90,9 @@ test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('train', '--init', 'mnist-small', '--routing', '1', '--out', join(dir, 'z')), /--init keeps the saved model's config/, 2);
   assertOneLineError(run('train', '--ema', '1', '--out', join(dir, 'z')), /--ema must be between 0 and 1/, 2);
   assertOneLineError(run('train', '--init', join(dir, 'no-model'), '--out', join(dir, 'z')), /model not found/);
-  assertOneLineError(run('train', '--model', 'cnn', '--init', 'mnist-small', '--out', join(dir, 'z')), /is a capsnet model, training asks for cnn/);
+  assertOneLineError(run('train', '--arch', 'cnn', '--init', 'mnist-small', '--out', join(dir, 'z')), /is a capsnet model, training asks for cnn/);
+  assertOneLineError(run('train', '--arch', 'cnn', '--routing', '3', '--out', join(dir, 'z')), /--routing: the cnn architecture has no routing iterations/, 2);
+  assertOneLineError(run('train', '--arch', 'rnn', '--out', join(dir, 'z')), /unknown architecture 'rnn'/);
 });
 
 test('train, eval, predict and reconstruct a small model through the CLI', () => {

@@ -33,16 +33,16 @@ function json(args: string[], env?: Record<string, string>): Record<string, unkn
 }
 
 test('info: the paper and small EM presets', () => {
-  assert.equal(json(['info', '--type', 'em', '--preset', 'paper']).trainableParams, 316_394);
-  const small = json(['info', '--type', 'em', '--preset', 'small']);
+  assert.equal(json(['info', '--arch', 'em', '--preset', 'paper']).trainableParams, 316_394);
+  const small = json(['info', '--arch', 'em', '--preset', 'small']);
   assert.equal(small.trainableParams, 67_154);
   assert.deepEqual(small.inputShape, [32, 32, 1]);
-  assert.match(run(['info', '--type', 'em', '--preset', 'small']).stdout, /class_caps\s+ClassCapsules\s+\[batch, 5, 4, 4\]/);
+  assert.match(run(['info', '--arch', 'em', '--preset', 'small']).stdout, /class_caps\s+ClassCapsules\s+\[batch, 5, 4, 4\]/);
 });
 
 test('train, eval, predict and attack an EM capsule network on MNIST; the CNN beside it', () => {
   const em = join(dir, 'em');
-  const t = json(['train', '--model', 'em', '--preset', 'small', '--train-limit', '48', '--test-limit', '32', '--epochs', '1', '--batch-size', '16', '--routing', '2', '--out', em]);
+  const t = json(['train', '--arch', 'em', '--preset', 'small', '--train-limit', '48', '--test-limit', '32', '--epochs', '1', '--batch-size', '16', '--routing', '2', '--out', em]);
   assert.equal(t.epochs, 1);
   const { model: trained } = loadModel(em);
   assert.ok((trained as EmCapsNet).convCaps1.betaU.dataSync().some((v) => v !== 0), 'training started from the data-dependent beta_u');
@@ -58,12 +58,12 @@ test('train, eval, predict and attack an EM capsule network on MNIST; the CNN be
   const p = json(['predict', idx, '--index', '0', '--model', em]);
   assert.equal((p.scores as number[]).length, 10);
   assert.ok((p.scores as number[]).every((s) => s > 0 && s < 1), 'class activations in (0, 1)');
-  const bad = run(['train', '--model', 'em', '--recon-weight', '0.1', '--out', join(dir, 'x')]);
+  const bad = run(['train', '--arch', 'em', '--recon-weight', '0.1', '--out', join(dir, 'x')]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--recon-weight applies to capsnet models/);
+  assert.match(bad.stderr, /--recon-weight: the em architecture has no reconstruction loss/);
 
   const cnn = join(dir, 'cnn');
-  json(['train', '--model', 'cnn', '--preset', 'small', '--train-limit', '48', '--test-limit', '32', '--epochs', '1', '--batch-size', '16', '--out', cnn]);
+  json(['train', '--arch', 'cnn', '--preset', 'small', '--train-limit', '48', '--test-limit', '32', '--epochs', '1', '--batch-size', '16', '--out', cnn]);
   const out = join(dir, 'attack');
   const a = json(['attack', '--models', `${em},${cnn}`, '--names', 'EM,CNN', '--limit', '12', '--batch-size', '6', '--eps', '0,0.2', '--iterations', '2', '--out', out]);
   const rows = a.results as { model: string; method: string; mode: string; epsilon: number; accuracy: number; targetSuccess?: number }[];
@@ -91,7 +91,7 @@ test('train and evaluate on smallNORB files: 96x96 pairs become 32x32 crops, 5 c
   writeFakeSmallNorb(norb, 'test', 10, 96, 96);
   const env = { CAPSNET_SMALLNORB_DIR: norb };
   const out = join(dir, 'em-norb');
-  const t = json(['train', '--model', 'em', '--preset', 'small', '--dataset', 'smallnorb', '--epochs', '1', '--batch-size', '5', '--out', out], env);
+  const t = json(['train', '--arch', 'em', '--preset', 'small', '--dataset', 'smallnorb', '--epochs', '1', '--batch-size', '5', '--out', out], env);
   assert.equal(t.epochs, 1);
   assert.deepEqual(json(['info', '--model', out]).inputShape, [32, 32, 1]);
   const e = json(['eval', '--model', out, '--dataset', 'smallnorb'], env);
@@ -141,12 +141,12 @@ test('predict refuses a smallNORB dat file for a model trained on another datase
 
 test('train --stop-at-error stops at the first check that reaches the target', () => {
   const out = join(dir, 'stop');
-  const t = json(['train', '--model', 'cnn', '--preset', 'small', '--train-limit', '100', '--test-limit', '20', '--epochs', '2', '--batch-size', '10', '--stop-at-error', '100', '--check-every', '3', '--out', out]);
+  const t = json(['train', '--arch', 'cnn', '--preset', 'small', '--train-limit', '100', '--test-limit', '20', '--epochs', '2', '--batch-size', '10', '--stop-at-error', '100', '--check-every', '3', '--out', out]);
   assert.deepEqual(t.reachedTarget && { epoch: (t.reachedTarget as { epoch: number }).epoch, batch: (t.reachedTarget as { batch: number }).batch }, { epoch: 1, batch: 3 });
   const checks = readFileSync(join(out, 'checks.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(checks.length, 1);
   assert.ok(existsSync(join(out, 'latest')), 'a checkpoint to evaluate');
-  const never = json(['train', '--model', 'cnn', '--preset', 'small', '--train-limit', '40', '--test-limit', '20', '--epochs', '1', '--batch-size', '10', '--stop-at-error', '0', '--check-every', '2', '--out', join(dir, 'never')]);
+  const never = json(['train', '--arch', 'cnn', '--preset', 'small', '--train-limit', '40', '--test-limit', '20', '--epochs', '1', '--batch-size', '10', '--stop-at-error', '0', '--check-every', '2', '--out', join(dir, 'never')]);
   assert.equal(never.reachedTarget, null);
   assert.equal(never.epochs, 1);
   assert.equal(readFileSync(join(dir, 'never', 'checks.jsonl'), 'utf8').trim().split('\n').length, 2, 'checks at batch 2 and after the epoch');
@@ -173,14 +173,14 @@ test('viewpoints: the baseline sets the familiar-view target, the others stop at
   // Run again: every model is already trained, and the table is the same.
   const again = json(args) as typeof r;
   assert.deepEqual(again, r);
-  const bad = run(['viewpoints', '--models', 'cnn,rnn']);
+  const bad = run(['viewpoints', '--archs', 'cnn,rnn']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /unknown model type 'rnn'/);
+  assert.match(bad.stderr, /unknown architecture 'rnn'/);
 });
 
 test('eval, reconstruct and attack default to the dataset the model was trained on', () => {
   const out = join(dir, 'mnist40-cnn');
-  json(['train', '--model', 'cnn', '--preset', 'small', '--dataset', 'mnist40', '--train-limit', '40', '--test-limit', '10', '--epochs', '1', '--batch-size', '20', '--out', out]);
+  json(['train', '--arch', 'cnn', '--preset', 'small', '--dataset', 'mnist40', '--train-limit', '40', '--test-limit', '10', '--epochs', '1', '--batch-size', '20', '--out', out]);
   const e = json(['eval', '--model', out, '--limit', '10']);
   assert.equal(e.dataset, 'mnist40-test');
   assert.equal(e.count, 10);

@@ -2,19 +2,13 @@
  * An independent float64 implementation of EM routing (Procedure 1 of
  * "Matrix capsules with EM routing") written as plain loops, one child and
  * one parent at a time, for checking the tfjs reference and fused kernels.
- * It shares no code with src/capsules/emRouting.ts: the child-to-parent
- * bookkeeping for convolutional layers is redone here from the window
- * definition.
+ * It shares no code with src/capsules/emRouting.ts or emGeometry.ts, only
+ * the type that describes a layer's windows: the child-to-parent bookkeeping
+ * for convolutional layers is redone here from the window definition.
  */
-export interface OracleGeometry {
-  inHeight: number;
-  inWidth: number;
-  inTypes: number;
-  kernel: number;
-  stride: number;
-  outHeight: number;
-  outWidth: number;
-}
+import type { EmGeometry } from '../src/capsules/emGeometry.js';
+
+export type OracleGeometry = EmGeometry;
 
 export interface OracleSettings {
   iterations: number;

@@ -9,7 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emRouting, emRoutingReference, emRoutingSettings, foldChildren, inverseTemperatureSchedule, LOGIT_BOUND, unfoldChildren, type EmGeometry, type EmRoutingOptions } from '../src/capsules/emRouting.js';
+import { emRouting, emRoutingReference, type EmRoutingOptions } from '../src/capsules/emRouting.js';
+import { foldChildren, unfoldChildren, type EmGeometry } from '../src/capsules/emGeometry.js';
+import { emRoutingSettings, inverseTemperatureSchedule, LOGIT_BOUND } from '../src/capsules/emSettings.js';
 import { Rng } from '../src/util/rng.js';
 import { emRoutingOracle, type OracleSettings } from './emOracle.js';
 import { assertClose, testEachBackend } from './helpers.js';

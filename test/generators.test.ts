@@ -1,6 +1,7 @@
 /**
- * Generated datasets (MultiMNIST, MNIST on 40x40, affine MNIST) and the
- * MAT-file / affNIST readers on files the test writes.
+ * Generated datasets (MultiMNIST, MNIST on 40x40, affine MNIST, the
+ * familiar and novel viewpoints) and the MAT-file / affNIST readers on
+ * files the test writes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { inverseAffine, warpAffine, inkBox } from '../src/data/affine.js';
 import { parseMat } from '../src/data/matfile.js';
 import { loadAffnist } from '../src/data/affnist.js';
 import { loadDataset } from '../src/data/index.js';
+import { drawViewpoint, FAMILIAR_ROTATION, NOVEL_ROTATION, NOVEL_SCALES, testViewpoint } from '../src/data/viewpoints.js';
 
 const mnist = take(loadMnist('test'), 2000);
 
@@ -177,4 +179,32 @@ test('affNIST MAT-files: plain and compressed, bytes or doubles; malformed files
   writeFileSync(join(dir, 'other.mat'), matFile(matrix('something', 6, [1, 1], [matElement(9, new Uint8Array(8))])));
   assert.throws(() => loadAffnist(join(dir, 'other.mat')), /no affNISTdata struct \(variables: something\)/);
   assert.throws(() => loadAffnist(join(dir, 'missing.mat')), /affNIST file not found/);
+});
+
+test('viewpoints: familiar and novel ranges, seeded test views, fresh training views', () => {
+  const rng = new Rng(5);
+  for (let i = 0; i < 300; i++) {
+    const f = drawViewpoint('familiar', rng);
+    assert.ok(Math.abs(f.rotation) <= FAMILIAR_ROTATION && f.scale >= 0.9 && f.scale <= 1.1);
+    const r = drawViewpoint('novel-rotation', rng);
+    assert.ok(Math.abs(r.rotation) >= NOVEL_ROTATION[0] && Math.abs(r.rotation) <= NOVEL_ROTATION[1] && r.scale >= 0.9 && r.scale <= 1.1);
+    const s = drawViewpoint('novel-scale', rng);
+    assert.ok(Math.abs(s.rotation) <= FAMILIAR_ROTATION && NOVEL_SCALES.some(([lo, hi]) => s.scale >= lo && s.scale <= hi));
+  }
+  assert.notDeepEqual(testViewpoint('novel-scale', 7, 3), testViewpoint('novel-scale', 7, 4), 'each test image has its own view');
+  const ds = loadDataset('mnist-novel-scale', 'test');
+  const plain = loadDataset('mnist', 'test');
+  assert.deepEqual([ds.count, ds.height, ds.width, ds.numClasses], [10_000, 28, 28, 10]);
+  const idx = Int32Array.from({ length: 20 }, (_, i) => i);
+  const a = makeBatch(ds, idx).x;
+  assert.deepEqual(makeBatch(ds, idx).x, a, 'test views are the same every time');
+  assert.notDeepEqual(makeBatch(ds, idx, 0, new Rng(1)).x, makeBatch(ds, idx, 0, new Rng(2)).x, 'training views are drawn afresh');
+  // Scaling changes the amount of ink roughly by the area factor: novel scales are far from 1.
+  const ink = (x: Float32Array, i: number) => x.subarray(i * 784, (i + 1) * 784).reduce((s, v) => s + v, 0);
+  const p = makeBatch(plain, idx).x;
+  for (let i = 0; i < 20; i++) {
+    const ratio = ink(a, i) / ink(p, i);
+    const v = testViewpoint('novel-scale', 202, i);
+    assert.ok(Math.abs(ratio - v.scale ** 2) < 0.25 * v.scale ** 2 + 0.05, `image ${i}: ink ratio ${ratio.toFixed(3)} for scale ${v.scale.toFixed(3)}`);
+  }
 });

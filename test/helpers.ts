@@ -14,21 +14,24 @@ export async function testBackends(): Promise<string[]> {
   return only ? names.filter((n) => only.split(',').includes(n)) : names;
 }
 
+/** Register `name [backend]`: `fn` runs with that backend active; `skip` gives the reason it cannot. */
+export function testOnBackend(name: string, backend: string, fn: (t: TestContext) => void | Promise<void>, skip: string | false = false): void {
+  test(`${name} [${backend}]`, { skip }, async (t) => {
+    await useBackend(backend);
+    // Tensors the case creates are released with the scope; leaks are
+    // checked by the dedicated memory tests.
+    tf.engine().startScope();
+    try {
+      await fn(t);
+    } finally {
+      tf.engine().endScope();
+    }
+  });
+}
+
 /** Register `name` once per backend; `fn` runs with that backend active. */
 export async function testEachBackend(name: string, fn: (t: TestContext, backend: string) => void | Promise<void>): Promise<void> {
-  for (const backend of await testBackends()) {
-    test(`${name} [${backend}]`, async (t) => {
-      await useBackend(backend);
-      // Tensors the case creates are released with the scope; leaks are
-      // checked by the dedicated memory tests.
-      tf.engine().startScope();
-      try {
-        await fn(t, backend);
-      } finally {
-        tf.engine().endScope();
-      }
-    });
-  }
+  for (const backend of await testBackends()) testOnBackend(name, backend, (t) => fn(t, backend));
 }
 
 /**
@@ -54,11 +57,4 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (worst > 1) {
     assert.fail(`${what}[${worstAt}] = ${actual[worstAt]}, expected ${expected[worstAt]} (rtol ${rtol}, atol ${atol})`);
   }
-}
-
-/** Largest relative error, for reporting. */
-export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 1e-6): number {
-  let m = 0;
-  for (let i = 0; i < actual.length; i++) m = Math.max(m, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor));
-  return m;
 }

@@ -4,24 +4,18 @@
  * data.
  */
 import * as tf from '@tensorflow/tfjs';
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
 import { useBackend } from '../src/backend/node.js';
 import { loadNativeBackend, type NativeLoadResult } from '../src/native/index.js';
 import { Rng } from '../src/util/rng.js';
+import { tidyRecord } from '../src/util/tidy.js';
+import { testOnBackend } from './helpers.js';
 
 export const native: NativeLoadResult = await loadNativeBackend();
 
 /** A test that needs the native backend; skipped (with the reason) when the addon is not built. */
 export function nativeTest(name: string, fn: (t: TestContext) => void | Promise<void>): void {
-  test(`${name} [native]`, { skip: native.ok ? false : `native engine unavailable: ${native.reason}` }, async (t) => {
-    await useBackend('native');
-    tf.engine().startScope();
-    try {
-      await fn(t);
-    } finally {
-      tf.engine().endScope();
-    }
-  });
+  testOnBackend(name, 'native', fn, native.ok ? false : `native engine unavailable: ${native.reason}`);
 }
 
 /** fn's arrays computed with `backend` active (tensors created inside are released). */
@@ -29,7 +23,7 @@ export async function on<T>(backend: string, fn: () => T): Promise<T> {
   const before = tf.getBackend();
   await useBackend(backend);
   try {
-    return tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T;
+    return tidyRecord(fn);
   } finally {
     await useBackend(before);
   }

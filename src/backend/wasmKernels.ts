@@ -5,15 +5,33 @@
  * training, get implementations on wasm's own matmul.
  */
 import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 let registered = false;
 
-type TensorInfo = { dataId: object; shape: number[]; dtype: tf.DataType };
-type KernelBackendLike = {
-  readSync(dataId: object): tf.backend_util.BackendValues;
-  makeOutput?(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-};
+type TensorInfo = tf.TensorInfo;
+type KernelParams = Parameters<tf.KernelFunc>[0];
+
+/** The wasm backend a kernel runs on (the kernels here are registered for wasm only). */
+function wasmBackend(backend: KernelParams['backend'], kernel: string): BackendWasm {
+  if (!(backend instanceof BackendWasm)) throw new Error(`${kernel} (wasm): called on another backend`);
+  return backend;
+}
+
+/** Input `name` of a kernel call, or an error naming it. */
+function input(inputs: tf.NamedTensorInfoMap, name: string, kernel: string): TensorInfo {
+  const t = inputs[name];
+  if (!t) throw new Error(`${kernel} (wasm): missing input ${name}`);
+  return t;
+}
+
+/** The float32 heap view of a wasm tensor. */
+function heapF32(backend: BackendWasm, t: TensorInfo, kernel: string): Float32Array {
+  const v = backend.typedArrayFromHeap(t);
+  if (!(v instanceof Float32Array)) throw new Error(`${kernel} (wasm): expects float32 tensors, got ${t.dtype}`);
+  return v;
+}
 
 export function registerWasmExtraKernels(): void {
   if (registered) return;
@@ -21,48 +39,51 @@ export function registerWasmExtraKernels(): void {
   const cpuKernels = tf.getKernelsForBackend('cpu');
   for (const k of cpuKernels) {
     if (tf.getKernel(k.kernelName, 'wasm') != null || k.kernelName === 'Conv2DBackpropFilter') continue;
-    tf.registerKernel({ kernelName: k.kernelName, backendName: 'wasm', kernelFunc: viaCpu(k.kernelName) as tf.KernelFunc });
+    tf.registerKernel({ kernelName: k.kernelName, backendName: 'wasm', kernelFunc: viaCpu(k.kernelName) });
   }
   // Convolution gradients as im2col + one matmul (wasm has no filter
   // gradient, and its input gradient is a slow direct loop).
   tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
-  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilterWasm as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInputWasm as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilterWasm });
+  tf.registerKernel({ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2dBackpropInputWasm });
 }
 
-let cpuBackend: tf.KernelBackend | null = null;
-function getCpu(): tf.KernelBackend {
-  return (cpuBackend ??= tf.findBackend('cpu') ?? (tf.engine().findBackend('cpu') as tf.KernelBackend));
+let cpuBackend: MathBackendCPU | null = null;
+function getCpu(): MathBackendCPU {
+  if (cpuBackend) return cpuBackend;
+  const b = tf.findBackend('cpu') ?? tf.engine().findBackend('cpu');
+  if (!(b instanceof MathBackendCPU)) throw new Error('the wasm fallback kernels need the cpu backend');
+  return (cpuBackend = b);
 }
 
 /** Run cpu kernel `name` on copies of wasm inputs and copy the outputs back. */
-function viaCpu(name: string) {
-  return ({ inputs, attrs, backend }: { inputs: Record<string, TensorInfo>; attrs: tf.NamedAttrMap; backend: KernelBackendLike }) => {
-    const cpu = getCpu() as unknown as KernelBackendLike & { makeTensorInfo(shape: number[], dtype: tf.DataType, values: tf.backend_util.BackendValues): TensorInfo };
-    const cpuInputs: Record<string, TensorInfo> = {};
+function viaCpu(name: string): tf.KernelFunc {
+  return ({ inputs, attrs, backend: b }) => {
+    const backend = wasmBackend(b, name);
+    const cpu = getCpu();
+    const cpuInputs: tf.NamedTensorInfoMap = {};
     for (const [key, t] of Object.entries(inputs)) {
       if (t == null) continue;
       cpuInputs[key] = cpu.makeTensorInfo(t.shape, t.dtype, backend.readSync(t.dataId));
     }
     const kernel = tf.getKernel(name, 'cpu')!;
-    const out = kernel.kernelFunc({ inputs: cpuInputs as unknown as tf.NamedTensorInfoMap, attrs, backend: cpu as unknown as tf.KernelBackend });
-    const outs = (Array.isArray(out) ? out : [out]) as TensorInfo[];
+    const out = kernel.kernelFunc({ inputs: cpuInputs, attrs, backend: cpu });
+    const outs = Array.isArray(out) ? out : [out];
     const wasmOuts = outs.map((o) => {
       const vals = cpu.readSync(o.dataId);
       return wasmMakeOutput(backend, vals, o.shape, o.dtype);
     });
-    for (const t of Object.values(cpuInputs)) cpu.disposeData(t.dataId, true);
+    for (const t of Object.values(cpuInputs)) if (t) cpu.disposeData(t.dataId, true);
     for (const o of outs) cpu.disposeData(o.dataId, true);
     return Array.isArray(out) ? wasmOuts : wasmOuts[0];
   };
 }
 
-function wasmMakeOutput(backend: KernelBackendLike, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): TensorInfo {
+function wasmMakeOutput(backend: BackendWasm, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): TensorInfo {
   // The wasm backend allocates through makeOutput(shape, dtype) and we then
   // fill its typed-array view.
-  const b = backend as unknown as { makeOutput(shape: number[], dtype: tf.DataType): TensorInfo; typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray };
-  const out = b.makeOutput(shape, dtype);
-  if (tf.util.sizeFromShape(shape) > 0) b.typedArrayFromHeap(out).set(values as tf.backend_util.TypedArray);
+  const out = backend.makeOutput(shape, dtype);
+  if (tf.util.sizeFromShape(shape) > 0) backend.typedArrayFromHeap(out).set(values as tf.backend_util.TypedArray);
   return out;
 }
 
@@ -74,19 +95,20 @@ type ConvAttrs = {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 };
 
-type WasmBackend = tf.KernelBackend & {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-  disposeData(dataId: object): boolean;
-};
-
-function convInfo(xShape: number[], filterShape: number[], attrs: ConvAttrs, kernel: string): tf.backend_util.Conv2DInfo {
+function convInfo(xShape: number[], filterShape: number[], attrMap: tf.NamedAttrMap | undefined, kernel: string): tf.backend_util.Conv2DInfo {
+  const attrs: ConvAttrs = {
+    strides: attrMap?.strides as ConvAttrs['strides'],
+    pad: attrMap?.pad as ConvAttrs['pad'],
+    dataFormat: attrMap?.dataFormat as ConvAttrs['dataFormat'],
+    dilations: attrMap?.dilations as ConvAttrs['dilations'],
+    dimRoundingMode: attrMap?.dimRoundingMode as ConvAttrs['dimRoundingMode'],
+  };
   if (attrs.dataFormat === 'NCHW') throw new Error(`${kernel} (wasm): NCHW is not supported`);
   return tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number], attrs.strides, attrs.dilations ?? 1, attrs.pad as 'valid', attrs.dimRoundingMode, false, 'channelsLast');
 }
 
-function runWasm(backend: tf.KernelBackend, name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}): TensorInfo {
-  return tf.getKernel(name, 'wasm')!.kernelFunc({ inputs: inputs as unknown as tf.NamedTensorInfoMap, attrs: attrs as tf.NamedAttrMap, backend }) as TensorInfo;
+function runWasm(backend: BackendWasm, name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TensorInfo {
+  return tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, attrs, backend }) as TensorInfo;
 }
 
 /**
@@ -149,14 +171,16 @@ function col2im(cols: Float32Array, dx: Float32Array, c: tf.backend_util.Conv2DI
 // operands are transposed explicitly and both products run untransposed.
 
 /** dW = (dy^T im2col(x))^T, one matmul on wasm. */
-function conv2dBackpropFilterWasm({ inputs, attrs, backend }: { inputs: { x: TensorInfo; dy: TensorInfo }; attrs: tf.NamedAttrMap; backend: WasmBackend }): TensorInfo {
-  const { x, dy } = inputs;
-  const filterShape = (attrs as unknown as { filterShape: number[] }).filterShape;
-  const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs, 'Conv2DBackpropFilter');
+function conv2dBackpropFilterWasm({ inputs, attrs, backend: b }: KernelParams): TensorInfo {
+  const backend = wasmBackend(b, 'Conv2DBackpropFilter');
+  const x = input(inputs, 'x', 'Conv2DBackpropFilter');
+  const dy = input(inputs, 'dy', 'Conv2DBackpropFilter');
+  const filterShape = attrs?.filterShape as number[];
+  const c = convInfo(x.shape, filterShape, attrs, 'Conv2DBackpropFilter');
   const n = c.batchSize * c.outHeight * c.outWidth;
   const rowLen = c.filterHeight * c.filterWidth * c.inChannels;
   const cols = backend.makeOutput([1, n, rowLen], 'float32');
-  im2col(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(cols), c);
+  im2col(heapF32(backend, x, 'Conv2DBackpropFilter'), heapF32(backend, cols, 'Conv2DBackpropFilter'), c);
   const dy2 = runWasm(backend, 'Reshape', { x: dy }, { shape: [n, c.outChannels] });
   const dyT = runWasm(backend, 'Transpose', { x: dy2 }, { perm: [1, 0] });
   const dyT3 = runWasm(backend, 'Reshape', { x: dyT }, { shape: [1, c.outChannels, n] });
@@ -169,10 +193,12 @@ function conv2dBackpropFilterWasm({ inputs, attrs, backend }: { inputs: { x: Ten
 }
 
 /** dx = col2im(dy W^T), one matmul on wasm and a scatter-add in JS. */
-function conv2dBackpropInputWasm({ inputs, attrs, backend }: { inputs: { dy: TensorInfo; filter: TensorInfo }; attrs: tf.NamedAttrMap; backend: WasmBackend }): TensorInfo {
-  const { dy, filter } = inputs;
-  const inputShape = (attrs as unknown as { inputShape: number[] }).inputShape;
-  const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs, 'Conv2DBackpropInput');
+function conv2dBackpropInputWasm({ inputs, attrs, backend: b }: KernelParams): TensorInfo {
+  const backend = wasmBackend(b, 'Conv2DBackpropInput');
+  const dy = input(inputs, 'dy', 'Conv2DBackpropInput');
+  const filter = input(inputs, 'filter', 'Conv2DBackpropInput');
+  const inputShape = attrs?.inputShape as number[];
+  const c = convInfo(inputShape, filter.shape, attrs, 'Conv2DBackpropInput');
   const n = c.batchSize * c.outHeight * c.outWidth;
   const rowLen = c.filterHeight * c.filterWidth * c.inChannels;
   const dy3 = runWasm(backend, 'Reshape', { x: dy }, { shape: [1, n, c.outChannels] });
@@ -181,9 +207,9 @@ function conv2dBackpropInputWasm({ inputs, attrs, backend }: { inputs: { dy: Ten
   const wT3 = runWasm(backend, 'Reshape', { x: wT }, { shape: [1, c.outChannels, rowLen] });
   const cols = runWasm(backend, 'BatchMatMul', { a: dy3, b: wT3 }, { transposeA: false, transposeB: false }); // [1, n, rowLen]
   const dx = backend.makeOutput(inputShape, 'float32');
-  const dxArr = backend.typedArrayFromHeap(dx);
+  const dxArr = heapF32(backend, dx, 'Conv2DBackpropInput');
   dxArr.fill(0);
-  col2im(backend.typedArrayFromHeap(cols), dxArr, c);
+  col2im(heapF32(backend, cols, 'Conv2DBackpropInput'), dxArr, c);
   for (const t of [dy3, w2, wT, wT3, cols]) backend.disposeData(t.dataId);
   return dx;
 }

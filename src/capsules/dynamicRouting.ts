@@ -14,7 +14,7 @@
  * last, as several public implementations do.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
 import { squash } from './squash.js';
 
 export interface DynamicRoutingOptions {
@@ -66,6 +66,22 @@ export function dynamicRoutingReference(uHat: tf.Tensor4D, options: DynamicRouti
   });
 }
 
+/** The fused Procedure 1; v's gradient is the CapsDynamicRoutingGrad kernel (couplings carry none). */
+const fusedDynamicRouting = fusedOp(FUSED_KERNELS.dynamicRouting, {
+  inputsToSave: ['uHat'],
+  gradFunc: (dys, saved, attrs) => {
+    const [uHat] = saved;
+    const dv = Array.isArray(dys) ? dys[0] : dys;
+    return {
+      uHat: () =>
+        runKernel(FUSED_KERNELS.dynamicRoutingGrad, { uHat, dv }, {
+          iterations: attrs.iterations,
+          stopGradientInner: attrs.stopGradientInner,
+        }) as tf.Tensor,
+    };
+  },
+});
+
 /**
  * Route prediction vectors uHat [batch, inCaps, outCaps, outDim] to output
  * capsules. On a backend with the fused kernel the couplings come back
@@ -73,8 +89,8 @@ export function dynamicRoutingReference(uHat: tf.Tensor4D, options: DynamicRouti
  */
 export function dynamicRouting(uHat: tf.Tensor4D, options: DynamicRoutingOptions): DynamicRoutingResult {
   checkInputs(uHat, options);
-  if (uHat.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.dynamicRouting)) {
-    const out = runKernel(FUSED_KERNELS.dynamicRouting, { uHat }, {
+  if (uHat.dtype === 'float32' && fusedDynamicRouting.available()) {
+    const out = fusedDynamicRouting.run({ uHat }, {
       iterations: options.iterations,
       stopGradientInner: options.stopGradientInner ?? false,
     }) as tf.Tensor[];
@@ -83,19 +99,3 @@ export function dynamicRouting(uHat: tf.Tensor4D, options: DynamicRoutingOptions
   }
   return dynamicRoutingReference(uHat, options);
 }
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.dynamicRouting,
-  inputsToSave: ['uHat'],
-  gradFunc: (dys, saved, attrs) => {
-    const [uHat] = saved;
-    const dv = Array.isArray(dys) ? dys[0] : dys;
-    return {
-      uHat: () =>
-        runKernel(FUSED_KERNELS.dynamicRoutingGrad, { uHat, dv }, {
-          iterations: (attrs as Record<string, unknown>).iterations,
-          stopGradientInner: (attrs as Record<string, unknown>).stopGradientInner,
-        }) as tf.Tensor,
-    };
-  },
-});

@@ -62,23 +62,9 @@
  *     factor), not a change to the procedure; `costScale` sets it explicitly.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel, stopGradient } from './fused.js';
-
-/**
- * Where the children of a convolutional capsule layer sit: a grid of
- * inHeight x inWidth positions with inTypes capsule types, seen by parents on
- * an outHeight x outWidth grid through kernel x kernel windows with `stride`.
- * Only the part of the child grid the windows cover matters.
- */
-export interface EmGeometry {
-  inHeight: number;
-  inWidth: number;
-  inTypes: number;
-  kernel: number;
-  stride: number;
-  outHeight: number;
-  outWidth: number;
-}
+import { checkGeometry, normalizeOverParents, parentCounts, type EmGeometry } from './emGeometry.js';
+import { DEFAULT_VARIANCE_FLOOR, emKernelAttrs, emRoutingSettings, LOGIT_BOUND, MEAN_EPS, type InverseTemperature } from './emSettings.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
 
 export interface EmRoutingOptions {
   /** Learned cost per unit of data of explaining a child's pose, one per parent type [J]. */
@@ -125,195 +111,6 @@ export interface EmRoutingResult {
   routingHistory?: tf.Tensor4D[];
 }
 
-export type InverseTemperature = number[] | { start: number; end: number } | { scale: number };
-
-/**
- * The default schedule: the authors' lambda_t = scale (1 - 0.95^(t+1)). With
- * the data per parent normalised (kappa, above), scale 1 makes a unit change
- * of log sigma in all 16 pose entries of a parent with half its data move the
- * logistic's argument by about 1.1 in the last of 3 iterations, the same
- * strength as the authors' scale 0.01 with IBM's normalisation by 100.
- */
-export const DEFAULT_INVERSE_TEMPERATURE: InverseTemperature = { scale: 1 };
-export const DEFAULT_VARIANCE_FLOOR = 1e-6;
-/** Bound on the logistic's argument (soft, through tanh). */
-export const LOGIT_BOUND = 15;
-/** Added to sum_i r_ij before dividing by it (parents that receive nothing). */
-export const MEAN_EPS = 1e-8;
-/** Fill of child slots no window covers, when taking a maximum. */
-export const NEG_BIG = -1e30;
-
-/** lambda for each of `iterations` iterations. */
-export function inverseTemperatureSchedule(iterations: number, spec: InverseTemperature = DEFAULT_INVERSE_TEMPERATURE): number[] {
-  let out: number[];
-  if (Array.isArray(spec)) {
-    if (spec.length !== iterations) throw new Error(`emRouting: inverseTemperature has ${spec.length} values for ${iterations} iterations`);
-    out = spec.slice();
-  } else if ('scale' in spec) {
-    out = Array.from({ length: iterations }, (_, t) => spec.scale * (1 - Math.pow(0.95, t + 1)));
-  } else {
-    out = Array.from({ length: iterations }, (_, t) => (iterations === 1 ? spec.end : spec.start + ((spec.end - spec.start) * t) / (iterations - 1)));
-  }
-  for (const l of out) if (!(l > 0 && Number.isFinite(l))) throw new Error(`emRouting: inverse temperatures must be positive and finite, got ${l}`);
-  return out;
-}
-
-/** Height and width of the child grid the windows cover. */
-export function coveredSize(g: EmGeometry): [number, number] {
-  return [(g.outHeight - 1) * g.stride + g.kernel, (g.outWidth - 1) * g.stride + g.kernel];
-}
-
-function checkGeometry(g: EmGeometry): void {
-  for (const k of ['inHeight', 'inWidth', 'inTypes', 'kernel', 'stride', 'outHeight', 'outWidth'] as const) {
-    if (!Number.isInteger(g[k]) || g[k] < 1) throw new Error(`emRouting: geometry.${k} must be a positive integer, got ${g[k]}`);
-  }
-  const [ch, cw] = coveredSize(g);
-  if (ch > g.inHeight || cw > g.inWidth) {
-    throw new Error(`emRouting: ${g.outHeight}x${g.outWidth} windows of ${g.kernel}x${g.kernel} with stride ${g.stride} need a ${ch}x${cw} child grid, got ${g.inHeight}x${g.inWidth}`);
-  }
-}
-
-/**
- * Index tables of a geometry. Children are numbered c = (y * inWidth + x) *
- * inTypes + t over the whole grid, slots s = p * N + n.
- *   slotChild [P*N]            the child in each slot
- *   childSlots [C * maxCount]  the slots of each child, padded with P*N
- *   counts [C]                 how many slots (= parent positions) per child
- */
-interface GeometryTables {
-  slotChild: Int32Array;
-  childSlots: Int32Array;
-  counts: Int32Array;
-  maxCount: number;
-  children: number;
-  slots: number;
-}
-
-const tableCache = new Map<string, GeometryTables>();
-
-export function geometryTables(g: EmGeometry): GeometryTables {
-  const key = [g.inHeight, g.inWidth, g.inTypes, g.kernel, g.stride, g.outHeight, g.outWidth].join(',');
-  let tables = tableCache.get(key);
-  if (tables) return tables;
-  checkGeometry(g);
-  const { inWidth: w, inTypes: t, kernel: k, stride: s, outHeight: oh, outWidth: ow } = g;
-  const n = k * k * t;
-  const slots = oh * ow * n;
-  const children = g.inHeight * w * t;
-  const slotChild = new Int32Array(slots);
-  const counts = new Int32Array(children);
-  for (let oy = 0; oy < oh; oy++) {
-    for (let ox = 0; ox < ow; ox++) {
-      for (let ky = 0; ky < k; ky++) {
-        for (let kx = 0; kx < k; kx++) {
-          for (let ti = 0; ti < t; ti++) {
-            const slot = (oy * ow + ox) * n + (ky * k + kx) * t + ti;
-            const c = ((oy * s + ky) * w + ox * s + kx) * t + ti;
-            slotChild[slot] = c;
-            counts[c]++;
-          }
-        }
-      }
-    }
-  }
-  let maxCount = 0;
-  for (const c of counts) maxCount = Math.max(maxCount, c);
-  const childSlots = new Int32Array(children * maxCount).fill(slots);
-  const filled = new Int32Array(children);
-  for (let slot = 0; slot < slots; slot++) {
-    const c = slotChild[slot];
-    childSlots[c * maxCount + filled[c]++] = slot;
-  }
-  tables = { slotChild, childSlots, counts, maxCount, children, slots };
-  tableCache.set(key, tables);
-  return tables;
-}
-
-/** [batch, C, R] -> [batch, P*N, R]: each slot takes its child's value. */
-function gatherSlots(x: tf.Tensor3D, tb: GeometryTables): tf.Tensor3D {
-  return tf.tidy(() => tf.gather(x, tf.tensor1d(tb.slotChild, 'int32'), 1) as tf.Tensor3D);
-}
-
-/** [batch, P*N, R] -> [batch, C, R]: each child sums (or takes the max of) its slots; childless entries get `fill`. */
-function reduceSlots(x: tf.Tensor3D, tb: GeometryTables, mode: 'sum' | 'max'): tf.Tensor3D {
-  return tf.tidy(() => {
-    const [b, , r] = x.shape;
-    const padded = tf.concat([x, tf.fill([b, 1, r], mode === 'sum' ? 0 : NEG_BIG)], 1);
-    const g = tf.reshape(tf.gather(padded, tf.tensor1d(tb.childSlots, 'int32'), 1), [b, tb.children, tb.maxCount, r]);
-    return (mode === 'sum' ? tf.sum(g, 2) : tf.max(g, 2)) as tf.Tensor3D;
-  });
-}
-
-/*
- * Unfold and fold are each other's adjoints, so each is the other's
- * gradient: two gathers, instead of tf.gather's generic gradient
- * (a segment sum, which some backends run one segment at a time).
- */
-function unfoldOp(x: tf.Tensor3D, tb: GeometryTables): tf.Tensor3D {
-  const f = (input: tf.Tensor) => ({
-    value: gatherSlots(input as tf.Tensor3D, tb),
-    gradFunc: (dy: tf.Tensor) => reduceSlots(dy as tf.Tensor3D, tb, 'sum'),
-  });
-  return tf.customGrad(f as never)(x) as tf.Tensor3D;
-}
-
-function foldSumOp(x: tf.Tensor3D, tb: GeometryTables): tf.Tensor3D {
-  const f = (input: tf.Tensor) => ({
-    value: reduceSlots(input as tf.Tensor3D, tb, 'sum'),
-    gradFunc: (dy: tf.Tensor) => gatherSlots(dy as tf.Tensor3D, tb),
-  });
-  return tf.customGrad(f as never)(x) as tf.Tensor3D;
-}
-
-/**
- * Gather [batch, H, W, T, ...rest] children into the slots of each window:
- * [batch, P, K*K*T, ...rest], slots ordered (ky, kx, type).
- */
-export function unfoldChildren(x: tf.Tensor, g: EmGeometry): tf.Tensor {
-  const tb = geometryTables(g);
-  const [b, h, w, t] = x.shape;
-  if (h !== g.inHeight || w !== g.inWidth || t !== g.inTypes) {
-    throw new Error(`unfoldChildren: expected [batch, ${g.inHeight}, ${g.inWidth}, ${g.inTypes}, ...], got [${x.shape}]`);
-  }
-  const rest = x.shape.slice(4);
-  const r = rest.reduce((a, v) => a * v, 1);
-  return tf.tidy(() => tf.reshape(unfoldOp(tf.reshape(x, [b, tb.children, r]) as tf.Tensor3D, tb), [b, g.outHeight * g.outWidth, g.kernel * g.kernel * t, ...rest]));
-}
-
-/**
- * The adjoint of unfoldChildren: add the slot values [batch, P, K*K*T, ...rest]
- * back onto the child grid [batch, H, W, T, ...rest] (or, with 'max', take the
- * largest; no gradient). Children no window covers get 0 (or -1e30).
- */
-export function foldChildren(x: tf.Tensor, g: EmGeometry, mode: 'sum' | 'max' = 'sum'): tf.Tensor {
-  const tb = geometryTables(g);
-  const [b, p, n] = x.shape;
-  if (p !== g.outHeight * g.outWidth || n !== g.kernel * g.kernel * g.inTypes) {
-    throw new Error(`foldChildren: expected [batch, ${g.outHeight * g.outWidth}, ${g.kernel * g.kernel * g.inTypes}, ...], got [${x.shape}]`);
-  }
-  const rest = x.shape.slice(3);
-  const r = rest.reduce((a, v) => a * v, 1);
-  return tf.tidy(() => {
-    const flat = tf.reshape(x, [b, tb.slots, r]) as tf.Tensor3D;
-    const out = mode === 'sum' ? foldSumOp(flat, tb) : reduceSlots(stopGradient(flat), tb, 'max');
-    return tf.reshape(out, [b, g.inHeight, g.inWidth, g.inTypes, ...rest]);
-  });
-}
-
-/** How many parent positions receive each slot's child, [P, N] (constant). */
-function parentCounts(g: EmGeometry): Float32Array {
-  const tb = geometryTables(g);
-  return Float32Array.from(tb.slotChild, (c) => tb.counts[c]);
-}
-
-/** kappa: the data one parent receives from fully active children under uniform routing, averaged over positions. */
-export function dataScale(p: number, n: number, j: number, g?: EmGeometry | null): number {
-  if (!g) return n / j;
-  let s = 0;
-  for (const c of parentCounts(g)) s += 1 / c;
-  return s / (p * j);
-}
-
 function checkInputs(votes: tf.Tensor, activations: tf.Tensor, o: EmRoutingOptions): void {
   if (votes.rank !== 5) throw new Error(`emRouting: votes must be [batch, P, N, J, D], got shape [${votes.shape}]`);
   const [b, p, n, j] = votes.shape;
@@ -335,49 +132,6 @@ function checkInputs(votes: tf.Tensor, activations: tf.Tensor, o: EmRoutingOptio
       throw new Error(`emRouting: geometry gives P = ${g.outHeight * g.outWidth}, N = ${g.kernel * g.kernel * g.inTypes}, votes have P = ${p}, N = ${n}`);
     }
   }
-}
-
-/** Resolved numeric settings shared by the reference and the fused kernel. */
-export interface EmRoutingSettings {
-  iterations: number;
-  lambdas: number[];
-  varianceFloor: number;
-  costScale: number;
-  geometry: EmGeometry | null;
-}
-
-export function emRoutingSettings(votes: tf.Tensor, o: EmRoutingOptions): EmRoutingSettings {
-  const [, p, n, j] = votes.shape;
-  const iterations = o.iterations ?? 3;
-  const geometry = o.geometry ?? null;
-  return {
-    iterations,
-    lambdas: inverseTemperatureSchedule(iterations, o.inverseTemperature),
-    varianceFloor: o.varianceFloor ?? DEFAULT_VARIANCE_FLOOR,
-    costScale: o.costScale ?? 1 / dataScale(p, n, j, geometry),
-    geometry,
-  };
-}
-
-/**
- * R from the E-step's log terms [batch, P, N, J]: normalised over every
- * parent that receives each child (log-sum-exp with a per-child shift).
- */
-export function normalizeOverParents(logits: tf.Tensor4D, geometry: EmGeometry | null): tf.Tensor4D {
-  if (!geometry) return tf.softmax(logits, -1) as tf.Tensor4D;
-  const tb = geometryTables(geometry);
-  const [b, p, n, j] = logits.shape;
-  return tf.tidy(() => {
-    const flat = tf.reshape(logits, [b, p * n, j]);
-    // Shift each child's terms by its largest one. The shift cancels in the
-    // ratio, so holding it constant leaves the gradient exact (this is not a
-    // stop-gradient of the procedure).
-    const rowMax = stopGradient(tf.max(flat, -1, true)) as tf.Tensor3D; // [b, P*N, 1]
-    const shift = gatherSlots(reduceSlots(rowMax, tb, 'max'), tb);
-    const e = tf.exp(tf.sub(flat, shift));
-    const total = unfoldOp(foldSumOp(tf.sum(e, -1, true) as tf.Tensor3D, tb), tb); // [b, P*N, 1]
-    return tf.reshape(tf.div(e, total), [b, p, n, j]) as tf.Tensor4D;
-  });
 }
 
 /** Procedure 1 in plain tfjs ops: the reference, and the path in browsers. */
@@ -445,6 +199,20 @@ export function emRoutingReference(votes: tf.Tensor5D, activations: tf.Tensor3D,
   });
 }
 
+/** The fused Procedure 1; one CapsEmRoutingGrad kernel gives the gradients of poses and activations. */
+const fusedEmRouting = fusedOp(FUSED_KERNELS.emRouting, {
+  inputsToSave: ['votes', 'activations', 'betaU', 'betaA'],
+  gradFunc: (dys, saved, attrs) => {
+    const [votes, activations, betaU, betaA] = saved;
+    const dy = dys as tf.Tensor[];
+    // The routing output (index 2) carries no gradient. One kernel gives all
+    // four gradients; it runs here, not in the per-input closures, because
+    // the engine disposes what each closure creates except what it returns.
+    const [dVotes, dActivations, dBetaU, dBetaA] = runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs) as tf.Tensor[];
+    return { votes: () => dVotes, activations: () => dActivations, betaU: () => dBetaU, betaA: () => dBetaA };
+  },
+});
+
 /**
  * EM routing (see the top of this file for shapes). On a backend with the
  * fused kernel the routing weights come back without a gradient (they are
@@ -453,11 +221,10 @@ export function emRoutingReference(votes: tf.Tensor5D, activations: tf.Tensor3D,
  */
 export function emRouting(votes: tf.Tensor5D, activations: tf.Tensor3D, options: EmRoutingOptions): EmRoutingResult {
   checkInputs(votes, activations, options);
-  if (votes.dtype === 'float32' && !options.history && hasFusedKernel(FUSED_KERNELS.emRouting)) {
+  if (votes.dtype === 'float32' && !options.history && fusedEmRouting.available()) {
     const st = emRoutingSettings(votes, options);
     const [j] = [votes.shape[3]];
-    const out = runKernel(
-      FUSED_KERNELS.emRouting,
+    const out = fusedEmRouting.run(
       { votes, activations, betaU: tf.reshape(options.betaU, [j]), betaA: tf.reshape(options.betaA, [j]) },
       emKernelAttrs(st),
     ) as tf.Tensor[];
@@ -465,32 +232,3 @@ export function emRouting(votes: tf.Tensor5D, activations: tf.Tensor3D, options:
   }
   return emRoutingReference(votes, activations, options);
 }
-
-/** Kernel attributes: plain numbers, so that every backend can read them. */
-export function emKernelAttrs(st: EmRoutingSettings): Record<string, unknown> {
-  const g = st.geometry;
-  return {
-    iterations: st.iterations,
-    lambdas: st.lambdas,
-    varianceFloor: st.varianceFloor,
-    costScale: st.costScale,
-    logitBound: LOGIT_BOUND,
-    meanEps: MEAN_EPS,
-    // [inHeight, inWidth, inTypes, kernel, stride, outHeight, outWidth], or empty.
-    geometry: g ? [g.inHeight, g.inWidth, g.inTypes, g.kernel, g.stride, g.outHeight, g.outWidth] : [],
-  };
-}
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.emRouting,
-  inputsToSave: ['votes', 'activations', 'betaU', 'betaA'],
-  gradFunc: (dys, saved, attrs) => {
-    const [votes, activations, betaU, betaA] = saved;
-    const dy = dys as tf.Tensor[];
-    // The routing output (index 2) carries no gradient. One kernel gives all
-    // four gradients; it runs here, not in the per-input closures, because
-    // the engine disposes what each closure creates except what it returns.
-    const [dVotes, dActivations, dBetaU, dBetaA] = runKernel(FUSED_KERNELS.emRoutingGrad, { votes, activations, betaU, betaA, dPoses: dy[0], dActivations: dy[1] }, attrs as Record<string, unknown>) as tf.Tensor[];
-    return { votes: () => dVotes, activations: () => dActivations, betaU: () => dBetaU, betaA: () => dBetaA };
-  },
-});

@@ -5,6 +5,10 @@
  * backend has one, the library function runs that kernel instead, and the
  * gradient is taken from the matching `...Grad` kernel. Models and the CLI
  * never see the difference.
+ *
+ * Each op's file defines it in one place with `fusedOp`: its reference, its
+ * kernel and the gradient of that kernel. The names below are the registry
+ * of every fused kernel; a backend provides them as a FusedKernelTable.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -24,6 +28,14 @@ export const FUSED_KERNELS = {
   adamUpdate: 'CapsAdamUpdate',
 } as const;
 
+export type FusedKernelKey = keyof typeof FUSED_KERNELS;
+
+/**
+ * One entry for every fused kernel: a backend that provides them builds its
+ * kernels as this table, so leaving one out does not compile.
+ */
+export type FusedKernelTable<K> = Record<FusedKernelKey, K>;
+
 let fusedEnabled = true;
 
 /** Turn the fused kernels off (true) or on again, e.g. to compare them with the reference. */
@@ -41,8 +53,55 @@ export function hasFusedKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) != null;
 }
 
-export function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] {
-  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+export function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs);
+}
+
+/** A fused op's forward kernel, as the op's dispatcher uses it. */
+export interface FusedOp {
+  readonly kernelName: string;
+  /** True when the active backend has the kernel and fused kernels are on. */
+  available(): boolean;
+  /** Run the kernel; its gradient is registered with tfjs before the first run. */
+  run(inputs: tf.NamedTensorMap, attrs?: tf.NamedAttrMap): tf.Tensor | tf.Tensor[];
+}
+
+/**
+ * The forward kernel `kernelName` of a fused op and the gradient tfjs takes
+ * through it (usually by running the op's `...Grad` kernels).
+ */
+export function fusedOp(kernelName: string, gradient?: Omit<tf.GradConfig, 'kernelName'>): FusedOp {
+  let pending = gradient;
+  return {
+    kernelName,
+    available: () => hasFusedKernel(kernelName),
+    run(inputs, attrs = {}) {
+      if (pending) {
+        tf.registerGradient({ ...pending, kernelName });
+        pending = undefined;
+      }
+      return runKernel(kernelName, inputs, attrs);
+    },
+  };
+}
+
+/**
+ * The gradient of a product y = f(x, W) of an input x and weights W whose
+ * fused kernels give dx from (dy, W) and dW from (dy, x): two kernels, so
+ * that only the gradients the tape needs are computed.
+ */
+export function productGradient(x: string, gradInputKernel: string, gradWeightsKernel: string): Omit<tf.GradConfig, 'kernelName'> {
+  return {
+    inputsToSave: [x, 'W'],
+    gradFunc: (dy, saved) => {
+      const [xValue, W] = saved;
+      const g = dy as tf.Tensor;
+      return {
+        [x]: () => runKernel(gradInputKernel, { dy: g, W }) as tf.Tensor,
+        W: () => runKernel(gradWeightsKernel, { dy: g, [x]: xValue }) as tf.Tensor,
+      };
+    },
+  };
 }
 
 /**

@@ -8,7 +8,7 @@
  * [batch, inCaps, outCaps, outDim].
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel } from './fused.js';
+import { FUSED_KERNELS, fusedOp, productGradient } from './fused.js';
 
 function checkShapes(u: tf.Tensor, W: tf.Tensor): void {
   if (u.rank !== 3) throw new Error(`predictionVectors: u must be [batch, inCaps, inDim], got [${u.shape}]`);
@@ -31,24 +31,13 @@ export function predictionVectorsReference(u: tf.Tensor3D, W: tf.Tensor4D): tf.T
   });
 }
 
+/** The fused Eq. 2; its gradients are the two CapsPredictionVectorsGrad kernels. */
+const fusedPredictionVectors = fusedOp(FUSED_KERNELS.predictionVectors, productGradient('u', FUSED_KERNELS.predictionVectorsGradInput, FUSED_KERNELS.predictionVectorsGradWeights));
+
 export function predictionVectors(u: tf.Tensor3D, W: tf.Tensor4D): tf.Tensor4D {
   checkShapes(u, W);
-  if (u.dtype === 'float32' && W.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.predictionVectors)) {
-    return runKernel(FUSED_KERNELS.predictionVectors, { u, W }) as tf.Tensor4D;
+  if (u.dtype === 'float32' && W.dtype === 'float32' && fusedPredictionVectors.available()) {
+    return fusedPredictionVectors.run({ u, W }) as tf.Tensor4D;
   }
   return predictionVectorsReference(u, W);
 }
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.predictionVectors,
-  inputsToSave: ['u', 'W'],
-  gradFunc: (dy, saved) => {
-    const [u, W] = saved;
-    const g = dy as tf.Tensor;
-    // Two kernels, so that only the gradients the tape needs are computed.
-    return {
-      u: () => runKernel(FUSED_KERNELS.predictionVectorsGradInput, { dy: g, W }) as tf.Tensor,
-      W: () => runKernel(FUSED_KERNELS.predictionVectorsGradWeights, { dy: g, u }) as tf.Tensor,
-    };
-  },
-});

@@ -15,7 +15,7 @@
  * r = sqrt(eps)) gives v = 0 with finite, near-zero gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
 
 const TINY_MAX = 1e-12;
 const EPS = 1e-12;
@@ -39,23 +39,23 @@ export function squashReference<T extends tf.Tensor>(s: T, axis = -1): T {
   });
 }
 
-/** Squash along `axis` (default: the last). */
-export function squash<T extends tf.Tensor>(s: T, axis = -1): T {
-  const ax = normalizeAxis(axis, s.rank);
-  if (ax === s.rank - 1 && s.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.squash)) {
-    return runKernel(FUSED_KERNELS.squash, { s }) as T;
-  }
-  return squashReference(s, ax);
-}
-
-tf.registerGradient({
-  kernelName: FUSED_KERNELS.squash,
+/** The fused squash along the last axis; its gradient is the CapsSquashGrad kernel. */
+const fusedSquash = fusedOp(FUSED_KERNELS.squash, {
   inputsToSave: ['s'],
   gradFunc: (dy, saved) => {
     const [s] = saved;
     return { s: () => runKernel(FUSED_KERNELS.squashGrad, { dy: dy as tf.Tensor, s }) as tf.Tensor };
   },
 });
+
+/** Squash along `axis` (default: the last). */
+export function squash<T extends tf.Tensor>(s: T, axis = -1): T {
+  const ax = normalizeAxis(axis, s.rank);
+  if (ax === s.rank - 1 && s.dtype === 'float32' && fusedSquash.available()) {
+    return fusedSquash.run({ s }) as T;
+  }
+  return squashReference(s, ax);
+}
 
 /**
  * Euclidean length along the last axis. A tiny epsilon under the square root

@@ -6,6 +6,9 @@
  * training run in OUT/<cell>, so an interrupted ablation resumes cell by cell.
  */
 import { join } from 'node:path';
+import { PAPER_RECONSTRUCTION_WEIGHT } from '../losses/reconstructionLoss.js';
+import { applySetting, getArchitecture } from '../models/registry.js';
+import { mergeConfig } from '../util/config.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
@@ -46,6 +49,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
   const testData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['test-limit'] }, 'test');
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+  const capsnet = getArchitecture('capsnet');
   for (const cell of ABLATION_CELLS) {
     const errors: number[] = [];
     let seconds = 0;
@@ -58,9 +62,13 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
       if (!done) {
         const r = await train(
           {
-            model: 'capsnet',
+            model: capsnet.name,
             preset: flags.preset as string,
-            overrides: { digit: { routingIterations: cell.routing }, loss: { reconstructionWeight: cell.reconstruction ? 0.0005 : 0 }, inputShape: [trainData.height, trainData.width, trainData.channels], numClasses: trainData.numClasses },
+            overrides: {
+              ...mergeConfig(applySetting(capsnet, 'routingIterations', cell.routing), applySetting(capsnet, 'reconstructionWeight', cell.reconstruction ? PAPER_RECONSTRUCTION_WEIGHT : 0)),
+              inputShape: [trainData.height, trainData.width, trainData.channels],
+              numClasses: trainData.numClasses,
+            },
             dataset: flags.dataset as string,
             epochs: flags.epochs as number,
             batchSize: flags['batch-size'] as number,

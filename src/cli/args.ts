@@ -30,6 +30,8 @@ export interface CommandSpec {
   flags: FlagSpec[];
   positionals?: PositionalSpec[];
   examples?: string[];
+  /** Old flag spellings, each with what to give instead: a one-line usage error. */
+  renamed?: Record<string, string>;
 }
 
 export class UsageError extends Error {}
@@ -88,6 +90,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
         negated = true;
       }
       const f = byName.get(name);
+      const renamed = spec.renamed?.[name];
+      if (!f && renamed) throw new UsageError(`--${name} is no longer a flag of '${spec.name}': ${renamed}`);
       if (!f) throw new UsageError(`unknown flag --${name} for '${spec.name}' (see capsnet ${spec.name} --help)`);
       if (f.type === 'boolean') {
         flags[name] = eq >= 0 ? parseValue(f, a.slice(eq + 1)) : !negated;
@@ -138,7 +142,8 @@ export function formatHelp(spec: CommandSpec): string {
 export const COMMON_FLAGS = {
   json: { name: 'json', type: 'boolean', help: 'print one JSON object instead of text' } as FlagSpec,
   backend: { name: 'backend', type: 'string', help: 'tfjs backend', choices: ['auto', 'native', 'wasm', 'cpu'], default: 'auto' } as FlagSpec,
-  model: { name: 'model', type: 'string', arg: 'DIR', help: 'model directory, model.json, or training output directory' } as FlagSpec,
+  model: { name: 'model', type: 'string', arg: 'MODEL', help: 'a saved model: model directory, model.json, training output directory, or shipped name (see capsnet info --pretrained list)' } as FlagSpec,
+  arch: { name: 'arch', type: 'string', arg: 'ARCH', default: 'capsnet', help: 'architecture (capsnet, cnn, em)' } as FlagSpec,
   pretrained: { name: 'pretrained', type: 'string', arg: 'NAME', help: 'a shipped pretrained model (see capsnet info --pretrained list)' } as FlagSpec,
   batchSize: { name: 'batch-size', type: 'int', min: 1, default: 100, help: 'images per batch' } as FlagSpec,
 };

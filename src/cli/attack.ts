@@ -8,6 +8,7 @@ import { basename, join } from 'node:path';
 import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
 import { take } from '../data/dataset.js';
 import { loadModel } from '../models/files.js';
+import { modelPathOrPretrained } from '../models/pretrained.js';
 import type { ClassifierModel } from '../models/model.js';
 import { adversarialBatch, fgsmSweep, predict, randomTargets, type AttackLoss, type AttackMethod } from '../training/attacks.js';
 import { checkCompatible } from '../training/evaluate.js';
@@ -29,7 +30,7 @@ export const attackSpec: CommandSpec = {
     'a seeded random wrong class and report both accuracy and the fraction classified as the target. Writes <out>/attack.png, attack.md and attack.json.',
   flags: [
     COMMON_FLAGS.model,
-    { name: 'models', type: 'string', arg: 'DIR,DIR,...', help: 'several models to compare (comma-separated)' },
+    { name: 'models', type: 'string', arg: 'MODEL,MODEL,...', help: 'several saved models to compare (comma-separated, as --model takes them)' },
     { name: 'names', type: 'string', arg: 'NAME,...', help: 'legend names for the models (default: model type and directory)' },
     ...DATA_FLAGS,
     { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', help: 'dataset split' },
@@ -141,7 +142,7 @@ export function attackPanels(rows: AttackRow[], names: string[], numClasses: num
 
 export async function runAttack({ flags }: ParsedArgs): Promise<number> {
   const dirs = flags.models ? list(flags.models as string, 'models') : flags.model ? [flags.model as string] : [];
-  if (dirs.length === 0) throw new UsageError('a model is needed: --model DIR or --models DIR,DIR,...');
+  if (dirs.length === 0) throw new UsageError('a model is needed: --model MODEL or --models MODEL,MODEL,...');
   if (flags.models && flags.model) throw new UsageError('give either --model or --models, not both');
   const methods = list(flags.methods as string, 'methods') as AttackMethod[];
   for (const m of methods) if (m !== 'fgsm' && m !== 'bim') throw new UsageError(`--methods takes fgsm and bim, got '${m}'`);
@@ -152,7 +153,7 @@ export async function runAttack({ flags }: ParsedArgs): Promise<number> {
   if (givenNames && givenNames.length !== dirs.length) throw new UsageError(`--names has ${givenNames.length} names for ${dirs.length} models`);
 
   await setupBackend(flags);
-  const loaded = dirs.map((d) => loadModel(d));
+  const loaded = dirs.map((d) => loadModel(modelPathOrPretrained(d)));
   const names = givenNames ?? loaded.map((l, i) => `${l.model.modelType} ${basename(dirs[i])}`);
   if (new Set(names).size !== names.length) throw new UsageError('the models need distinct names (use --names)');
   try {

@@ -6,8 +6,8 @@ import { loadIdxPair } from '../data/files.js';
 import { datasetNames, loadDataset } from '../data/index.js';
 import type { Split } from '../data/mnist.js';
 import { loadModel } from '../models/files.js';
-import type { ClassifierModel } from '../models/model.js';
-import { pretrainedDir } from '../models/pretrained.js';
+import type { CapsuleDecoder, ClassifierModel } from '../models/model.js';
+import { modelPathOrPretrained, pretrainedDir } from '../models/pretrained.js';
 import type { ModelJson } from '../models/serialization.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 
@@ -19,9 +19,16 @@ export async function setupBackend(flags: ParsedFlags): Promise<BackendInfo> {
 
 export function loadModelFromFlags(flags: ParsedFlags): { model: ClassifierModel; json: ModelJson; dir: string } {
   if (flags.model && flags.pretrained) throw new UsageError('give either --model or --pretrained, not both');
-  const path = flags.pretrained ? pretrainedDir(flags.pretrained as string) : (flags.model as string | undefined);
-  if (!path) throw new UsageError('a model is needed: --model DIR or --pretrained NAME');
+  const path = flags.pretrained ? pretrainedDir(flags.pretrained as string) : flags.model !== undefined ? modelPathOrPretrained(flags.model as string) : undefined;
+  if (!path) throw new UsageError('a model is needed: --model MODEL or --pretrained NAME');
   return loadModel(path);
+}
+
+/** The model's decoder, or a usage error naming the command and the model (the model is disposed). */
+export function requireDecoder(model: ClassifierModel, dir: string, command: string): CapsuleDecoder {
+  if (model.decoder) return model.decoder;
+  model.dispose();
+  throw new UsageError(`${command} needs a model with a decoder; ${dir} is a ${model.modelType} model without one`);
 }
 
 export const DATA_FLAGS: FlagSpec[] = [
@@ -48,18 +55,18 @@ export function withModelDataset(flags: ParsedFlags, ...models: ModelJson[]): Pa
 }
 
 /** The dataset the flags name: --images/--labels, or --dataset with its split. */
-export function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix = ''): ImageDataset {
-  const images = flags[`${prefix}images`] as string | undefined;
-  const labels = flags[`${prefix}labels`] as string | undefined;
-  const limit = flags[`${prefix}limit`] as number | undefined;
+export function loadDataFromFlags(flags: ParsedFlags, split: Split): ImageDataset {
+  const images = flags.images as string | undefined;
+  const labels = flags.labels as string | undefined;
+  const limit = flags.limit as number | undefined;
   let ds: ImageDataset;
   if (images || labels) {
-    if (!images || !labels) throw new UsageError(`--${prefix}images and --${prefix}labels go together`);
+    if (!images || !labels) throw new UsageError('--images and --labels go together');
     ds = loadIdxPair(images, labels);
   } else {
     ds = loadDataset((flags.dataset as string | undefined) ?? 'mnist', split, {
       seed: flags['data-seed'] as number | undefined,
-      count: flags[`${prefix}data-count`] as number | undefined,
+      count: flags['data-count'] as number | undefined,
       file: flags['data-file'] as string | undefined,
     });
   }

@@ -1,6 +1,6 @@
 /** capsnet eval: accuracy, error, per-class accuracy and confusion matrix on a test set. */
 import { evaluate } from '../training/evaluate.js';
-import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, percent, report, setupBackend } from './common.js';
 
 export const evalSpec: CommandSpec = {
@@ -16,7 +16,7 @@ export const evalSpec: CommandSpec = {
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet eval --pretrained mnist', 'capsnet eval --model runs/capsnet-small-mnist', 'capsnet eval --model runs/x --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz'],
+  examples: ['capsnet eval --pretrained mnist', 'capsnet eval --model mnist-small', 'capsnet eval --model runs/capsnet-small-mnist', 'capsnet eval --model runs/x --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz'],
 };
 
 export function formatConfusion(confusion: number[][], names: string[]): string {
@@ -30,7 +30,11 @@ export async function runEval({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const ds = loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
-  const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing } : undefined;
+  if (flags.routing !== undefined && model.routingIterations === null) {
+    model.dispose();
+    throw new UsageError(`--routing: ${dir} is a ${model.modelType} model, which does not route`);
+  }
+  const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing as number } : undefined;
   const r = evaluate(model, ds, { batchSize: flags['batch-size'] as number, progress: !flags.json, forwardOptions });
   report(flags, { model: dir, ...r }, () => {
     const lines = [

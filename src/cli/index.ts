@@ -43,6 +43,9 @@ function usage(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(12)} ${c.spec.summary}`),
     '',
+    'In every command --model names a saved model (a model directory, model.json, a training run or a shipped name)',
+    'and --arch an architecture (capsnet, cnn, em).',
+    '',
     'Run capsnet <command> --help for the flags of a command.',
   ].join('\n');
 }

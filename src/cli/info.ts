@@ -2,23 +2,24 @@
 import { describeBackend } from '../backend/node.js';
 import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
-import { createModel, modelTypeNames } from '../models/registry.js';
+import { createModel } from '../models/registry.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const infoSpec: CommandSpec = {
   name: 'info',
   summary: 'Show a model\'s layers, output shapes and parameter counts, and the active tfjs backend.',
-  description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --type and --preset. `--pretrained list` lists the shipped models.',
+  description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --arch and --preset. `--pretrained list` lists the shipped models.',
   flags: [
-    { name: 'type', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
-    { name: 'preset', type: 'string', default: 'paper', help: 'preset of --type' },
+    COMMON_FLAGS.arch,
+    { name: 'preset', type: 'string', default: 'paper', help: 'preset of --arch' },
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet info --preset paper', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
+  examples: ['capsnet info --preset paper', 'capsnet info --arch em --preset small', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
+  renamed: { type: 'give the architecture with --arch (capsnet, cnn, em)' },
 };
 
 function fmt(n: number): string {
@@ -39,8 +40,8 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
     model = loaded.model;
     source = loaded.dir;
   } else {
-    model = createModel(flags.type as string, flags.preset as string);
-    source = `${flags.type} preset '${flags.preset}'`;
+    model = createModel(flags.arch as string, flags.preset as string);
+    source = `${flags.arch} preset '${flags.preset}'`;
   }
   const layers = model.summary();
   const total = model.countParams();

@@ -6,11 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../data/batches.js';
-import type { CapsNet } from '../models/capsnet.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
 
 export const perturbSpec: CommandSpec = {
   name: 'perturb',
@@ -39,10 +38,7 @@ export function perturbationSteps(range: number, step: number): number[] {
 export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
-  if (model.modelType !== 'capsnet' || (model as CapsNet).decoderLayers.length === 0) {
-    throw new UsageError(`perturb needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
-  }
-  const caps = model as CapsNet;
+  const decoder = requireDecoder(model, dir, 'perturb');
   const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
   const indices = String(flags.indices).split(',').map((s) => {
     const v = Number(s.trim());
@@ -52,14 +48,14 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
   });
   const steps = perturbationSteps(flags.range as number, flags.step as number);
   const [h, w, c] = model.inputShape;
-  const dim = caps.config.digit.dim;
+  const dim = decoder.capsuleDim;
   const batch = makeBatch(ds, Int32Array.from(indices));
   const rows: (Float32Array | null)[][] = [];
   const winners: number[] = [];
   tf.tidy(() => {
-    const out = caps.forward(tf.tensor4d(batch.x, [indices.length, h, w, c]), { decode: 'none' });
+    const out = model.forward(tf.tensor4d(batch.x, [indices.length, h, w, c]), { decode: 'none' });
     const classes = tf.argMax(out.scores, 1).dataSync();
-    const vecs = out.digitCaps.arraySync() as number[][][];
+    const vecs = decoder.classCapsules(out).arraySync();
     for (let k = 0; k < indices.length; k++) {
       const cls = classes[k];
       winners.push(cls);
@@ -67,7 +63,7 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
       // All dim x steps variants of this capsule in one decoder batch.
       const variants: number[][] = [];
       for (let d = 0; d < dim; d++) for (const s of steps) variants.push(v.map((x, i) => (i === d ? x + s : x)));
-      const images = caps.decodeCapsule(tf.tensor2d(variants), tf.fill([variants.length], cls, 'int32') as tf.Tensor1D).dataSync() as Float32Array;
+      const images = decoder.decodeCapsule(tf.tensor2d(variants), tf.fill([variants.length], cls, 'int32') as tf.Tensor1D).dataSync() as Float32Array;
       const per = h * w * c;
       for (let d = 0; d < dim; d++) rows.push(steps.map((_, j) => images.slice((d * steps.length + j) * per, (d * steps.length + j + 1) * per)));
       if (k < indices.length - 1) rows.push([]);

@@ -103,11 +103,11 @@ export async function runPredict({ flags, positionals }: ParsedArgs): Promise<nu
   const { model, dir, json } = loadModelFromFlags(flags);
   const pixels = loadInputImage(positionals[0], model, flags, json.metadata?.dataset as string | undefined);
   const [h, w, c] = model.inputShape;
-  const scores = tf.tidy(() => model.forward(tf.tensor4d(pixels, [1, h, w, c]), { decode: 'none' } as never).scores.dataSync() as Float32Array);
+  const scores = tf.tidy(() => model.forward(tf.tensor4d(pixels, [1, h, w, c]), { decode: 'none' }).scores.dataSync() as Float32Array);
   let pred = 0;
   for (let j = 1; j < scores.length; j++) if (scores[j] > scores[pred]) pred = j;
   const names = (json.metadata?.classNames as string[] | undefined) ?? Array.from(scores, (_, i) => String(i));
-  const scoreName = model.modelType === 'capsnet' ? 'capsule lengths' : model.modelType === 'cnn' ? 'probabilities' : 'class activations';
+  const scoreName = model.scoreName;
   report(flags, { image: positionals[0], model: dir, prediction: pred, className: names[pred], scores: Array.from(scores), scoreName }, () =>
     [
       `${scoreName}:`,

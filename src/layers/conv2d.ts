@@ -1,7 +1,7 @@
 /** 2-D convolution (NHWC) with optional ReLU: CapsNet's Conv1 and the CNN baseline's layers. */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 
 export type Activation = 'linear' | 'relu' | 'sigmoid';
 
@@ -49,4 +49,3 @@ export class Conv2D extends Layer<Conv2DConfig> {
     });
   }
 }
-registerLayer(Conv2D);

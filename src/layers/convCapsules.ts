@@ -9,19 +9,15 @@
  * of all those windows (the E-step normalises across positions and types).
  */
 import * as tf from '@tensorflow/tfjs';
-import { emRouting, emRoutingReference, unfoldChildren, type EmGeometry, type EmRoutingOptions, type EmRoutingResult, type InverseTemperature } from '../capsules/emRouting.js';
+import { unfoldChildren, type EmGeometry } from '../capsules/emGeometry.js';
+import { emRouting, emRoutingReference, type EmRoutingResult } from '../capsules/emRouting.js';
+import { calibrateBetaU, layerRoutingOptions, type EmRoutingConfig } from '../capsules/emSettings.js';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
-import { matrixVotes, POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
-
-/** Settings of EM routing shared by the capsule layers (see emRouting). */
-export interface EmRoutingConfig {
-  iterations: number;
-  /** Inverse temperature schedule (see emRouting). */
-  inverseTemperature: InverseTemperature;
-  varianceFloor: number;
-}
+import { Layer, type Shape } from './layer.js';
+import { matrixVotes, POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
+import type { MatrixCapsules } from './matrixCapsules.js';
+import { tidyRecord } from '../util/tidy.js';
 
 export interface ConvCapsulesConfig extends Record<string, unknown> {
   /** Output capsule types. */
@@ -38,32 +34,16 @@ export interface CapsuleLayerOutput extends MatrixCapsules {
   routing: tf.Tensor4D;
 }
 
-/**
- * Data-dependent start for beta_u: the paper's cost sum_h (beta_u + log sigma_h)
- * depends on the scale of the votes, which the initial weights fix only
- * loosely; the paper's authors chose their initial weights so that half of
- * the capsules of each layer start active. Setting beta_u to minus the mean
- * log sigma that routing finds on a batch centres the cost at zero, so that
- * with beta_a = 0 the activations start around one half. Two passes, since
- * routing itself depends on beta_u.
- */
-export function calibrateBetaU(betaU: tf.Variable, route: () => EmRoutingResult): void {
-  for (let pass = 0; pass < 2; pass++) {
-    tf.tidy(() => {
-      const r = route();
-      if (!r.variances) throw new Error('calibrateBetaU: routing did not report variances');
-      const [, , j] = r.variances.shape;
-      const meanLogSigma = tf.mean(tf.reshape(tf.mul(tf.log(r.variances), 0.5), [-1, j, r.variances.shape[3]]), [0, 2]);
-      betaU.assign(tf.neg(meanLogSigma));
-    });
-  }
-}
-
 export class ConvCapsules extends Layer<ConvCapsulesConfig> {
   static override readonly className = 'ConvCapsules';
   W!: tf.Variable;
   betaU!: tf.Variable;
   betaA!: tf.Variable;
+
+  /** The layer's EM routing settings (iterations, schedule, floors), as configured. */
+  get routing(): EmRoutingConfig {
+    return this.config.routing;
+  }
   /** Where the children of each parent sit (set when built; the ONNX export reads it). */
   geometry!: EmGeometry;
 
@@ -95,20 +75,12 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
     if (h !== g.inHeight || w !== g.inWidth || t !== g.inTypes) {
       throw new Error(`${this.name}: expects a ${g.inHeight}x${g.inWidth} grid of ${g.inTypes} capsule types, got [${input.activations.shape}]`);
     }
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const M = unfoldChildren(input.poses, g) as tf.Tensor4D; // [b, P, N, 16]
       const a = unfoldChildren(input.activations, g) as tf.Tensor3D; // [b, P, N]
       const votes = matrixVotes(M, this.W);
-      const options: EmRoutingOptions = {
-        betaU: this.betaU,
-        betaA: this.betaA,
-        iterations,
-        inverseTemperature: this.config.routing.inverseTemperature,
-        varianceFloor: this.config.routing.varianceFloor,
-        geometry: g,
-      };
-      return (reference ? emRoutingReference : emRouting)(votes, a, options) as unknown as tf.TensorContainer;
-    }) as unknown as EmRoutingResult;
+      return (reference ? emRoutingReference : emRouting)(votes, a, layerRoutingOptions(this.config.routing, this.betaU, this.betaA, iterations, { geometry: g }));
+    });
   }
 
   /** Centre the routing cost on `input` (see calibrateBetaU). */
@@ -130,4 +102,3 @@ export class ConvCapsules extends Layer<ConvCapsulesConfig> {
     });
   }
 }
-registerLayer(ConvCapsules);

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import type { Activation } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 
 export interface DenseConfig extends Record<string, unknown> {
   units: number;
@@ -33,4 +33,3 @@ export class Dense extends Layer<DenseConfig> {
     });
   }
 }
-registerLayer(Dense);

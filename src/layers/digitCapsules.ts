@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { dynamicRouting, type DynamicRoutingResult } from '../capsules/dynamicRouting.js';
 import { predictionVectors } from '../capsules/predictionVectors.js';
 import type { Rng } from '../util/rng.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 
 export interface DigitCapsulesConfig extends Record<string, unknown> {
   /** Output capsules (one per class). */
@@ -43,4 +43,3 @@ export class DigitCapsules extends Layer<DigitCapsulesConfig> {
     return out;
   }
 }
-registerLayer(DigitCapsules);

@@ -8,7 +8,6 @@ import type { Rng } from '../util/rng.js';
 export type InitializerSpec =
   | { kind: 'zeros' }
   | { kind: 'glorotUniform'; fanIn: number; fanOut: number }
-  | { kind: 'heNormal'; fanIn: number }
   | { kind: 'normal'; stddev: number };
 
 export function initialize(spec: InitializerSpec, shape: number[], rng: Rng): tf.Tensor {
@@ -20,11 +19,6 @@ export function initialize(spec: InitializerSpec, shape: number[], rng: Rng): tf
     case 'glorotUniform': {
       const limit = Math.sqrt(6 / (spec.fanIn + spec.fanOut));
       for (let i = 0; i < n; i++) out[i] = rng.uniform(-limit, limit);
-      break;
-    }
-    case 'heNormal': {
-      const std = Math.sqrt(2 / spec.fanIn);
-      for (let i = 0; i < n; i++) out[i] = std * rng.normal();
       break;
     }
     case 'normal':

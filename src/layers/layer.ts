@@ -1,7 +1,6 @@
 /**
  * Layers follow the tfjs-layers shape: a class with build / call /
- * computeOutputShape / getConfig, registered by class name so a model can be
- * rebuilt from its saved config. Weights are tf.Variables named
+ * computeOutputShape; a model rebuilds its layers from its own config. Weights are tf.Variables named
  * `<layer>/<weight>`; the tfjs variable itself gets a unique suffix so that
  * several models can live in one process.
  */
@@ -20,7 +19,7 @@ export type Shape = (number | null)[];
 let variableCounter = 0;
 
 export abstract class Layer<C extends Record<string, unknown> = Record<string, unknown>> {
-  /** Registered class name, used in saved configs. */
+  /** Class name, shown in model summaries. */
   static readonly className: string;
   readonly name: string;
   protected readonly config: C;
@@ -47,10 +46,6 @@ export abstract class Layer<C extends Record<string, unknown> = Record<string, u
 
   abstract computeOutputShape(inputShape: Shape): Shape;
 
-  getConfig(): C {
-    return { ...this.config };
-  }
-
   get className(): string {
     return (this.constructor as typeof Layer).className;
   }
@@ -69,18 +64,4 @@ export abstract class Layer<C extends Record<string, unknown> = Record<string, u
   dispose(): void {
     for (const p of this.params) p.value.dispose();
   }
-}
-
-type LayerCtor = { className: string; new (name: string, config: never): Layer };
-const registry = new Map<string, LayerCtor>();
-
-/** Register a layer class so saved configs can name it. */
-export function registerLayer(cls: LayerCtor): void {
-  registry.set(cls.className, cls);
-}
-
-export function layerFromConfig(className: string, name: string, config: Record<string, unknown>): Layer {
-  const cls = registry.get(className);
-  if (!cls) throw new Error(`unknown layer class '${className}'`);
-  return new cls(name, config as never);
 }

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { squash } from '../capsules/squash.js';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
+import { Layer, type Shape } from './layer.js';
 
 export interface PrimaryCapsulesConfig extends Record<string, unknown> {
   types: number;
@@ -65,4 +65,3 @@ export class PrimaryCapsules extends Layer<PrimaryCapsulesConfig> {
     });
   }
 }
-registerLayer(PrimaryCapsules);

@@ -11,8 +11,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import { convOutputSize } from './conv2d.js';
-import { Layer, registerLayer, type Shape } from './layer.js';
-import { POSE_DIM, POSE_SIZE, type MatrixCapsules } from './matrixCapsules.js';
+import { Layer, type Shape } from './layer.js';
+import { POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
+import type { MatrixCapsules } from './matrixCapsules.js';
 
 export interface PrimaryMatrixCapsulesConfig extends Record<string, unknown> {
   /** Capsule types B. */
@@ -55,4 +56,3 @@ export class PrimaryMatrixCapsules extends Layer<PrimaryMatrixCapsulesConfig> {
     });
   }
 }
-registerLayer(PrimaryMatrixCapsules);

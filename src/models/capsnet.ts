@@ -15,14 +15,13 @@ import type { Layer } from '../layers/layer.js';
 import { PrimaryCapsules } from '../layers/primaryCapsules.js';
 import { marginLoss } from '../losses/marginLoss.js';
 import { reconstructionLoss } from '../losses/reconstructionLoss.js';
-import { mergeConfig } from '../util/config.js';
+import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
-import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput } from './model.js';
+import type { ConfigOverrides } from './registry.js';
+import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
+import { tidyRecord } from '../util/tidy.js';
 
-export interface CapsNetConfig {
-  /** [height, width, channels] of the input images. */
-  inputShape: [number, number, number];
-  numClasses: number;
+export interface CapsNetConfig extends ModelConfig {
   conv1: { filters: number; kernelSize: number; strides: number };
   primary: { types: number; dim: number; kernelSize: number; strides: number };
   /** initStddev: std of the Gaussian that initialises the transformation matrices W_ij. */
@@ -63,8 +62,8 @@ export const CAPSNET_PRESETS = Object.keys(PRESETS) as CapsNetPreset[];
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> | null : T[K] };
 
 /** A preset's config with `overrides` merged in (nested objects merge key by key). */
-export function capsNetConfig(preset: CapsNetPreset = 'paper', overrides: DeepPartial<CapsNetConfig> = {}): CapsNetConfig {
-  const base = PRESETS[preset];
+export function capsNetConfig(preset: CapsNetPreset | string = 'paper', overrides: DeepPartial<CapsNetConfig> | ConfigOverrides = {}): CapsNetConfig {
+  const base = presetConfig(PRESETS, preset);
   if (!base) throw new Error(`unknown CapsNet preset '${preset}': expected ${CAPSNET_PRESETS.join(', ')}`);
   return mergeConfig(structuredClone(base), overrides);
 }
@@ -88,16 +87,8 @@ export interface CapsNetOutput extends ModelOutput {
   primaryCaps?: tf.Tensor3D;
 }
 
-export interface CapsNetForwardOptions extends ForwardOptions {
-  /**
-   * Which capsule feeds the decoder: 'labels' (the true class; needs
-   * options.labels), 'longest', a class per example, or 'none' to skip the
-   * decoder. Default: 'labels' when training with labels, else 'longest'.
-   */
-  decode?: 'labels' | 'longest' | 'none' | tf.Tensor1D;
-  /** Override the configured routing iterations (e.g. for ablations at test time). */
-  routingIterations?: number;
-}
+/** CapsNet reads every forward option (decode and routingIterations included). */
+export type CapsNetForwardOptions = ForwardOptions;
 
 function validateConfig(c: CapsNetConfig): void {
   const ints: [string, number][] = [
@@ -112,8 +103,10 @@ function validateConfig(c: CapsNetConfig): void {
   if (c.numClasses < 2) throw new Error(`CapsNet config: numClasses must be at least 2, got ${c.numClasses}`);
 }
 
-export class CapsNet extends LayeredModel<CapsNetConfig> {
+export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecoder {
   readonly modelType = 'capsnet';
+  readonly scoreName = 'capsule lengths';
+  override readonly decoder: CapsuleDecoder | null;
   readonly conv1: Conv2D;
   readonly primary: PrimaryCapsules;
   readonly digit: DigitCapsules;
@@ -133,6 +126,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
       ? [...c.decoder.hidden.map((units, i) => new Dense(`decoder_fc${i + 1}`, { units, activation: 'relu' })), new Dense(`decoder_fc${c.decoder.hidden.length + 1}`, { units: pixels, activation: 'sigmoid' })]
       : [];
     this.layers = [this.conv1, this.primary, this.digit, ...this.decoderLayers];
+    this.decoder = this.decoderLayers.length > 0 ? this : null;
 
     this.buildLayers([this.conv1, this.primary, this.digit], [null, ...c.inputShape], rng);
     // The decoder sees the masked digit capsules flattened: classes * dim.
@@ -142,7 +136,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
   forward(x: tf.Tensor4D, options: CapsNetForwardOptions = {}): CapsNetOutput {
     this.checkInput(x);
     const { training = false, labels, trace = false } = options;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const conv1 = this.conv1.call(x);
       const primaryCaps = this.primary.call(conv1);
       const { v: digitCaps, couplings } = this.digit.call(primaryCaps, options.routingIterations);
@@ -160,7 +154,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
         const perObject = Array.from({ length: k }, (_, j) => this.decode(digitCaps, tf.reshape(tf.slice(compLabels, [0, j], [b, 1]), [b]) as tf.Tensor1D));
         out.componentReconstructions = tf.stack(perObject, 1) as tf.Tensor3D;
         out.componentImages = images;
-        return out as unknown as tf.TensorContainer;
+        return out;
       }
       const decode = options.decode ?? (training && labels ? (reconstructionUsed ? 'labels' : 'none') : 'longest');
       if (this.decoderLayers.length > 0 && decode !== 'none') {
@@ -176,8 +170,22 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
         out.reconstruction = this.decode(digitCaps, classes);
         out.decodedClasses = classes;
       }
-      return out as unknown as tf.TensorContainer;
-    }) as unknown as CapsNetOutput;
+      return out;
+    });
+  }
+
+  get routingIterations(): number {
+    return this.config.digit.routingIterations;
+  }
+
+  get capsuleDim(): number {
+    return this.config.digit.dim;
+  }
+
+  classCapsules(output: ModelOutput): tf.Tensor3D {
+    const caps = output.digitCaps;
+    if (!(caps instanceof tf.Tensor) || caps.rank !== 3) throw new Error('classCapsules: not a CapsNet output (no digitCaps)');
+    return caps as tf.Tensor3D;
   }
 
   /** Zero every capsule but the chosen one (per example) and flatten: the decoder's input. */
@@ -213,7 +221,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
     const out = output as CapsNetOutput;
     const { mPlus, mMinus, lambda, reconstructionWeight } = this.config.loss;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
       const terms: Record<string, tf.Scalar> = { margin };
       let total = margin;
@@ -227,7 +235,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> {
         terms.reconstruction = recon;
         total = tf.add(total, recon);
       }
-      return { total, terms } as unknown as tf.TensorContainer;
-    }) as unknown as LossResult;
+      return { total, terms };
+    });
   }
 }

@@ -12,11 +12,12 @@ import { Dense } from '../layers/dense.js';
 import { dropout } from '../layers/dropout.js';
 import type { Layer } from '../layers/layer.js';
 import { Rng } from '../util/rng.js';
-import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput } from './model.js';
+import { mergeConfig, presetConfig } from '../util/config.js';
+import type { ConfigOverrides } from './registry.js';
+import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
+import { tidyRecord } from '../util/tidy.js';
 
-export interface CnnConfig {
-  inputShape: [number, number, number];
-  numClasses: number;
+export interface CnnConfig extends ModelConfig {
   convs: { filters: number; kernelSize: number }[];
   dense: number[];
   dropout: number;
@@ -31,10 +32,10 @@ const PRESETS: Record<CnnPreset, CnnConfig> = {
 
 export const CNN_PRESETS = Object.keys(PRESETS) as CnnPreset[];
 
-export function cnnConfig(preset: CnnPreset = 'paper', overrides: Partial<CnnConfig> = {}): CnnConfig {
-  const base = PRESETS[preset];
+export function cnnConfig(preset: CnnPreset | string = 'paper', overrides: Partial<CnnConfig> | ConfigOverrides = {}): CnnConfig {
+  const base = presetConfig(PRESETS, preset);
   if (!base) throw new Error(`unknown CNN preset '${preset}': expected ${CNN_PRESETS.join(', ')}`);
-  return { ...structuredClone(base), ...structuredClone(overrides) };
+  return mergeConfig(structuredClone(base), overrides);
 }
 
 export interface CnnForwardOptions extends ForwardOptions {
@@ -43,6 +44,8 @@ export interface CnnForwardOptions extends ForwardOptions {
 
 export class CnnBaseline extends LayeredModel<CnnConfig> {
   readonly modelType = 'cnn';
+  readonly scoreName = 'probabilities';
+  readonly routingIterations = null;
   readonly convs: Conv2D[];
   readonly hidden: Dense[];
   readonly classifier: Dense;
@@ -67,7 +70,7 @@ export class CnnBaseline extends LayeredModel<CnnConfig> {
   forward(x: tf.Tensor4D, options: CnnForwardOptions = {}): ModelOutput {
     this.checkInput(x);
     const training = options.training ?? false;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       let y: tf.Tensor4D = x;
       for (const l of this.convs) y = l.call(y);
       let z = tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;
@@ -75,15 +78,15 @@ export class CnnBaseline extends LayeredModel<CnnConfig> {
       z = dropout(z, this.config.dropout, options.rng, training);
       const logits = this.classifier.call(z);
       return { scores: tf.softmax(logits) as tf.Tensor2D, logits };
-    }) as unknown as ModelOutput;
+    });
   }
 
   /** Softmax cross-entropy; multi-hot targets are normalised to a distribution. */
   loss(output: ModelOutput, _x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const t = tf.div(targets, tf.sum(targets, 1, true));
       const ce = tf.losses.softmaxCrossEntropy(t, output.logits as tf.Tensor2D) as tf.Scalar;
-      return { total: ce, terms: { crossEntropy: ce } } as unknown as tf.TensorContainer;
-    }) as unknown as LossResult;
+      return { total: ce, terms: { crossEntropy: ce } };
+    });
   }
 }

@@ -24,22 +24,21 @@
  * for its model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, inverseTemperatureSchedule } from '../capsules/emRouting.js';
+import { DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, inverseTemperatureSchedule, type EmRoutingConfig } from '../capsules/emSettings.js';
 import { ClassCapsules } from '../layers/classCapsules.js';
 import { Conv2D } from '../layers/conv2d.js';
-import { ConvCapsules, type EmRoutingConfig } from '../layers/convCapsules.js';
+import { ConvCapsules } from '../layers/convCapsules.js';
 import type { Layer } from '../layers/layer.js';
 import { PrimaryMatrixCapsules } from '../layers/primaryMatrixCapsules.js';
 import { spreadLoss, spreadMargin } from '../losses/spreadLoss.js';
-import { mergeConfig } from '../util/config.js';
+import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { DeepPartial } from './capsnet.js';
-import { LayeredModel, type ForwardOptions, type LossResult, type ModelOutput, type TrainingProgress } from './model.js';
+import type { ConfigOverrides } from './registry.js';
+import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput, type TrainingProgress } from './model.js';
+import { tidyRecord } from '../util/tidy.js';
 
-export interface EmCapsNetConfig {
-  /** [height, width, channels] of the input images. */
-  inputShape: [number, number, number];
-  numClasses: number;
+export interface EmCapsNetConfig extends ModelConfig {
   conv1: { filters: number; kernelSize: number; strides: number };
   primary: { types: number; kernelSize: number };
   convCaps1: { types: number; kernelSize: number; strides: number };
@@ -79,12 +78,12 @@ const PRESETS: Record<EmCapsNetPreset, EmCapsNetConfig> = {
 export const EM_CAPSNET_PRESETS = Object.keys(PRESETS) as EmCapsNetPreset[];
 
 /** A preset's config with `overrides` merged in (nested objects merge key by key). */
-export function emCapsNetConfig(presetName: EmCapsNetPreset = 'paper', overrides: DeepPartial<EmCapsNetConfig> = {}): EmCapsNetConfig {
-  const base = PRESETS[presetName];
+export function emCapsNetConfig(presetName: EmCapsNetPreset | string = 'paper', overrides: DeepPartial<EmCapsNetConfig> | ConfigOverrides = {}): EmCapsNetConfig {
+  const base = presetConfig(PRESETS, presetName);
   if (!base) throw new Error(`unknown EM capsule network preset '${presetName}': expected ${EM_CAPSNET_PRESETS.join(', ')}`);
   const config = mergeConfig(structuredClone(base), overrides);
   // A schedule given as an override replaces the preset's (its forms differ).
-  const schedule = overrides.routing?.inverseTemperature;
+  const schedule = (overrides as DeepPartial<EmCapsNetConfig>).routing?.inverseTemperature;
   if (schedule) config.routing.inverseTemperature = structuredClone(schedule) as EmCapsNetConfig['routing']['inverseTemperature'];
   return config;
 }
@@ -128,13 +127,12 @@ export interface EmCapsNetOutput extends ModelOutput {
   convCaps2Activations?: tf.Tensor4D;
 }
 
-export interface EmCapsNetForwardOptions extends ForwardOptions {
-  /** Override the routing iterations of every routing layer. */
-  routingIterations?: number;
-}
+/** routingIterations overrides the iterations of every routing layer; decode does not apply (no decoder). */
+export type EmCapsNetForwardOptions = ForwardOptions;
 
 export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
   readonly modelType = 'em';
+  readonly scoreName = 'class activations';
   readonly conv1: Conv2D;
   readonly primary: PrimaryMatrixCapsules;
   readonly convCaps1: ConvCapsules;
@@ -171,10 +169,14 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
     this.buildLayers(this.layers, [null, ...c.inputShape], rng);
   }
 
+  get routingIterations(): number {
+    return this.config.routing.iterations;
+  }
+
   forward(x: tf.Tensor4D, options: EmCapsNetForwardOptions = {}): EmCapsNetOutput {
     this.checkInput(x);
     const iterations = options.routingIterations;
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const conv1 = this.conv1.call(x);
       const primary = this.primary.call(conv1);
       const cc1 = this.convCaps1.call(primary, iterations);
@@ -189,8 +191,8 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
         out.convCaps2Activations = cc2.activations;
         out.routingHistory = cls.routingHistory;
       }
-      return out as unknown as tf.TensorContainer;
-    }) as unknown as EmCapsNetOutput;
+      return out;
+    });
   }
 
   /**
@@ -212,9 +214,9 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
   loss(output: ModelOutput, _x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult {
     const { marginStart, marginEnd } = this.config.loss;
     const m = spreadMargin(progress?.fraction ?? 1, marginStart, marginEnd);
-    return tf.tidy(() => {
+    return tidyRecord(() => {
       const spread = spreadLoss(output.scores, targets, m);
-      return { total: spread, terms: { spread, margin: tf.scalar(m) } } as unknown as tf.TensorContainer;
-    }) as unknown as LossResult;
+      return { total: spread, terms: { spread, margin: tf.scalar(m) } };
+    });
   }
 }

@@ -21,6 +21,37 @@ export interface ForwardOptions {
    * decoder can reconstruct each object from its own capsule.
    */
   components?: { labels: tf.Tensor2D; images: tf.Tensor3D };
+  /** Routing iterations for this call, in place of the configured ones (models whose `routingIterations` is not null). */
+  routingIterations?: number;
+  /**
+   * Which class capsule feeds the decoder (models whose `decoder` is not
+   * null): 'labels' (the true class; needs `labels`), 'longest', a class per
+   * example, or 'none' to skip the decoder. Default: 'labels' when training
+   * with labels, else 'longest'.
+   */
+  decode?: 'labels' | 'longest' | 'none' | tf.Tensor1D;
+}
+
+/**
+ * A decoder that redraws the input from the class capsules with all but one
+ * masked out (CapsNet, section 4.1 of "Dynamic Routing Between Capsules").
+ */
+export interface CapsuleDecoder {
+  /** Dimensions of one class capsule. */
+  readonly capsuleDim: number;
+  /** The class capsules [batch, classes, dim] of one of the model's forward outputs. */
+  classCapsules(output: ModelOutput): tf.Tensor3D;
+  /** Images [batch, h*w*c] from the class capsules masked to `classes`. */
+  decode(classCapsules: tf.Tensor3D, classes: tf.Tensor1D): tf.Tensor2D;
+  /** Images from one capsule vector per example [batch, dim], placed in capsule `classes`. */
+  decodeCapsule(vector: tf.Tensor2D, classes: tf.Tensor1D): tf.Tensor2D;
+}
+
+/** What every model config holds. */
+export interface ModelConfig {
+  /** [height, width, channels]. */
+  inputShape: [number, number, number];
+  numClasses: number;
 }
 
 export interface ModelOutput {
@@ -56,7 +87,13 @@ export interface ClassifierModel {
   readonly numClasses: number;
   readonly params: Param[];
   readonly layers: Layer[];
-  getConfig(): Record<string, unknown>;
+  /** The decoder, or null when the model has none. */
+  readonly decoder: CapsuleDecoder | null;
+  /** Routing iterations of the model's routing layers, or null when it does not route. */
+  readonly routingIterations: number | null;
+  /** What the scores are, for people: 'capsule lengths', 'probabilities', ... */
+  readonly scoreName: string;
+  getConfig(): ModelConfig;
   forward(x: tf.Tensor4D, options?: ForwardOptions): ModelOutput;
   /** targets: multi-hot [batch, classes]; labels: the class index per example when there is one. */
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult;
@@ -72,9 +109,12 @@ export interface ClassifierModel {
  * count, an ordered list of layers built once with their output shapes, and
  * the bookkeeping derived from them (parameters, summary, disposal).
  */
-export abstract class LayeredModel<C extends { inputShape: [number, number, number]; numClasses: number }> implements ClassifierModel {
+export abstract class LayeredModel<C extends ModelConfig> implements ClassifierModel {
   abstract readonly modelType: string;
   abstract readonly layers: Layer[];
+  abstract readonly scoreName: string;
+  readonly decoder: CapsuleDecoder | null = null;
+  abstract readonly routingIterations: number | null;
   readonly config: C;
   private readonly shapes = new Map<Layer, Shape>();
 
@@ -114,8 +154,8 @@ export abstract class LayeredModel<C extends { inputShape: [number, number, numb
     return this.layers.flatMap((l) => l.params);
   }
 
-  getConfig(): Record<string, unknown> {
-    return structuredClone(this.config) as unknown as Record<string, unknown>;
+  getConfig(): C {
+    return structuredClone(this.config);
   }
 
   countParams(): number {

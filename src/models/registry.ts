@@ -1,40 +1,66 @@
 /**
- * Model types by name, so that a saved model.json (which records its type and
- * config) can be rebuilt, and the CLI can build `--model capsnet|cnn|em`
- * with `--preset`.
+ * Architectures by name, so that a saved model.json (which records its type
+ * and config) can be rebuilt, and the CLI can build `--arch capsnet|cnn|em`
+ * with `--preset`. Each architecture also declares which settings the CLI
+ * may change on a fresh model, so the CLI never writes config paths itself.
  */
-import type { ClassifierModel } from './model.js';
+import type { ClassifierModel, ModelConfig } from './model.js';
 
-export interface ModelType {
+/** Config overrides, merged key by key into a preset (see util/config.ts). */
+export type ConfigOverrides = Record<string, unknown>;
+
+/** Settings the CLI may apply to a fresh model, where the architecture has them. */
+export interface ArchitectureSettings {
+  /** Routing iterations of every routing layer. */
+  routingIterations?: number;
+  /** Weight of the reconstruction loss (0 turns it off). */
+  reconstructionWeight?: number;
+}
+
+export interface Architecture<C extends ModelConfig = ModelConfig> {
   name: string;
   description: string;
-  presets: string[];
+  presets: readonly string[];
   defaultPreset: string;
   /** The full config of a preset with overrides merged in. */
-  configFor(preset: string, overrides?: Record<string, unknown>): Record<string, unknown>;
-  create(config: Record<string, unknown>, seed?: number): ClassifierModel;
+  configFor(preset: string, overrides?: ConfigOverrides): C;
+  /** For each setting the architecture has, the config overrides that apply it. */
+  settings: { [K in keyof ArchitectureSettings]-?: ((value: number) => ConfigOverrides) | null };
+  create(config: C, seed?: number): ClassifierModel;
 }
 
-const types = new Map<string, ModelType>();
+const architectures = new Map<string, Architecture>();
 
-export function registerModelType(t: ModelType): void {
-  types.set(t.name, t);
+export function registerArchitecture<C extends ModelConfig>(a: Architecture<C>): void {
+  architectures.set(a.name, a);
 }
 
-export function getModelType(name: string): ModelType {
-  const t = types.get(name);
-  if (!t) throw new Error(`unknown model type '${name}': expected one of ${[...types.keys()].join(', ')}`);
-  return t;
+export function getArchitecture(name: string): Architecture {
+  const a = architectures.get(name);
+  if (!a) throw new Error(`unknown architecture '${name}': expected one of ${[...architectures.keys()].join(', ')}`);
+  return a;
 }
 
-export function modelTypeNames(): string[] {
-  return [...types.keys()];
+export function architectureNames(): string[] {
+  return [...architectures.keys()];
 }
 
-/** Build a fresh model of `type` from a preset and overrides. */
-export function createModel(type: string, preset?: string, overrides: Record<string, unknown> = {}, seed = 0): ClassifierModel {
-  const t = getModelType(type);
-  const p = preset ?? t.defaultPreset;
-  if (!t.presets.includes(p)) throw new Error(`unknown preset '${p}' for model '${type}': expected one of ${t.presets.join(', ')}`);
-  return t.create(t.configFor(p, overrides), seed);
+const SETTING_NAMES: Record<keyof ArchitectureSettings, string> = {
+  routingIterations: 'routing iterations',
+  reconstructionWeight: 'reconstruction loss (it has no decoder)',
+};
+
+/** The config overrides that set `key` to `value` on `arch`; a setting it does not have is a one-line error. */
+export function applySetting(arch: Architecture, key: keyof ArchitectureSettings, value: number): ConfigOverrides {
+  const apply = arch.settings[key];
+  if (!apply) throw new Error(`the ${arch.name} architecture has no ${SETTING_NAMES[key]}`);
+  return apply(value);
+}
+
+/** Build a fresh model of architecture `name` from a preset and overrides. */
+export function createModel(name: string, preset?: string, overrides: ConfigOverrides = {}, seed = 0): ClassifierModel {
+  const a = getArchitecture(name);
+  const p = preset ?? a.defaultPreset;
+  if (!a.presets.includes(p)) throw new Error(`unknown preset '${p}' for architecture '${name}': expected one of ${a.presets.join(', ')}`);
+  return a.create(a.configFor(p, overrides), seed);
 }

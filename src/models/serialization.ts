@@ -13,8 +13,8 @@
  * (`conv1/kernel`, `digit_caps/W`, ...).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ClassifierModel } from './model.js';
-import { getModelType } from './registry.js';
+import type { ClassifierModel, ModelConfig } from './model.js';
+import { getArchitecture } from './registry.js';
 
 export const MODEL_FORMAT = 'capsnet-model';
 export const MODEL_FORMAT_VERSION = 1;
@@ -31,7 +31,7 @@ export interface ModelJson {
   format: typeof MODEL_FORMAT;
   version: number;
   modelType: string;
-  config: Record<string, unknown>;
+  config: ModelConfig;
   weightsManifest: { paths: string[]; weights: WeightEntry[] }[];
   metadata?: Record<string, unknown>;
 }
@@ -144,13 +144,23 @@ export function validateModelJson(json: unknown, source: string): ModelJson {
   if (j.format !== MODEL_FORMAT) throw new Error(`${source}: not a capsnet model (format is ${JSON.stringify(j.format)}, expected "${MODEL_FORMAT}")`);
   if (typeof j.version !== 'number' || j.version > MODEL_FORMAT_VERSION) throw new Error(`${source}: unsupported format version ${j.version}`);
   if (typeof j.modelType !== 'string' || !j.config || typeof j.config !== 'object') throw new Error(`${source}: missing modelType or config`);
+  const { inputShape, numClasses } = j.config;
+  if (!Array.isArray(inputShape) || inputShape.length !== 3 || !Number.isInteger(numClasses)) {
+    throw new Error(`${source}: config must give inputShape [height, width, channels] and numClasses`);
+  }
   if (!Array.isArray(j.weightsManifest) || j.weightsManifest.length !== 1 || !Array.isArray(j.weightsManifest[0].weights)) {
     throw new Error(`${source}: weightsManifest must hold one group of weights`);
   }
   return j as ModelJson;
 }
 
-/** Copy decoded weights into a model, checking names and shapes. */
+function nonFiniteCount(values: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) n++;
+  return n;
+}
+
+/** Copy decoded weights into a model, checking names, shapes and that every value is finite. */
 export function assignWeights(model: ClassifierModel, weights: Map<string, Float32Array>, entries: WeightEntry[], source: string): void {
   const shapes = new Map(entries.map((e) => [e.name, e.shape]));
   for (const p of model.params) {
@@ -160,6 +170,8 @@ export function assignWeights(model: ClassifierModel, weights: Map<string, Float
     if (shape.length !== p.value.shape.length || shape.some((d, i) => d !== p.value.shape[i])) {
       throw new Error(`${source}: weight '${p.name}' has shape [${shape}], the model needs [${p.value.shape}]`);
     }
+    const bad = nonFiniteCount(values);
+    if (bad > 0) throw new Error(`${source}: weight '${p.name}' has ${bad} of ${values.length} values that are NaN or infinite`);
     tf.tidy(() => p.value.assign(tf.tensor(values, p.value.shape)));
   }
 }
@@ -169,7 +181,7 @@ export function modelFromArtifacts(json: unknown, weights: Uint8Array, source = 
   const j = validateModelJson(json, source);
   const entries = j.weightsManifest[0].weights;
   const decoded = decodeWeights(entries, weights, source);
-  const model = getModelType(j.modelType).create(j.config, 0);
+  const model = getArchitecture(j.modelType).create(j.config, 0);
   try {
     assignWeights(model, decoded, entries, source);
   } catch (e) {

@@ -98,7 +98,11 @@ static napi_value Init(napi_env env, napi_value exports) {
   addLayoutExports(all);
   addMatmulExports(all);
   addConvExports(all);
-  addCapsuleExports(all);
+  addSquashExports(all);
+  addPredictionVectorsExports(all);
+  addMatrixVotesExports(all);
+  addDynamicRoutingExports(all);
+  addAdamUpdateExports(all);
   addEmRoutingExports(all);
   addMemoryExports(all);
   for (const Export& e : all) {

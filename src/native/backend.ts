@@ -7,11 +7,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
-import { capsuleKernels } from './capsules.js';
+import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../capsules/fused.js';
+import { adamUpdateKernels } from './adamUpdate.js';
+import { dynamicRoutingKernels } from './dynamicRouting.js';
 import { emRoutingKernels } from './emRouting.js';
+import { matrixVotesKernels } from './matrixVotes.js';
+import { predictionVectorsKernels } from './predictionVectors.js';
+import { squashKernels } from './squash.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
-import type { NativeKernelConfig } from './kernelUtil.js';
+import { asKernelFunc, type NativeKernel, type NativeKernelConfig } from './kernelUtil.js';
 import { layoutKernels } from './layout.js';
 import { matmulKernels } from './matmul.js';
 import { initManagedMemory, onDispose, onEscape, onRegister } from './memory.js';
@@ -33,7 +38,7 @@ export class NativeBackend extends MathBackendCPU {
     super();
     // The cpu backend prints an "install tfjs-node" banner on first use; this
     // backend is the fast Node path, so the advice does not apply.
-    (this as unknown as { firstUse: boolean }).firstUse = false;
+    Reflect.set(this, 'firstUse', false);
   }
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): DataId {
@@ -68,9 +73,21 @@ export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...layoutKernels(addon),
     ...matmulKernels(addon),
     ...convKernels(addon),
-    ...capsuleKernels(addon),
-    ...emRoutingKernels(addon),
+    ...fusedKernelConfigs(addon),
   ];
+}
+
+/** The fused kernels of src/capsules/fused.ts, one file per op; the table's type makes each one required. */
+function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
+  const table: FusedKernelTable<NativeKernel> = {
+    ...squashKernels(addon),
+    ...predictionVectorsKernels(addon),
+    ...matrixVotesKernels(addon),
+    ...dynamicRoutingKernels(addon),
+    ...emRoutingKernels(addon),
+    ...adamUpdateKernels(addon),
+  };
+  return (Object.keys(table) as FusedKernelKey[]).map((key) => ({ kernelName: FUSED_KERNELS[key], kernelFunc: table[key] }));
 }
 
 let registered = false;
@@ -82,11 +99,11 @@ export function registerNativeBackend(addon: NativeAddon): void {
   const cpuKernels = tf.getKernelsForBackend('cpu');
   for (const k of cpuKernels) {
     const own = natives.get(k.kernelName);
-    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: (own ?? k.kernelFunc) as tf.KernelFunc });
+    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: own ? asKernelFunc(own, k.kernelName) : k.kernelFunc });
   }
   const cpuNames = new Set(cpuKernels.map((k) => k.kernelName));
   for (const [name, fn] of natives) {
-    if (!cpuNames.has(name)) tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
+    if (!cpuNames.has(name)) tf.registerKernel({ kernelName: name, backendName: NATIVE_BACKEND, kernelFunc: asKernelFunc(fn, name) });
   }
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), PRIORITY);
   registered = true;

@@ -255,7 +255,11 @@ void addReduceExports(std::vector<Export>& out);
 void addLayoutExports(std::vector<Export>& out);
 void addMatmulExports(std::vector<Export>& out);
 void addConvExports(std::vector<Export>& out);
-void addCapsuleExports(std::vector<Export>& out);
+void addSquashExports(std::vector<Export>& out);
+void addPredictionVectorsExports(std::vector<Export>& out);
+void addMatrixVotesExports(std::vector<Export>& out);
+void addDynamicRoutingExports(std::vector<Export>& out);
+void addAdamUpdateExports(std::vector<Export>& out);
 void addEmRoutingExports(std::vector<Export>& out);
 void addMemoryExports(std::vector<Export>& out);
 

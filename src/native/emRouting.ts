@@ -6,9 +6,9 @@
  * come from emKernelAttrs in src/capsules/emRouting.ts, so the reference and
  * these kernels read the same settings.
  */
-import { FUSED_KERNELS } from '../capsules/fused.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
 import type { NativeAddon } from './addon.js';
-import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernel } from './kernelUtil.js';
 
 interface EmShape {
   B: number;
@@ -47,40 +47,34 @@ function routingInputs(kernel: string, args: KernelArgs): { s: EmShape; votes: F
   };
 }
 
-export function emRoutingKernels(addon: NativeAddon): NativeKernelConfig[] {
+export function emRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'emRouting' | 'emRoutingGrad'> {
   const K = FUSED_KERNELS;
-  return [
-    {
-      kernelName: K.emRouting,
-      kernelFunc: (args) => {
-        const { s, votes, act, betaU, betaA } = routingInputs(K.emRouting, args);
-        const { B, P, N, J, D } = s;
-        const poses = allocF32(B * P * J * D);
-        const actOut = allocF32(B * P * J);
-        const routing = allocF32(B * P * N * J);
-        addon.emRouting(votes, act, betaU, betaA, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
-        return [output(args.backend, [B, P, J, D], 'float32', poses), output(args.backend, [B, P, J], 'float32', actOut), output(args.backend, [B, P, N, J], 'float32', routing)];
-      },
+  return {
+    emRouting: (args) => {
+      const { s, votes, act, betaU, betaA } = routingInputs(K.emRouting, args);
+      const { B, P, N, J, D } = s;
+      const poses = allocF32(B * P * J * D);
+      const actOut = allocF32(B * P * J);
+      const routing = allocF32(B * P * N * J);
+      addon.emRouting(votes, act, betaU, betaA, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
+      return [output(args.backend, [B, P, J, D], 'float32', poses), output(args.backend, [B, P, J], 'float32', actOut), output(args.backend, [B, P, N, J], 'float32', routing)];
     },
-    {
-      kernelName: K.emRoutingGrad,
-      kernelFunc: (args) => {
-        const { s, votes, act, betaU, betaA } = routingInputs(K.emRoutingGrad, args);
-        const { B, P, N, J, D } = s;
-        const dPoses = f32Input(K.emRoutingGrad, args, 'dPoses', [B, P, J, D]);
-        const dAct = f32Input(K.emRoutingGrad, args, 'dActivations', [B, P, J]);
-        const dVotes = allocF32(B * P * N * J * D);
-        const dActivations = allocF32(B * P * N);
-        const dBetaU = allocF32(J);
-        const dBetaA = allocF32(J);
-        addon.emRoutingGrad(votes, act, betaU, betaA, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
-        return [
-          output(args.backend, [B, P, N, J, D], 'float32', dVotes),
-          output(args.backend, [B, P, N], 'float32', dActivations),
-          output(args.backend, [J], 'float32', dBetaU),
-          output(args.backend, [J], 'float32', dBetaA),
-        ];
-      },
+    emRoutingGrad: (args) => {
+      const { s, votes, act, betaU, betaA } = routingInputs(K.emRoutingGrad, args);
+      const { B, P, N, J, D } = s;
+      const dPoses = f32Input(K.emRoutingGrad, args, 'dPoses', [B, P, J, D]);
+      const dAct = f32Input(K.emRoutingGrad, args, 'dActivations', [B, P, J]);
+      const dVotes = allocF32(B * P * N * J * D);
+      const dActivations = allocF32(B * P * N);
+      const dBetaU = allocF32(J);
+      const dBetaA = allocF32(J);
+      addon.emRoutingGrad(votes, act, betaU, betaA, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
+      return [
+        output(args.backend, [B, P, N, J, D], 'float32', dVotes),
+        output(args.backend, [B, P, N], 'float32', dActivations),
+        output(args.backend, [J], 'float32', dBetaU),
+        output(args.backend, [J], 'float32', dBetaA),
+      ];
     },
-  ];
+  };
 }

@@ -6,7 +6,7 @@
  * backend does, so the fallback runs on the same memory.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 export type TensorInfo = tf.TensorInfo;
 export type Backend = MathBackendCPU;
@@ -66,11 +66,25 @@ export function cpuKernel(name: string): NativeKernel {
       throw new Error(`native backend: no kernel for ${name}`);
     };
   }
-  return k.kernelFunc as unknown as NativeKernel;
+  const kernelFunc = k.kernelFunc;
+  return (args) => kernelFunc({ inputs: args.inputs, attrs: args.attrs as tf.NamedAttrMap, backend: args.backend });
+}
+
+/** A native kernel as tfjs registers it: it runs on the native backend's memory, which is the cpu backend's. */
+export function asKernelFunc(kernel: NativeKernel, name: string): tf.KernelFunc {
+  return ({ inputs, attrs, backend }) => {
+    if (!(backend instanceof MathBackendCPU)) throw new Error(`${name}: the native kernel was called on another backend`);
+    return kernel({ inputs, attrs: attrs ?? {}, backend });
+  };
 }
 
 export function sizeOf(shape: number[]): number {
   return tf.util.sizeFromShape(shape);
+}
+
+/** Fails unless a and b have the same shape. */
+export function sameShape(kernel: string, a: TensorInfo, b: TensorInfo, what: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) fail(kernel, `${what}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
 export function fail(kernel: string, message: string): never {

@@ -46,8 +46,8 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         const x = args.inputs.x;
         const src = x ? words(args.backend, x) : null;
         if (!x || !src || x.shape.length === 0) return sliceFallback(args);
-        const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.TensorInfo, args.attrs.begin as number[], args.attrs.size as number[]);
-        tf.slice_util.assertParamsValid(x as unknown as tf.TensorInfo, begin, size);
+        const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs.begin as number[], args.attrs.size as number[]);
+        tf.slice_util.assertParamsValid(x, begin, size);
         const out = allocF32(sizeOf(size));
         if (out.length > 0) addon.copyBlock(src, x.shape, begin, out, size, zeros(size.length), size);
         return output(args.backend, size, x.dtype, asDtype(out, x.dtype));

@@ -12,8 +12,11 @@
  * one pass.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, hasFusedKernel, runKernel } from '../capsules/fused.js';
+import { FUSED_KERNELS, fusedOp } from '../capsules/fused.js';
 import type { Param } from '../layers/layer.js';
+
+/** The fused update: new weights and both moments in one kernel (no gradient: it runs outside the tape). */
+const fusedAdamUpdate = fusedOp(FUSED_KERNELS.adamUpdate);
 
 export interface AdamConfig {
   learningRate: number;
@@ -70,14 +73,14 @@ export class Adam {
   applyGradients(params: Param[], grads: Map<string, tf.Tensor>): void {
     this.step++;
     const attrs = { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, step: this.step };
-    const fused = hasFusedKernel(FUSED_KERNELS.adamUpdate);
+    const fused = fusedAdamUpdate.available();
     for (const { name, value: w } of params) {
       const g = grads.get(name);
       if (!g) continue;
       const s = this.momentsFor(name, w);
       tf.tidy(() => {
         const [w2, m2, v2] = fused
-          ? (runKernel(FUSED_KERNELS.adamUpdate, { w, g, m: s.m, v: s.v }, attrs) as tf.Tensor[])
+          ? (fusedAdamUpdate.run({ w, g, m: s.m, v: s.v }, attrs) as tf.Tensor[])
           : adamUpdateReference(w, g, s.m, s.v, attrs);
         w.assign(w2);
         s.m.assign(m2);

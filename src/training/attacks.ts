@@ -47,7 +47,7 @@ export function attackLoss(model: ClassifierModel, x: tf.Tensor4D, classes: Int3
   return tf.tidy(() => {
     const labels = tf.tensor1d(classes, 'int32');
     const targets = tf.oneHot(labels, model.numClasses).toFloat() as tf.Tensor2D;
-    const out: ModelOutput = model.forward(x, { training: false, labels, ...(loss === 'model' ? { decode: 'labels' } : { decode: 'none' }) } as never);
+    const out: ModelOutput = model.forward(x, { training: false, labels, decode: loss === 'model' ? 'labels' : 'none' });
     if (loss === 'model') return model.loss(out, x, targets, { fraction: 1, rng: new Rng(0) }).total;
     const logits = (out.logits as tf.Tensor2D | undefined) ?? tf.log(tf.maximum(out.scores, 1e-30));
     return tf.losses.softmaxCrossEntropy(targets, logits) as tf.Scalar;
@@ -121,5 +121,5 @@ export function randomTargets(labels: Int32Array, numClasses: number, rng: Rng):
 
 /** argmax of the scores of each row. */
 export function predict(model: ClassifierModel, x: tf.Tensor4D): Int32Array {
-  return tf.tidy(() => tf.argMax(model.forward(x, { training: false, decode: 'none' } as never).scores, 1).dataSync() as Int32Array);
+  return tf.tidy(() => tf.argMax(model.forward(x, { training: false, decode: 'none' }).scores, 1).dataSync() as Int32Array);
 }

@@ -22,6 +22,7 @@ import { writeDirAtomic, writeFileAtomic } from '../util/files.js';
 import type { RngState } from '../util/rng.js';
 import type { Adam, AdamState } from './adam.js';
 import type { WeightAverage, WeightAverageState } from './weightAverage.js';
+import type { TrainOptions } from './trainer.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
 const KEEP_CHECKPOINTS = 2;
@@ -42,7 +43,7 @@ export interface TrainingState {
   format: typeof TRAINING_FORMAT;
   version: 1;
   /** The options training was started with (JSON). */
-  options: Record<string, unknown>;
+  options: TrainOptions;
   /** Epochs completed. */
   epoch: number;
   /** Training examples, to check that a resumed run sees the same data. */

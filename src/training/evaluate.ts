@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
-import type { ClassifierModel } from '../models/model.js';
+import type { ClassifierModel, ForwardOptions } from '../models/model.js';
 import { Progress } from './progress.js';
 
 export interface EvalResult {
@@ -27,7 +27,7 @@ export interface EvalOptions {
   batchSize?: number;
   progress?: boolean;
   /** Extra forward options (e.g. routingIterations for ablations). */
-  forwardOptions?: Record<string, unknown>;
+  forwardOptions?: ForwardOptions;
 }
 
 /** Scores [count, classes] for every image of a dataset. */
@@ -44,7 +44,7 @@ export function predictScores(model: ClassifierModel, ds: ImageDataset, options:
     const batch = makeBatch(ds, idx);
     const s = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, [batch.size, ds.height, ds.width, ds.channels]);
-      const out = model.forward(x, { training: false, decode: 'none', ...options.forwardOptions } as never);
+      const out = model.forward(x, { training: false, decode: 'none', ...options.forwardOptions });
       return out.scores;
     });
     scores.set(s.dataSync(), idx[0] * k);

@@ -188,7 +188,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
 
   if (options.resume) {
     const ck = readCheckpoint(options.outDir);
-    o = { ...(ck.state.options as unknown as TrainOptions), outDir: options.outDir };
+    o = { ...ck.state.options, outDir: options.outDir };
     if (options.epochs !== undefined && options.epochs > o.epochs) o.epochs = options.epochs;
     model = ck.model;
     optimizer.setState(ck.optimizerState, model.params);
@@ -196,7 +196,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       average = new WeightAverage(o.weightAverage);
       if (ck.averageState) average.setState(ck.averageState, model.params);
     }
-    state = { ...ck.state, options: o as unknown as Record<string, unknown> };
+    state = { ...ck.state, options: o };
     shuffleRng = new Rng(ck.state.shuffleState);
     augRng = new Rng(ck.state.augState);
     log(`resuming ${ck.dir}: epoch ${state.epoch}${state.batch ? `, batch ${state.batch}` : ''} of ${o.epochs}`);
@@ -223,7 +223,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     const seedRng = new Rng(o.seed ^ 0x5eed);
     shuffleRng = seedRng.fork();
     augRng = seedRng.fork();
-    state = { options: o as unknown as Record<string, unknown>, epoch: 0, batch: 0, shuffleState: shuffleRng.getState(), augState: augRng.getState(), elapsedSeconds: 0, history: [] };
+    state = { options: o, epoch: 0, batch: 0, shuffleState: shuffleRng.getState(), augState: augRng.getState(), elapsedSeconds: 0, history: [] };
   }
   checkCompatible(model, data.train);
   if (data.test) checkCompatible(model, data.test);

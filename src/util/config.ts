@@ -12,3 +12,8 @@ export function mergeConfig<T>(base: T, over: unknown): T {
   for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = mergeConfig(out[k], v);
   return out as T;
 }
+
+/** The config of preset `name` in `presets`, or undefined for an unknown name. */
+export function presetConfig<C>(presets: Record<string, C>, name: string): C | undefined {
+  return Object.hasOwn(presets, name) ? presets[name] : undefined;
+}

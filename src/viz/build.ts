@@ -9,12 +9,16 @@
  *   samples-<set>.bin, .json  the same for every other sample set that is
  *                           installed (Fashion-MNIST), shown with models
  *                           trained on it
- *   models/<id>/            each shipped pretrained model that is present
  *   models.json             the models the page offers, first one by default
+ *                           (models/<id>/, which the server maps to each
+ *                           shipped model in pretrained/, so the weights
+ *                           exist once)
+ *   models/<id>/            only with --standalone: copies of the shipped
+ *                           models, for a static host
  *
- * `node dist/src/viz/build.js [--out DIR]` (npm run build:viz) runs it; the
- * `capsnet viz` command runs it when the output is missing or older than
- * its sources.
+ * `node dist/src/viz/build.js [--out DIR] [--standalone]` (npm run
+ * build:viz) runs it; the `capsnet viz` command runs it when the output is
+ * missing or older than its sources.
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -152,7 +156,7 @@ export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
     .map((p) => ({ entry: { id: p.name, label: p.description, url: `models/${p.name}/model.json` }, dir: p.dir }));
 }
 
-export async function buildViz(options: { outDir?: string; minify?: boolean } = {}): Promise<BuildResult> {
+export async function buildViz(options: { outDir?: string; minify?: boolean; standalone?: boolean } = {}): Promise<BuildResult> {
   const t0 = Date.now();
   const outDir = resolve(options.outDir ?? DEFAULT_VIZ_OUT);
   let esbuild: typeof import('esbuild');
@@ -174,7 +178,8 @@ export async function buildViz(options: { outDir?: string; minify?: boolean } = 
       platform: 'browser',
       target: ['es2020'],
       minify: options.minify ?? true,
-      sourcemap: true,
+      // No source map: it would be the largest file of the package.
+      sourcemap: false,
       legalComments: 'linked',
       logLevel: 'silent',
       // tfjs mentions Node modules behind runtime checks; the browser never loads them.
@@ -190,7 +195,7 @@ export async function buildViz(options: { outDir?: string; minify?: boolean } = 
     const sampleSets = writeSampleSets(tmp);
 
     const models = shippedModels();
-    for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
+    if (options.standalone) for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
     writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry), sampleSets }, null, 1));
 
     const bytes = walk(tmp).reduce((n, f) => n + statSync(f).size, 0);
@@ -212,15 +217,15 @@ export async function ensureVizBuilt(outDir = DEFAULT_VIZ_OUT): Promise<{ built:
   return { built: true, outDir };
 }
 
-// `node dist/src/viz/build.js [--out DIR]`
+// `node dist/src/viz/build.js [--out DIR] [--standalone]`
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--out');
   const outDir = i > 0 ? process.argv[i + 1] : undefined;
-  buildViz({ outDir }).then(
+  buildViz({ outDir, standalone: process.argv.includes('--standalone') }).then(
     (r) => {
       const where = relative(process.cwd(), r.outDir) || '.';
       process.stdout.write(`built the visualizer into ${where}/ (${(r.bytes / 1e6).toFixed(1)} MB, ${r.ms} ms; models: ${r.models.map((m) => m.id).join(', ') || 'none shipped yet'})\n`);
-      process.stdout.write(`serve that folder with any static web server, or run: capsnet viz\n`);
+      process.stdout.write(process.argv.includes('--standalone') ? 'serve that folder with any static web server, or run: capsnet viz\n' : 'serve it with: capsnet viz (or build with --standalone to copy the models in, for any static web server)\n');
     },
     (e: Error) => {
       process.stderr.write(`build:viz: error: ${e.message.split('\n')[0]}\n`);

@@ -1,14 +1,16 @@
 /**
  * A small static file server for the visualizer (node:http, no framework),
- * bound to the loopback interface only. It serves the built app and,
- * optionally, one extra model directory under /models/custom/, which then
- * comes first in /models.json so the page opens it.
+ * bound to the loopback interface only. It serves the built app, each
+ * shipped pretrained model under /models/<id>/ straight from pretrained/
+ * (the build does not copy the weights), and optionally one extra model
+ * directory under /models/custom/, which then comes first in /models.json
+ * so the page opens it.
  */
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
-import type { VizModelEntry } from './build.js';
+import { shippedModels, type VizModelEntry } from './build.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -90,6 +92,7 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
     const custom = { id: CUSTOM_MODEL_ID, label: options.modelLabel ?? 'model given with --model', url: `models/${CUSTOM_MODEL_ID}/model.json` };
     return JSON.stringify({ models: modelDir ? [custom, ...built.models] : built.models, sampleSets: built.sampleSets });
   };
+  const shippedDirs = shippedModels().map((m) => ({ prefix: `/models/${m.entry.id}/`, dir: resolve(m.dir) }));
   const server = createServer((req, res) => {
     // Cross-origin isolation lets tfjs's wasm backend use threads; every
     // resource comes from this origin, so nothing else is affected.
@@ -108,6 +111,12 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
     const customPrefix = `/models/${CUSTOM_MODEL_ID}/`;
     if (modelDir && path.startsWith(customPrefix)) {
       sendFile(req, res, safeJoin(modelDir, path.slice(customPrefix.length)));
+      return;
+    }
+    const shipped = shippedDirs.find((m) => path.startsWith(m.prefix));
+    const inRoot = safeJoin(root, path);
+    if (shipped && !(inRoot && existsSync(inRoot))) {
+      sendFile(req, res, safeJoin(shipped.dir, path.slice(shipped.prefix.length)));
       return;
     }
     sendFile(req, res, safeJoin(root, path.endsWith('/') ? `${path}index.html` : path));

@@ -4,6 +4,7 @@
  * assignments at each iteration, and the class capsules' 4x4 pose matrices.
  */
 import { absMax, diverging, maxOf, paintTiles, robustScale, sequential, tileLayout } from './draw.js';
+import { $, el, fmtPct } from './dom.js';
 import type { EmAnalysis, Engine } from './engine.js';
 
 let engine: Engine | null = null;
@@ -12,26 +13,12 @@ let last: EmAnalysis | null = null;
 let iteration = -1;
 let weightByActivation = true;
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-}
-
-function byId<T extends HTMLElement = HTMLElement>(id: string): T {
-  return document.getElementById(id) as T;
-}
-
-function pct(x: number): string {
-  return `${(100 * x).toFixed(1)}%`;
-}
-
 export function setupEm(root: HTMLElement, e: Engine, _options: { onChange(): void }): void {
   engine = e;
   last = null;
   iteration = -1;
   const iterations = e.emIterations;
-  byId('em-explain').textContent =
+  $('em-explain').textContent =
     'A matrix capsule holds a 4×4 pose matrix (how its part is placed and turned) and an activation between 0 and 1 (whether the part is there). ' +
     'Each capsule votes for the pose of every capsule in the next layer by multiplying its pose with a learned matrix; EM routing then treats each higher capsule as a cluster of the votes it receives.';
   const prev = el('button', { type: 'button', id: 'em-iter-prev', textContent: '◀' });
@@ -109,7 +96,7 @@ export function emIteration(): number {
 
 function renderPoses(): void {
   const a = last;
-  const root = byId('em-poses');
+  const root = $('em-poses');
   if (!a || !root || !engine) return;
   const J = engine.model.numClasses;
   const m = absMax(a.poses) || 1;
@@ -139,14 +126,14 @@ function renderPoses(): void {
 
 function renderRouting(): void {
   const a = last;
-  const root = byId('em-routing-maps');
+  const root = $('em-routing-maps');
   if (!a || !root || !engine) return;
   const J = engine.model.numClasses;
   const n = a.routing.length;
   const it = shownIteration();
-  byId('em-iter-value').textContent = `${it + 1} of ${n}`;
-  byId<HTMLButtonElement>('em-iter-prev').disabled = it <= 0;
-  byId<HTMLButtonElement>('em-iter-next').disabled = it >= n - 1;
+  $('em-iter-value').textContent = `${it + 1} of ${n}`;
+  $<HTMLButtonElement>('em-iter-prev').disabled = it <= 0;
+  $<HTMLButtonElement>('em-iter-next').disabled = it >= n - 1;
   const R = a.routing[it];
   const { h, w, types } = a.childGrid;
   const children = h * w * types;
@@ -157,7 +144,7 @@ function renderRouting(): void {
   const deltas: number[] = [];
   for (const r of a.routing) for (let i = 0; i < children; i++) for (let j = 0; j < J; j++) deltas.push((r[i * J + j] - even) * weight(i));
   const scale = robustScale(deltas);
-  byId('em-routing-scale').textContent = `White: an even share (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${weightByActivation && act ? ', times the capsule activation relative to the most active capsule' : ''}.`;
+  $('em-routing-scale').textContent = `White: an even share (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${weightByActivation && act ? ', times the capsule activation relative to the most active capsule' : ''}.`;
   const cols = types >= 16 ? 8 : types >= 4 ? 4 : types;
   const scaleUp = Math.max(1, Math.floor(12 / Math.max(h, w)));
   const layout = tileLayout(types, w, h, cols, 1, scaleUp);
@@ -185,14 +172,14 @@ function renderRouting(): void {
     share /= total || 1;
     const name = engine.classNames[j];
     fig.classList.toggle('predicted', j === a.prediction);
-    fig.querySelector('figcaption')!.textContent = `${name} · ${pct(share)}`;
-    canvas.setAttribute('aria-label', `EM assignments to class capsule ${name} at iteration ${it + 1}: ${pct(share)} of the capsule activation`);
+    fig.querySelector('figcaption')!.textContent = `${name} · ${fmtPct(share)}`;
+    canvas.setAttribute('aria-label', `EM assignments to class capsule ${name} at iteration ${it + 1}: ${fmtPct(share)} of the capsule activation`);
   }
 }
 
 function renderLayers(): void {
   const a = last;
-  const root = byId('em-layers');
+  const root = $('em-layers');
   if (!a || !root) return;
   root.replaceChildren(
     ...a.layers.map((l) => {

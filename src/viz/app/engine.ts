@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { capsuleLength, loadModelFromUrl, predictionVectors, resizeArea, squash, type CapsNet, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
+import { CapsNet, capsuleLength, convOutputSize, EmCapsNet, loadModelFromUrl, predictionVectors, resizeArea, squash, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
 
 export type BackendName = 'webgl' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['webgl', 'wasm', 'cpu'];
@@ -180,9 +180,9 @@ export class Engine {
     return new Engine(model, json, url);
   }
 
+  /** Which views the page shows: CapsNet's, the EM capsule network's, or the plain ones. */
   get kind(): 'capsnet' | 'em' | 'plain' {
-    const t = this.model.modelType;
-    return t === 'capsnet' || t === 'em' ? t : 'plain';
+    return this.model instanceof CapsNet ? 'capsnet' : this.model instanceof EmCapsNet ? 'em' : 'plain';
   }
 
   /** Conv1's output grid and kernel size, for models whose first layer is a convolution named conv1. */
@@ -199,15 +199,14 @@ export class Engine {
     return p && p.value.rank === 4 ? p.value : null;
   }
 
-  /** Routing iterations of the class capsules, from the model's config. */
+  /** Routing iterations of the class capsules. */
   get emIterations(): number {
-    const r = (this.model.getConfig().routing as { iterations?: number } | undefined)?.iterations;
-    return typeof r === 'number' ? r : 1;
+    return this.model.routingIterations ?? 1;
   }
 
   get caps(): CapsNet {
-    if (this.model.modelType !== 'capsnet') throw new Error('not a CapsNet');
-    return this.model as CapsNet;
+    if (!(this.model instanceof CapsNet)) throw new Error('not a CapsNet');
+    return this.model;
   }
 
   get inputShape(): [number, number, number] {
@@ -218,8 +217,8 @@ export class Engine {
     const m = this.caps;
     const c = m.config;
     const [h, w] = c.inputShape;
-    const ch = Math.floor((h - c.conv1.kernelSize) / c.conv1.strides) + 1;
-    const cw = Math.floor((w - c.conv1.kernelSize) / c.conv1.strides) + 1;
+    const ch = convOutputSize(h, c.conv1.kernelSize, c.conv1.strides, 'valid');
+    const cw = convOutputSize(w, c.conv1.kernelSize, c.conv1.strides, 'valid');
     return {
       classes: c.numClasses,
       dim: c.digit.dim,
@@ -378,7 +377,7 @@ export class Engine {
   async scores(images: Float32Array, n: number): Promise<Float32Array> {
     const [h, w, c] = this.inputShape;
     const out = tf.tidy(() => {
-      const o = this.model.forward(tf.tensor4d(this.prepare(images, n), [n, h, w, c]), this.kind === 'capsnet' ? ({ decode: 'none' } as object) : {});
+      const o = this.model.forward(tf.tensor4d(this.prepare(images, n), [n, h, w, c]), { decode: 'none' });
       return o.scores;
     });
     const data = await read(out);

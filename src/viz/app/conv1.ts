@@ -1,0 +1,108 @@
+/**
+ * The first convolution: its kernels and its ReLU maps, one tile each, with
+ * one kernel and its map shown large.
+ */
+import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type TileLayout } from './draw.js';
+import { $ } from './dom.js';
+import type { Analysis } from './engine.js';
+import { state, track, type View } from './state.js';
+
+
+function conv1Layouts(): { kernels: TileLayout; maps: TileLayout } | null {
+  if (!state.conv1Geo) return null;
+  const c = state.conv1Geo.channels;
+  const cols = c >= 128 ? 16 : c >= 32 ? 8 : 4;
+  return { kernels: tileLayout(c, state.conv1Geo.kernel, state.conv1Geo.kernel, cols, 1, 2), maps: tileLayout(c, state.conv1Geo.w, state.conv1Geo.h, cols, 2, 1) };
+}
+
+/** Conv1's ReLU maps in an analysis, when the model reports them. */
+function conv1Maps(a: Analysis | null): Float32Array | null {
+  return a && (a.kind === 'capsnet' || a.kind === 'em') ? a.conv1 : null;
+}
+
+function strongestMap(maps: Float32Array): number {
+  if (!state.conv1Geo) return 0;
+  const c = state.conv1Geo.channels;
+  const sums = new Float32Array(c);
+  for (let i = 0; i < maps.length; i++) sums[i % c] += maps[i];
+  let best = 0;
+  for (let k = 1; k < c; k++) if (sums[k] > sums[best]) best = k;
+  return best;
+}
+
+function renderConv1(): void {
+  const maps = conv1Maps(state.analysis);
+  const l = conv1Layouts();
+  if (!l || !state.conv1Geo) return;
+  const { channels: C, h, w, kernel: k } = state.conv1Geo;
+  const focus = Math.max(0, state.conv1Focus);
+  if (state.kernels) {
+    const kd = state.kernels.data;
+    const F = state.kernels.filters;
+    const inC = state.kernels.inChannels;
+    const km = absMax(kd) || 1;
+    const kcanvas = $<HTMLCanvasElement>('conv1-kernels');
+    paintTiles(kcanvas, l.kernels, (t, y, x) => diverging(kd[((y * k + x) * inC) * F + t] / km));
+    outlineTile(kcanvas, l.kernels, focus, '#ffb000');
+    const f = $<HTMLCanvasElement>('conv1-kernel-focus');
+    paintTiles(f, tileLayout(1, k, k, 1, 0, 1), (_t, y, x) => diverging(kd[((y * k + x) * inC) * F + focus] / km));
+  }
+  if (maps && maps.length === h * w * C) {
+    const m = maxOf(maps) || 1;
+    const mcanvas = $<HTMLCanvasElement>('conv1-maps');
+    paintTiles(mcanvas, l.maps, (t, y, x) => sequential(maps[(y * w + x) * C + t] / m));
+    outlineTile(mcanvas, l.maps, focus, '#00b7ff');
+    const f = $<HTMLCanvasElement>('conv1-map-focus');
+    paintTiles(f, tileLayout(1, w, h, 1, 0, 1), (_t, y, x) => sequential(maps[(y * w + x) * C + focus] / m));
+    let mx = 0;
+    for (let i = focus; i < maps.length; i += C) mx = Math.max(mx, maps[i]);
+    $('conv1-info').textContent = `Kernel and map ${focus + 1} of ${C}: strongest response ${mx.toFixed(2)} (the brightest map pixel overall is ${m.toFixed(2)}).`;
+  }
+}
+
+function setupConv1Input(): void {
+  for (const id of ['conv1-kernels', 'conv1-maps']) {
+    const canvas = $<HTMLCanvasElement>(id);
+    const layout = () => (id === 'conv1-kernels' ? conv1Layouts()?.kernels : conv1Layouts()?.maps);
+    canvas.addEventListener('pointermove', (e) => {
+      const l = layout();
+      const hit = l && tileAt(canvas, l, e);
+      if (hit && hit.tile !== state.conv1Focus) {
+        state.conv1Focus = hit.tile;
+        renderConv1();
+      }
+    });
+    canvas.addEventListener('keydown', (e) => {
+      const l = layout();
+      if (!l) return;
+      const step: Record<string, number> = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -l.cols, ArrowDown: l.cols };
+      if (step[e.key] === undefined) return;
+      e.preventDefault();
+      state.conv1Focus = Math.min(l.count - 1, Math.max(0, Math.max(0, state.conv1Focus) + step[e.key]));
+      renderConv1();
+    });
+  }
+}
+
+export const conv1View: View = {
+  init: setupConv1Input,
+  setup(engine) {
+    state.conv1Geo = engine.kind === 'plain' ? null : engine.conv1Geometry();
+    $('view-conv1').hidden = !state.conv1Geo;
+    state.conv1Focus = -1;
+    state.kernels = null;
+    if (!state.conv1Geo) return;
+    void track(engine.conv1Kernels()).then((k) => {
+      state.kernels = k;
+      renderConv1();
+    });
+    const k = state.conv1Geo.kernel;
+    $('conv1-explain').textContent = `The first layer slides each of its ${state.conv1Geo.channels} kernels (${k}×${k} pixels) over the image and keeps only positive responses (ReLU). Kernels: blue weights darken, red weights brighten. Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+  },
+  render() {
+    const maps = conv1Maps(state.analysis);
+    if (!maps) return;
+    if (state.conv1Focus < 0) state.conv1Focus = strongestMap(maps);
+    renderConv1();
+  },
+};

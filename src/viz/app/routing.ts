@@ -1,0 +1,187 @@
+/**
+ * CapsNet's dynamic routing: for each routing iteration, the couplings of
+ * every primary capsule to each digit capsule, the digit capsule each one
+ * sends most to, and the digit capsule lengths those couplings give.
+ */
+import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, robustScale, sequential, tileAt, type RGB } from './draw.js';
+import { $, fmtPct } from './dom.js';
+import { capsuleIndex, primaryLayout, renderCapsuleInfo } from './primary.js';
+import { className, focusCapsule, state, type View } from './state.js';
+
+
+function buildRoutingMaps(): void {
+  const root = $('routing-maps');
+  root.replaceChildren();
+  if (!state.geo) return;
+  for (let j = 0; j < state.geo.classes; j++) {
+    const fig = document.createElement('figure');
+    const canvas = document.createElement('canvas');
+    canvas.className = 'pixel';
+    canvas.id = `routing-${j}`;
+    canvas.setAttribute('role', 'img');
+    const cap = document.createElement('figcaption');
+    fig.append(canvas, cap);
+    root.append(fig);
+    canvas.addEventListener('pointermove', (e) => {
+      const l = primaryLayout(2);
+      const hit = l && tileAt(canvas, l, e);
+      if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
+    });
+  }
+  const legend = $('routing-legend');
+  legend.replaceChildren(
+    ...Array.from({ length: state.geo.classes }, (_, j) => {
+      const s = document.createElement('span');
+      const i = document.createElement('i');
+      i.style.background = cssColor(CLASS_COLORS[j % CLASS_COLORS.length]);
+      s.append(i, className(j));
+      return s;
+    }),
+  );
+  const winner = $<HTMLCanvasElement>('routing-winner');
+  winner.onpointermove = (e) => {
+    const l = primaryLayout(4);
+    const hit = l && tileAt(winner, l, e);
+    if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
+  };
+}
+
+function updateIterationLabel(): void {
+  const r = state.geo?.iterations ?? 1;
+  $('iter-value').textContent = `${state.iteration + 1} of ${r}`;
+  $<HTMLButtonElement>('iter-prev').disabled = state.iteration <= 0;
+  $<HTMLButtonElement>('iter-next').disabled = state.iteration >= r - 1;
+}
+
+function renderRouting(): void {
+  const a = state.analysis;
+  if (!a || a.kind !== 'capsnet' || !state.geo) return;
+  updateIterationLabel();
+  const J = state.geo.classes;
+  const c = a.couplings[state.iteration];
+  const len = a.primaryLengths;
+  const l = primaryLayout(2)!;
+  const totalLen = len.reduce((s, x) => s + x, 0) || 1;
+  const even = 1 / J;
+  const maxLen = Math.max(maxOf(len), 1e-9);
+  const weight = (i: number) => (state.weightByLength ? len[i] / maxLen : 1);
+  // One scale for all iterations, so that stepping shows the change; a few
+  // strongly routed capsules would wash out the rest, so the top 2% saturate.
+  let scale = 1e-6;
+  if (state.routingMode === 'delta') {
+    const deltas: number[] = [];
+    for (const cc of a.couplings) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) deltas.push((cc[i * J + j] - even) * weight(i));
+    scale = robustScale(deltas);
+    $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${state.weightByLength ? ', times the capsule length relative to the longest capsule' : ''}.`;
+  } else {
+    $('routing-scale').textContent = `Black: 0, bright yellow: 1 (square-root scale, so an even split of ${even.toFixed(2)} stays visible).`;
+  }
+  for (let j = 0; j < J; j++) {
+    const canvas = $<HTMLCanvasElement>(`routing-${j}`);
+    let share = 0;
+    for (let i = 0; i < len.length; i++) share += c[i * J + j] * len[i];
+    share /= totalLen;
+    paintTiles(canvas, l, (t, y, x) => {
+      const i = capsuleIndex({ type: t, y, x });
+      return state.routingMode === 'delta' ? diverging(((c[i * J + j] - even) * weight(i)) / scale) : sequential(Math.sqrt(c[i * J + j] * weight(i)));
+    });
+    if (state.capsFocus) outlinePixel(canvas, l, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x);
+    const fig = canvas.parentElement!;
+    fig.classList.toggle('predicted', j === a.prediction);
+    fig.querySelector('figcaption')!.textContent = `${className(j)} · ${fmtPct(share)}`;
+    canvas.setAttribute('aria-label', `Couplings to digit capsule ${className(j)} at iteration ${state.iteration + 1}: it receives ${fmtPct(share)} of the primary capsules' total length`);
+  }
+  const lw = primaryLayout(4)!;
+  const winner = $<HTMLCanvasElement>('routing-winner');
+  paintTiles(
+    winner,
+    lw,
+    (t, y, x) => {
+      const i = capsuleIndex({ type: t, y, x });
+      let best = 0;
+      let second = -1;
+      for (let j = 1; j < J; j++) {
+        const v = c[i * J + j];
+        if (v > c[i * J + best]) {
+          second = c[i * J + best];
+          best = j;
+        } else if (v > second) second = v;
+      }
+      const fade = weight(i);
+      const tie = c[i * J + best] - second < 1e-4;
+      const col: RGB = tie ? [150, 150, 150] : CLASS_COLORS[best % CLASS_COLORS.length];
+      return [col[0] * fade, col[1] * fade, col[2] * fade];
+    },
+    [255, 255, 255],
+  );
+  if (state.capsFocus) outlinePixel(winner, lw, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x, '#ffffff');
+  const bars = $('iter-bars');
+  const lens = a.iterationLengths[state.iteration];
+  let top = 0;
+  for (let j = 1; j < J; j++) if (lens[j] > lens[top]) top = j;
+  bars.replaceChildren(
+    ...Array.from(lens, (v, j) => {
+      const d = document.createElement('div');
+      d.style.height = `${Math.max(1, 100 * v)}%`;
+      d.dataset.label = `${className(j)}\n${v.toFixed(2)}`;
+      if (j === top) d.className = 'leading';
+      return d;
+    }),
+  );
+  bars.setAttribute('aria-label', `Digit capsule lengths after routing iteration ${state.iteration + 1}: ${Array.from(lens, (v, j) => `${className(j)} ${v.toFixed(2)}`).join(', ')}`);
+  renderCapsuleInfo();
+}
+
+function setIteration(r: number): void {
+  if (!state.geo) return;
+  state.iteration = Math.min(state.geo.iterations - 1, Math.max(0, r));
+  renderRouting();
+}
+
+export function stopPlay(): void {
+  if (state.playTimer) clearInterval(state.playTimer);
+  state.playTimer = 0;
+  $('iter-play').setAttribute('aria-pressed', 'false');
+  $('iter-play').textContent = 'Play';
+}
+
+function setupRoutingInput(): void {
+  $('iter-prev').addEventListener('click', () => {
+    stopPlay();
+    setIteration(state.iteration - 1);
+  });
+  $('iter-next').addEventListener('click', () => {
+    stopPlay();
+    setIteration(state.iteration + 1);
+  });
+  $('iter-play').addEventListener('click', () => {
+    if (state.playTimer) {
+      stopPlay();
+      return;
+    }
+    if (!state.geo) return;
+    $('iter-play').setAttribute('aria-pressed', 'true');
+    $('iter-play').textContent = 'Pause';
+    setIteration(0);
+    state.playTimer = window.setInterval(() => setIteration((state.iteration + 1) % (state.geo?.iterations ?? 1)), 1000);
+  });
+  $<HTMLSelectElement>('iter-mode').addEventListener('change', (e) => {
+    state.routingMode = (e.target as HTMLSelectElement).value === 'value' ? 'value' : 'delta';
+    renderRouting();
+  });
+  $<HTMLInputElement>('iter-weight').addEventListener('change', (e) => {
+    state.weightByLength = (e.target as HTMLInputElement).checked;
+    renderRouting();
+  });
+}
+
+export const routingView: View = {
+  init: setupRoutingInput,
+  setup(engine) {
+    $('view-routing').hidden = engine.kind !== 'capsnet';
+    state.iteration = state.geo ? state.geo.iterations - 1 : 0;
+    if (state.geo) buildRoutingMaps();
+    updateIterationLabel();
+  },
+  render: renderRouting,
+};

@@ -1,0 +1,119 @@
+/**
+ * The page's state, in one place: the loaded model, the last analysis, the
+ * input, and what each view has selected. Views read and write it; the
+ * page (main.ts) loads models and runs analyses.
+ */
+import { $ } from './dom.js';
+import type { Analysis, CapsGeometry, Conv1Geometry, Engine } from './engine.js';
+
+/** A set of test images to choose from (samples*.json and .bin, written by the build). */
+export interface Samples {
+  /** The dataset name in model metadata: mnist, fashion-mnist. */
+  dataset: string;
+  title: string;
+  images: Uint8Array;
+  labels: number[];
+  classNames: string[];
+  indices: number[];
+  count: number;
+  size: number;
+}
+
+/** A primary capsule: its type and grid position. */
+export interface CapsuleRef {
+  type: number;
+  y: number;
+  x: number;
+}
+
+/**
+ * One section of the page. `setup` runs when a model loads (show or hide
+ * the view, build what depends on the model), `render` after every analysis.
+ * `init`, when there, wires the view's fixed elements once at start.
+ */
+export interface View {
+  init?(): void;
+  setup(engine: Engine): void;
+  render(): void;
+}
+
+export const state = {
+  engine: null as Engine | null,
+  /** CapsNet's geometry, when the model is a CapsNet. */
+  geo: null as CapsGeometry | null,
+  conv1Geo: null as Conv1Geometry | null,
+  analysis: null as Analysis | null,
+  input: new Float32Array(28 * 28) as Float32Array,
+  inputSource: '',
+  samples: null as Samples | null,
+  /** Sample sets the build wrote besides MNIST's (models.json). */
+  sampleSets: ['mnist'],
+  currentSample: -1,
+  /** The class whose capsule the decoder views show. */
+  selected: 0,
+  /** That capsule as the model computed it, and as the sliders changed it. */
+  base: new Float32Array(16) as Float32Array,
+  vector: new Float32Array(16) as Float32Array,
+  /** The routing iteration shown. */
+  iteration: 0,
+  weightByLength: true,
+  routingMode: 'delta' as 'delta' | 'value',
+  conv1Focus: -1,
+  capsFocus: null as CapsuleRef | null,
+  kernels: null as { data: Float32Array; k: number; inChannels: number; filters: number } | null,
+  /** Model work running (the page is idle at 0). */
+  busy: 0,
+  perturbTimer: 0,
+  perturbCursor: { row: 0, col: 5 },
+  playTimer: 0,
+  pendingInput: null as Float32Array | null,
+  analysing: false,
+  decodeRunning: false,
+  decodePending: null as { t0: number; measure: boolean } | null,
+  backendName: '',
+  backendNote: '',
+  /** Slider move to redrawn reconstruction, and the decoder alone, in ms. */
+  latencies: [] as number[],
+  decodeTimes: [] as number[],
+};
+
+export function setPageState(s: 'loading' | 'ready' | 'error'): void {
+  document.body.dataset.state = s;
+}
+
+/** Await `p`, counted as model work. */
+export async function track<T>(p: Promise<T>): Promise<T> {
+  state.busy++;
+  try {
+    return await p;
+  } finally {
+    state.busy--;
+  }
+}
+
+export function showError(message: string): void {
+  const el = $('error');
+  el.textContent = message;
+  el.hidden = false;
+  setPageState('error');
+}
+
+export function clearError(): void {
+  $('error').hidden = true;
+}
+
+export function className(j: number): string {
+  return state.engine?.classNames[j] ?? String(j);
+}
+
+const capsuleFocusListeners: (() => void)[] = [];
+
+/** Call `f` whenever the focused primary capsule changes (the primary and routing views both outline it). */
+export function onCapsuleFocus(f: () => void): void {
+  capsuleFocusListeners.push(f);
+}
+
+export function focusCapsule(c: CapsuleRef | null): void {
+  state.capsFocus = c;
+  for (const f of capsuleFocusListeners) f();
+}
