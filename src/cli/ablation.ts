@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
-import { loadDataFromFlags, percent, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
+
+/** The --data flags ablation passes on (its cells train on the same data). */
+const USER_DATA_FLAGS = ['data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir', 'data-seed'];
 
 export const ablationSpec: CommandSpec = {
   name: 'ablation',
@@ -17,6 +20,7 @@ export const ablationSpec: CommandSpec = {
   flags: [
     { name: 'preset', type: 'string', default: 'paper', help: 'CapsNet preset' },
     { name: 'dataset', type: 'string', default: 'mnist', help: 'dataset name' },
+    ...DATA_FLAGS.filter((f) => USER_DATA_FLAGS.includes(f.name)),
     { name: 'epochs', type: 'int', min: 1, default: 10, help: 'epochs per cell' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -42,8 +46,9 @@ export const ABLATION_CELLS = [
 
 export async function runAblation({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
-  const trainData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['test-limit'] }, 'test');
+  const dataFlags = { dataset: flags.dataset, json: flags.json, ...Object.fromEntries(USER_DATA_FLAGS.map((k) => [k, flags[k]])) };
+  const trainData = await loadDataFromFlags({ ...dataFlags, limit: flags['train-limit'] }, 'train');
+  const testData = await loadDataFromFlags({ ...dataFlags, limit: flags['test-limit'] }, 'test');
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   for (const cell of ABLATION_CELLS) {
@@ -61,7 +66,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
             model: 'capsnet',
             preset: flags.preset as string,
             overrides: { digit: { routingIterations: cell.routing }, loss: { reconstructionWeight: cell.reconstruction ? 0.0005 : 0 }, inputShape: [trainData.height, trainData.width, trainData.channels], numClasses: trainData.numClasses },
-            dataset: flags.dataset as string,
+            dataset: flags.data !== undefined ? trainData.name.replace(/-train$/, '') : (flags.dataset as string),
             epochs: flags.epochs as number,
             batchSize: flags['batch-size'] as number,
             learningRate: flags.lr as number,

@@ -29,7 +29,7 @@ export function formatConfusion(confusion: number[][], names: string[]): string 
 export async function runEval({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
-  const ds = loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
   const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing } : undefined;
   const r = evaluate(model, ds, { batchSize: flags['batch-size'] as number, progress: !flags.json, forwardOptions });
   report(flags, { model: dir, ...r }, () => {

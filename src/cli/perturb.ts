@@ -43,7 +43,7 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
     throw new UsageError(`perturb needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
   }
   const caps = model as CapsNet;
-  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
   const indices = String(flags.indices).split(',').map((s) => {
     const v = Number(s.trim());
     if (!Number.isInteger(v) || v < 0) throw new UsageError(`--indices must be non-negative integers, got '${s}'`);

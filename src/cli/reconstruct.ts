@@ -35,7 +35,7 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
     throw new UsageError(`reconstruct needs a CapsNet with a decoder; ${dir} is a ${model.modelType} model without one`);
   }
   const caps = model as CapsNet;
-  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
   const start = flags.start as number;
   const count = Math.min(flags.count as number, ds.count - start);
   if (count <= 0) throw new Error(`--start ${start} is past the end of ${ds.name} (${ds.count} images)`);
