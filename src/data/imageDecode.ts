@@ -120,6 +120,19 @@ export async function prepareImage(bytes: Uint8Array, source: string, prep: Imag
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** A picture of any supported format as floats in [0, 1]: one channel when it has no colour, else RGB. */
+export async function decodeRaster(bytes: Uint8Array, source: string): Promise<{ width: number; height: number; channels: 1 | 3; data: Float32Array }> {
+  const { data, info } = await run(() => open(bytes, source).flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }), source);
+  const c = info.channels;
+  const n = info.width * info.height;
+  let colour = false;
+  for (let i = 0; i < n && !colour; i++) if (Math.abs(data[i * c] - data[i * c + 1]) > GRAY_TOLERANCE || Math.abs(data[i * c + 1] - data[i * c + 2]) > GRAY_TOLERANCE) colour = true;
+  const channels = colour ? 3 : 1;
+  const out = new Float32Array(n * channels);
+  for (let i = 0; i < n; i++) for (let k = 0; k < channels; k++) out[i * channels + k] = data[i * c + k] / 255;
+  return { width: info.width, height: info.height, channels, data: out };
+}
+
 export async function readImageFile(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);

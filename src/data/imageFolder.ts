@@ -44,7 +44,7 @@ function subfolders(dir: string): string[] {
 }
 
 /** Picture files under `dir`, at any depth, sorted; other files (.txt, .DS_Store) are ignored. */
-function imagesUnder(dir: string): string[] {
+export function imagesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const d of readdirSync(dir, { withFileTypes: true })) {
     if (!visible(d.name)) continue;
