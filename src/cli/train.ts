@@ -2,7 +2,7 @@
 import { basename, join, resolve } from 'node:path';
 import { modelPathOrPretrained } from '../models/pretrained.js';
 import { modelTypeNames } from '../models/registry.js';
-import { readTrainingState } from '../training/checkpoint.js';
+import { DATA_CACHE_DIR, readTrainingState } from '../training/checkpoint.js';
 import { train, type TrainOptions } from '../training/trainer.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
@@ -99,7 +99,7 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   // Decoded pictures are kept beside the run (absolute, so a resumed run finds them from anywhere).
   if (dataFlags.data !== undefined) {
     dataFlags.data = resolve(dataFlags.data as string);
-    dataFlags['cache-dir'] = resolve((dataFlags['cache-dir'] as string | undefined) ?? join(out, 'data-cache'));
+    dataFlags['cache-dir'] = resolve((dataFlags['cache-dir'] as string | undefined) ?? join(out, DATA_CACHE_DIR));
   }
   if (flags.resume) dataFlags = (readTrainingState(out).options.data as ParsedFlags | undefined) ?? dataFlags;
   options.data = dataFlags;
@@ -129,6 +129,10 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
       log: flags.json ? () => {} : undefined,
       stopAtError,
       checkEvery: flags['check-every'] as number | undefined,
+    }).catch((e: Error) => {
+      // A layer's kernel larger than what is left of the image: name the image size and the way out.
+      if (/does not fit/.test(e.message)) throw new Error(`images of ${trainData.height}x${trainData.width} are too small for ${flags.model} preset '${flags.preset}' (${e.message}); use a larger --image-size`);
+      throw e;
     });
     const last = result.history[result.history.length - 1];
     report(

@@ -24,6 +24,8 @@ import type { Adam, AdamState } from './adam.js';
 import type { WeightAverage, WeightAverageState } from './weightAverage.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
+/** Folder of a run holding the decoded pictures of a --data folder (made before the first checkpoint). */
+export const DATA_CACHE_DIR = 'data-cache';
 const KEEP_CHECKPOINTS = 2;
 
 export interface EpochMetrics {

@@ -15,7 +15,7 @@ import { createModel } from '../models/registry.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Rng } from '../util/rng.js';
 import { Adam } from './adam.js';
-import { hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
+import { DATA_CACHE_DIR, hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
 import { checkCompatible, evaluate, hitsTargets } from './evaluate.js';
 import { formatDuration, Progress } from './progress.js';
 import { WeightAverage } from './weightAverage.js';
@@ -208,7 +208,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     if (hasCheckpoint(o.outDir)) {
       throw new Error(`${o.outDir} already holds a training run: use --resume to continue it, or choose another --out`);
     }
-    if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+    if (existsSync(o.outDir) && readdirSync(o.outDir).some((n) => n !== DATA_CACHE_DIR)) {
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
     if (o.weightAverage !== undefined) average = new WeightAverage(o.weightAverage);
