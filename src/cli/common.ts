@@ -92,7 +92,7 @@ export async function loadDataFromFlags(flags: ParsedFlags, split: Split, prefix
       channels: flags.channels !== undefined ? (Number(flags.channels) as 1 | 3) : undefined,
       skipInvalid: !!flags['skip-invalid'],
       cacheDir: (flags['cache-dir'] as string | undefined) ?? defaultCacheDir(),
-      progress: !flags.json && !flags.quiet,
+      progress: !flags.json && !flags.quiet && flags.progress !== false,
       log: flags.json || flags.quiet ? () => {} : undefined,
     });
   } else if (images || labels) {

@@ -74,7 +74,9 @@ export async function loadInputImage(path: string, model: ClassifierModel, flags
   // PNG and PGM through the readers the shipped models were checked with; every other format through the picture decoder.
   const isPng = raw.length >= 4 && raw[0] === 0x89 && raw[1] === 0x50;
   const isPgm = raw.length >= 2 && raw[0] === 0x50 && (raw[1] === 0x32 || raw[1] === 0x35);
-  const img = isPng || isPgm ? readImage(path) : await decodeRaster(raw, path);
+  const img = isPng || isPgm ? readImage(path) : await decodeRaster(raw, path).catch(() => {
+    throw new Error(`${path}: not a PNG or PGM image, nor a JPEG, WebP, GIF or BMP picture that can be decoded`);
+  });
   if (norbModel) {
     // Each channel of the picture as one camera's plane, as smallNORB stores them.
     const src = c === 1 ? toGray(img) : img.channels === c ? img.data : null;

@@ -104,7 +104,7 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   if (flags.resume) dataFlags = (readTrainingState(out).options.data as ParsedFlags | undefined) ?? dataFlags;
   options.data = dataFlags;
   await setupBackend(flags);
-  const quiet = { json: flags.json, quiet: !flags.progress };
+  const quiet = { json: flags.json, progress: flags.progress };
   const trainData = await loadDataFromFlags({ ...dataFlags, ...quiet, limit: dataFlags['train-limit'] }, 'train');
   const testData = await loadDataFromFlags({ ...dataFlags, ...quiet, images: dataFlags['test-images'], labels: dataFlags['test-labels'], limit: dataFlags['test-limit'], 'data-count': dataFlags['test-data-count'] }, 'test');
   if (trainData.skipped?.length && !flags.json) process.stderr.write(`left out ${trainData.skipped.length} files that cannot be decoded (recorded in the model's metadata)\n`);
