@@ -92,3 +92,32 @@ test('interrupted and resumed on a streamed folder dataset with flips, training 
   straight.model.dispose();
   resumed.model.dispose();
 });
+
+test('the paper CapsNet and EM presets adapt to 32x32x3 and 64x64x3: info shows the grid, parameters and training memory; one training step runs', async () => {
+  const info = (...args: string[]) => {
+    const r = capsnet('info', '--json', ...args);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const primary = (j: { layers: { name: string; outputShape: (number | null)[] }[] }) => j.layers.find((l) => l.name === 'primary_caps')!.outputShape;
+  assert.deepEqual(primary(info('--preset', 'paper', '--image-size', '32', '--channels', '3')), [null, 2048, 8]);
+  assert.deepEqual(primary(info('--preset', 'paper', '--image-size', '64', '--channels', '3')), [null, 18432, 8]);
+  assert.deepEqual(primary(info('--type', 'em', '--preset', 'paper', '--image-size', '64', '--channels', '3')), [null, 30, 30, 32, 4, 4]);
+  const m4 = info('--preset', 'small', '--image-size', '32', '--channels', '3', '--memory', '--batch-size', '4');
+  const m8 = info('--preset', 'small', '--image-size', '32', '--channels', '3', '--memory', '--batch-size', '8');
+  assert.equal(m4.trainableParams, m8.trainableParams);
+  assert.equal(m4.trainingMemory.weightBytes, 4 * m4.trainableParams);
+  assert.ok(m4.trainingMemory.stepPerExampleBytes > 0);
+  assert.ok(m8.trainingMemory.totalBytes > m4.trainingMemory.totalBytes, 'more images per batch need more memory');
+  const bad = capsnet('info', '--preset', 'paper', '--image-size', '12');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /cannot take 12x12x1 inputs: primary_caps: a 9x9 kernel/);
+
+  await initBackend();
+  for (const [model, size, batch] of [['capsnet', 32, 4], ['em', 64, 2]] as const) {
+    const ds = take(await loadUserData(data, 'train', { cacheDir: join(root, 'cache'), imageSize: size, channels: 3, log: () => {} }), batch);
+    const r = await train({ model, preset: 'paper', overrides: { inputShape: [size, size, 3], numClasses: 4 }, dataset: 'pictures', epochs: 1, batchSize: batch, learningRate: 0.001, lrDecay: 1, shift: 2, seed: 1, outDir: join(root, `step-${model}-${size}`) }, { train: ds }, { log: () => {} });
+    assert.ok(Number.isFinite(r.history[0].trainLoss), `${model} ${size}x${size}x3 trains`);
+    r.model.dispose();
+  }
+});
