@@ -69,6 +69,19 @@ test('train, eval and predict on a folder of colour pictures with odd class name
   const noSplit = capsnet('train', '--data', join(data, 'train'), '--epochs', '1', '--out', join(root, 'nosplit'), '--json');
   assert.equal(noSplit.status, 1);
   assert.match(noSplit.stderr, /no separate test set: give --val-split/);
+  const both = capsnet('train', '--data', data, '--val-split', '0.2', '--epochs', '1', '--out', join(root, 'both'), '--json');
+  assert.equal(both.status, 1);
+  assert.match(both.stderr, /has its own test set: --val-split applies to sources without one/);
+
+  // DIR/<class>/ with --val-split: eval holds out the same part by default (the model's metadata records the split).
+  const flat = join(data, 'train');
+  const held = join(root, 'held');
+  const trFlat = capsnet('train', '--data', flat, '--val-split', '0.25', '--data-seed', '5', '--preset', 'small', '--epochs', '1', '--batch-size', '30', '--out', held, '--json');
+  assert.equal(trFlat.status, 0, trFlat.stderr);
+  const evFlat = JSON.parse(capsnet('eval', '--model', held, '--data', flat, '--json').stdout);
+  assert.equal(evFlat.count, 60, 'a quarter of each class of 60 pictures');
+  assert.equal(evFlat.accuracy, JSON.parse(trFlat.stdout).final.testAccuracy);
+  assert.equal(JSON.parse(capsnet('eval', '--model', held, '--data', flat, '--val-split', '0.5', '--json').stdout).count, 120);
 });
 
 test('interrupted and resumed on a streamed folder dataset with flips, training ends with identical weights', async () => {

@@ -2,7 +2,7 @@
 import '../models/index.js';
 import { describeBackend, initBackend, type BackendInfo } from '../backend/node.js';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { take, type ImageDataset } from '../data/dataset.js';
 import { loadIdxPair } from '../data/files.js';
 import { datasetNames, loadDataset } from '../data/index.js';
@@ -64,14 +64,20 @@ export function withModelDataset(flags: ParsedFlags, ...models: ModelJson[]): Pa
 
 /**
  * A --data folder for a saved model is prepared as the model's input was:
- * its size and channels, unless the flags give them.
+ * its size and channels, and the held-out part of its --val-split, unless the
+ * flags give them.
  */
 function withModelInput(flags: ParsedFlags, model: ModelJson | undefined): ParsedFlags {
   const shape = (model?.config as { inputShape?: number[] } | undefined)?.inputShape;
   if (!shape || shape.length !== 3) return flags;
   const [h, w, c] = shape;
+  // A model trained with --val-split is evaluated on the part it held out, unless told otherwise.
+  const held = model?.metadata?.heldOut as { fraction?: number; seed?: number; source?: string } | undefined;
+  const sameData = held?.source !== undefined && resolve(flags.data as string) === held.source;
+  const split = flags['val-split'] === undefined && sameData && typeof held?.fraction === 'number' ? { 'val-split': held.fraction, ...(flags['data-seed'] === undefined ? { 'data-seed': held.seed } : {}) } : {};
   return {
     ...flags,
+    ...split,
     ...(flags['image-size'] === undefined && h === w ? { 'image-size': h } : {}),
     ...(flags.channels === undefined && (c === 1 || c === 3) ? { channels: String(c) } : {}),
   };

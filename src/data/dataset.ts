@@ -36,6 +36,8 @@ export interface ImageDataset {
   pixels?: PixelSource;
   /** How a picture becomes an input like this dataset's (saved in a model's metadata, used by predict). */
   preparation?: unknown;
+  /** The seeded split that made this set from a source without a test set (--val-split), so that evaluation can hold out the same part. */
+  heldOut?: { fraction: number; seed: number; source: string };
   /** Files left out because they could not be decoded (--skip-invalid). */
   skipped?: { path: string; reason: string }[];
 }

@@ -13,7 +13,7 @@
  * each class gives the same fraction of its examples to the test split.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Rng } from '../util/rng.js';
 import { readCsv, readNpyFolder, readNpz, type ArraySplit } from './arrayFiles.js';
 import type { ImageDataset } from './dataset.js';
@@ -72,6 +72,10 @@ export function stratifiedSplit(labels: Int32Array, fraction: number, seed = 1):
   return { train: sorted(train), test: sorted(test) };
 }
 
+function heldOut(path: string, single: boolean, o: UserDataOptions): Pick<ImageDataset, 'heldOut'> {
+  return single && o.valSplit !== undefined ? { heldOut: { fraction: o.valSplit, seed: o.seed ?? 1, source: resolve(path) } } : {};
+}
+
 function noTestSet(path: string): Error {
   return new Error(`--data ${path} has no separate test set: give --val-split FRACTION (e.g. 0.2) to hold out part of each class`);
 }
@@ -79,6 +83,7 @@ function noTestSet(path: string): Error {
 /** The indices of `split` in a source with groups (e.g. train/test) or one group to split. */
 function splitIndices(path: string, groups: Uint8Array, groupNames: string[], labels: Int32Array, split: Split, o: UserDataOptions): Int32Array {
   if (groupNames.length > 1) {
+    if (o.valSplit !== undefined) throw new Error(`--data ${path} has its own test set: --val-split applies to sources without one (DIR/<class>/ or one .csv file)`);
     const g = groupNames.indexOf(split);
     const out: number[] = [];
     groups.forEach((v, i) => v === g && out.push(i));
@@ -107,6 +112,7 @@ function arrayDataset(path: string, split: Split, parts: { train?: ArraySplit; t
   const numClasses = maxLabel + 1;
   checkClasses(path, numClasses, parts.test?.labels);
   let chosen: ArraySplit;
+  if (!parts.all && o.valSplit !== undefined) throw new Error(`--data ${path} has its own test set: --val-split applies to sources without one (DIR/<class>/ or one .csv file)`);
   if (parts.all) {
     const idx = splitIndices(path, new Uint8Array(parts.all.count), ['all'], parts.all.labels, split, o);
     const per = ref.height * ref.width * ref.channels;
@@ -127,6 +133,7 @@ function arrayDataset(path: string, split: Split, parts: { train?: ArraySplit; t
     numClasses,
     classNames: Array.from({ length: numClasses }, (_, i) => String(i)),
     preparation: ref.channels === 1 || ref.channels === 3 ? imagePreparation(ref.height, ref.width, ref.channels) : undefined,
+    ...heldOut(path, parts.all !== undefined, o),
   };
 }
 
@@ -162,6 +169,7 @@ export async function loadUserData(path: string, split: Split, o: UserDataOption
         classNames: h.classNames,
         preparation: summary.preparation,
         skipped: summary.skipped,
+        ...heldOut(path, h.groupNames.length === 1, o),
       };
     }
   }

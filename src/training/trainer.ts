@@ -266,6 +266,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     ...(data.train.classNames ? { classNames: data.train.classNames } : {}),
     ...(data.train.preparation ? { preparation: data.train.preparation } : {}),
     ...(skipped?.length ? { skippedFiles: { count: skipped.length, first: skipped.slice(0, 20) } } : {}),
+    ...(data.train.heldOut ? { heldOut: data.train.heldOut } : {}),
     ...(o.init ? { initializedFrom: o.init } : {}),
   };
   /** Test metrics of the model as it is saved: the averaged weights when training averages them. */
