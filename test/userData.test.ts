@@ -108,7 +108,7 @@ test('files that cannot be decoded are all found before training, named with a c
   writeFileSync(join(root, 'train', 'y', 'corrupt.png'), Buffer.from('definitely not a picture'));
   const o = quiet(join(root, '.cache'));
   await assert.rejects(loadUserData(root, 'train', o), (e: Error) => {
-    assert.match(e.message, /^4 of 16 files in .* cannot be decoded: train\/x\/empty\.jpg \(empty file\); train\/x\/truncated\.jpg/);
+    assert.match(e.message, /^4 of 16 files in .* cannot be decoded: train\/x\/empty\.jpg \(empty file\); train\/x\/truncated\.jpg \(cannot decode \(corrupt or truncated data\)\)/);
     assert.match(e.message, /--skip-invalid/);
     assert.ok(!e.message.includes('\n'));
     return true;

@@ -49,6 +49,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
   const dataFlags = { dataset: flags.dataset, json: flags.json, ...Object.fromEntries(USER_DATA_FLAGS.map((k) => [k, flags[k]])) };
   const trainData = await loadDataFromFlags({ ...dataFlags, limit: flags['train-limit'] }, 'train');
   const testData = await loadDataFromFlags({ ...dataFlags, limit: flags['test-limit'] }, 'test');
+  const datasetName = flags.data !== undefined ? trainData.name.replace(/-train$/, '') : (flags.dataset as string);
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   for (const cell of ABLATION_CELLS) {
@@ -66,7 +67,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
             model: 'capsnet',
             preset: flags.preset as string,
             overrides: { digit: { routingIterations: cell.routing }, loss: { reconstructionWeight: cell.reconstruction ? 0.0005 : 0 }, inputShape: [trainData.height, trainData.width, trainData.channels], numClasses: trainData.numClasses },
-            dataset: flags.data !== undefined ? trainData.name.replace(/-train$/, '') : (flags.dataset as string),
+            dataset: datasetName,
             epochs: flags.epochs as number,
             batchSize: flags['batch-size'] as number,
             learningRate: flags.lr as number,
@@ -92,9 +93,9 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
     const std = Math.sqrt(errors.reduce((a, b) => a + (b - mean) ** 2, 0) / errors.length);
     rows.push({ cell: cell.name, routing: cell.routing, reconstruction: cell.reconstruction, errors, meanError: mean, std, seconds });
   }
-  report(flags, { preset: flags.preset, dataset: flags.dataset, epochs: flags.epochs, batchSize: flags['batch-size'], trials: flags.trials, rows }, () =>
+  report(flags, { preset: flags.preset, dataset: datasetName, epochs: flags.epochs, batchSize: flags['batch-size'], trials: flags.trials, rows }, () =>
     [
-      `ablation: CapsNet '${flags.preset}' on ${flags.dataset}, ${flags.epochs} epochs per cell, batch ${flags['batch-size']}, ${flags.trials} seed(s)`,
+      `ablation: CapsNet '${flags.preset}' on ${datasetName}, ${flags.epochs} epochs per cell, batch ${flags['batch-size']}, ${flags.trials} seed(s)`,
       '',
       'routing  reconstruction  test error          training time',
       ...rows.map((r) => `${String(r.routing).padEnd(8)} ${(r.reconstruction ? 'yes' : 'no').padEnd(15)} ${`${percent(r.meanError)}${r.errors.length > 1 ? ` +- ${percent(r.std)}` : ''}`.padEnd(19)} ${(r.seconds / 3600).toFixed(2)} h`),

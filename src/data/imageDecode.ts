@@ -77,7 +77,8 @@ async function run(pipeline: () => Sharp, source: string): Promise<{ data: Buffe
   try {
     return await pipeline().toBuffer({ resolveWithObject: true });
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
+    // libvips reports some truncated JPEGs only as an unknown error.
+    const msg = (e as Error).message.split('\n')[0].replace(/^Unknown error$/, 'corrupt or truncated data');
     throw new Error(msg.startsWith(source) ? msg : `${source}: cannot decode (${msg})`);
   }
 }

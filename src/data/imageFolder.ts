@@ -79,16 +79,19 @@ export function scanImageFolder(dir: string): FolderScan {
   groups.forEach((group, g) => {
     const base = hasTrain ? join(root, group) : root;
     const names = subfolders(base);
+    const byClass: FolderFile[][] = [];
     for (const name of names) {
       const label = classNames.indexOf(name.normalize('NFC'));
       if (label < 0) throw new Error(`class '${name}' of ${join(dir, group)} is not among the training classes (${classNames.join(', ')})`);
       const paths = imagesUnder(join(base, name));
-      if (paths.length === 0) throw new Error(`class folder ${join(hasTrain ? join(dir, group) : dir, name)} holds no pictures (${'PNG, JPEG, WebP, GIF or BMP'})`);
-      for (const p of paths) {
+      if (paths.length === 0) throw new Error(`class folder ${join(hasTrain ? join(dir, group) : dir, name)} holds no pictures (PNG, JPEG, WebP, GIF or BMP)`);
+      byClass.push(paths.map((p) => {
         const st = statSync(p);
-        files.push({ path: p, rel: relative(root, p).split(sep).join('/'), label, group: g, size: st.size, mtimeMs: st.mtimeMs });
-      }
+        return { path: p, rel: relative(root, p).split(sep).join('/'), label, group: g, size: st.size, mtimeMs: st.mtimeMs };
+      }));
     }
+    // Classes interleaved (the first picture of each class, then the second, ...), so that the first N images (--limit) hold every class.
+    for (let k = 0; byClass.some((c) => k < c.length); k++) for (const c of byClass) if (k < c.length) files.push(c[k]);
   });
   return { root, layout: hasTrain ? 'train-test' : 'classes', classNames, groupNames: groups, files };
 }
@@ -150,7 +153,7 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
     }
   });
   scanBar.finish();
-  const invalid = scan.files.flatMap((f, i) => ('error' in probes[i] ? [{ path: f.rel, reason: (probes[i] as { error: string }).error }] : []));
+  const invalid = scan.files.flatMap((f, i) => ('error' in probes[i] ? [{ path: f.rel, reason: (probes[i] as { error: string }).error }] : [])).sort((a, b) => (a.path < b.path ? -1 : 1));
   if (invalid.length && !o.skipInvalid) {
     const first = invalid.slice(0, 3).map((b) => `${b.path} (${b.reason})`).join('; ');
     throw new Error(`${invalid.length} of ${scan.files.length} files in ${scan.root} cannot be decoded: ${first}${invalid.length > 3 ? '; ...' : ''}. Fix or remove them, or pass --skip-invalid to leave them out`);
