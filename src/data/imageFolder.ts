@@ -141,7 +141,7 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
   if (existing && existing.header.key === key) return existing;
 
   // The scan: decode everything once.
-  const scanBar = new Progress({ label: `scan ${scan.files.length} pictures`, total: scan.files.length, enabled: o.progress ?? false });
+  const scanBar = new Progress({ label: `scan ${scan.files.length} pictures`, total: scan.files.length, unit: 'files', enabled: o.progress ?? false });
   let done = 0;
   const probes = await mapLimited(scan.files, DECODE_CONCURRENCY, async (f) => {
     try {
@@ -149,7 +149,7 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
     } catch (e) {
       return { error: (e as Error).message.replace(`${f.rel}: `, '') };
     } finally {
-      scanBar.update(++done, { 'files/s': Math.round(scanBar.rate) });
+      scanBar.update(++done);
     }
   });
   scanBar.finish();
@@ -189,7 +189,7 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
   };
   const labels = Int32Array.from(keep, (i) => scan.files[i].label);
   const groups = Uint8Array.from(keep, (i) => scan.files[i].group);
-  const bar = new Progress({ label: `decode ${keep.length} pictures to ${width}x${height}x${channels}`, total: keep.length, enabled: o.progress ?? false });
+  const bar = new Progress({ label: `decode ${keep.length} pictures to ${width}x${height}x${channels}`, total: keep.length, unit: 'files', enabled: o.progress ?? false });
   await writePixelCache(path, header, labels, groups, preparedInOrder(scan, keep, prep, bar));
   bar.finish();
   log(`decoded ${keep.length} pictures of ${scan.classNames.length} classes to ${width}x${height}x${channels} in ${bar.elapsedSeconds.toFixed(1)} s (${Math.round(keep.length / Math.max(bar.elapsedSeconds, 1e-3))} files/s); cache: ${path}`);
@@ -205,7 +205,7 @@ async function* preparedInOrder(scan: FolderScan, keep: number[], prep: ImagePre
     const part = keep.slice(s, s + chunk);
     const images = await mapLimited(part, DECODE_CONCURRENCY, async (i) => prepareImage(await readImageFile(scan.files[i].path), scan.files[i].rel, prep));
     yield* images;
-    bar.update(Math.min(keep.length, s + chunk), { 'files/s': Math.round(bar.rate) });
+    bar.update(Math.min(keep.length, s + chunk));
   }
 }
 
