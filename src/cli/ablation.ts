@@ -12,7 +12,10 @@ import { mergeConfig } from '../util/config.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
 import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
-import { loadDataFromFlags, percent, report, setupBackend } from './common.js';
+import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
+
+/** The --data flags ablation passes on (its cells train on the same data). */
+const USER_DATA_FLAGS = ['data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir', 'data-seed'];
 
 export const ablationSpec: CommandSpec = {
   name: 'ablation',
@@ -20,6 +23,7 @@ export const ablationSpec: CommandSpec = {
   flags: [
     { name: 'preset', type: 'string', default: 'paper', help: 'CapsNet preset' },
     { name: 'dataset', type: 'string', default: 'mnist', help: 'dataset name' },
+    ...DATA_FLAGS.filter((f) => USER_DATA_FLAGS.includes(f.name)),
     { name: 'epochs', type: 'int', min: 1, default: 10, help: 'epochs per cell' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -45,8 +49,10 @@ export const ABLATION_CELLS = [
 
 export async function runAblation({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
-  const trainData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ dataset: flags.dataset, limit: flags['test-limit'] }, 'test');
+  const dataFlags = { dataset: flags.dataset, json: flags.json, ...Object.fromEntries(USER_DATA_FLAGS.map((k) => [k, flags[k]])) };
+  const trainData = await loadDataFromFlags({ ...dataFlags, limit: flags['train-limit'] }, 'train');
+  const testData = await loadDataFromFlags({ ...dataFlags, limit: flags['test-limit'] }, 'test');
+  const datasetName = flags.data !== undefined ? trainData.name.replace(/-train$/, '') : (flags.dataset as string);
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   const capsnet = getArchitecture('capsnet');
@@ -69,7 +75,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
               inputShape: [trainData.height, trainData.width, trainData.channels],
               numClasses: trainData.numClasses,
             },
-            dataset: flags.dataset as string,
+            dataset: datasetName,
             epochs: flags.epochs as number,
             batchSize: flags['batch-size'] as number,
             learningRate: flags.lr as number,
@@ -95,9 +101,9 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
     const std = Math.sqrt(errors.reduce((a, b) => a + (b - mean) ** 2, 0) / errors.length);
     rows.push({ cell: cell.name, routing: cell.routing, reconstruction: cell.reconstruction, errors, meanError: mean, std, seconds });
   }
-  report(flags, { preset: flags.preset, dataset: flags.dataset, epochs: flags.epochs, batchSize: flags['batch-size'], trials: flags.trials, rows }, () =>
+  report(flags, { preset: flags.preset, dataset: datasetName, epochs: flags.epochs, batchSize: flags['batch-size'], trials: flags.trials, rows }, () =>
     [
-      `ablation: CapsNet '${flags.preset}' on ${flags.dataset}, ${flags.epochs} epochs per cell, batch ${flags['batch-size']}, ${flags.trials} seed(s)`,
+      `ablation: CapsNet '${flags.preset}' on ${datasetName}, ${flags.epochs} epochs per cell, batch ${flags['batch-size']}, ${flags.trials} seed(s)`,
       '',
       'routing  reconstruction  test error          training time',
       ...rows.map((r) => `${String(r.routing).padEnd(8)} ${(r.reconstruction ? 'yes' : 'no').padEnd(15)} ${`${percent(r.meanError)}${r.errors.length > 1 ? ` +- ${percent(r.std)}` : ''}`.padEnd(19)} ${(r.seconds / 3600).toFixed(2)} h`),

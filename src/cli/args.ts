@@ -21,6 +21,8 @@ export interface PositionalSpec {
   name: string;
   help: string;
   required?: boolean;
+  /** The last positional may take any number of values (e.g. pictures a shell glob expanded). */
+  variadic?: boolean;
 }
 
 export interface CommandSpec {
@@ -108,14 +110,14 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     const pos = spec.positionals ?? [];
     const required = pos.filter((p) => p.required).length;
     if (positionals.length < required) throw new UsageError(`'${spec.name}' needs ${pos.filter((p) => p.required).map((p) => p.name).join(' ')} (see capsnet ${spec.name} --help)`);
-    if (positionals.length > pos.length) throw new UsageError(`unexpected argument '${positionals[pos.length]}' for '${spec.name}'`);
+    if (positionals.length > pos.length && !pos[pos.length - 1]?.variadic) throw new UsageError(`unexpected argument '${positionals[pos.length]}' for '${spec.name}'`);
   }
   for (const f of spec.flags) if (flags[f.name] === undefined && f.default !== undefined) flags[f.name] = f.default;
   return { flags, positionals, help };
 }
 
 export function formatHelp(spec: CommandSpec): string {
-  const pos = (spec.positionals ?? []).map((p) => (p.required ? p.name : `[${p.name}]`)).join(' ');
+  const pos = (spec.positionals ?? []).map((p) => `${p.required ? p.name : `[${p.name}]`}${p.variadic ? '...' : ''}`).join(' ');
   const lines = [`capsnet ${spec.name}${pos ? ` ${pos}` : ''} [flags]`, '', spec.summary];
   if (spec.description) lines.push('', spec.description);
   if (spec.positionals?.length) {

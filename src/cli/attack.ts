@@ -157,7 +157,7 @@ export async function runAttack({ flags }: ParsedArgs): Promise<number> {
   const names = givenNames ?? loaded.map((l, i) => `${l.model.modelType} ${basename(dirs[i])}`);
   if (new Set(names).size !== names.length) throw new UsageError('the models need distinct names (use --names)');
   try {
-    const full = loadDataFromFlags({ ...withModelDataset(flags, ...loaded.map((l) => l.json)), limit: undefined }, flags.split as 'train' | 'test');
+    const full = await loadDataFromFlags({ ...withModelDataset(flags, ...loaded.map((l) => l.json)), limit: undefined }, flags.split as 'train' | 'test');
     const ds = take(full, (flags.limit as number | undefined) ?? 1000);
     for (const { model } of loaded) checkCompatible(model, ds);
     const numClasses = ds.numClasses;

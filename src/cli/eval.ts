@@ -29,7 +29,7 @@ export function formatConfusion(confusion: number[][], names: string[]): string 
 export async function runEval({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
-  const ds = loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
   if (flags.routing !== undefined && model.routingIterations === null) {
     model.dispose();
     throw new UsageError(`--routing: ${dir} is a ${model.modelType} model, which does not route`);

@@ -3,7 +3,8 @@ import { describeBackend } from '../backend/node.js';
 import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
 import { createModel } from '../models/registry.js';
-import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import { estimateTrainingMemory, formatBytes } from '../training/memoryEstimate.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const infoSpec: CommandSpec = {
@@ -13,12 +14,17 @@ export const infoSpec: CommandSpec = {
   flags: [
     COMMON_FLAGS.arch,
     { name: 'preset', type: 'string', default: 'paper', help: 'preset of --arch' },
+    { name: 'image-size', type: 'int', min: 1, arg: 'N', help: 'build the preset for NxN inputs [default: the preset\'s]' },
+    { name: 'channels', type: 'string', choices: ['1', '3'], help: 'build the preset for gray (1) or colour (3) inputs [default: the preset\'s]' },
+    { name: 'classes', type: 'int', min: 2, help: 'build the preset for this many classes [default: the preset\'s]' },
+    { name: 'memory', type: 'boolean', help: 'also measure the tensor memory of one training step (--batch-size images)' },
+    COMMON_FLAGS.batchSize,
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet info --preset paper', 'capsnet info --arch em --preset small', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
+  examples: ['capsnet info --preset paper', 'capsnet info --arch em --preset paper --image-size 64 --channels 3 --memory --batch-size 16', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
   renamed: { type: 'give the architecture with --arch (capsnet, cnn, em)' },
 };
 
@@ -39,13 +45,25 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
     const loaded = loadModelFromFlags(flags);
     model = loaded.model;
     source = loaded.dir;
+    if (flags['image-size'] !== undefined || flags.channels !== undefined || flags.classes !== undefined) throw new UsageError('--image-size, --channels and --classes build a preset; a saved model has its own input');
   } else {
-    model = createModel(flags.arch as string, flags.preset as string);
+    const base = createModel(flags.arch as string, flags.preset as string);
+    const [h, w, c] = base.inputShape;
+    const n = flags['image-size'] as number | undefined;
+    const inputShape = [n ?? h, n ?? w, flags.channels !== undefined ? Number(flags.channels) : c];
+    const numClasses = (flags.classes as number | undefined) ?? base.numClasses;
+    base.dispose();
+    try {
+      model = createModel(flags.arch as string, flags.preset as string, { inputShape, numClasses });
+    } catch (e) {
+      throw new Error(`${flags.arch} preset '${flags.preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
+    }
     source = `${flags.arch} preset '${flags.preset}'`;
   }
+  const memory = flags.memory ? await estimateTrainingMemory(model, flags['batch-size'] as number) : undefined;
   const layers = model.summary();
   const total = model.countParams();
-  report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, trainableParams: total, config: model.getConfig(), backend }, () => {
+  report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, trainableParams: total, ...(memory ? { trainingMemory: memory } : {}), config: model.getConfig(), backend }, () => {
     const shape = (l: (typeof layers)[number]) => `[${l.outputShape.map((d) => d ?? 'batch').join(', ')}]`;
     const w = [Math.max(5, ...layers.map((l) => l.name.length)), Math.max(5, ...layers.map((l) => l.className.length)), Math.max(12, ...layers.map((l) => shape(l).length))];
     const line = (a: string, b: string, c: string, d: string) => `${a.padEnd(w[0])}  ${b.padEnd(w[1])}  ${c.padEnd(w[2])}  ${d.padStart(12)}`;
@@ -57,6 +75,11 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
       ...rows,
       '',
       `trainable parameters: ${fmt(total)}`,
+      ...(memory
+        ? [
+            `training memory, batch ${memory.batchSize} (tensors, measured on one step): ${formatBytes(memory.totalBytes)} = weights ${formatBytes(memory.weightBytes)} + Adam ${formatBytes(memory.optimizerBytes)} + step ${formatBytes(memory.stepFixedBytes)} + ${formatBytes(memory.stepPerExampleBytes)} per image`,
+          ]
+        : []),
       describeBackend(backend),
     ].join('\n');
   });

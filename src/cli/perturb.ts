@@ -39,7 +39,7 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const decoder = requireDecoder(model, dir, 'perturb');
-  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
   const indices = String(flags.indices).split(',').map((s) => {
     const v = Number(s.trim());
     if (!Number.isInteger(v) || v < 0) throw new UsageError(`--indices must be non-negative integers, got '${s}'`);

@@ -31,7 +31,7 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const decoder = requireDecoder(model, dir, 'reconstruct');
-  const ds = loadDataFromFlags(withModelDataset(flags, json), 'test');
+  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
   const start = flags.start as number;
   const count = Math.min(flags.count as number, ds.count - start);
   if (count <= 0) throw new Error(`--start ${start} is past the end of ${ds.name} (${ds.count} images)`);
@@ -95,7 +95,11 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
   writePng(flags.out as string, tileGrid(rows, h, w, c as 1 | 3, { scale }));
   let correct = 0;
   for (let i = 0; i < count; i++) if (pred[i] === batch.labels[i]) correct++;
-  report(flags, { out: flags.out, model: dir, count, predictions: Array.from(pred), labels: Array.from(batch.labels), correct }, () => `wrote ${flags.out}: ${count} inputs above their reconstructions (${correct}/${count} predicted correctly)`);
+  const names = (json.metadata?.classNames as string[] | undefined) ?? ds.classNames ?? Array.from({ length: model.numClasses }, (_, j) => String(j));
+  const predictedNames = Array.from(pred, (j) => names[j]);
+  report(flags, { out: flags.out, model: dir, count, predictions: Array.from(pred), predictedClassNames: predictedNames, labels: Array.from(batch.labels), correct }, () =>
+    `wrote ${flags.out}: ${count} inputs above their reconstructions (${correct}/${count} predicted correctly)\npredicted, left to right and top to bottom: ${predictedNames.join(', ')}`,
+  );
   model.dispose();
   return 0;
 }

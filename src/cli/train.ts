@@ -1,9 +1,9 @@
 /** capsnet train: train a model on a dataset, with checkpoints and exact resume. */
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { modelPathOrPretrained } from '../models/pretrained.js';
 import { applySetting, getArchitecture, type Architecture, type ArchitectureSettings, type ConfigOverrides } from '../models/registry.js';
 import { mergeConfig } from '../util/config.js';
-import { readTrainingState } from '../training/checkpoint.js';
+import { DATA_CACHE_DIR, readTrainingState } from '../training/checkpoint.js';
 import { train, type TrainOptions } from '../training/trainer.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
@@ -30,6 +30,7 @@ export const trainSpec: CommandSpec = {
     { name: 'routing', type: 'int', min: 1, help: 'routing iterations, for an architecture that routes (default: the preset\'s, 3)' },
     { name: 'recon-weight', type: 'number', min: 0, help: 'reconstruction loss weight, for an architecture with a decoder (default: the preset\'s, 0.0005; 0 turns it off)' },
     { name: 'shift', type: 'int', min: 0, default: 2, help: 'random shift in pixels for augmentation' },
+    { name: 'flip', type: 'boolean', help: 'augment with random horizontal flips (photographs, clothing; not digits)' },
     { name: 'init', type: 'string', arg: 'MODEL', help: 'start from this model\'s weights (a model or training directory, or a pretrained name): fine-tuning; the architecture is that model\'s, --preset is not used' },
     { name: 'ema', type: 'number', min: 0, max: 1, arg: 'DECAY', help: 'keep an exponential moving average of the weights with this decay per step (e.g. 0.999); test accuracy and the saved model use the averaged weights' },
     { name: 'seed', type: 'int', default: 1, help: 'random seed (weights, shuffling, shifts)' },
@@ -47,12 +48,16 @@ export const trainSpec: CommandSpec = {
     'capsnet train --out runs/paper --resume',
     'capsnet train --init mnist --epochs 5 --lr 0.0002 --lr-decay 0.7 --ema 0.999 --out runs/paper-ft',
     'capsnet train --arch em --preset small --routing 2 --lr 0.01 --batch-size 32 --epochs 8',
+    'capsnet train --data photos/ --val-split 0.2 --image-size 32 --flip --out runs/photos',
   ],
   renamed: { model: 'give the architecture with --arch (capsnet, cnn, em), or a saved model to start from with --init' },
 };
 
 /** Flags that choose the data, saved with the run so that --resume reads the same. */
-const DATA_FLAG_NAMES = ['dataset', 'images', 'labels', 'test-images', 'test-labels', 'train-limit', 'test-limit', 'data-seed', 'data-count', 'test-data-count', 'data-file'];
+const DATA_FLAG_NAMES = [
+  'dataset', 'images', 'labels', 'test-images', 'test-labels', 'train-limit', 'test-limit', 'data-seed', 'data-count', 'test-data-count', 'data-file',
+  'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir',
+];
 
 /** The overrides that a setting flag asks for, or a usage error naming the flag when the architecture lacks the setting. */
 function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSettings, value: unknown): ConfigOverrides {
@@ -65,7 +70,7 @@ function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSe
 }
 
 export async function runTrain({ flags }: ParsedArgs): Promise<number> {
-  const dataset = flags.images ? 'idx' : (flags.dataset as string);
+  const dataset = flags.data !== undefined ? basename(resolve(flags.data as string)) : flags.images ? 'idx' : (flags.dataset as string);
   const arch = getArchitecture(flags.arch as string);
   const out = (flags.out as string | undefined) ?? join('runs', `${arch.name}-${flags.preset}-${dataset}`);
   if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
@@ -88,6 +93,7 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     learningRate: flags.lr as number,
     lrDecay: flags['lr-decay'] as number,
     shift: flags.shift as number,
+    ...(flags.flip ? { flip: true } : {}),
     seed: flags.seed as number,
     outDir: out,
     resume: !!flags.resume,
@@ -95,12 +101,19 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
     ...(flags.ema !== undefined ? { weightAverage: flags.ema as number } : {}),
   };
   // The data flags are recorded in the checkpoint; a resumed run reads the same data.
-  let dataFlags: ParsedFlags = Object.fromEntries(DATA_FLAG_NAMES.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined));
+  let dataFlags: ParsedFlags = Object.fromEntries(DATA_FLAG_NAMES.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined && v !== false));
+  // Decoded pictures are kept beside the run (absolute, so a resumed run finds them from anywhere).
+  if (dataFlags.data !== undefined) {
+    dataFlags.data = resolve(dataFlags.data as string);
+    dataFlags['cache-dir'] = resolve((dataFlags['cache-dir'] as string | undefined) ?? join(out, DATA_CACHE_DIR));
+  }
   if (flags.resume) dataFlags = (readTrainingState(out).options.data as ParsedFlags | undefined) ?? dataFlags;
   options.data = dataFlags;
   await setupBackend(flags);
-  const trainData = loadDataFromFlags({ ...dataFlags, limit: dataFlags['train-limit'] }, 'train');
-  const testData = loadDataFromFlags({ ...dataFlags, images: dataFlags['test-images'], labels: dataFlags['test-labels'], limit: dataFlags['test-limit'], 'data-count': dataFlags['test-data-count'] }, 'test');
+  const quiet = { json: flags.json, progress: flags.progress };
+  const trainData = await loadDataFromFlags({ ...dataFlags, ...quiet, limit: dataFlags['train-limit'] }, 'train');
+  const testData = await loadDataFromFlags({ ...dataFlags, ...quiet, images: dataFlags['test-images'], labels: dataFlags['test-labels'], limit: dataFlags['test-limit'], 'data-count': dataFlags['test-data-count'] }, 'test');
+  if (trainData.skipped?.length && !flags.json) process.stderr.write(`left out ${trainData.skipped.length} files that cannot be decoded (recorded in the model's metadata)\n`);
   // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
   overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
   overrides.numClasses = trainData.numClasses;
@@ -122,6 +135,10 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
       log: flags.json ? () => {} : undefined,
       stopAtError,
       checkEvery: flags['check-every'] as number | undefined,
+    }).catch((e: Error) => {
+      // A layer's kernel larger than what is left of the image: name the image size and the way out.
+      if (/does not fit/.test(e.message)) throw new Error(`images of ${trainData.height}x${trainData.width} are too small for ${arch.name} preset '${flags.preset}' (${e.message}); use a larger --image-size`);
+      throw e;
     });
     const last = result.history[result.history.length - 1];
     report(

@@ -89,10 +89,10 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
   if (new Set(types).size !== types.length) throw new UsageError('--archs lists an architecture twice');
   await setupBackend(flags);
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
-  const trainData = loadDataFromFlags({ dataset: family.familiar, limit: flags['train-limit'] }, 'train');
+  const trainData = await loadDataFromFlags({ dataset: family.familiar, limit: flags['train-limit'] }, 'train');
   // Test sets are keyed by their --dataset names, familiar first.
   const setNames = [family.familiar, ...family.novel];
-  const testSets = setNames.map((name) => loadDataFromFlags({ dataset: name, limit: flags['test-limit'] }, 'test'));
+  const testSets = await Promise.all(setNames.map((name) => loadDataFromFlags({ dataset: name, limit: flags['test-limit'] }, 'test')));
   const familiarTest = testSets[0];
   const out = flags.out as string;
   const preset = flags.preset as string;

@@ -6,7 +6,7 @@
  */
 import type { Rng } from '../util/rng.js';
 import { shiftImage } from './augment.js';
-import { imageSize, type ImageDataset } from './dataset.js';
+import { imageBytes, imageSize, type ImageDataset } from './dataset.js';
 
 export interface Batch {
   /** [size, height, width, channels] floats in [0, 1]. */
@@ -25,8 +25,13 @@ export function batchCount(count: number, batchSize: number): number {
   return Math.ceil(count / batchSize);
 }
 
-/** Assemble one batch from dataset indices, shifting each image by up to `maxShift` px when an Rng is given. */
-export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, rng?: Rng): Batch {
+/**
+ * Assemble one batch from dataset indices. With an Rng, each image is shifted
+ * by up to `maxShift` px and, with `flip`, mirrored with probability 1/2; the
+ * flip draw comes after the shift's, and only when flipping, so runs without
+ * it draw the same numbers as before.
+ */
+export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, rng?: Rng, flip = false): Batch {
   const size = indices.length;
   const per = imageSize(ds);
   const x = new Float32Array(size * per);
@@ -37,14 +42,15 @@ export function makeBatch(ds: ImageDataset, indices: Int32Array, maxShift = 0, r
     if (ds.render) {
       ds.render(i, x, b * per, rng);
     } else {
-      const src = ds.images.subarray(i * per, (i + 1) * per);
+      const src = imageBytes(ds, i);
       let dx = 0;
       let dy = 0;
       if (maxShift > 0 && rng) {
         dx = rng.int(-maxShift, maxShift);
         dy = rng.int(-maxShift, maxShift);
       }
-      shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy);
+      const mirror = flip && rng !== undefined && rng.next() < 0.5;
+      shiftImage(src, x, b * per, ds.height, ds.width, ds.channels, dx, dy, mirror);
     }
     labels[b] = ds.labels[i];
     if (ds.multiLabels) {

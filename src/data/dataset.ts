@@ -28,6 +28,30 @@ export interface ImageDataset {
   numClasses: number;
   /** Class names, when known. */
   classNames?: string[];
+  /**
+   * Where the pixels are when they are not in `images` (which is then empty):
+   * a reader that fetches image i from a cache file on demand, so a dataset
+   * larger than memory streams (./pixelCache.ts).
+   */
+  pixels?: PixelSource;
+  /** How a picture becomes an input like this dataset's (saved in a model's metadata, used by predict). */
+  preparation?: unknown;
+  /** The seeded split that made this set from a source without a test set (--val-split), so that evaluation can hold out the same part. */
+  heldOut?: { fraction: number; seed: number; source: string };
+  /** Files left out because they could not be decoded (--skip-invalid). */
+  skipped?: { path: string; reason: string }[];
+}
+
+/** Image bytes read on demand. */
+export interface PixelSource {
+  /** Bytes of image i (height * width * channels); valid until the next call. */
+  read(i: number): Uint8Array;
+}
+
+/** Bytes of image i of a dataset whose pixels are stored (in memory or in a cache file). */
+export function imageBytes(ds: ImageDataset, i: number): Uint8Array {
+  const per = imageSize(ds);
+  return ds.pixels ? ds.pixels.read(i) : ds.images.subarray(i * per, (i + 1) * per);
 }
 
 export function imageSize(ds: ImageDataset): number {
@@ -49,7 +73,7 @@ export function take(ds: ImageDataset, n: number): ImageDataset {
   const size = imageSize(ds);
   return {
     ...ds,
-    images: ds.render ? ds.images : ds.images.subarray(0, n * size),
+    images: ds.render || ds.pixels ? ds.images : ds.images.subarray(0, n * size),
     labels: ds.labels.subarray(0, n),
     multiLabels: ds.multiLabels?.subarray(0, n * ds.numClasses),
     components: ds.components && { ...ds.components, labels: ds.components.labels.subarray(0, n * ds.components.perImage) },
@@ -60,7 +84,7 @@ export function take(ds: ImageDataset, n: number): ImageDataset {
 /** Check that images and labels fit together; returns the dataset. */
 export function validateDataset(ds: ImageDataset): ImageDataset {
   const size = imageSize(ds);
-  if (!ds.render && ds.images.length !== ds.count * size) {
+  if (!ds.render && !ds.pixels && ds.images.length !== ds.count * size) {
     throw new Error(`${ds.name}: ${ds.images.length} pixels do not make ${ds.count} images of ${ds.height}x${ds.width}x${ds.channels}`);
   }
   if (ds.labels.length !== ds.count) throw new Error(`${ds.name}: ${ds.count} images but ${ds.labels.length} labels`);

@@ -25,6 +25,8 @@ import type { WeightAverage, WeightAverageState } from './weightAverage.js';
 import type { TrainOptions } from './trainer.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
+/** Folder of a run holding the decoded pictures of a --data folder (made before the first checkpoint). */
+export const DATA_CACHE_DIR = 'data-cache';
 const KEEP_CHECKPOINTS = 2;
 
 export interface EpochMetrics {

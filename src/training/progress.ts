@@ -12,6 +12,8 @@ export interface ProgressOptions {
   isTTY?: boolean;
   intervalSeconds?: number;
   enabled?: boolean;
+  /** What the throughput counts, shown as UNIT/s [default: img]. */
+  unit?: string;
   /** Units already done before this run (a resumed epoch): not counted in the throughput. */
   startAt?: number;
 }
@@ -42,6 +44,7 @@ export class Progress {
       intervalSeconds: Number(process.env.CAPSNET_PROGRESS_INTERVAL ?? 30),
       enabled: true,
       startAt: 0,
+      unit: 'img',
       ...options,
     } as typeof this.opts;
     this.done = this.opts.startAt;
@@ -69,7 +72,7 @@ export class Progress {
   }
 
   line(): string {
-    const { total, label, itemsPerStep } = this.opts;
+    const { total, label, itemsPerStep, unit } = this.opts;
     const frac = total > 0 ? Math.min(1, this.done / total) : 1;
     const width = 24;
     const filled = Math.round(frac * width);
@@ -79,7 +82,7 @@ export class Progress {
     const extra = Object.entries(this.fields)
       .map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`)
       .join('  ');
-    return `${label} [${bar}] ${this.done}/${total}  ${extra}${extra ? '  ' : ''}${rate.toFixed(1)} img/s  ETA ${formatDuration(remaining)}`;
+    return `${label} [${bar}] ${this.done}/${total}  ${extra}${extra ? '  ' : ''}${rate.toFixed(1)} ${unit}/s  ETA ${formatDuration(remaining)}`;
   }
 
   private render(final: boolean): void {

@@ -15,7 +15,7 @@ import { createModel } from '../models/registry.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Rng } from '../util/rng.js';
 import { Adam } from './adam.js';
-import { hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
+import { DATA_CACHE_DIR, hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
 import { checkCompatible, evaluate, hitsTargets } from './evaluate.js';
 import { formatDuration, Progress } from './progress.js';
 import { WeightAverage } from './weightAverage.js';
@@ -35,6 +35,8 @@ export interface TrainOptions {
   lrDecay: number;
   /** Largest random shift in pixels (the paper: 2). */
   shift: number;
+  /** Also mirror each training image left to right with probability 1/2 (seeded like the shifts). */
+  flip?: boolean;
   /** How the data was chosen (the CLI's data flags), kept so a resumed run reads the same. */
   data?: Record<string, unknown>;
   seed: number;
@@ -206,7 +208,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     if (hasCheckpoint(o.outDir)) {
       throw new Error(`${o.outDir} already holds a training run: use --resume to continue it, or choose another --out`);
     }
-    if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+    if (existsSync(o.outDir) && readdirSync(o.outDir).some((n) => n !== DATA_CACHE_DIR)) {
       throw new Error(`${o.outDir} is not empty: choose a new output directory`);
     }
     if (o.weightAverage !== undefined) average = new WeightAverage(o.weightAverage);
@@ -257,7 +259,16 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
   };
 
   // Saved with every checkpoint's model: what it was trained on, and for a fine-tuned model where it started.
-  const modelMetadata = { dataset: o.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}), ...(o.init ? { initializedFrom: o.init } : {}) };
+  // The preparation lets predict make a picture into an input exactly as the training images were made.
+  const skipped = data.train.skipped;
+  const modelMetadata = {
+    dataset: o.dataset,
+    ...(data.train.classNames ? { classNames: data.train.classNames } : {}),
+    ...(data.train.preparation ? { preparation: data.train.preparation } : {}),
+    ...(skipped?.length ? { skippedFiles: { count: skipped.length, first: skipped.slice(0, 20) } } : {}),
+    ...(data.train.heldOut ? { heldOut: data.train.heldOut } : {}),
+    ...(o.init ? { initializedFrom: o.init } : {}),
+  };
   /** Test metrics of the model as it is saved: the averaged weights when training averages them. */
   const evaluateTrainingWeights = (test: ImageDataset) => evaluate(model, test, { batchSize: Math.max(o.batchSize, 100) });
   const evaluateAveraged = (test: ImageDataset) =>
@@ -279,7 +290,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: stepsPerEpoch, itemsPerStep: o.batchSize, enabled: hooks.progress ?? false, startAt: state.batch });
       for (let b = state.batch; b < stepsPerEpoch; b++) {
         optimizer.learningRate = learningRateAt(o, optimizer.step, stepsPerEpoch);
-        const batch = makeBatch(data.train, batchIndices(order, b, o.batchSize), o.shift, augRng);
+        const batch = makeBatch(data.train, batchIndices(order, b, o.batchSize), o.shift, augRng, o.flip ?? false);
         const r = trainStep(model, optimizer, batch, { fraction: (state.epoch * stepsPerEpoch + b) / (o.epochs * stepsPerEpoch), rng: augRng });
         average?.update(model.params);
         partial.loss += r.loss * batch.size;

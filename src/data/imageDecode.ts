@@ -1,0 +1,157 @@
+/**
+ * Decoding pictures of any supported format into model inputs (Node only).
+ * sharp (libvips, shipped prebuilt in its npm packages) decodes PNG, JPEG,
+ * WebP and GIF (the first frame) and does the resizing; libvips has no BMP
+ * reader, so BMP files are decoded by bmp-ts and handed to sharp as raw
+ * pixels. Every picture goes through the same steps, recorded as an
+ * ImagePreparation in a model's metadata, so `predict` prepares a picture
+ * exactly as the model's training images were prepared.
+ */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { decode as decodeBmp } from 'bmp-ts';
+import sharp, { type OutputInfo, type Sharp } from 'sharp';
+
+/** File extensions read as pictures (compared in lower case); other files are ignored. */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'] as const;
+
+export function isImageFile(name: string): boolean {
+  return (IMAGE_EXTENSIONS as readonly string[]).includes(extname(name).toLowerCase());
+}
+
+/**
+ * How a picture becomes a model input: decoded, transparency composited on
+ * black, stretched to height x width (no cropping, so nothing is cut off),
+ * converted to one channel (luminance) or three (sRGB), as bytes 0-255.
+ */
+export interface ImagePreparation {
+  kind: 'resize';
+  height: number;
+  width: number;
+  channels: 1 | 3;
+  fit: 'fill';
+  background: 'black';
+}
+
+export function imagePreparation(height: number, width: number, channels: 1 | 3): ImagePreparation {
+  return { kind: 'resize', height, width, channels, fit: 'fill', background: 'black' };
+}
+
+/** A stored preparation, checked (a model's metadata is read from disk). */
+export function parseImagePreparation(value: unknown, source: string): ImagePreparation {
+  const p = value as Partial<ImagePreparation> | undefined;
+  if (!p || p.kind !== 'resize' || !(Number.isInteger(p.height) && p.height! > 0 && Number.isInteger(p.width) && p.width! > 0) || (p.channels !== 1 && p.channels !== 3)) {
+    throw new Error(`${source}: the model's metadata has no valid image preparation (kind 'resize', height, width, channels 1 or 3)`);
+  }
+  return imagePreparation(p.height!, p.width!, p.channels);
+}
+
+/** Colour differences up to this (of 255) count as gray: JPEG's chroma noise on a gray picture stays below it. */
+const GRAY_TOLERANCE = 8;
+
+function isBmp(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d;
+}
+
+/** A sharp pipeline reading `bytes`; truncated or corrupt data makes it fail instead of giving a partial picture. */
+function open(bytes: Uint8Array, source: string): Sharp {
+  if (bytes.length === 0) throw new Error(`${source}: empty file`);
+  if (isBmp(bytes)) {
+    let bmp: ReturnType<typeof decodeBmp>;
+    try {
+      bmp = decodeBmp(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { toRGBA: true });
+    } catch (e) {
+      throw new Error(`${source}: not a readable BMP (${(e as Error).message})`);
+    }
+    const n = bmp.width * bmp.height;
+    if (!(bmp.width > 0 && bmp.height > 0) || bmp.data.length < 4 * n) throw new Error(`${source}: truncated BMP data`);
+    const rgba = Buffer.from(bmp.data.subarray(0, 4 * n));
+    // BMPs of up to 24 bits per pixel have no alpha; the decoder leaves it 0.
+    if (bmp.bitPP < 32) for (let i = 0; i < n; i++) rgba[4 * i + 3] = 255;
+    return sharp(rgba, { raw: { width: bmp.width, height: bmp.height, channels: 4 } });
+  }
+  return sharp(bytes, { failOn: 'truncated', animated: false });
+}
+
+async function run(pipeline: () => Sharp, source: string): Promise<{ data: Buffer; info: OutputInfo }> {
+  try {
+    return await pipeline().toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    // libvips reports some truncated JPEGs only as an unknown error.
+    const msg = (e as Error).message.split('\n')[0].replace(/^Unknown error$/, 'corrupt or truncated data');
+    throw new Error(msg.startsWith(source) ? msg : `${source}: cannot decode (${msg})`);
+  }
+}
+
+export interface ImageProbe {
+  width: number;
+  height: number;
+  /** Whether any pixel is coloured (channels differ by more than the tolerance). */
+  colour: boolean;
+}
+
+/** Decode a whole picture (so that corrupt and truncated files fail here) and report its size and whether it has colour. */
+export async function probeImage(bytes: Uint8Array, source: string): Promise<ImageProbe> {
+  const { data, info } = await run(() => open(bytes, source).flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }), source);
+  let colour = false;
+  if (info.channels >= 3) {
+    const c = info.channels;
+    for (let i = 0; i < data.length && !colour; i += c) {
+      if (Math.abs(data[i] - data[i + 1]) > GRAY_TOLERANCE || Math.abs(data[i + 1] - data[i + 2]) > GRAY_TOLERANCE) colour = true;
+    }
+  }
+  return { width: info.width, height: info.height, colour };
+}
+
+/** A picture as the model input `prep` describes: height * width * channels bytes, channels last. */
+export async function prepareImage(bytes: Uint8Array, source: string, prep: ImagePreparation): Promise<Uint8Array> {
+  const { data, info } = await run(
+    () =>
+      open(bytes, source)
+        .flatten({ background: '#000000' })
+        .resize(prep.width, prep.height, { fit: 'fill' })
+        .toColourspace(prep.channels === 1 ? 'b-w' : 'srgb')
+        .raw({ depth: 'uchar' }),
+    source,
+  );
+  const expected = prep.height * prep.width * prep.channels;
+  if (info.channels !== prep.channels || data.length !== expected) {
+    throw new Error(`${source}: decoded to ${info.width}x${info.height}x${info.channels}, expected ${prep.width}x${prep.height}x${prep.channels}`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** A picture of any supported format as floats in [0, 1]: one channel when it has no colour, else RGB. */
+export async function decodeRaster(bytes: Uint8Array, source: string): Promise<{ width: number; height: number; channels: 1 | 3; data: Float32Array }> {
+  const { data, info } = await run(() => open(bytes, source).flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }), source);
+  const c = info.channels;
+  const n = info.width * info.height;
+  let colour = false;
+  for (let i = 0; i < n && !colour; i++) if (Math.abs(data[i * c] - data[i * c + 1]) > GRAY_TOLERANCE || Math.abs(data[i * c + 1] - data[i * c + 2]) > GRAY_TOLERANCE) colour = true;
+  const channels = colour ? 3 : 1;
+  const out = new Float32Array(n * channels);
+  for (let i = 0; i < n; i++) for (let k = 0; k < channels; k++) out[i * channels + k] = data[i * c + k] / 255;
+  return { width: info.width, height: info.height, channels, data: out };
+}
+
+export async function readImageFile(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new Error((e as NodeJS.ErrnoException).code === 'ENOENT' ? `image not found: ${path}` : `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Map `fn` over `items` with at most `limit` calls in flight, keeping the order of results. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

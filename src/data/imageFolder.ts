@@ -1,0 +1,229 @@
+/**
+ * Folders of pictures as datasets (Node only): one subfolder per class, as
+ * DIR/train/<class>/... and DIR/test/<class>/..., or DIR/<class>/... split by
+ * the caller. Class names are the folder names, sorted. Before anything is
+ * trained, every picture is decoded once (the scan): files that cannot be
+ * decoded are all found and reported together, and the pictures' sizes and
+ * colour decide the input size and channels unless they are given. The
+ * pictures are then prepared (./imageDecode.ts) into a pixel cache
+ * (./pixelCache.ts) that later runs read instead of decoding again.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
+import { Progress } from '../training/progress.js';
+import { imagePreparation, isImageFile, mapLimited, prepareImage, probeImage, readImageFile, type ImagePreparation } from './imageDecode.js';
+import { openPixelCache, writePixelCache, type PixelCache, type PixelCacheHeader } from './pixelCache.js';
+
+export interface FolderFile {
+  path: string;
+  /** Path relative to the dataset folder (the cache key and the messages use it). */
+  rel: string;
+  label: number;
+  /** Index into FolderScan.groupNames. */
+  group: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface FolderScan {
+  root: string;
+  layout: 'train-test' | 'classes';
+  classNames: string[];
+  groupNames: string[];
+  files: FolderFile[];
+}
+
+const visible = (name: string) => !name.startsWith('.');
+
+function subfolders(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && visible(d.name))
+    .map((d) => d.name)
+    .sort();
+}
+
+/** Picture files under `dir`, at any depth, sorted; other files (.txt, .DS_Store) are ignored. */
+export function imagesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    if (!visible(d.name)) continue;
+    const p = join(dir, d.name);
+    if (d.isDirectory()) out.push(...imagesUnder(p));
+    else if (d.isFile() && isImageFile(d.name)) out.push(p);
+  }
+  return out.sort();
+}
+
+/** Whether `dir` looks like a folder dataset (train/ and test/, or class subfolders). */
+export function isImageFolder(dir: string): boolean {
+  return existsSync(dir) && statSync(dir).isDirectory() && subfolders(dir).length > 0;
+}
+
+/** List a folder dataset and check its layout: every class has pictures, the test classes are the training ones, there are two classes or more. */
+export function scanImageFolder(dir: string): FolderScan {
+  const root = resolve(dir);
+  if (!existsSync(root)) throw new Error(`data folder not found: ${dir}`);
+  if (!statSync(root).isDirectory()) throw new Error(`${dir} is not a folder`);
+  const top = subfolders(root);
+  const hasTrain = top.includes('train');
+  const hasTest = top.includes('test');
+  if (hasTrain !== hasTest) throw new Error(`${dir} has a ${hasTrain ? 'train' : 'test'}/ folder but no ${hasTrain ? 'test' : 'train'}/ folder: give both (DIR/train/<class>/, DIR/test/<class>/), or put the class folders in DIR itself`);
+  const groups = hasTrain ? ['train', 'test'] : ['all'];
+  const classNamesOf = (d: string) => subfolders(d).map((n) => n.normalize('NFC'));
+  const classNames = classNamesOf(hasTrain ? join(root, 'train') : root);
+  const where = hasTrain ? join(dir, 'train') : dir;
+  if (classNames.length === 0) throw new Error(`${where} has no class folders: expected one subfolder of pictures per class`);
+  if (classNames.length === 1) throw new Error(`${where} has a single class folder ('${classNames[0]}'): a classifier needs two classes or more`);
+  const files: FolderFile[] = [];
+  groups.forEach((group, g) => {
+    const base = hasTrain ? join(root, group) : root;
+    const names = subfolders(base);
+    const byClass: FolderFile[][] = [];
+    for (const name of names) {
+      const label = classNames.indexOf(name.normalize('NFC'));
+      if (label < 0) throw new Error(`class '${name}' of ${join(dir, group)} is not among the training classes (${classNames.join(', ')})`);
+      const paths = imagesUnder(join(base, name));
+      if (paths.length === 0) throw new Error(`class folder ${join(hasTrain ? join(dir, group) : dir, name)} holds no pictures (PNG, JPEG, WebP, GIF or BMP)`);
+      byClass.push(paths.map((p) => {
+        const st = statSync(p);
+        return { path: p, rel: relative(root, p).split(sep).join('/'), label, group: g, size: st.size, mtimeMs: st.mtimeMs };
+      }));
+    }
+    // Classes interleaved (the first picture of each class, then the second, ...), so that the first N images (--limit) hold every class.
+    for (let k = 0; byClass.some((c) => k < c.length); k++) for (const c of byClass) if (k < c.length) files.push(c[k]);
+  });
+  return { root, layout: hasTrain ? 'train-test' : 'classes', classNames, groupNames: groups, files };
+}
+
+export interface FolderCacheOptions {
+  /** Side of the square input; default: the pictures' own size when all agree, else 32. */
+  imageSize?: number;
+  /** 1 or 3; default: 3 when any picture has colour, else 1. */
+  channels?: 1 | 3;
+  /** Leave out files that cannot be decoded instead of stopping. */
+  skipInvalid?: boolean;
+  /** Folder for the cache file. */
+  cacheDir: string;
+  progress?: boolean;
+  /** Summary lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Size used when the pictures' sizes differ and none is given. */
+export const DEFAULT_IMAGE_SIZE = 32;
+const CACHE_VERSION = 1;
+/** Pictures decoded at once: enough to keep libvips' threads busy, few enough to bound memory. */
+const DECODE_CONCURRENCY = 8;
+
+function cacheKey(scan: FolderScan, o: FolderCacheOptions): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ version: CACHE_VERSION, root: scan.root, imageSize: o.imageSize ?? null, channels: o.channels ?? null, skipInvalid: !!o.skipInvalid, classes: scan.classNames, groups: scan.groupNames }));
+  for (const f of scan.files) h.update(`\n${f.rel}\t${f.group}\t${f.label}\t${f.size}\t${f.mtimeMs}`);
+  return h.digest('hex');
+}
+
+export function folderCachePath(scan: FolderScan, o: FolderCacheOptions): string {
+  return join(o.cacheDir, `${cacheKey(scan, o).slice(0, 24)}.pixels`);
+}
+
+/**
+ * The folder's pixel cache, from `cacheDir` when a cache of the same files
+ * (paths, sizes, modification times) and options is there, else made now:
+ * decode every picture to find the invalid ones and the input size, then
+ * prepare them into the cache.
+ */
+export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Promise<PixelCache> {
+  const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const key = cacheKey(scan, o);
+  const path = folderCachePath(scan, o);
+  const existing = openPixelCache(path);
+  if (existing && existing.header.key === key) return existing;
+
+  // The scan: decode everything once.
+  const scanBar = new Progress({ label: `scan ${scan.files.length} pictures`, total: scan.files.length, unit: 'files', enabled: o.progress ?? false });
+  let done = 0;
+  const probes = await mapLimited(scan.files, DECODE_CONCURRENCY, async (f) => {
+    try {
+      return await probeImage(await readImageFile(f.path), f.rel);
+    } catch (e) {
+      return { error: (e as Error).message.replace(`${f.rel}: `, '') };
+    } finally {
+      scanBar.update(++done);
+    }
+  });
+  scanBar.finish();
+  const invalid = scan.files.flatMap((f, i) => ('error' in probes[i] ? [{ path: f.rel, reason: (probes[i] as { error: string }).error }] : [])).sort((a, b) => (a.path < b.path ? -1 : 1));
+  if (invalid.length && !o.skipInvalid) {
+    const first = invalid.slice(0, 3).map((b) => `${b.path} (${b.reason})`).join('; ');
+    throw new Error(`${invalid.length} of ${scan.files.length} files in ${scan.root} cannot be decoded: ${first}${invalid.length > 3 ? '; ...' : ''}. Fix or remove them, or pass --skip-invalid to leave them out`);
+  }
+  const keep = scan.files.map((_, i) => i).filter((i) => !('error' in probes[i]));
+  for (let g = 0; g < scan.groupNames.length; g++) {
+    for (let c = 0; c < scan.classNames.length; c++) {
+      const had = scan.files.some((f) => f.group === g && f.label === c);
+      if (had && !keep.some((i) => scan.files[i].group === g && scan.files[i].label === c)) {
+        throw new Error(`class '${scan.classNames[c]}'${scan.groupNames.length > 1 ? ` of ${scan.groupNames[g]}/` : ''} has no picture that can be decoded`);
+      }
+    }
+  }
+  if (invalid.length) log(`skipping ${invalid.length} of ${scan.files.length} files that cannot be decoded (--skip-invalid), first: ${invalid[0].path} (${invalid[0].reason})`);
+
+  const sizes = new Set(keep.map((i) => { const p = probes[i] as { width: number; height: number }; return `${p.width}x${p.height}`; }));
+  const first = probes[keep[0]] as { width: number; height: number };
+  const [height, width] = o.imageSize !== undefined ? [o.imageSize, o.imageSize] : sizes.size === 1 ? [first.height, first.width] : [DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE];
+  const channels: 1 | 3 = o.channels ?? (keep.some((i) => (probes[i] as { colour: boolean }).colour) ? 3 : 1);
+  const prep = imagePreparation(height, width, channels);
+
+  const header: PixelCacheHeader = {
+    format: 'capsnet-pixels',
+    version: 1,
+    key,
+    count: keep.length,
+    height,
+    width,
+    channels,
+    classNames: scan.classNames,
+    groupNames: scan.groupNames,
+    info: { source: scan.root, layout: scan.layout, preparation: prep, files: scan.files.length, skipped: invalid, sizes: [...sizes].slice(0, 10) },
+  };
+  const labels = Int32Array.from(keep, (i) => scan.files[i].label);
+  const groups = Uint8Array.from(keep, (i) => scan.files[i].group);
+  const bar = new Progress({ label: `decode ${keep.length} pictures to ${width}x${height}x${channels}`, total: keep.length, unit: 'files', enabled: o.progress ?? false });
+  await writePixelCache(path, header, labels, groups, preparedInOrder(scan, keep, prep, bar));
+  bar.finish();
+  log(`decoded ${keep.length} pictures of ${scan.classNames.length} classes to ${width}x${height}x${channels} in ${bar.elapsedSeconds.toFixed(1)} s (${Math.round(keep.length / Math.max(bar.elapsedSeconds, 1e-3))} files/s); cache: ${path}`);
+  const cache = openPixelCache(path);
+  if (!cache) throw new Error(`${path}: the pixel cache just written is missing`);
+  return cache;
+}
+
+/** Prepared pictures in file order, a chunk at a time (memory: one chunk). */
+async function* preparedInOrder(scan: FolderScan, keep: number[], prep: ImagePreparation, bar: Progress): AsyncGenerator<Uint8Array> {
+  const chunk = 4 * DECODE_CONCURRENCY;
+  for (let s = 0; s < keep.length; s += chunk) {
+    const part = keep.slice(s, s + chunk);
+    const images = await mapLimited(part, DECODE_CONCURRENCY, async (i) => prepareImage(await readImageFile(scan.files[i].path), scan.files[i].rel, prep));
+    yield* images;
+    bar.update(Math.min(keep.length, s + chunk));
+  }
+}
+
+export interface FolderSummary {
+  source: string;
+  files: number;
+  images: number;
+  skipped: { path: string; reason: string }[];
+  preparation: ImagePreparation;
+}
+
+export function folderSummary(cache: PixelCache): FolderSummary {
+  const info = cache.header.info ?? {};
+  return {
+    source: String(info.source),
+    files: Number(info.files),
+    images: cache.header.count,
+    skipped: (info.skipped as FolderSummary['skipped']) ?? [],
+    preparation: info.preparation as ImagePreparation,
+  };
+}
