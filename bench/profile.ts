@@ -1,11 +1,11 @@
 /**
  * Kernel profile of the paper CapsNet on real MNIST at batch 100 (with
- * --model cnn, of the paper's CNN baseline; with --model em, of the EM
+ * --arch cnn, of the paper's CNN baseline; with --arch em, of the EM
  * capsule network on seeded random 32x32 images at batch 16, as in
  * emBench.ts): where a training step and an inference batch spend their
  * time, kernel by kernel, and which kernels run in native code.
  *
- *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --model cnn|em]
+ *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --arch cnn|em]
  *
  * Not a benchmark (the timers add overhead); see bench.ts for the numbers.
  */
@@ -46,8 +46,8 @@ function mnistBatches(count: number, batchSize: number, rng: Rng): Batch[] {
 async function main(): Promise<void> {
   const info = await initBackend();
   console.log(describeBackend(info));
-  const kind = arg('model', 'capsnet');
-  if (kind !== 'capsnet' && kind !== 'em' && kind !== 'cnn') throw new Error(`--model must be capsnet, cnn or em, not ${kind}`);
+  const kind = arg('arch', 'capsnet');
+  if (kind !== 'capsnet' && kind !== 'em' && kind !== 'cnn') throw new Error(`--arch must be capsnet, cnn or em, not ${kind}`);
   const steps = Number(arg('steps', '3'));
   const batchSize = Number(arg('batch', kind === 'em' ? '16' : '100'));
   const preset = arg('preset', 'paper');
