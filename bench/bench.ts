@@ -143,7 +143,7 @@ interface TorchResult {
 function runTorch(python: string, threads: number, trainSteps: number, inferBatches: number, arch: 'capsnet' | 'cnn' = 'capsnet', size = 28): TorchResult | string {
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'capsnet_torch.py');
   const data = dirname(mnistFiles('train').images);
-  const r = spawnSync(python, [script, '--data', data, '--batch', String(BATCH), '--train-steps', String(trainSteps), '--infer-batches', String(inferBatches), '--threads', String(threads)], {
+  const r = spawnSync(python, [script, '--data', data, '--arch', arch, '--size', String(size), '--batch', String(BATCH), '--train-steps', String(trainSteps), '--infer-batches', String(inferBatches), '--threads', String(threads)], {
     encoding: 'utf8',
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -275,15 +275,16 @@ async function main(): Promise<void> {
   const trainBatches = Array.from({ length: warmup + trainSteps }, () => makeBatch(train, rng.permutation(train.count).subarray(0, BATCH), 2, rng));
 
   const training = timeTraining(trainBatches, warmup);
+  const inference = timeInference(inferBatches_, warmup);
+  const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
+  // The paper model's peak, as PyTorch's is (one model per process): read
+  // before the larger models, ONNX Runtime's run and the GEMM table.
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   // Fewer steps for the larger and slower models: their steps take longer.
   const sizeSteps = Math.max(3, Math.round(trainSteps / 2));
   const sizes = flag('no-sizes') ? [] : [36, 40].map((size) => ({ size, ...timeTraining(padBatches(trainBatches.slice(0, warmup + sizeSteps), size), warmup, 'capsnet', size) }));
   const cnnSteps = Math.max(3, Math.round(trainSteps / 4));
   const cnn = flag('no-cnn') ? null : timeTraining(trainBatches.slice(0, warmup + cnnSteps), warmup, 'cnn');
-  const inference = timeInference(inferBatches_, warmup);
-  const epochSeconds = flag('epoch') ? timeEpoch(train) : null;
-  // Read before ONNX Runtime's run and the sgemm measurement, whose memory is not our engine's.
-  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const gemms = info.backend === 'native' ? gemmTable() : null;
   // The peak the model's rate is set against: the GEMM the model ran on, at 2048^3.
