@@ -144,27 +144,38 @@ void direct(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alp
 // B vectors and a broadcast fit the 16 registers of the smallest of them.
 constexpr int kPortableMr = 6, kPortableNr = 8;
 #if defined(__GNUC__) || defined(__clang__)
-typedef float Vec4 __attribute__((vector_size(16), aligned(4)));
-void portableMicroKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
-  Vec4 acc[kPortableMr][2] = {};
-  for (int64_t k = 0; k < kc; k++) {
-    Vec4 b0, b1;
-    std::memcpy(&b0, b + k * kPortableNr, sizeof(Vec4));
-    std::memcpy(&b1, b + k * kPortableNr + 4, sizeof(Vec4));
-    const float* ak = a + k * kPortableMr;
-    for (int i = 0; i < kPortableMr; i++) {
-      const Vec4 ai = {ak[i], ak[i], ak[i], ak[i]};
-      acc[i][0] += ai * b0;
-      acc[i][1] += ai * b1;
-    }
+struct PortableVec {
+  typedef float V __attribute__((vector_size(16)));
+  static constexpr int kLanes = 4;
+  static V zero() { return V{0, 0, 0, 0}; }
+  static V load(const float* p) { return loadu(p); }
+  static V loadu(const float* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
   }
-  for (int i = 0; i < kPortableMr; i++) {
-    float* row = c + i * ldc;
-    for (int h = 0; h < 2; h++)
-      for (int j = 0; j < 4; j++) row[4 * h + j] = alpha * acc[i][h][j] + (beta == 0.0f ? 0.0f : beta * row[4 * h + j]);
-  }
-}
-#else
+  static void storeu(float* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static V broadcast(const float* p) { return V{*p, *p, *p, *p}; }
+  static V fma(V a, V b, V c) { return a * b + c; }
+  static V mul(V a, V b) { return a * b; }
+};
+#endif
+
+
+}  // namespace
+}  // namespace gemm
+}  // namespace capsnet
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CAPSNET_GEMM_TARGET
+#include "gemmMicroKernel.h"
+#endif
+
+namespace capsnet {
+namespace gemm {
+
+#if !(defined(__GNUC__) || defined(__clang__))
+namespace {
 void portableMicroKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
   float acc[kPortableMr][kPortableNr] = {};
   for (int64_t k = 0; k < kc; k++)
@@ -174,12 +185,15 @@ void portableMicroKernel(int64_t kc, const float* a, const float* b, float* c, i
     for (int j = 0; j < kPortableNr; j++)
       c[i * ldc + j] = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
 }
+}  // namespace
 #endif
 
-}  // namespace
-
 const Kernel* portableKernel() {
+#if defined(__GNUC__) || defined(__clang__)
+  static const Kernel k{"portable", kPortableMr, kPortableNr, 256, 120, 4096, microKernel<PortableVec, kPortableMr>};
+#else
   static const Kernel k{"portable", kPortableMr, kPortableNr, 256, 120, 4096, portableMicroKernel};
+#endif
   return &k;
 }
 

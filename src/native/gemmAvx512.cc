@@ -8,54 +8,36 @@
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define CAPSNET_AVX512 __attribute__((target("avx512f")))
+#define CAPSNET_GEMM_TARGET __attribute__((target("avx512f")))
 
 namespace capsnet {
 namespace gemm {
 namespace {
 
-constexpr int kMr = 12, kNr = 32;
-
-CAPSNET_AVX512 void microKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                                float beta) {
-  __m512 acc[kMr][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < kMr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; k++) {
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 12
-    for (int i = 0; i < kMr; i++) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-    }
-    a += kMr;
-    b += kNr;
-  }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.0f) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kMr; i++) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, acc[i][0]));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, acc[i][1]));
-    }
-  } else {
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < kMr; i++) {
-      float* row = c + i * ldc;
-      _mm512_storeu_ps(row, _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, _mm512_loadu_ps(row))));
-      _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(va, acc[i][1], _mm512_mul_ps(vb, _mm512_loadu_ps(row + 16))));
-    }
-  }
-}
+struct Vec {
+  using V = __m512;
+  static constexpr int kLanes = 16;
+  CAPSNET_GEMM_TARGET static V zero() { return _mm512_setzero_ps(); }
+  CAPSNET_GEMM_TARGET static V load(const float* p) { return _mm512_load_ps(p); }
+  CAPSNET_GEMM_TARGET static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  CAPSNET_GEMM_TARGET static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  CAPSNET_GEMM_TARGET static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  CAPSNET_GEMM_TARGET static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  CAPSNET_GEMM_TARGET static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+};
 
 }  // namespace
+}  // namespace gemm
+}  // namespace capsnet
+
+#include "gemmMicroKernel.h"
+
+namespace capsnet {
+namespace gemm {
 
 const Kernel* avx512Kernel() {
   // kc * 32 floats of B (32 KB at kc 256) stay in L1 across the A strips of a block.
-  static const Kernel k{"avx512", kMr, kNr, 256, 144, 4096, microKernel};
+  static const Kernel k{"avx512", 12, 2 * Vec::kLanes, 256, 144, 4096, microKernel<Vec, 12>};
   return &k;
 }
 
