@@ -153,6 +153,18 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
     }
   });
   scanBar.finish();
+  // libvips keeps one error text per process, so a picture that failed while
+  // others decoded beside it may carry another file's message: decode the
+  // failures again, one at a time, for their own reasons.
+  for (let i = 0; i < probes.length; i++) {
+    if (!('error' in probes[i])) continue;
+    const f = scan.files[i];
+    try {
+      probes[i] = await probeImage(await readImageFile(f.path), f.rel);
+    } catch (e) {
+      probes[i] = { error: (e as Error).message.replace(`${f.rel}: `, '') };
+    }
+  }
   const invalid = scan.files.flatMap((f, i) => ('error' in probes[i] ? [{ path: f.rel, reason: (probes[i] as { error: string }).error }] : [])).sort((a, b) => (a.path < b.path ? -1 : 1));
   if (invalid.length && !o.skipInvalid) {
     const first = invalid.slice(0, 3).map((b) => `${b.path} (${b.reason})`).join('; ');
