@@ -5,8 +5,9 @@
  * --model RUN`: the samples are that model's own test images, drawn in
  * colour; classes are labelled by their folder names; the drawing pad is
  * off; an upload is prepared as the training pictures were; the views take
- * the 32x32x3 input (the reconstruction in colour); and the page predicts
- * what Node predicts. Skipped without Chromium.
+ * the 32x32x3 input (the reconstruction in colour, and an EM capsule network
+ * of the same input); and the page predicts what Node predicts. Skipped
+ * without Chromium.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,11 @@ import { imageBytes, take } from '../src/data/dataset.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { loadUserData } from '../src/data/userData.js';
 import '../src/models/index.js';
-import { loadModel } from '../src/models/files.js';
+import { loadModel, saveModel } from '../src/models/files.js';
+import { createModel } from '../src/models/registry.js';
+import { imagePreparation } from '../src/data/preparation.js';
+import { DEFAULT_VIZ_OUT } from '../src/viz/build.js';
+import { startVizServer } from '../src/viz/server.js';
 import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS } from './vizHelpers.js';
 import { encodePicture, ODD_CLASS_NAMES, writeClassFolders } from './userDataFiles.js';
 
@@ -224,4 +229,51 @@ test('the views take the 32x32x3 input: conv1 in colour, an 8x8 capsule grid, a 
   assert.match((await page.textContent('#seen-caption'))!, /\(32×32\)/);
   assert.deepEqual(errors, []);
   await page.screenshot({ path: join(ARTIFACTS, 'data-model.png'), fullPage: true });
+});
+
+test('an EM capsule network on 32x32x3 input shows its views with the class names, and its activations are Node\'s', { skip }, async (t) => {
+  await initBackend();
+  const dir = join(root, 'em');
+  const m = createModel('em', 'small', { inputShape: [SIZE, SIZE, 3], numClasses: 4 }, 5);
+  saveModel(m, dir, { metadata: { classNames: CLASSES, preparation: imagePreparation(SIZE, SIZE, 3) } });
+  const n = 8;
+  const images = Float32Array.from(sampleBytes.subarray(0, n * SIZE * SIZE * 3), (v) => v / 255);
+  const nodeScores = tf.tidy(() => m.forward(tf.tensor4d(images, [n, SIZE, SIZE, 3])).scores.dataSync() as Float32Array);
+  m.dispose();
+  const srv = await startVizServer({ root: DEFAULT_VIZ_OUT, modelDir: dir, modelLabel: 'EM, 32x32x3', modelSamples: { json: JSON.stringify(samples), bin: sampleBytes } });
+  const p = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const emErrors: string[] = [];
+  p.on('pageerror', (e) => emErrors.push(e.message));
+  try {
+    await p.goto(srv.url);
+    await p.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 60_000 });
+    await p.evaluate(() => window.capsviz.idle());
+    assert.equal(await p.evaluate(() => window.capsviz.state), 'ready', (await p.evaluate(() => window.capsviz.error)) ?? '');
+    assert.equal(await p.isVisible('#view-em'), true);
+    assert.deepEqual((await p.locator('#em-poses caption').allTextContents()).map((c) => c.split(' · ')[0]), CLASSES);
+    assert.deepEqual((await p.locator('#em-routing-maps figcaption').allTextContents()).map((c) => c.split(' · ')[0]), CLASSES);
+    assert.ok((await p.locator('#em-layers canvas').count()) >= 1);
+    assert.ok(colourful(await canvasPixels(p, '#input-28')) > 20, 'the input in colour');
+    const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
+    let maxDiff = 0;
+    for (let i = 0; i < 4 * n; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - nodeScores[i]));
+    t.diagnostic(`EM on 32x32x3: largest activation difference from Node ${maxDiff.toExponential(2)}`);
+    assert.ok(maxDiff < 1e-3, `activations within 1e-3 of Node's (${maxDiff})`);
+    assert.deepEqual(emErrors, []);
+    await p.locator('#view-em').screenshot({ path: join(ARTIFACTS, 'data-model-em.png') });
+  } finally {
+    await p.close();
+    await srv.close();
+  }
+});
+
+test('capsnet viz: a --data that does not load, or --data without a model, is one clear line and a non-zero exit', { skip }, () => {
+  const env = { ...process.env, CAPSNET_CACHE_DIR: join(root, 'cache') };
+  const missing = spawnSync(process.execPath, [BIN, 'viz', '--model', run, '--data', join(root, 'nope')], { encoding: 'utf8', env });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr.trim(), /^capsnet viz: error: --data \S+nope: not found; expected a folder of class folders/);
+  assert.equal(missing.stderr.trim().split('\n').length, 1);
+  const alone = spawnSync(process.execPath, [BIN, 'viz', '--data', data], { encoding: 'utf8', env });
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /--data names the test images of a model: give the model with --model/);
 });

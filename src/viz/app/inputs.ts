@@ -120,6 +120,7 @@ export function showNoSamples(message: string): void {
   $('samples').textContent = message;
   const [h, w, c] = state.engine?.inputShape ?? [28, 28, 1];
   state.input = { data: new Float32Array(h * w * c), height: h, width: w, channels: c };
+  state.inputSource = 'a black image';
   pad.showImage(state.input);
 }
 
