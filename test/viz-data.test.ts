@@ -12,7 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -264,6 +264,30 @@ test('an EM capsule network on 32x32x3 input shows its views with the class name
   } finally {
     await p.close();
     await srv.close();
+  }
+});
+
+test('capsnet viz --data PATH serves the same test images for a model away from its run', { skip }, async () => {
+  const copy = join(root, 'copy');
+  cpSync(join(run, 'checkpoints', readFileSync(join(run, 'latest'), 'utf8').trim(), 'model.json'), join(copy, 'model.json'));
+  cpSync(join(run, 'checkpoints', readFileSync(join(run, 'latest'), 'utf8').trim(), 'weights.bin'), join(copy, 'weights.bin'));
+  const env = { ...process.env, CAPSNET_CACHE_DIR: join(root, 'cache') };
+  const child = spawn(process.execPath, [BIN, 'viz', '--model', copy, '--data', data, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`capsnet viz exited with ${code}: ${stderr}`)));
+    });
+    const { url: u, testImages } = JSON.parse(line) as { url: string; testImages: number };
+    assert.equal(testImages, samples.count);
+    const bin = new Uint8Array(await (await fetch(new URL('models/custom/samples.bin', u))).arrayBuffer());
+    assert.deepEqual(bin, sampleBytes, 'prepared at the model\'s 32x32x3 from the folder itself');
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
   }
 });
 
