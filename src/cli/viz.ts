@@ -27,7 +27,10 @@ export const vizSpec: CommandSpec = {
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
-    ...DATA_FLAGS.filter((f) => VIZ_DATA_FLAGS.includes(f.name)).map((f) => (f.name === 'data' ? { ...f, help: `test images for the --model, from your own data [default: the data a model trained with --data was trained on]: ${f.help.replace(/^your own data: /, '')}` } : f)),
+    ...VIZ_DATA_FLAGS.map((name) => DATA_FLAGS.find((f) => f.name === name)!).map((f) =>
+      f.name === 'data' ? { ...f, help: `test images for the --model, from your own data [default: the data a model trained with --data was trained on]: ${f.help.replace(/^your own data: /, '')}` }
+        : f.name === 'data-seed' ? { ...f, help: 'with --data and --val-split: seed of the split [default: the one the model recorded for that data, else 1]' }
+          : f),
     { name: 'port', type: 'int', min: 0, max: 65535, default: 0, help: 'port on 127.0.0.1 (0: any free port)' },
     { name: 'rebuild', type: 'boolean', help: 'rebuild the app even when it is up to date' },
     COMMON_FLAGS.json,
