@@ -31,6 +31,7 @@ export { parseIdx, encodeIdx, type IdxArray } from './data/idx.js';
 export { type ImageDataset, take, validateDataset } from './data/dataset.js';
 export { makeBatch, type Batch } from './data/batches.js';
 export { mnistPreprocess, resizeArea, borderMean, type MnistPreprocessOptions } from './data/preprocess.js';
+export { imagePreparation, parseImagePreparation, type ImagePreparation } from './data/preparation.js';
 export { Adam, adamUpdateReference, type AdamState } from './training/adam.js';
 export { WeightAverage } from './training/weightAverage.js';
 export { evaluate, predictScores, type EvalResult } from './training/evaluate.js';

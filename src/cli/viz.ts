@@ -2,14 +2,19 @@
  * capsnet viz: build the browser visualizer if needed, serve it on the
  * loopback interface and print the URL. The model runs in the browser.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { resolveModelDir } from '../models/files.js';
 import { modelPathOrPretrained, pretrainedDir } from '../models/pretrained.js';
-import { validateModelJson } from '../models/serialization.js';
-import { buildViz, DEFAULT_VIZ_OUT, ensureVizBuilt, shippedModels } from '../viz/build.js';
+import { validateModelJson, type ModelJson } from '../models/serialization.js';
+import { readStateFile } from '../training/checkpoint.js';
+import { buildViz, DEFAULT_VIZ_OUT, ensureVizBuilt, pickSamples, shippedModels, type SampleFiles } from '../viz/build.js';
 import { startVizServer } from '../viz/server.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
+import { DATA_FLAGS, loadDataFromFlags, withModelDataset } from './common.js';
+
+/** The data flags viz takes: where a model's test images are; size and channels come from the model. */
+const VIZ_DATA_FLAGS = ['data', 'val-split', 'data-seed', 'skip-invalid', 'cache-dir'];
 
 export const vizSpec: CommandSpec = {
   name: 'viz',
@@ -17,21 +22,64 @@ export const vizSpec: CommandSpec = {
   description:
     'Builds the browser app if it is missing or older than its sources (npm run build:viz writes the same static files), ' +
     'serves it on 127.0.0.1 and prints the URL. Without --model the page offers the shipped pretrained models. ' +
-    'Stop it with Ctrl-C.',
+    'A model trained with --data gets test images from its own data (the training run records where they are; --data PATH names them), ' +
+    'prepared as its training pictures were. Stop it with Ctrl-C.',
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
+    ...VIZ_DATA_FLAGS.map((name) => DATA_FLAGS.find((f) => f.name === name)!).map((f) =>
+      f.name === 'data' ? { ...f, help: `test images for the --model, from your own data [default: the data a model trained with --data was trained on]: ${f.help.replace(/^your own data: /, '')}` }
+        : f.name === 'data-seed' ? { ...f, help: 'with --data and --val-split: seed of the split [default: the one the model recorded for that data, else 1]' }
+          : f),
     { name: 'port', type: 'int', min: 0, max: 65535, default: 0, help: 'port on 127.0.0.1 (0: any free port)' },
     { name: 'rebuild', type: 'boolean', help: 'rebuild the app even when it is up to date' },
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet viz', 'capsnet viz --model runs/my-capsnet --port 8080', 'capsnet viz --pretrained mnist'],
+  examples: ['capsnet viz', 'capsnet viz --model runs/my-capsnet --port 8080', 'capsnet viz --pretrained mnist', 'capsnet viz --model runs/photos --data photos/'],
 };
+
+/**
+ * Where a model's own test images are: --data (with its split flags), else
+ * the data flags its training run recorded (the checkpoint's training.json,
+ * with the run's decoded-picture cache), else the source of its --val-split
+ * (metadata.heldOut). Null for a model trained on a named dataset.
+ */
+function modelDataFlags(flags: ParsedFlags, modelDir: string, json: ModelJson): ParsedFlags | null {
+  const given: ParsedFlags = Object.fromEntries(VIZ_DATA_FLAGS.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined && v !== false));
+  if (given.data !== undefined) return withModelDataset({ ...given, json: flags.json }, json);
+  if (Object.keys(given).length) throw new UsageError(`--${Object.keys(given)[0]} goes with --data`);
+  if (existsSync(join(modelDir, 'training.json'))) {
+    const recorded = readStateFile(modelDir).options.data as ParsedFlags | undefined;
+    if (recorded?.data !== undefined) return { ...recorded, json: flags.json };
+  }
+  const held = json.metadata?.heldOut as { source?: unknown } | undefined;
+  if (typeof held?.source === 'string') return withModelDataset({ data: held.source, json: flags.json }, json);
+  return null;
+}
+
+/** The model's test images for the page, or null (with the reason on stderr) when there are none to show. */
+async function modelSamples(flags: ParsedFlags, modelDir: string, json: ModelJson): Promise<SampleFiles | null> {
+  const dataFlags = modelDataFlags(flags, modelDir, json);
+  if (!dataFlags) return null;
+  const path = dataFlags.data as string;
+  // Data the run recorded may have moved since: the page then works without test images. A --data given here must load.
+  if (flags.data === undefined && !existsSync(path)) {
+    process.stderr.write(`capsnet viz: the data this model was trained on (${path}) is not there any more: give --data PATH to show its test images\n`);
+    return null;
+  }
+  const ds = await loadDataFromFlags(dataFlags, 'test');
+  const { numClasses, inputShape: [h, w, c] } = json.config;
+  if (ds.numClasses !== numClasses) throw new Error(`--data ${path} has ${ds.numClasses} classes, the model ${numClasses}`);
+  if (ds.height !== h || ds.width !== w || ds.channels !== c) throw new Error(`--data ${path} gives ${ds.height}x${ds.width}x${ds.channels} images, the model takes ${h}x${w}x${c}`);
+  return pickSamples(ds, basename(resolve(path)), basename(resolve(path)));
+}
 
 export async function runViz({ flags }: ParsedArgs): Promise<number> {
   if (flags.model && flags.pretrained) throw new UsageError('give either --model or --pretrained, not both');
   let modelDir: string | undefined;
   let modelLabel: string | undefined;
+  let samples: SampleFiles | null = null;
+  if (flags.data !== undefined && !flags.model && !flags.pretrained) throw new UsageError('--data names the test images of a model: give the model with --model');
   if (flags.model || flags.pretrained) {
     modelDir = flags.pretrained ? pretrainedDir(flags.pretrained as string) : resolveModelDir(modelPathOrPretrained(flags.model as string));
     const jsonPath = join(modelDir, 'model.json');
@@ -43,6 +91,7 @@ export async function runViz({ flags }: ParsedArgs): Promise<number> {
     }
     const j = validateModelJson(json, jsonPath);
     modelLabel = `${basename(resolve(flags.model ? (flags.model as string) : modelDir))} (${j.modelType})`;
+    samples = await modelSamples(flags, modelDir, j);
   }
 
   const t0 = Date.now();
@@ -58,11 +107,12 @@ export async function runViz({ flags }: ParsedArgs): Promise<number> {
     throw new Error('no pretrained model is in this copy: give one with --model MODEL (e.g. a directory written by capsnet train)');
   }
 
-  const srv = await startVizServer({ root: DEFAULT_VIZ_OUT, modelDir, modelLabel, port: flags.port as number }).catch((e: NodeJS.ErrnoException) => {
+  const srv = await startVizServer({ root: DEFAULT_VIZ_OUT, modelDir, modelLabel, modelSamples: samples ?? undefined, port: flags.port as number }).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${flags.port} is in use; choose another with --port, or --port 0 for any free port`);
     throw e;
   });
-  if (flags.json) process.stdout.write(`${JSON.stringify({ url: srv.url, port: srv.port, model: modelDir ?? null, built })}\n`);
+  const sampleCount = samples ? (JSON.parse(samples.json) as { count: number }).count : 0;
+  if (flags.json) process.stdout.write(`${JSON.stringify({ url: srv.url, port: srv.port, model: modelDir ?? null, built, testImages: sampleCount })}\n`);
   else process.stdout.write(`capsnet visualizer: ${srv.url}  (Ctrl-C to stop)\n`);
 
   await new Promise<void>((done) => {

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { decode as decodeBmp } from 'bmp-ts';
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import type { ImagePreparation } from './preparation.js';
 
 /** File extensions read as pictures (compared in lower case); other files are ignored. */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'] as const;
@@ -19,32 +20,7 @@ export function isImageFile(name: string): boolean {
   return (IMAGE_EXTENSIONS as readonly string[]).includes(extname(name).toLowerCase());
 }
 
-/**
- * How a picture becomes a model input: decoded, transparency composited on
- * black, stretched to height x width (no cropping, so nothing is cut off),
- * converted to one channel (luminance) or three (sRGB), as bytes 0-255.
- */
-export interface ImagePreparation {
-  kind: 'resize';
-  height: number;
-  width: number;
-  channels: 1 | 3;
-  fit: 'fill';
-  background: 'black';
-}
-
-export function imagePreparation(height: number, width: number, channels: 1 | 3): ImagePreparation {
-  return { kind: 'resize', height, width, channels, fit: 'fill', background: 'black' };
-}
-
-/** A stored preparation, checked (a model's metadata is read from disk). */
-export function parseImagePreparation(value: unknown, source: string): ImagePreparation {
-  const p = value as Partial<ImagePreparation> | undefined;
-  if (!p || p.kind !== 'resize' || !(Number.isInteger(p.height) && p.height! > 0 && Number.isInteger(p.width) && p.width! > 0) || (p.channels !== 1 && p.channels !== 3)) {
-    throw new Error(`${source}: the model's metadata has no valid image preparation (kind 'resize', height, width, channels 1 or 3)`);
-  }
-  return imagePreparation(p.height!, p.width!, p.channels);
-}
+export { imagePreparation, parseImagePreparation, type ImagePreparation } from './preparation.js';
 
 /** Colour differences up to this (of 255) count as gray: JPEG's chroma noise on a gray picture stays below it. */
 const GRAY_TOLERANCE = 8;

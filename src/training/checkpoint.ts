@@ -141,7 +141,8 @@ function latestCheckpointDir(outDir: string): string {
   return join(outDir, CHECKPOINTS_DIR, readFileSync(latest, 'utf8').trim());
 }
 
-function readStateFile(dir: string): TrainingState {
+/** The training state stored in checkpoint directory `dir` (training.json). */
+export function readStateFile(dir: string): TrainingState {
   const trainingPath = join(dir, 'training.json');
   let state: TrainingState;
   try {

@@ -6,6 +6,8 @@
  *   app.js                  the app and the library, bundled by esbuild
  *   wasm/*.wasm             tfjs's wasm binaries (the fallback without WebGL)
  *   samples.bin, .json      MNIST test images (uint8, 28x28) and their labels
+ *                           (`capsnet viz --model` serves a model's own test
+ *                           images the same way, under models/custom/)
  *   samples-<set>.bin, .json  the same for every other sample set that is
  *                           installed (Fashion-MNIST), shown with models
  *                           trained on it
@@ -24,7 +26,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ImageDataset } from '../data/dataset.js';
+import { imageBytes, imageSize, type ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashionMnist.js';
 import { loadMnist } from '../data/mnist.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
@@ -41,6 +43,8 @@ export interface VizModelEntry {
   label: string;
   /** model.json, relative to the page. */
   url: string;
+  /** The model's own test images (samples.json and .bin without the extension), relative to the page. */
+  samples?: string;
 }
 
 /**
@@ -93,13 +97,24 @@ function resolvePackageFile(spec: string): string {
   return createRequire(import.meta.url).resolve(spec);
 }
 
-/** Samples: the first SAMPLES_PER_CLASS test images of each class, in class order. */
-function writeSamples(outDir: string, set: string, ds: ImageDataset): void {
-  const size = ds.height * ds.width * ds.channels;
+/** The files of a sample set: its description (JSON) and its images (uint8, height x width x channels each). */
+export interface SampleFiles {
+  json: string;
+  bin: Uint8Array;
+}
+
+/**
+ * Samples: the first test images of each class, in class order,
+ * SAMPLES_PER_CLASS of each (fewer when there are more than 10 classes, so
+ * that the page offers about 100 images, but at least one per class).
+ */
+export function pickSamples(ds: ImageDataset, set: string, title: string): SampleFiles {
+  const size = imageSize(ds);
+  const perClass = Math.max(1, Math.min(SAMPLES_PER_CLASS, Math.floor((10 * SAMPLES_PER_CLASS) / ds.numClasses)));
   const picked: number[] = [];
   for (let c = 0; c < ds.numClasses; c++) {
     let n = 0;
-    for (let i = 0; i < ds.count && n < SAMPLES_PER_CLASS; i++) {
+    for (let i = 0; i < ds.count && n < perClass; i++) {
       if (ds.labels[i] === c) {
         picked.push(i);
         n++;
@@ -107,19 +122,25 @@ function writeSamples(outDir: string, set: string, ds: ImageDataset): void {
     }
   }
   const images = new Uint8Array(picked.length * size);
-  picked.forEach((i, k) => images.set(ds.images.subarray(i * size, (i + 1) * size), k * size));
-  writeFileSync(join(outDir, `${sampleFile(set)}.bin`), images);
+  picked.forEach((i, k) => images.set(imageBytes(ds, i), k * size));
   const meta = {
     dataset: set,
-    title: SAMPLE_SETS[set].title,
+    title,
     count: picked.length,
     height: ds.height,
     width: ds.width,
+    channels: ds.channels,
     labels: picked.map((i) => ds.labels[i]),
     classNames: ds.classNames ?? Array.from({ length: ds.numClasses }, (_, j) => String(j)),
     indices: picked,
   };
-  writeFileSync(join(outDir, `${sampleFile(set)}.json`), JSON.stringify(meta));
+  return { json: JSON.stringify(meta), bin: images };
+}
+
+function writeSamples(outDir: string, set: string, ds: ImageDataset): void {
+  const { json, bin } = pickSamples(ds, set, SAMPLE_SETS[set].title);
+  writeFileSync(join(outDir, `${sampleFile(set)}.bin`), bin);
+  writeFileSync(join(outDir, `${sampleFile(set)}.json`), json);
 }
 
 /** Write every sample set that is installed; MNIST must be. Returns the names written. */

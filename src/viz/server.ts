@@ -4,13 +4,13 @@
  * shipped pretrained model under /models/<id>/ straight from pretrained/
  * (the build does not copy the weights), and optionally one extra model
  * directory under /models/custom/, which then comes first in /models.json
- * so the page opens it.
+ * so the page opens it, with its own test images when given.
  */
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
-import { shippedModels, type VizModelEntry } from './build.js';
+import { shippedModels, type SampleFiles, type VizModelEntry } from './build.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -33,6 +33,8 @@ export interface VizServerOptions {
   /** A model directory to serve as the default model. */
   modelDir?: string;
   modelLabel?: string;
+  /** That model's own test images, served as models/custom/samples.json and .bin (see pickSamples). */
+  modelSamples?: SampleFiles;
   /** 0 (the default) lets the system pick a free port. */
   port?: number;
 }
@@ -89,7 +91,12 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
     const built = existsSync(join(root, 'models.json'))
       ? (JSON.parse(readFileSync(join(root, 'models.json'), 'utf8')) as { models: VizModelEntry[]; sampleSets?: string[] })
       : { models: [] as VizModelEntry[], sampleSets: undefined };
-    const custom = { id: CUSTOM_MODEL_ID, label: options.modelLabel ?? 'model given with --model', url: `models/${CUSTOM_MODEL_ID}/model.json` };
+    const custom: VizModelEntry = {
+      id: CUSTOM_MODEL_ID,
+      label: options.modelLabel ?? 'model given with --model',
+      url: `models/${CUSTOM_MODEL_ID}/model.json`,
+      ...(options.modelSamples ? { samples: `models/${CUSTOM_MODEL_ID}/samples` } : {}),
+    };
     return JSON.stringify({ models: modelDir ? [custom, ...built.models] : built.models, sampleSets: built.sampleSets });
   };
   const shippedDirs = shippedModels().map((m) => ({ prefix: `/models/${m.entry.id}/`, dir: resolve(m.dir) }));
@@ -109,6 +116,13 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
       return;
     }
     const customPrefix = `/models/${CUSTOM_MODEL_ID}/`;
+    const samples = options.modelSamples;
+    if (modelDir && samples && (path === `${customPrefix}samples.json` || path === `${customPrefix}samples.bin`)) {
+      const json = path.endsWith('.json');
+      res.writeHead(200, { 'Content-Type': json ? TYPES['.json'] : TYPES['.bin'], 'Cache-Control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : json ? samples.json : samples.bin);
+      return;
+    }
     if (modelDir && path.startsWith(customPrefix)) {
       sendFile(req, res, safeJoin(modelDir, path.slice(customPrefix.length)));
       return;

@@ -2,7 +2,7 @@
  * The first convolution: its kernels and its ReLU maps, one tile each, with
  * one kernel and its map shown large.
  */
-import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type TileLayout } from './draw.js';
+import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { $ } from './dom.js';
 import type { Analysis } from './engine.js';
 import { state, track, type View } from './state.js';
@@ -41,11 +41,18 @@ function renderConv1(): void {
     const F = state.kernels.filters;
     const inC = state.kernels.inChannels;
     const km = absMax(kd) || 1;
+    // A kernel over colour input is drawn in colour: each channel's weight
+    // around mid-gray, so that a kernel tuned to red looks red. Over gray
+    // input (or any other channel count), the first channel's weights on the
+    // blue-white-red scale.
+    const weight = (t: number, y: number, x: number, ch: number) => kd[((y * k + x) * inC + ch) * F + t] / km;
+    const color = (t: number, y: number, x: number): RGB =>
+      inC === 3 ? [0, 1, 2].map((ch) => 127.5 + 127.5 * weight(t, y, x, ch)) as RGB : diverging(weight(t, y, x, 0));
     const kcanvas = $<HTMLCanvasElement>('conv1-kernels');
-    paintTiles(kcanvas, l.kernels, (t, y, x) => diverging(kd[((y * k + x) * inC) * F + t] / km));
+    paintTiles(kcanvas, l.kernels, color);
     outlineTile(kcanvas, l.kernels, focus, '#ffb000');
     const f = $<HTMLCanvasElement>('conv1-kernel-focus');
-    paintTiles(f, tileLayout(1, k, k, 1, 0, 1), (_t, y, x) => diverging(kd[((y * k + x) * inC) * F + focus] / km));
+    paintTiles(f, tileLayout(1, k, k, 1, 0, 1), (_t, y, x) => color(focus, y, x));
   }
   if (maps && maps.length === h * w * C) {
     const m = maxOf(maps) || 1;
@@ -97,7 +104,8 @@ export const conv1View: View = {
       renderConv1();
     });
     const k = state.conv1Geo.kernel;
-    $('conv1-explain').textContent = `The first layer slides each of its ${state.conv1Geo.channels} kernels (${k}×${k} pixels) over the image and keeps only positive responses (ReLU). Kernels: blue weights darken, red weights brighten. Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+    const colourKernels = engine.inputShape[2] === 3;
+    $('conv1-explain').textContent = `The first layer slides each of its ${state.conv1Geo.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
   },
   render() {
     const maps = conv1Maps(state.analysis);

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { CapsNet, capsuleLength, convOutputSize, EmCapsNet, loadModelFromUrl, predictionVectors, resizeArea, squash, type CapsNetOutput, type ClassifierModel, type ModelJson } from '../../index.js';
+import { CapsNet, capsuleLength, convOutputSize, EmCapsNet, loadModelFromUrl, parseImagePreparation, predictionVectors, resizeArea, squash, type CapsNetOutput, type ClassifierModel, type ImagePreparation, type ModelJson } from '../../index.js';
 
 export type BackendName = 'webgl' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['webgl', 'wasm', 'cpu'];
@@ -68,9 +68,22 @@ export async function initBackend(forced?: string | null): Promise<BackendChoice
   throw new Error(`no tfjs backend works in this browser (${tried.join('; ')})`);
 }
 
+/** An image of the page: values in [0, 1], height x width x channels, channels last. */
+export interface InputImage {
+  data: Float32Array;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/** A 28x28 gray image: what the drawing pad and the MNIST samples give. */
+export function grayDigit(data: Float32Array): InputImage {
+  return { data, height: 28, width: 28, channels: 1 };
+}
+
 export interface CapsAnalysis {
   kind: 'capsnet';
-  /** The page's 28x28 input, and what the model got (see Engine.prepare). */
+  /** The page's input, and what the model got (see Engine.prepare). */
   input: Float32Array;
   modelInput: Float32Array;
   scores: Float32Array;
@@ -166,6 +179,8 @@ export class Engine {
   readonly json: ModelJson;
   readonly url: string;
   readonly classNames: string[];
+  /** How its training pictures were prepared, for a model trained on a --data folder (metadata.preparation). */
+  readonly preparation: ImagePreparation | null;
 
   private constructor(model: ClassifierModel, json: ModelJson, url: string) {
     this.model = model;
@@ -173,6 +188,19 @@ export class Engine {
     this.url = url;
     const names = json.metadata?.classNames;
     this.classNames = Array.isArray(names) && names.length === model.numClasses ? names.map(String) : Array.from({ length: model.numClasses }, (_, i) => String(i));
+    this.preparation = json.metadata?.preparation !== undefined ? parseImagePreparation(json.metadata.preparation, url) : null;
+  }
+
+  /** Whether `prepare` takes this image: one of the model's own shape, or any gray one. */
+  accepts(img: InputImage): boolean {
+    const [h, w, c] = this.inputShape;
+    return img.channels === 1 || (img.height === h && img.width === w && img.channels === c);
+  }
+
+  /** Whether a digit drawn on the pad is an input like the model's: only for 28x28 gray models (MNIST's format). */
+  get drawable(): boolean {
+    const [h, w, c] = this.inputShape;
+    return h === 28 && w === 28 && c === 1;
   }
 
   static async load(url: string): Promise<Engine> {
@@ -230,28 +258,36 @@ export class Engine {
   }
 
   /**
-   * The page works with 28x28 grayscale images; a model made for another
-   * size or for colour gets them centred in a larger frame (as MNIST is
-   * padded to 32x32), shrunk by area averaging, and copied to every channel.
+   * The model's input for an image of the page. An image of the model's own
+   * shape (a test image of its dataset, an upload prepared as its training
+   * pictures were) goes in as it is. A gray image of another size (a drawn
+   * digit, an MNIST test image, 28x28) is centred in a larger frame (as MNIST
+   * is padded to 32x32), or shrunk by area averaging into a smaller one, and
+   * copied to every channel.
    */
-  prepare(pixels: Float32Array, n = 1): Float32Array {
+  prepare(img: InputImage, n = 1): Float32Array {
     const [h, w, c] = this.inputShape;
-    if (h === 28 && w === 28 && c === 1) return pixels;
+    if (img.height === h && img.width === w && img.channels === c) return img.data;
+    if (img.channels !== 1) throw new Error(`an image of ${img.height}x${img.width}x${img.channels} does not fit this model's ${h}x${w}x${c} input`);
+    const per = img.height * img.width;
     const out = new Float32Array(n * h * w * c);
     for (let k = 0; k < n; k++) {
-      let img = pixels.subarray(k * 784, (k + 1) * 784) as Float32Array;
-      let iw = 28;
-      let ih = 28;
-      if (h < 28 || w < 28) {
-        img = resizeArea(img, 28, 28, Math.min(w, 28), Math.min(h, 28));
-        iw = Math.min(w, 28);
-        ih = Math.min(h, 28);
+      let px = img.data.subarray(k * per, (k + 1) * per) as Float32Array;
+      let iw = img.width;
+      let ih = img.height;
+      if (ih > h || iw > w) {
+        const s = Math.min(h / ih, w / iw);
+        const dw = Math.max(1, Math.floor(iw * s));
+        const dh = Math.max(1, Math.floor(ih * s));
+        px = resizeArea(px, iw, ih, dw, dh);
+        iw = dw;
+        ih = dh;
       }
       const oy = Math.floor((h - ih) / 2);
       const ox = Math.floor((w - iw) / 2);
       for (let y = 0; y < ih; y++) {
         for (let x = 0; x < iw; x++) {
-          const v = img[y * iw + x];
+          const v = px[y * iw + x];
           const base = ((k * h + y + oy) * w + x + ox) * c;
           for (let ch = 0; ch < c; ch++) out[base + ch] = v;
         }
@@ -268,11 +304,12 @@ export class Engine {
     return { data: await read(kernel), k, inChannels, filters };
   }
 
-  /** Run the whole network on one image (values in [0, 1], h*w*c). */
-  async analyze(pixels: Float32Array): Promise<Analysis> {
+  /** Run the whole network on one image (values in [0, 1]). */
+  async analyze(img: InputImage): Promise<Analysis> {
     const t0 = performance.now();
     const [h, w, c] = this.inputShape;
-    const modelInput = this.prepare(pixels);
+    const pixels = img.data;
+    const modelInput = this.prepare(img);
     const x = tf.tensor4d(modelInput, [1, h, w, c]);
     if (this.kind === 'em') return this.analyzeEm(pixels, modelInput, x, t0);
     if (this.kind !== 'capsnet') {
@@ -373,11 +410,16 @@ export class Engine {
     return data;
   }
 
-  /** Scores for a batch of images [n * h * w * c] (for checking against Node). */
+  /**
+   * Scores for a batch of n images (for checking against Node): each of the
+   * model's own shape, or 28x28 gray (prepared as the page prepares them).
+   */
   async scores(images: Float32Array, n: number): Promise<Float32Array> {
     const [h, w, c] = this.inputShape;
+    const own = images.length === n * h * w * c;
+    const batch = own ? images : this.prepare({ data: images, height: 28, width: 28, channels: 1 }, n);
     const out = tf.tidy(() => {
-      const o = this.model.forward(tf.tensor4d(this.prepare(images, n), [n, h, w, c]), { decode: 'none' });
+      const o = this.model.forward(tf.tensor4d(batch, [n, h, w, c]), { decode: 'none' });
       return o.scores;
     });
     const data = await read(out);

@@ -2,53 +2,86 @@
  * The input: the drawing pad, image uploads and drops, and the test images
  * of the sample set that fits the model.
  */
-import { paintGray } from './draw.js';
+import { paintImage } from './draw.js';
 import { $ } from './dom.js';
-import type { Engine } from './engine.js';
-import { DrawingPad, imageFileToInput, NotAnImageError } from './pad.js';
+import { grayDigit, type Engine, type InputImage } from './engine.js';
+import { DrawingPad, imageFileToInput, imageFileToPrepared, NotAnImageError } from './pad.js';
 import { state, track, type Samples } from './state.js';
 
-let onInput: (pixels: Float32Array) => void = () => undefined;
+let onInput: (img: InputImage) => void = () => undefined;
 
 
-function sampleFile(set: string): string {
+/** The files of a built sample set: samples.* for MNIST, samples-<set>.* for the others (as build.ts writes them). */
+export function sampleFile(set: string): string {
   return set === 'mnist' ? 'samples' : `samples-${set}`;
 }
 
-/** The sample set for a model: the one of the dataset it was trained on when the build has it, else MNIST. */
-export function sampleSetFor(e: Engine): string {
+/** A model the page offers (models.json); `samples` names its own test images, when `capsnet viz` serves them. */
+export interface ModelEntry {
+  id: string;
+  label: string;
+  url: string;
+  samples?: string;
+}
+
+/**
+ * The test images for a model, as the files' prefix: its own (a model trained
+ * on a --data folder, served by `capsnet viz`), else those of the dataset it
+ * was trained on when the build has them, else MNIST's. Null for a model
+ * trained on a --data folder whose test images are not served.
+ */
+export function samplesFor(entry: ModelEntry, e: Engine): string | null {
+  if (entry.samples) return entry.samples;
+  if (e.preparation) return null;
   const d = e.json.metadata?.dataset;
-  return typeof d === 'string' && state.sampleSets.includes(d) ? d : 'mnist';
+  return sampleFile(typeof d === 'string' && state.sampleSets.includes(d) ? d : 'mnist');
+}
+
+interface SamplesJson {
+  dataset?: string;
+  title?: string;
+  count: number;
+  labels: number[];
+  classNames?: string[];
+  indices: number[];
+  height: number;
+  width: number;
+  channels?: number;
 }
 
 /** Load a sample set and show its images as buttons; false when it could not be loaded. */
-export async function loadSamples(set: string): Promise<boolean> {
+export async function loadSamples(file: string): Promise<boolean> {
   const root = $('samples');
-  const file = sampleFile(set);
   try {
     const [meta, bin] = await Promise.all([
       fetch(`${file}.json`).then((r) => {
         if (!r.ok) throw new Error(`${file}.json: HTTP ${r.status}`);
-        return r.json() as Promise<{ title?: string; count: number; labels: number[]; classNames?: string[]; indices: number[]; height: number; width: number }>;
+        return r.json() as Promise<SamplesJson>;
       }),
       fetch(`${file}.bin`).then((r) => {
         if (!r.ok) throw new Error(`${file}.bin: HTTP ${r.status}`);
         return r.arrayBuffer();
       }),
     ]);
+    const channels = meta.channels ?? 1;
+    const size = meta.height * meta.width * channels;
+    if (bin.byteLength !== meta.count * size) throw new Error(`${file}.bin holds ${bin.byteLength} bytes, not ${meta.count} images of ${meta.height}x${meta.width}x${channels}`);
     state.samples = {
-      dataset: set,
-      title: meta.title ?? set,
+      file,
+      dataset: meta.dataset ?? file,
+      title: meta.title ?? meta.dataset ?? file,
       images: new Uint8Array(bin),
       labels: meta.labels,
       classNames: meta.classNames ?? Array.from({ length: 10 }, (_, j) => String(j)),
       indices: meta.indices,
       count: meta.count,
-      size: meta.height * meta.width,
+      height: meta.height,
+      width: meta.width,
+      channels,
+      size,
     };
   } catch (e) {
-    state.samples = null;
-    root.textContent = `The test images could not be loaded (${(e as Error).message}); drawing and uploads still work.`;
+    showNoSamples(`The test images could not be loaded (${(e as Error).message}); uploads${pad.enabled ? ' and drawing' : ''} still work.`);
     return false;
   }
   const s = state.samples;
@@ -62,7 +95,8 @@ export async function loadSamples(set: string): Promise<boolean> {
     b.setAttribute('aria-label', `Test image ${s.indices[k] + 1}, ${sampleLabel(s, k)}`);
     b.title = sampleTitle(s, k);
     const c = document.createElement('canvas');
-    paintGray(c, Array.from(s.images.subarray(k * s.size, (k + 1) * s.size), (v) => v / 255), 28, 28);
+    const img = sampleImage(k);
+    paintImage(c, img.data, img.width, img.height, img.channels);
     b.append(c);
     b.addEventListener('click', () => chooseSample(k));
     b.addEventListener('keydown', (e) => {
@@ -76,6 +110,18 @@ export async function loadSamples(set: string): Promise<boolean> {
     root.append(b);
   }
   return true;
+}
+
+/** No test images to offer: say why, and start from a black image of the model's input size. */
+export function showNoSamples(message: string): void {
+  state.samples = null;
+  state.currentSample = -1;
+  $('h-samples').textContent = 'Test images';
+  $('samples').textContent = message;
+  const [h, w, c] = state.engine?.inputShape ?? [28, 28, 1];
+  state.input = { data: new Float32Array(h * w * c), height: h, width: w, channels: c };
+  state.inputSource = 'a black image';
+  pad.showImage(state.input);
 }
 
 function sampleLabel(s: Samples, k: number): string {
@@ -95,9 +141,9 @@ export function selectFirstSample(): void {
   chooseSample(first >= 0 ? first : 0, false);
 }
 
-function samplePixels(k: number): Float32Array {
+function sampleImage(k: number): InputImage {
   const s = state.samples!;
-  return Float32Array.from(s.images.subarray(k * s.size, (k + 1) * s.size), (v) => v / 255);
+  return { data: Float32Array.from(s.images.subarray(k * s.size, (k + 1) * s.size), (v) => v / 255), height: s.height, width: s.width, channels: s.channels };
 }
 
 function chooseSample(k: number, run = true): void {
@@ -108,13 +154,13 @@ function chooseSample(k: number, run = true): void {
     b.setAttribute('aria-pressed', String(i === k));
     (b as HTMLElement).tabIndex = i === k ? 0 : -1;
   });
-  const px = samplePixels(k);
-  pad.showImage(px, 28, 28);
+  const img = sampleImage(k);
+  pad.showImage(img);
   state.inputSource = sampleTitle(state.samples, k);
-  $('input-status').textContent = `${state.inputSource}. Draw on it to change it.`;
+  $('input-status').textContent = pad.enabled ? `${state.inputSource}. Draw on it to change it.` : `${state.inputSource}.`;
   $('upload-error').hidden = true;
-  state.input = px;
-  if (run) onInput(px);
+  state.input = img;
+  if (run) onInput(img);
 }
 
 function unpressSamples(): void {
@@ -131,12 +177,32 @@ const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
     if (state.currentSample >= 0) unpressSamples();
     state.inputSource = 'your drawing';
     $('input-status').textContent = 'Your drawing, centred and scaled like MNIST.';
-    onInput(pad.toInput());
+    onInput(grayDigit(pad.toInput()));
   },
 });
 
+/**
+ * Fit the input card to a model: the drawing pad only for 28x28 gray models
+ * (a digit drawn with the mouse is what MNIST's models know); uploads always,
+ * prepared as the model's training pictures were when it records how.
+ */
+export function setupInputFor(e: Engine): void {
+  pad.enabled = e.drawable;
+  const [h, w, c] = e.inputShape;
+  const kind = `${h}×${w} ${c === 3 ? 'colour' : 'grayscale'}`;
+  $('pad').setAttribute('aria-disabled', String(!pad.enabled));
+  $('pad').setAttribute('aria-label', pad.enabled ? 'Drawing area: draw a digit with the mouse, a pen or a finger' : 'The input, enlarged (drawing is off for this model)');
+  $('clear').hidden = !pad.enabled;
+  const note = $('pad-note');
+  note.hidden = pad.enabled;
+  note.textContent = pad.enabled ? '' : `Drawing is off: this model takes ${kind} pictures, not 28×28 gray digits drawn with the mouse. Choose a test image or upload a picture.`;
+  $('input-explain').textContent = e.preparation
+    ? `What the network looks at: a ${kind} picture. Choose a test image${pad.enabled ? ', draw with mouse, pen or finger,' : ''} or upload a picture; an upload is stretched to ${h}×${w}${c === 3 ? '' : ' and turned gray'}, as this model's training pictures were.`
+    : `What the network looks at: a ${kind} image, bright ink on black. Choose a test image, ${pad.enabled ? 'draw with mouse, pen or finger, ' : ''}or upload a picture. ${pad.enabled ? 'Drawings and uploads are' : 'Uploads are'} cropped, scaled to fit 20×20 and centred by their ink's centre of mass, the way MNIST was made${h !== 28 || w !== 28 ? `, then placed in the middle of the ${h}×${w} frame` : ''}.`;
+}
+
 /** Wire the drawing pad, the upload and the sample buttons; `run` gets every new input. */
-export function setupInput(run: (pixels: Float32Array) => void): void {
+export function setupInput(run: (img: InputImage) => void): void {
   onInput = run;
   $('clear').addEventListener('click', () => {
     pad.clear();
@@ -144,7 +210,7 @@ export function setupInput(run: (pixels: Float32Array) => void): void {
     state.inputSource = 'empty pad';
     $('input-status').textContent = 'Draw a digit in the black square.';
     $('upload-error').hidden = true;
-    onInput(new Float32Array(784));
+    onInput(grayDigit(new Float32Array(784)));
   });
   const upload = $<HTMLInputElement>('upload');
   upload.addEventListener('change', async () => {
@@ -153,13 +219,16 @@ export function setupInput(run: (pixels: Float32Array) => void): void {
     if (!file) return;
     const err = $('upload-error');
     try {
-      const px = await track(imageFileToInput(file));
+      const prep = state.engine?.preparation;
+      const img = prep ? await track(imageFileToPrepared(file, prep)) : grayDigit(await track(imageFileToInput(file)));
       err.hidden = true;
       unpressSamples();
-      pad.showImage(px, 28, 28);
+      pad.showImage(img);
       state.inputSource = `uploaded "${file.name}"`;
-      $('input-status').textContent = `Uploaded "${file.name}", converted to a 28×28 MNIST-style image.`;
-      onInput(px);
+      $('input-status').textContent = prep
+        ? `Uploaded "${file.name}", prepared as the model's training pictures were (${img.height}×${img.width}, ${img.channels === 3 ? 'colour' : 'gray'}).`
+        : `Uploaded "${file.name}", converted to a 28×28 MNIST-style image.`;
+      onInput(img);
     } catch (e) {
       err.textContent = e instanceof NotAnImageError ? e.message : `"${file.name}" could not be used: ${(e as Error).message}`;
       err.hidden = false;

@@ -8,20 +8,14 @@
 import { conv1View } from './conv1.js';
 import { digitsView } from './digits.js';
 import { $ } from './dom.js';
-import { paintGray, paintImage } from './draw.js';
+import { paintImage } from './draw.js';
 import { emIteration, renderEm, setupEm } from './em.js';
-import { initBackend, Engine, type Analysis } from './engine.js';
-import { loadSamples, sampleSetFor, selectFirstSample, setupInput } from './inputs.js';
+import { initBackend, Engine, type Analysis, type InputImage } from './engine.js';
+import { loadSamples, sampleFile, samplesFor, selectFirstSample, setupInput, setupInputFor, showNoSamples, type ModelEntry } from './inputs.js';
 import { primaryView } from './primary.js';
 import { reconstructionView } from './reconstruction.js';
 import { routingView, stopPlay } from './routing.js';
 import { clearError, onCapsuleFocus, setPageState, showError, state, track, type View } from './state.js';
-
-interface ModelEntry {
-  id: string;
-  label: string;
-  url: string;
-}
 
 const params = new URLSearchParams(location.search);
 
@@ -74,9 +68,15 @@ async function loadModel(entry: ModelEntry): Promise<void> {
   }
   state.engine = next;
   document.body.dataset.model = next.model.modelType;
-  // A model trained on another dataset gets that dataset's test images.
-  const set = sampleSetFor(next);
-  if (set !== (state.samples?.dataset ?? 'mnist') && (await track(loadSamples(set)))) selectFirstSample();
+  setupInputFor(next);
+  // A model gets the test images of its own data: those `capsnet viz` serves
+  // with it, else those of the dataset it was trained on.
+  const file = samplesFor(entry, next);
+  if (file === null) {
+    showNoSamples('This model was trained on a --data folder whose test images are not served here: start the visualizer with capsnet viz --model MODEL --data PATH to choose from them. Uploads work.');
+  } else if (file !== state.samples?.file || !next.accepts(state.input)) {
+    if (await track(loadSamples(file))) selectFirstSample();
+  }
   setupViews();
   await runAnalysis(state.input);
   setPageState('ready');
@@ -98,12 +98,12 @@ function describeModel(): string {
 // ---------------------------------------------------------------- analysis
 
 
-/** Run the model on `pixels`; calls made while one is running collapse to the latest. */
-async function runAnalysis(pixels: Float32Array): Promise<void> {
-  state.input = pixels;
-  paintGray($<HTMLCanvasElement>('input-28'), pixels, 28, 28);
+/** Run the model on `img`; calls made while one is running collapse to the latest. */
+async function runAnalysis(img: InputImage): Promise<void> {
+  state.input = img;
+  paintImage($<HTMLCanvasElement>('input-28'), img.data, img.width, img.height, img.channels);
   if (!state.engine) return; // loadModel analyses `input` once a model is there
-  state.pendingInput = pixels;
+  state.pendingInput = img;
   if (state.analysing) return;
   state.analysing = true;
   state.busy++;
@@ -189,13 +189,13 @@ const api = {
 Object.assign(window, { capsviz: api });
 
 async function start(): Promise<void> {
-  setupInput((pixels) => void runAnalysis(pixels));
+  setupInput((img) => void runAnalysis(img));
   for (const v of VIEWS) v.init?.();
   onCapsuleFocus(() => {
     primaryView.render();
     routingView.render();
   });
-  const samplesReady = loadSamples('mnist');
+  const samplesReady = loadSamples(sampleFile('mnist'));
   try {
     const b = await initBackend(params.get('backend'));
     state.backendName = b.backend;

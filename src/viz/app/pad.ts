@@ -1,9 +1,13 @@
 /**
  * The input side: a drawing pad (mouse, pen, touch through pointer events),
  * image uploads, and the conversion of either into the 28x28 MNIST-style
- * image the model expects, with the library's mnistPreprocess.
+ * image the model expects, with the library's mnistPreprocess; or, for a
+ * model trained on a --data folder, an upload prepared as its training
+ * pictures were (metadata.preparation).
  */
-import { borderMean, mnistPreprocess } from '../../index.js';
+import { borderMean, mnistPreprocess, type ImagePreparation } from '../../index.js';
+import { paintImage } from './draw.js';
+import type { InputImage } from './engine.js';
 
 export interface PadOptions {
   /** Called while drawing (at most once per animation frame) and when a stroke ends. */
@@ -18,6 +22,8 @@ export class DrawingPad {
   private frame = 0;
   /** True when the pad holds something the user drew or uploaded. */
   dirty = false;
+  /** False for models that take no drawn digits: the pad then only shows the input. */
+  enabled = true;
 
   constructor(canvas: HTMLCanvasElement, private readonly options: PadOptions) {
     this.canvas = canvas;
@@ -35,18 +41,10 @@ export class DrawingPad {
     this.dirty = false;
   }
 
-  /** Show a 28x28 image (e.g. a test sample) enlarged, so the user can draw over it. */
-  showImage(pixels: ArrayLike<number>, w: number, h: number): void {
+  /** Show an image (e.g. a test sample) enlarged, so the user can draw over it. */
+  showImage(img: InputImage): void {
     const small = document.createElement('canvas');
-    small.width = w;
-    small.height = h;
-    const sctx = small.getContext('2d')!;
-    const img = sctx.createImageData(w, h);
-    for (let i = 0; i < w * h; i++) {
-      const v = Math.round(255 * pixels[i]);
-      img.data.set([v, v, v, 255], 4 * i);
-    }
-    sctx.putImageData(img, 0, 0);
+    paintImage(small, img.data, img.width, img.height, img.channels);
     this.ctx.imageSmoothingEnabled = true;
     this.ctx.imageSmoothingQuality = 'high';
     this.ctx.fillStyle = '#000';
@@ -74,7 +72,7 @@ export class DrawingPad {
   }
 
   private down(e: PointerEvent): void {
-    if (e.button !== 0 && e.pointerType === 'mouse') return;
+    if (!this.enabled || (e.button !== 0 && e.pointerType === 'mouse')) return;
     e.preventDefault();
     try {
       this.canvas.setPointerCapture(e.pointerId);
@@ -152,22 +150,26 @@ export function stretchInk(g: Float32Array, w: number, h: number): Float32Array 
 
 export class NotAnImageError extends Error {}
 
+const FORMATS = 'Choose a PNG, JPEG, GIF, WebP or BMP picture';
+
+/** Decode an uploaded file with the browser's decoder; files that are not pictures get a NotAnImageError. */
+async function decodeUpload(file: File): Promise<ImageBitmap> {
+  const name = file.name || 'the file';
+  if (file.type && !file.type.startsWith('image/')) throw new NotAnImageError(`"${name}" is not an image (its type is ${file.type}). ${FORMATS}.`);
+  try {
+    return await createImageBitmap(file);
+  } catch {
+    throw new NotAnImageError(`"${name}" could not be read as an image. ${FORMATS}.`);
+  }
+}
+
 /**
  * Read an uploaded file as an MNIST-style image: decoded by the browser,
  * composited over white (so transparent backgrounds count as paper), then
  * cropped, scaled and centred; dark ink on light paper is inverted.
  */
 export async function imageFileToInput(file: File, size = 28): Promise<Float32Array> {
-  const name = file.name || 'the file';
-  if (file.type && !file.type.startsWith('image/')) {
-    throw new NotAnImageError(`"${name}" is not an image (its type is ${file.type}). Choose a PNG, JPEG, GIF, WebP or BMP picture of a digit.`);
-  }
-  let bitmap: ImageBitmap;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch {
-    throw new NotAnImageError(`"${name}" could not be read as an image. Choose a PNG, JPEG, GIF, WebP or BMP picture of a digit.`);
-  }
+  const bitmap = await decodeUpload(file);
   const maxSide = 560;
   const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
   const w = Math.max(1, Math.round(bitmap.width * scale));
@@ -184,6 +186,46 @@ export async function imageFileToInput(file: File, size = 28): Promise<Float32Ar
   const g = new Float32Array(w * h);
   for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
   const out = mnistPreprocess(stretchInk(g, w, h), w, h, { invert: false, size });
-  if (!out.some((v) => v > 0)) throw new NotAnImageError(`"${name}" has no visible ink: it looks blank after conversion to grayscale.`);
+  if (!out.some((v) => v > 0)) throw new NotAnImageError(`"${file.name || 'the file'}" has no visible ink: it looks blank after conversion to grayscale.`);
   return out;
+}
+
+/** sRGB component (0-255) to linear light. */
+function linear(v: number): number {
+  const x = v / 255;
+  return x <= 0.04045 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+}
+
+/** Linear light to an sRGB component in [0, 1]. */
+function encodeSrgb(y: number): number {
+  return y <= 0.0031308 ? 12.92 * y : 1.055 * y ** (1 / 2.4) - 0.055;
+}
+
+/**
+ * Read an uploaded file as the model's training pictures were prepared
+ * (ImagePreparation): transparency composited on black, stretched to the
+ * model's height x width without cropping, and kept in colour or turned to
+ * gray the way the training decoder does it (libvips' b-w: the luminance of
+ * linear light, Rec. 709 weights, encoded back to sRGB).
+ */
+export async function imageFileToPrepared(file: File, prep: ImagePreparation): Promise<InputImage> {
+  const bitmap = await decodeUpload(file);
+  const { width: w, height: h, channels } = prep;
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, w, h);
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  bitmap.close();
+  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const data = new Float32Array(w * h * channels);
+  for (let i = 0; i < w * h; i++) {
+    if (channels === 3) for (let k = 0; k < 3; k++) data[3 * i + k] = rgba[4 * i + k] / 255;
+    else data[i] = Math.round(255 * encodeSrgb(0.2126 * linear(rgba[4 * i]) + 0.7152 * linear(rgba[4 * i + 1]) + 0.0722 * linear(rgba[4 * i + 2]))) / 255;
+  }
+  return { data, height: h, width: w, channels };
 }

@@ -4,18 +4,29 @@
  * page (main.ts) loads models and runs analyses.
  */
 import { $ } from './dom.js';
-import type { Analysis, CapsGeometry, Conv1Geometry, Engine } from './engine.js';
+import { grayDigit, type Analysis, type CapsGeometry, type Conv1Geometry, type Engine, type InputImage } from './engine.js';
 
-/** A set of test images to choose from (samples*.json and .bin, written by the build). */
+/**
+ * A set of test images to choose from: samples*.json and .bin, written by
+ * the build, or a --model's own test images, which `capsnet viz` serves
+ * beside the model.
+ */
 export interface Samples {
-  /** The dataset name in model metadata: mnist, fashion-mnist. */
+  /** Where the files are (without .json and .bin). */
+  file: string;
+  /** The dataset name in model metadata: mnist, fashion-mnist, or a --data folder's name. */
   dataset: string;
   title: string;
   images: Uint8Array;
   labels: number[];
   classNames: string[];
+  /** Each image's index in its dataset's test split. */
   indices: number[];
   count: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** Bytes per image. */
   size: number;
 }
 
@@ -43,7 +54,7 @@ export const state = {
   geo: null as CapsGeometry | null,
   conv1Geo: null as Conv1Geometry | null,
   analysis: null as Analysis | null,
-  input: new Float32Array(28 * 28) as Float32Array,
+  input: grayDigit(new Float32Array(28 * 28)) as InputImage,
   inputSource: '',
   samples: null as Samples | null,
   /** Sample sets the build wrote besides MNIST's (models.json). */
@@ -66,7 +77,7 @@ export const state = {
   perturbTimer: 0,
   perturbCursor: { row: 0, col: 5 },
   playTimer: 0,
-  pendingInput: null as Float32Array | null,
+  pendingInput: null as InputImage | null,
   analysing: false,
   decodeRunning: false,
   decodePending: null as { t0: number; measure: boolean } | null,
