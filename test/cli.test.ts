@@ -104,6 +104,24 @@ test('train, eval, predict and reconstruct a small model through the CLI', () =>
   assert.ok(tj.final.testAccuracy >= 0 && tj.final.testAccuracy <= 1);
   assert.ok(existsSync(join(out, 'metrics.jsonl')));
 
+  // The learning curve of the run, from its metrics.jsonl.
+  const chart = join(dir, 'curve.png');
+  const pl = run('plot', out, '--out', chart, '--target', '5', '--json');
+  assert.equal(pl.code, 0, pl.stderr);
+  const curve = JSON.parse(pl.stdout).curves[0];
+  assert.deepEqual(curve.points, [[1, 100 * tj.final.testError]]);
+  const drawn = PNG.sync.read(readFileSync(chart));
+  assert.equal(drawn.width, 720);
+  // The run's series is drawn in the palette's first colour (red).
+  let red = 0;
+  for (let i = 0; i < drawn.width * drawn.height; i++) if (drawn.data[4 * i] > 180 && drawn.data[4 * i + 1] < 60 && drawn.data[4 * i + 2] < 60) red++;
+  assert.ok(red > 0, 'the curve is drawn');
+  assertOneLineError(run('plot', join(dir, 'nowhere')), /nowhere: no such training run/);
+  assertOneLineError(run('plot', dir), /metrics.jsonl: no such file/);
+  const broken = join(dir, 'broken.jsonl');
+  writeFileSync(broken, '{"epoch":1,"testError":0.5}\nnot json\n');
+  assertOneLineError(run('plot', broken), /broken.jsonl:2: not a JSON line/);
+
   const e = run('eval', '--model', out, '--limit', '200', '--json');
   assert.equal(e.code, 0, e.stderr);
   const ej = JSON.parse(e.stdout);

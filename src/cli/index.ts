@@ -9,6 +9,7 @@ import { evalSpec, runEval } from './eval.js';
 import { exportSpec, runExport } from './export.js';
 import { infoSpec, runInfo } from './info.js';
 import { perturbSpec, runPerturb } from './perturb.js';
+import { plotSpec, runPlot } from './plot.js';
 import { predictSpec, runPredict } from './predict.js';
 import { reconstructSpec, runReconstruct } from './reconstruct.js';
 import { runTrain, trainSpec } from './train.js';
@@ -30,6 +31,7 @@ const COMMANDS: Command[] = [
   { spec: attackSpec, run: runAttack },
   { spec: viewpointsSpec, run: runViewpoints },
   { spec: exportSpec, run: runExport },
+  { spec: plotSpec, run: runPlot },
   { spec: infoSpec, run: runInfo },
   { spec: vizSpec, run: runViz },
 ];
