@@ -288,7 +288,7 @@ async function main(): Promise<void> {
   const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const gemms = info.backend === 'native' ? gemmTable() : null;
   // The peak the model's rate is set against: the GEMM the model ran on, at 2048^3.
-  const peak = gemms ? gemms.columns[gemms.active].rates[0] : null;
+  const peak = gemms ? gemms.columns[Math.max(0, gemms.active)].rates[0] : null;
   const flops = capsNetFlops(capsNetConfig('paper'));
   const trainGflops = (flops.train * training.imagesPerSecond) / 1e9;
   const inferGflops = (flops.forward * inference) / 1e9;

@@ -10,10 +10,11 @@
  *   auto (default)  the built-in GEMM; OpenBLAS is linked as well when it is
  *                   found, so that CAPSNET_GEMM=openblas can compare the two
  *   builtin         the built-in GEMM only: nothing but a C++ compiler needed
- *   openblas        OpenBLAS by default (the build fails without it); the
- *                   built-in GEMM stays selectable with CAPSNET_GEMM=builtin
- * The built-in GEMM is the default because it measures faster here (see the
- * README's "Native engine"), and it needs no system library.
+ *   openblas        OpenBLAS by default (without it the native build is
+ *                   skipped, saying why); the built-in GEMM stays selectable
+ *                   with CAPSNET_GEMM=builtin
+ * The built-in GEMM is the default because it measures faster here (see
+ * docs/native-engine.md), and it needs no system library.
  *
  * OpenBLAS is found through CAPSNET_OPENBLAS_DIR (a prefix with include/ and
  * lib/), then pkg-config, then Homebrew's keg on macOS, then the default

@@ -1,6 +1,7 @@
 #include "blas.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -37,9 +38,11 @@ constexpr bool kHaveOpenblas = true;
 constexpr bool kHaveOpenblas = false;
 #endif
 
-// The kernel in use; null while OpenBLAS is selected. Set at load and by
-// setGemm, which JS calls only between kernels (never during a GEMM).
-const gemm::Kernel* active = nullptr;
+// The kernel in use; null while OpenBLAS is selected. Set once per process
+// when the addon first loads (a worker thread loading it again keeps the
+// choice) and by setGemm, which JS calls only between kernels.
+std::atomic<const gemm::Kernel*> active{nullptr};
+std::atomic<bool> initialised{false};
 
 const gemm::Kernel* kernelFor(const std::string& isa) {
   if (isa == "avx512") return gemm::avx512Kernel();
@@ -84,10 +87,13 @@ std::string initBlas() {
 #ifdef CAPSNET_WITH_OPENBLAS
   openblas_set_num_threads(1);
 #endif
+  if (initialised.exchange(true)) return "";
   active = kDefaultOpenblas ? nullptr : bestKernel();
   const char* lib = std::getenv("CAPSNET_GEMM");
   const char* isa = std::getenv("CAPSNET_GEMM_ISA");
   if (!(lib && *lib) && !(isa && *isa)) return "";
+  if (lib && *lib && isa && *isa && std::string(lib) != "builtin")
+    return std::string("CAPSNET_GEMM_ISA=") + isa + " chooses a built-in kernel, CAPSNET_GEMM=" + lib + " another GEMM: both ignored";
   // A forced instruction set implies the builtin GEMM.
   std::string library = isa && *isa ? "builtin" : lib;
   try {
@@ -112,9 +118,9 @@ GemmInfo gemmInfo() {
   const char* config = openblas_get_config();
   g.openblasConfig = config ? config : "OpenBLAS";
 #endif
-  if (active) {
+  if (const gemm::Kernel* k = active.load()) {
     g.library = "builtin";
-    g.isa = active->isa;
+    g.isa = k->isa;
   } else {
     g.library = "openblas";
 #ifdef CAPSNET_WITH_OPENBLAS
@@ -128,8 +134,8 @@ GemmInfo gemmInfo() {
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (active) {
-    gemm::run(*active, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (const gemm::Kernel* k = active.load(std::memory_order_relaxed)) {
+    gemm::run(*k, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
 #ifdef CAPSNET_WITH_OPENBLAS
@@ -146,6 +152,7 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
               asInt(lda, "lda"), B, asInt(ldb, "ldb"), beta, C, asInt(ldc, "ldc"));
 #else
   (void)asInt;
+  fail("sgemm: no GEMM selected");  // unreachable: without OpenBLAS a kernel is always active
 #endif
 }
 
@@ -162,7 +169,8 @@ void sgemmParallel(bool transA, bool transB, int64_t M, int64_t N, int64_t K, fl
   // preempted thread costs less), aligned to the micro-kernel's register
   // tile so that no block ends in a ragged edge (OpenBLAS's tiles divide 16).
   bool byRows = M >= N;
-  const int64_t align = active ? (byRows ? active->mr : active->nr) : 16;
+  const gemm::Kernel* k = active.load(std::memory_order_relaxed);
+  const int64_t align = k ? (byRows ? k->mr : k->nr) : 16;
   int64_t extent = byRows ? M : N;
   int64_t parts = std::min<int64_t>(2 * static_cast<int64_t>(threads), std::max<int64_t>(1, extent / align));
   if (parts <= 1) {

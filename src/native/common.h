@@ -167,7 +167,7 @@ class Args {
     return b;
   }
 
-  // A JS string of at most 64 bytes (names of settings).
+  // A JS string of at most 63 bytes (names of settings).
   std::string string(size_t i, const char* name) const {
     napi_value v = raw(i);
     napi_valuetype t;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 namespace capsnet {
 namespace gemm {
@@ -139,11 +140,11 @@ void direct(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alp
   }
 }
 
-// Portable micro-kernel: 6 x 8 on 4-wide vectors (the compiler's vector
-// extension, so SSE2 on any x86-64 and NEON on arm64): 12 accumulators, two
+// Portable micro-kernel: 6 x 8 on 4-wide vectors (GCC's and clang's vector
+// extension: SSE2 on any x86-64, NEON on arm64; the engine's supported
+// compilers all have it): 12 accumulators, two
 // B vectors and a broadcast fit the 16 registers of the smallest of them.
 constexpr int kPortableMr = 6, kPortableNr = 8;
-#if defined(__GNUC__) || defined(__clang__)
 struct PortableVec {
   typedef float V __attribute__((vector_size(16)));
   static constexpr int kLanes = 4;
@@ -159,41 +160,21 @@ struct PortableVec {
   static V fma(V a, V b, V c) { return a * b + c; }
   static V mul(V a, V b) { return a * b; }
 };
-#endif
 
 
 }  // namespace
 }  // namespace gemm
 }  // namespace capsnet
 
-#if defined(__GNUC__) || defined(__clang__)
 #define CAPSNET_GEMM_TARGET
 #include "gemmMicroKernel.h"
-#endif
 
 namespace capsnet {
 namespace gemm {
 
-#if !(defined(__GNUC__) || defined(__clang__))
-namespace {
-void portableMicroKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
-  float acc[kPortableMr][kPortableNr] = {};
-  for (int64_t k = 0; k < kc; k++)
-    for (int i = 0; i < kPortableMr; i++)
-      for (int j = 0; j < kPortableNr; j++) acc[i][j] += a[k * kPortableMr + i] * b[k * kPortableNr + j];
-  for (int i = 0; i < kPortableMr; i++)
-    for (int j = 0; j < kPortableNr; j++)
-      c[i * ldc + j] = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
-}
-}  // namespace
-#endif
 
 const Kernel* portableKernel() {
-#if defined(__GNUC__) || defined(__clang__)
   static const Kernel k{"portable", kPortableMr, kPortableNr, 256, 120, 4096, microKernel<PortableVec, kPortableMr>};
-#else
-  static const Kernel k{"portable", kPortableMr, kPortableNr, 256, 120, 4096, portableMicroKernel};
-#endif
   return &k;
 }
 
@@ -221,6 +202,7 @@ void run(const Kernel& kern, bool transA, bool transB, int64_t M, int64_t N, int
   float* pa = scratchA.get(static_cast<size_t>(MC * std::min<int64_t>(KC, K)));
   float* pb = scratchB.get(static_cast<size_t>(NC * std::min<int64_t>(KC, K)));
   alignas(64) float edge[32 * 32];  // an edge tile, computed whole then copied in
+  if (mr * nr > 32 * 32) throw std::logic_error("gemm: register tile larger than the edge buffer");
 
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);

@@ -1,6 +1,7 @@
 // The register-blocked micro-kernel of the built-in GEMM (see gemm.h),
 // written once for every vector width. Each instruction set's file
-// (gemmAvx512.cc, gemmAvx2.cc) defines, before including this header,
+// (gemmAvx512.cc, gemmAvx2.cc, and gemm.cc for the portable kernel, with an
+// empty target) defines, before including this header,
 //
 //   CAPSNET_GEMM_TARGET  the function attribute of its instruction set, and
 //   struct Vec           the vector type and its few operations (zero, load,
