@@ -119,16 +119,16 @@ function gemmTable(): GemmTable | null {
   const addon = loaded.addon;
   const info = addon.info();
   const shapes: [boolean, boolean, number, number, number][] = [[false, false, 2048, 2048, 2048], ...MODEL_GEMMS];
-  const choices: { name: string; library: 'builtin' | 'openblas'; isa: '' | GemmIsa }[] = [
-    ...(info.gemmIsas.split(',').filter(Boolean) as GemmIsa[]).map((isa) => ({ name: `builtin ${isa}`, library: 'builtin' as const, isa })),
-    ...(info.openblas ? [{ name: `OpenBLAS ${info.openblas.split(/\s+/)[1] ?? ''}`.trim(), library: 'openblas' as const, isa: '' as const }] : []),
+  const choices: { name: string; gemm: 'builtin' | 'openblas'; isa: '' | GemmIsa }[] = [
+    ...(info.gemmIsas.split(',').filter(Boolean) as GemmIsa[]).map((isa) => ({ name: `builtin ${isa}`, gemm: 'builtin' as const, isa })),
+    ...(info.openblas ? [{ name: `OpenBLAS ${info.openblas.split(/\s+/)[1] ?? ''}`.trim(), gemm: 'openblas' as const, isa: '' as const }] : []),
   ];
   const columns = choices.map((ch) => {
-    addon.setGemm(ch.library, ch.isa);
+    addon.setGemm(ch.gemm, ch.isa);
     return { name: ch.name, rates: shapes.map((sh) => gemmRate(addon, sh)) };
   });
   addon.setGemm(info.gemm, info.gemm === 'builtin' ? (info.gemmIsa as GemmIsa) : '');
-  const active = choices.findIndex((ch) => ch.library === info.gemm && (ch.library === 'openblas' || ch.isa === info.gemmIsa));
+  const active = choices.findIndex((ch) => ch.gemm === info.gemm && (ch.gemm === 'openblas' || ch.isa === info.gemmIsa));
   return { shapes: shapes.map(([ta, tb, M, N, K]) => `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`), columns, active };
 }
 

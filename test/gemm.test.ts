@@ -20,9 +20,9 @@ import { native, nativeTest, on, randn, Rng } from './nativeUtil.js';
 const addon: NativeAddon | null = native.ok ? (loadAddon() as { ok: true; addon: NativeAddon }).addon : null;
 const info = addon?.info();
 const isas = (info?.gemmIsas ?? '').split(',').filter(Boolean) as GemmIsa[];
-const paths: { name: string; library: 'builtin' | 'openblas'; isa: '' | GemmIsa }[] = [
-  ...isas.map((isa) => ({ name: `builtin ${isa}`, library: 'builtin' as const, isa })),
-  ...(info?.openblas ? [{ name: 'openblas', library: 'openblas' as const, isa: '' as const }] : []),
+const paths: { name: string; gemm: 'builtin' | 'openblas'; isa: '' | GemmIsa }[] = [
+  ...isas.map((isa) => ({ name: `builtin ${isa}`, gemm: 'builtin' as const, isa })),
+  ...(info?.openblas ? [{ name: 'openblas', gemm: 'openblas' as const, isa: '' as const }] : []),
 ];
 
 // Leave the process on the build's default GEMM, whatever a test selected.
@@ -104,8 +104,8 @@ const SHAPES: [number, number, number][] = [
 
 for (const p of paths) {
   nativeTest(`GEMM (${p.name}) matches float64 on thin, odd, prime and large shapes, both transposes, padded rows, alpha and beta`, () => {
-    addon!.setGemm(p.library, p.isa);
-    assert.equal(addon!.info().gemm, p.library);
+    addon!.setGemm(p.gemm, p.isa);
+    assert.equal(addon!.info().gemm, p.gemm);
     if (p.isa) assert.equal(addon!.info().gemmIsa, p.isa);
     let seed = 1;
     for (const [M, N, K] of SHAPES) {
@@ -122,7 +122,7 @@ for (const p of paths) {
   });
 
   nativeTest(`GEMM (${p.name}) handles empty products and alpha 0 as BLAS does`, () => {
-    addon!.setGemm(p.library, p.isa);
+    addon!.setGemm(p.gemm, p.isa);
     // K = 0: C = beta * C.
     check({ M: 9, N: 11, K: 0, transA: false, transB: false, pad: 2, alpha: 1, beta: 0.5 }, 3);
     check({ M: 9, N: 11, K: 0, transA: false, transB: true, pad: 0, alpha: 1, beta: 0 }, 4);
@@ -166,7 +166,7 @@ nativeTest('CAPSNET_GEMM_ISA and CAPSNET_GEMM choose the GEMM when the engine lo
   assert.match(bad.backend, info!.gemmDefault === 'builtin' ? new RegExp(`built-in GEMM \\(${isas[0]}\\)`) : /OpenBLAS/);
 });
 
-const openblas = paths.find((p) => p.library === 'openblas');
+const openblas = paths.find((p) => p.gemm === 'openblas');
 const stepTest = 'a paper-CapsNet training step gives the same loss and gradients with the built-in GEMM and with OpenBLAS';
 if (native.ok && !openblas) test(stepTest, { skip: 'the build does not link OpenBLAS (CAPSNET_BLAS=builtin)' }, () => {});
 else nativeTest(stepTest, async () => {

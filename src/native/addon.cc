@@ -50,7 +50,7 @@ void info(Args& a) {
   napi_value obj, threads;
   napi_create_object(env, &obj);
   GemmInfo g = gemmInfo();
-  napi_set_named_property(env, obj, "gemm", makeString(env, g.library));
+  napi_set_named_property(env, obj, "gemm", makeString(env, g.gemm));
   napi_set_named_property(env, obj, "gemmIsa", makeString(env, g.isa));
   napi_set_named_property(env, obj, "gemmIsas", makeString(env, g.isas));
   napi_set_named_property(env, obj, "gemmDefault", makeString(env, g.defaultLibrary));

@@ -119,10 +119,10 @@ GemmInfo gemmInfo() {
   g.openblasConfig = config ? config : "OpenBLAS";
 #endif
   if (const gemm::Kernel* k = active.load()) {
-    g.library = "builtin";
+    g.gemm = "builtin";
     g.isa = k->isa;
   } else {
-    g.library = "openblas";
+    g.gemm = "openblas";
 #ifdef CAPSNET_WITH_OPENBLAS
     const char* core = openblas_get_corename();
     g.isa = core ? core : "unknown";

@@ -24,7 +24,7 @@ namespace capsnet {
 std::string initBlas();
 
 struct GemmInfo {
-  std::string library;  // "builtin" or "openblas"
+  std::string gemm;     // "builtin" or "openblas"
   std::string isa;      // builtin: its kernel's instruction set; openblas: its core name, e.g. "Haswell"
   std::string openblasConfig;  // openblas_get_config(), empty when not linked
   std::string isas;     // builtin kernels this CPU can run, best first, comma-separated
