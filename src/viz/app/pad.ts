@@ -164,6 +164,27 @@ async function decodeUpload(file: File): Promise<ImageBitmap> {
 }
 
 /**
+ * The RGBA pixels of `bitmap` drawn at w x h over a background (what shows
+ * through transparency); the bitmap is closed. highQuality asks the browser
+ * for its best resampling, as a training decoder's resize would be.
+ */
+function drawBitmap(bitmap: ImageBitmap, w: number, h: number, background: string, highQuality: boolean): Uint8ClampedArray {
+  const canvas = document.createElement('canvas');
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.fillStyle = background;
+  ctx.fillRect(0, 0, w, h);
+  if (highQuality) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = 'high';
+  }
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  bitmap.close();
+  return ctx.getImageData(0, 0, w, h).data;
+}
+
+/**
  * Read an uploaded file as an MNIST-style image: decoded by the browser,
  * composited over white (so transparent backgrounds count as paper), then
  * cropped, scaled and centred; dark ink on light paper is inverted.
@@ -174,15 +195,7 @@ export async function imageFileToInput(file: File, size = 28): Promise<Float32Ar
   const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
   const w = Math.max(1, Math.round(bitmap.width * scale));
   const h = Math.max(1, Math.round(bitmap.height * scale));
-  const canvas = document.createElement('canvas');
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, w, h);
-  ctx.drawImage(bitmap, 0, 0, w, h);
-  bitmap.close();
-  const data = ctx.getImageData(0, 0, w, h).data;
+  const data = drawBitmap(bitmap, w, h, '#fff', false);
   const g = new Float32Array(w * h);
   for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
   const out = mnistPreprocess(stretchInk(g, w, h), w, h, { invert: false, size });
@@ -211,17 +224,7 @@ function encodeSrgb(y: number): number {
 export async function imageFileToPrepared(file: File, prep: ImagePreparation): Promise<InputImage> {
   const bitmap = await decodeUpload(file);
   const { width: w, height: h, channels } = prep;
-  const canvas = document.createElement('canvas');
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  ctx.fillStyle = '#000';
-  ctx.fillRect(0, 0, w, h);
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(bitmap, 0, 0, w, h);
-  bitmap.close();
-  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const rgba = drawBitmap(bitmap, w, h, '#000', true);
   const data = new Float32Array(w * h * channels);
   for (let i = 0; i < w * h; i++) {
     if (channels === 3) for (let k = 0; k < 3; k++) data[3 * i + k] = rgba[4 * i + k] / 255;
