@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "blas.h"
@@ -46,9 +47,18 @@ std::atomic<int> spectralMode{1};
 // Floats of one spectrum column's input spectra for a group of images, and
 // of filter spectra (or filter-gradient products) held at once.
 constexpr int64_t kSpectraBudget = int64_t{8} << 20;
+// Floats of the spectra of a block of columns held at once (about 100 MB):
+// a block's columns are transformed in one pass over the input tiles, and
+// inverted in one pass over the output tiles, which then stay in cache
+// from one column to the next. Going through memory once per column was
+// the costliest part of the transforms (the input of CapsNet's primary
+// capsules is 41 MB at batch 100).
+constexpr int64_t kColumnBlockBudget = int64_t{26} << 20;
 constexpr int64_t kFilterChunkBudget = int64_t{6} << 20;
 // Channels transformed together: the working rows stay in L1.
 constexpr int64_t kChannelBlock = 64;
+// Largest transform size along either axis (spectralPays checks it).
+constexpr int64_t kMaxTransform = 32;
 
 struct Plan {
   ConvGeometry g;
@@ -92,12 +102,121 @@ struct Plan {
   }
 };
 
-// Uninitialized scratch: every buffer below is fully written before it is read.
-struct Floats {
-  std::unique_ptr<float[]> data;
-  explicit Floats(int64_t n) : data(new float[std::max<int64_t>(n, 1)]) {}
-  float* get() const { return data.get(); }
+// Scratch that outlives a call. The spectra buffers are tens of MB, and
+// fresh memory from the system costs a page fault and a zeroing per 4 KB
+// on first touch: a quarter of a call's time, measured on CapsNet's primary
+// capsules. A call's buffers go back to this pool when it ends and serve the
+// next calls, which ask for the same sizes.
+class ScratchPool {
+ public:
+  // A buffer of at least n floats (the smallest kept one that fits).
+  std::unique_ptr<float[]> take(size_t n, size_t& capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      size_t best = kept_.size();
+      for (size_t i = 0; i < kept_.size(); i++)
+        if (kept_[i].first >= n && (best == kept_.size() || kept_[i].first < kept_[best].first)) best = i;
+      if (best < kept_.size()) {
+        capacity = kept_[best].first;
+        std::unique_ptr<float[]> data = std::move(kept_[best].second);
+        kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(best));
+        return data;
+      }
+    }
+    capacity = n;
+    return std::unique_ptr<float[]>(new float[n]);
+  }
+  // Keeps the largest kMaxKept buffers; the rest are freed.
+  void give(std::unique_ptr<float[]> data, size_t capacity) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    kept_.emplace_back(capacity, std::move(data));
+    std::sort(kept_.begin(), kept_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    if (kept_.size() > kMaxKept) kept_.resize(kMaxKept);
+  }
+
+ private:
+  static constexpr size_t kMaxKept = 8;  // a call holds at most five
+  std::mutex mutex_;
+  std::vector<std::pair<size_t, std::unique_ptr<float[]>>> kept_;
 };
+
+ScratchPool& scratchPool() {
+  static ScratchPool pool;
+  return pool;
+}
+
+// Uninitialized scratch: every buffer below is fully written before it is read.
+class Floats {
+ public:
+  explicit Floats(int64_t n) { data_ = scratchPool().take(static_cast<size_t>(std::max<int64_t>(n, 1)), capacity_); }
+  ~Floats() { scratchPool().give(std::move(data_), capacity_); }
+  Floats(const Floats&) = delete;
+  Floats& operator=(const Floats&) = delete;
+  float* get() const { return data_.get(); }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  size_t capacity_ = 0;
+};
+
+// --- Channel chunks ---------------------------------------------------------
+// Every transform below is a short sum over taps or frequencies, the same
+// for every channel, with channels contiguous. Each chunk of channels is
+// summed in registers over the whole tap loop and stored once: summing into
+// a row in memory instead costs a load and a store per multiply-add, and the
+// transforms were then bound by them rather than by arithmetic.
+//
+// A chunk is 32 channels where that many remain (four independent 8-float
+// vectors, enough sums in flight to hide the multiply-add latency), then 8,
+// then single floats. GCC's vector extension lowers the 8-float vector to
+// whatever the build targets (AVX2 with scripts/native-config.mjs on most
+// machines, two SSE registers otherwise). The 32-channel chunk is a struct
+// of four, not a 128-byte vector type, which GCC would keep on the stack.
+typedef float Chunk8 __attribute__((vector_size(32)));
+struct Chunk32 {
+  Chunk8 a, b, c, d;  // named, not an array: GCC then keeps each in a register
+};
+inline Chunk32 operator+(const Chunk32& x, const Chunk32& y) { return {x.a + y.a, x.b + y.b, x.c + y.c, x.d + y.d}; }
+inline Chunk32 operator-(const Chunk32& x, const Chunk32& y) { return {x.a - y.a, x.b - y.b, x.c - y.c, x.d - y.d}; }
+inline Chunk32 operator*(const Chunk32& x, float s) { return {x.a * s, x.b * s, x.c * s, x.d * s}; }
+inline Chunk32& operator+=(Chunk32& x, const Chunk32& y) { return x = x + y; }
+
+// Unaligned loads and stores, one vector register at a time (a memcpy of
+// the whole struct would go through the stack).
+template <typename T>
+inline T loadChunk(const float* p);
+template <>
+inline float loadChunk<float>(const float* p) {
+  return *p;
+}
+template <>
+inline Chunk8 loadChunk<Chunk8>(const float* p) {
+  Chunk8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <>
+inline Chunk32 loadChunk<Chunk32>(const float* p) {
+  return {loadChunk<Chunk8>(p), loadChunk<Chunk8>(p + 8), loadChunk<Chunk8>(p + 16), loadChunk<Chunk8>(p + 24)};
+}
+inline void storeChunk(float* p, float v) { *p = v; }
+inline void storeChunk(float* p, const Chunk8& v) { std::memcpy(p, &v, sizeof v); }
+inline void storeChunk(float* p, const Chunk32& v) {
+  storeChunk(p, v.a);
+  storeChunk(p + 8, v.b);
+  storeChunk(p + 16, v.c);
+  storeChunk(p + 24, v.d);
+}
+
+// body(T{}, k) for consecutive chunks covering channels [0, C); T is the
+// chunk's type (Chunk32, Chunk8 or float), passed as a zero value.
+template <typename Body>
+__attribute__((always_inline)) inline void forChunks(int64_t C, Body body) {
+  int64_t k = 0;
+  for (; k + 32 <= C; k += 32) body(Chunk32{}, k);
+  for (; k + 8 <= C; k += 8) body(Chunk8{}, k);
+  for (; k < C; k++) body(0.0f, k);
+}
 
 // The work runs one spectrum column fx at a time: the Ny frequencies
 // (fy, fx) of all images, then their products, then their share of the
@@ -114,95 +233,109 @@ struct Floats {
 // with K = phases * input channels.
 
 // Row DFT of a tile for one column fx, then the column DFT for every fy:
-// emit(fy, re, im) receives the C-vectors of frequency (fy, fx).
+// emit(fy, re, im) receives the C-vectors of frequency (fy, fx). src(ny, nx)
+// is the tile's C-vector at (ny, nx), or null where the tile is padding.
 template <typename Src, typename Emit>
 void tileColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Src src, Emit emit, float* work) {
   float* r1 = work;                 // [Ly][C]
   float* i1 = work + Ly * kChannelBlock;
   float* re = i1 + Ly * kChannelBlock;  // [C]
   float* im = re + kChannelBlock;
-  std::fill(r1, r1 + 2 * Ly * kChannelBlock, 0.0f);
+  const float* row[kMaxTransform];
+  float rc[kMaxTransform], rs[kMaxTransform];
   for (int64_t ny = 0; ny < Ly; ny++) {
-    float* __restrict rr = r1 + ny * kChannelBlock;
-    float* __restrict ii = i1 + ny * kChannelBlock;
+    int64_t taps = 0;  // the row's non-padding positions
     for (int64_t nx = 0; nx < Lx; nx++) {
-      const float* __restrict t = src(ny, nx);
+      const float* t = src(ny, nx);
       if (!t) continue;
-      const float c = p.cx[fx * p.Nx + nx], s = -p.sx[fx * p.Nx + nx];
-      for (int64_t k = 0; k < C; k++) {
-        rr[k] += t[k] * c;
-        ii[k] += t[k] * s;
-      }
+      row[taps] = t;
+      rc[taps] = p.cx[fx * p.Nx + nx];
+      rs[taps] = -p.sx[fx * p.Nx + nx];
+      taps++;
     }
+    forChunks(C, [&](auto zero, int64_t k) {
+      using T = decltype(zero);
+      T a = zero, b = zero;
+      for (int64_t j = 0; j < taps; j++) {
+        const T t = loadChunk<T>(row[j] + k);
+        a += t * rc[j];
+        b += t * rs[j];
+      }
+      storeChunk(r1 + ny * kChannelBlock + k, a);
+      storeChunk(i1 + ny * kChannelBlock + k, b);
+    });
   }
   for (int64_t fy = 0; fy < p.Ny; fy++) {
-    float* __restrict a = re;
-    float* __restrict b = im;
-    for (int64_t k = 0; k < C; k++) a[k] = b[k] = 0.0f;
-    for (int64_t ny = 0; ny < Ly; ny++) {
-      // (r + i i)(cos - i sin)
-      const float c = p.cy[fy * p.Ny + ny], s = p.sy[fy * p.Ny + ny];
-      const float* __restrict rr = r1 + ny * kChannelBlock;
-      const float* __restrict ii = i1 + ny * kChannelBlock;
-      for (int64_t k = 0; k < C; k++) {
-        a[k] += rr[k] * c + ii[k] * s;
-        b[k] += ii[k] * c - rr[k] * s;
+    const float* cy = &p.cy[fy * p.Ny];
+    const float* sy = &p.sy[fy * p.Ny];
+    forChunks(C, [&](auto zero, int64_t k) {
+      using T = decltype(zero);
+      T a = zero, b = zero;
+      for (int64_t ny = 0; ny < Ly; ny++) {
+        // (r + i i)(cos - i sin)
+        const T r = loadChunk<T>(r1 + ny * kChannelBlock + k);
+        const T i = loadChunk<T>(i1 + ny * kChannelBlock + k);
+        a += r * cy[ny] + i * sy[ny];
+        b += i * cy[ny] - r * sy[ny];
       }
-    }
-    emit(fy, a, b);
+      storeChunk(re + k, a);
+      storeChunk(im + k, b);
+    });
+    emit(fy, static_cast<const float*>(re), static_cast<const float*>(im));
   }
 }
 
 // Column fx's share of a real inverse 2D DFT, added into rows ny < Ly and
 // columns nx < Lx: with Z(ny) = sum over fy of S(fy) e^(+2 pi i fy ny / Ny),
 //   out(ny, nx) += wx (Zr cos(2 pi fx nx / Nx) - Zi sin(...)) / (Ny Nx).
-// spec(fy, re, im) gives the C-vectors of frequency (fy, fx) (it may
-// compute them into buffers of its own); out(ny, nx) is the destination
-// vector or null to skip. With assign, the destination is overwritten
-// instead (the first column).
+// spec(fy, re, im) writes the C-vectors of frequency (fy, fx) into re and
+// im; out(ny, nx) is the destination vector or null to skip. With assign,
+// the destination is overwritten instead (the first column).
 template <typename Spec, typename Out>
 void inverseColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Spec spec, Out out, float* work,
                    bool assign) {
-  float* zr = work;  // [Ly][C]
-  float* zi = work + Ly * kChannelBlock;
-  std::fill(zr, zr + 2 * Ly * kChannelBlock, 0.0f);
-  for (int64_t fy = 0; fy < p.Ny; fy++) {
-    const float* srIn;
-    const float* siIn;
-    spec(fy, srIn, siIn);
-    const float* __restrict sr = srIn;
-    const float* __restrict si = siIn;
-    for (int64_t ny = 0; ny < Ly; ny++) {
-      // (sr + i si)(cos + i sin)
-      const float c = p.cy[fy * p.Ny + ny], s = p.sy[fy * p.Ny + ny];
-      float* __restrict a = zr + ny * kChannelBlock;
-      float* __restrict b = zi + ny * kChannelBlock;
-      for (int64_t k = 0; k < C; k++) {
-        a[k] += sr[k] * c - si[k] * s;
-        b[k] += sr[k] * s + si[k] * c;
-      }
-    }
-  }
+  float* sr = work;  // [Ny][C]
+  float* si = sr + p.Ny * kChannelBlock;
+  float* zr = si + p.Ny * kChannelBlock;  // [C], Z of one row
+  float* zi = zr + kChannelBlock;
+  for (int64_t fy = 0; fy < p.Ny; fy++) spec(fy, sr + fy * kChannelBlock, si + fy * kChannelBlock);
   const float w = p.wx[fx] / static_cast<float>(p.Ny * p.Nx);
   for (int64_t ny = 0; ny < Ly; ny++) {
-    const float* __restrict a = zr + ny * kChannelBlock;
-    const float* __restrict b = zi + ny * kChannelBlock;
+    forChunks(C, [&](auto zero, int64_t k) {
+      using T = decltype(zero);
+      T a = zero, b = zero;
+      for (int64_t fy = 0; fy < p.Ny; fy++) {
+        // (sr + i si)(cos + i sin)
+        const float c = p.cy[fy * p.Ny + ny], s = p.sy[fy * p.Ny + ny];
+        const T r = loadChunk<T>(sr + fy * kChannelBlock + k);
+        const T i = loadChunk<T>(si + fy * kChannelBlock + k);
+        a += r * c - i * s;
+        b += r * s + i * c;
+      }
+      storeChunk(zr + k, a);
+      storeChunk(zi + k, b);
+    });
     for (int64_t nx = 0; nx < Lx; nx++) {
-      float* __restrict o = out(ny, nx);
+      float* o = out(ny, nx);
       if (!o) continue;
       const float c = w * p.cx[fx * p.Nx + nx], s = -w * p.sx[fx * p.Nx + nx];
-      if (assign)
-        for (int64_t k = 0; k < C; k++) o[k] = a[k] * c + b[k] * s;
-      else
-        for (int64_t k = 0; k < C; k++) o[k] += a[k] * c + b[k] * s;
+      forChunks(C, [&](auto zero, int64_t k) {
+        using T = decltype(zero);
+        const T v = loadChunk<T>(zr + k) * c + loadChunk<T>(zi + k) * s;
+        if (assign)
+          storeChunk(o + k, v);
+        else
+          storeChunk(o + k, loadChunk<T>(o + k) + v);
+      });
     }
   }
 }
 
 int64_t workFloats(const Plan& p) { return (2 * std::max(p.Ny, p.g.OH) + 2) * kChannelBlock; }
 
-// Xs for column fx from images [b0, b0 + nb) of x.
-void inputColumn(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t fx, float* Xs) {
+// Xs for columns [fx0, fx0 + nfx) from images [b0, b0 + nb) of x, column
+// after column: column fx0 + c starts at Xs + c * Ny * 2nb * 2K.
+void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t fx0, int64_t nfx, float* Xs) {
   const ConvGeometry& g = p.g;
   const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
   const int64_t K = p.K, rows = 2 * nb, rowLen = 2 * K;
@@ -217,22 +350,26 @@ void inputColumn(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t 
       if (y < 0 || y >= g.H || xx < 0 || xx >= g.W) return nullptr;
       return image + (y * g.W + xx) * g.Ci + c0;
     };
-    auto emit = [&](int64_t fy, const float* re, const float* im) {
-      float* __restrict top = Xs + (fy * rows + bl) * rowLen + ph * g.Ci + c0;
-      float* __restrict bottom = Xs + (fy * rows + nb + bl) * rowLen + ph * g.Ci + c0;
-      for (int64_t k = 0; k < C; k++) {
-        top[k] = re[k];
-        top[K + k] = im[k];
-        bottom[k] = im[k];
-        bottom[K + k] = -re[k];
-      }
-    };
-    tileColumn(p, p.Ny, p.Nx, C, fx, src, emit, work.data());
+    for (int64_t c = 0; c < nfx; c++) {
+      float* column = Xs + c * p.Ny * rows * rowLen;
+      auto emit = [&](int64_t fy, const float* re, const float* im) {
+        float* __restrict top = column + (fy * rows + bl) * rowLen + ph * g.Ci + c0;
+        float* __restrict bottom = column + (fy * rows + nb + bl) * rowLen + ph * g.Ci + c0;
+        for (int64_t k = 0; k < C; k++) {
+          top[k] = re[k];
+          top[K + k] = im[k];
+          bottom[k] = im[k];
+          bottom[K + k] = -re[k];
+        }
+      };
+      tileColumn(p, p.Ny, p.Nx, C, fx0 + c, src, emit, work.data());
+    }
   });
 }
 
-// Ds for column fx from images [b0, b0 + nb) of dy.
-void gradientColumn(const Plan& p, const float* dy, int64_t b0, int64_t nb, int64_t fx, float* Ds) {
+// Ds for columns [fx0, fx0 + nfx) from images [b0, b0 + nb) of dy, column
+// after column: column fx0 + c starts at Ds + c * Ny * 2nb * Co.
+void gradientColumns(const Plan& p, const float* dy, int64_t b0, int64_t nb, int64_t fx0, int64_t nfx, float* Ds) {
   const ConvGeometry& g = p.g;
   const int64_t blocks = (g.Co + kChannelBlock - 1) / kChannelBlock;
   const int64_t rows = 2 * nb;
@@ -242,11 +379,14 @@ void gradientColumn(const Plan& p, const float* dy, int64_t b0, int64_t nb, int6
     const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Co - c0);
     const float* image = dy + (b0 + bl) * g.OH * g.OW * g.Co;
     auto src = [&](int64_t oy, int64_t ox) -> const float* { return image + (oy * g.OW + ox) * g.Co + c0; };
-    auto emit = [&](int64_t fy, const float* re, const float* im) {
-      std::memcpy(Ds + (fy * rows + bl) * g.Co + c0, re, sizeof(float) * C);
-      std::memcpy(Ds + (fy * rows + nb + bl) * g.Co + c0, im, sizeof(float) * C);
-    };
-    tileColumn(p, g.OH, g.OW, C, fx, src, emit, work.data());
+    for (int64_t c = 0; c < nfx; c++) {
+      float* column = Ds + c * p.Ny * rows * g.Co;
+      auto emit = [&](int64_t fy, const float* re, const float* im) {
+        std::memcpy(column + (fy * rows + bl) * g.Co + c0, re, sizeof(float) * C);
+        std::memcpy(column + (fy * rows + nb + bl) * g.Co + c0, im, sizeof(float) * C);
+      };
+      tileColumn(p, g.OH, g.OW, C, fx0 + c, src, emit, work.data());
+    }
   });
 }
 
@@ -259,54 +399,65 @@ void filterColumnSpectra(const Plan& p, const float* w, int64_t fx, float* WX) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t ci = r % g.Ci, qy = (r / g.Ci) % p.Qy, ph = r / (g.Ci * p.Qy);
       const int64_t py = ph / g.sw, px = ph % g.sw, ky = g.sh * qy + py;
-      float* __restrict re = WX + r * 2 * g.Co;
-      float* __restrict im = re + g.Co;
-      std::fill(re, re + 2 * g.Co, 0.0f);
-      if (ky >= g.KH) continue;
-      for (int64_t qx = 0; qx < p.Qx; qx++) {
+      float* re = WX + r * 2 * g.Co;
+      float* im = re + g.Co;
+      // The row's taps: kx = s qx + px < KW (none past the kernel's last row).
+      const float* tap[kMaxTransform];
+      float tc[kMaxTransform], ts[kMaxTransform];
+      int64_t taps = 0;
+      for (int64_t qx = 0; qx < p.Qx && ky < g.KH; qx++) {
         const int64_t kx = g.sw * qx + px;
         if (kx >= g.KW) continue;
-        const float* __restrict t = w + ((ky * g.KW + kx) * g.Ci + ci) * g.Co;
-        const float c = p.cx[fx * p.Nx + qx], s = -p.sx[fx * p.Nx + qx];
-        for (int64_t k = 0; k < g.Co; k++) {
-          re[k] += t[k] * c;
-          im[k] += t[k] * s;
-        }
+        tap[taps] = w + ((ky * g.KW + kx) * g.Ci + ci) * g.Co;
+        tc[taps] = p.cx[fx * p.Nx + qx];
+        ts[taps] = -p.sx[fx * p.Nx + qx];
+        taps++;
       }
+      forChunks(g.Co, [&](auto zero, int64_t k) {
+        using T = decltype(zero);
+        T a = zero, b = zero;
+        for (int64_t j = 0; j < taps; j++) {
+          const T t = loadChunk<T>(tap[j] + k);
+          a += t * tc[j];
+          b += t * ts[j];
+        }
+        storeChunk(re + k, a);
+        storeChunk(im + k, b);
+      });
     }
   });
 }
 
 // S for frequencies (fy0 + j, fx), j < n, from WX into S + j * 2K * Co:
-// W = sum over qy of WX e^(-2 pi i fy qy / Ny). Each row of WX is read once
-// for all n frequencies (WX is larger than L2).
+// W = sum over qy of WX e^(-2 pi i fy qy / Ny). WX is larger than L2, so
+// one k's Qy rows (a few KB) are brought in once and serve all n frequencies.
 void filterSpectra(const Plan& p, const float* WX, int64_t fy0, int64_t n, float* S) {
   const ConvGeometry& g = p.g;
   const int64_t Co = g.Co, stride = 2 * p.K * Co;
   parallelFor(p.K, 16, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; k++) {
       const int64_t ph = k / g.Ci, ci = k % g.Ci;
-      for (int64_t qy = 0; qy < p.Qy; qy++) {
-        const float* __restrict xr = WX + ((ph * p.Qy + qy) * g.Ci + ci) * 2 * Co;
-        const float* __restrict xi = xr + Co;
-        for (int64_t j = 0; j < n; j++) {
-          const int64_t fy = fy0 + j;
-          float* __restrict wr = S + j * stride + k * Co;
-          float* __restrict wi = S + j * stride + (p.K + k) * Co;
-          // (xr + i xi)(cos - i sin)
-          const float c = p.cy[fy * p.Ny + qy], s = p.sy[fy * p.Ny + qy];
-          if (qy == 0) {
-            for (int64_t q = 0; q < Co; q++) {
-              wr[q] = xr[q] * c + xi[q] * s;
-              wi[q] = xi[q] * c - xr[q] * s;
-            }
-          } else {
-            for (int64_t q = 0; q < Co; q++) {
-              wr[q] += xr[q] * c + xi[q] * s;
-              wi[q] += xi[q] * c - xr[q] * s;
-            }
+      // WX's rows of this k, one per tap qy: [re Co | im Co] each.
+      const float* x0 = WX + (ph * p.Qy * g.Ci + ci) * 2 * Co;
+      const int64_t tapStride = g.Ci * 2 * Co;
+      for (int64_t j = 0; j < n; j++) {
+        const float* cy = &p.cy[(fy0 + j) * p.Ny];
+        const float* sy = &p.sy[(fy0 + j) * p.Ny];
+        float* wr = S + j * stride + k * Co;
+        float* wi = S + j * stride + (p.K + k) * Co;
+        forChunks(Co, [&](auto zero, int64_t q) {
+          using T = decltype(zero);
+          T a = zero, b = zero;
+          for (int64_t qy = 0; qy < p.Qy; qy++) {
+            // (xr + i xi)(cos - i sin)
+            const T xr = loadChunk<T>(x0 + qy * tapStride + q);
+            const T xi = loadChunk<T>(x0 + qy * tapStride + Co + q);
+            a += xr * cy[qy] + xi * sy[qy];
+            b += xi * cy[qy] - xr * sy[qy];
           }
-        }
+          storeChunk(wr + q, a);
+          storeChunk(wi + q, b);
+        });
       }
     }
   });
@@ -315,6 +466,12 @@ void filterSpectra(const Plan& p, const float* WX, int64_t fy0, int64_t n, float
 // Images per group, so that one column's input spectra fit kSpectraBudget.
 int64_t imageGroup(const Plan& p) {
   return std::max<int64_t>(1, std::min(p.g.B, kSpectraBudget / (p.Ny * 4 * p.K)));
+}
+
+// Columns per block, so that a block's input spectra for a group of images
+// fit kColumnBlockBudget.
+int64_t columnBlock(const Plan& p, int64_t group) {
+  return std::max<int64_t>(1, std::min(p.Fx, kColumnBlockBudget / (p.Ny * 4 * p.K * group)));
 }
 
 // Frequencies of a column whose filter spectra (or filter-gradient
@@ -334,7 +491,7 @@ bool spectralPays(const ConvGeometry& g) {
   const int64_t Qy = (g.KH + g.sh - 1) / g.sh, Qx = (g.KW + g.sw - 1) / g.sw;
   if (Qy * Qx < 4) return false;
   const int64_t Ny = g.OH + Qy - 1, Nx = g.OW + Qx - 1;
-  if (Ny > 32 || Nx > 32) return false;
+  if (Ny > kMaxTransform || Nx > kMaxTransform) return false;
   if (mode == 2) return true;
   // Estimated multiply-adds. im2col: OH OW KH KW Ci Co per image. Spectral:
   // 4 per complex term for every frequency, phase and channel pair per
@@ -353,23 +510,29 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
                     int64_t biasLen, int activation, float alpha) {
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
-  const int64_t group = imageGroup(p), chunk = frequencyChunk(p);
-  Floats Xs(p.Ny * 2 * group * 2 * K), Cs(p.Ny * 2 * group * Co), WX(p.P * p.Qy * g.Ci * 2 * Co), S(chunk * 2 * K * Co);
+  const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
+  Floats Xs(columns * p.Ny * 2 * group * 2 * K), Cs(columns * p.Ny * 2 * group * Co), WX(p.P * p.Qy * g.Ci * 2 * Co),
+      S(chunk * 2 * K * Co);
   const int64_t outImage = g.OH * g.OW * Co;
   for (int64_t b0 = 0; b0 < g.B; b0 += group) {
     const int64_t nb = std::min(group, g.B - b0), rows = 2 * nb;
-    for (int64_t fx = 0; fx < p.Fx; fx++) {
-      inputColumn(p, x, b0, nb, fx, Xs.get());
-      filterColumnSpectra(p, filter, fx, WX.get());
-      for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
-        const int64_t n = std::min(chunk, p.Ny - fy0);
-        filterSpectra(p, WX.get(), fy0, n, S.get());
-        // One product per frequency, one thread each.
-        parallelTasks(n, [&](int64_t j, int) {
-          const int64_t fy = fy0 + j;
-          sgemm(false, false, rows, Co, 2 * K, 1.0f, Xs.get() + fy * rows * 2 * K, 2 * K, S.get() + j * 2 * K * Co, Co, 0.0f,
-                Cs.get() + fy * rows * Co, Co);
-        });
+    for (int64_t fx0 = 0; fx0 < p.Fx; fx0 += columns) {
+      const int64_t nfx = std::min(columns, p.Fx - fx0);
+      inputColumns(p, x, b0, nb, fx0, nfx, Xs.get());
+      for (int64_t c = 0; c < nfx; c++) {
+        const float* Xc = Xs.get() + c * p.Ny * rows * 2 * K;
+        float* Cc = Cs.get() + c * p.Ny * rows * Co;
+        filterColumnSpectra(p, filter, fx0 + c, WX.get());
+        for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
+          const int64_t n = std::min(chunk, p.Ny - fy0);
+          filterSpectra(p, WX.get(), fy0, n, S.get());
+          // One product per frequency, one thread each.
+          parallelTasks(n, [&](int64_t j, int) {
+            const int64_t fy = fy0 + j;
+            sgemm(false, false, rows, Co, 2 * K, 1.0f, Xc + fy * rows * 2 * K, 2 * K, S.get() + j * 2 * K * Co, Co, 0.0f,
+                  Cc + fy * rows * Co, Co);
+          });
+        }
       }
       const int64_t blocks = (Co + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * blocks, [&](int64_t task, int) {
@@ -377,12 +540,15 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
         const int64_t cb = task % blocks, bl = task / blocks;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, Co - c0);
         float* image = out + (b0 + bl) * outImage;
-        auto spec = [&](int64_t fy, const float*& re, const float*& im) {
-          re = Cs.get() + (fy * rows + bl) * Co + c0;
-          im = Cs.get() + (fy * rows + nb + bl) * Co + c0;
-        };
         auto dst = [&](int64_t oy, int64_t ox) -> float* { return image + (oy * g.OW + ox) * Co + c0; };
-        inverseColumn(p, g.OH, g.OW, C, fx, spec, dst, work.data(), fx == 0);
+        for (int64_t c = 0; c < nfx; c++) {
+          const float* Cc = Cs.get() + c * p.Ny * rows * Co;
+          auto spec = [&](int64_t fy, float* re, float* im) {
+            std::memcpy(re, Cc + (fy * rows + bl) * Co + c0, sizeof(float) * C);
+            std::memcpy(im, Cc + (fy * rows + nb + bl) * Co + c0, sizeof(float) * C);
+          };
+          inverseColumn(p, g.OH, g.OW, C, fx0 + c, spec, dst, work.data(), fx0 + c == 0);
+        }
       });
     }
     biasActivation(out + b0 * outImage, nb * g.OH * g.OW, Co, bias, biasLen, activation, alpha);
@@ -392,8 +558,9 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
 void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* filter, float* dx) {
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
-  const int64_t group = imageGroup(p), chunk = frequencyChunk(p);
-  Floats Ds(p.Ny * 2 * group * Co), T(p.Ny * 2 * group * 2 * K), WX(p.P * p.Qy * g.Ci * 2 * Co), S(chunk * 2 * K * Co);
+  const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
+  Floats Ds(columns * p.Ny * 2 * group * Co), T(columns * p.Ny * 2 * group * 2 * K), WX(p.P * p.Qy * g.Ci * 2 * Co),
+      S(chunk * 2 * K * Co);
   const int64_t image = g.H * g.W * g.Ci;
   // Every input position belongs to one phase tile, written by the first
   // column and added to by the others; positions beyond the tiles (that no
@@ -402,46 +569,49 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
   if (!allCovered) std::memset(dx, 0, sizeof(float) * g.B * image);
   for (int64_t b0 = 0; b0 < g.B; b0 += group) {
     const int64_t nb = std::min(group, g.B - b0), rows = 2 * nb;
-    for (int64_t fx = 0; fx < p.Fx; fx++) {
-      gradientColumn(p, dy, b0, nb, fx, Ds.get());
-      filterColumnSpectra(p, filter, fx, WX.get());
-      for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
-        const int64_t n = std::min(chunk, p.Ny - fy0);
-        filterSpectra(p, WX.get(), fy0, n, S.get());
-        parallelTasks(n, [&](int64_t j, int) {
-          const int64_t fy = fy0 + j;
-          sgemm(false, true, rows, 2 * K, Co, 1.0f, Ds.get() + fy * rows * Co, Co, S.get() + j * 2 * K * Co, Co, 0.0f,
-                T.get() + fy * rows * 2 * K, 2 * K);
-        });
+    for (int64_t fx0 = 0; fx0 < p.Fx; fx0 += columns) {
+      const int64_t nfx = std::min(columns, p.Fx - fx0);
+      gradientColumns(p, dy, b0, nb, fx0, nfx, Ds.get());
+      for (int64_t c = 0; c < nfx; c++) {
+        const float* Dc = Ds.get() + c * p.Ny * rows * Co;
+        float* Tc = T.get() + c * p.Ny * rows * 2 * K;
+        filterColumnSpectra(p, filter, fx0 + c, WX.get());
+        for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
+          const int64_t n = std::min(chunk, p.Ny - fy0);
+          filterSpectra(p, WX.get(), fy0, n, S.get());
+          parallelTasks(n, [&](int64_t j, int) {
+            const int64_t fy = fy0 + j;
+            sgemm(false, true, rows, 2 * K, Co, 1.0f, Dc + fy * rows * Co, Co, S.get() + j * 2 * K * Co, Co, 0.0f,
+                  Tc + fy * rows * 2 * K, 2 * K);
+          });
+        }
       }
       const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
         std::vector<float> work(workFloats(p));
-        float combined[2 * kChannelBlock];
         const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
         const int64_t py = ph / g.sw, px = ph % g.sw;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Ci - c0);
         float* img = dx + (b0 + bl) * image;
-        // DX = D W: re = Dr Wr^T - Di Wi^T, im = Dr Wi^T + Di Wr^T.
-        auto spec = [&](int64_t fy, const float*& re, const float*& im) {
-          const int64_t k = ph * g.Ci + c0;
-          const float* __restrict dr = T.get() + (fy * rows + bl) * 2 * K;
-          const float* __restrict di = T.get() + (fy * rows + nb + bl) * 2 * K;
-          float* __restrict a = combined;
-          float* __restrict b = combined + kChannelBlock;
-          for (int64_t q = 0; q < C; q++) {
-            a[q] = dr[k + q] - di[K + k + q];
-            b[q] = dr[K + k + q] + di[k + q];
-          }
-          re = a;
-          im = b;
-        };
         auto dst = [&](int64_t ny, int64_t nx) -> float* {
           int64_t y = g.sh * ny + py - g.padTop, xx = g.sw * nx + px - g.padLeft;
           if (y < 0 || y >= g.H || xx < 0 || xx >= g.W) return nullptr;
           return img + (y * g.W + xx) * g.Ci + c0;
         };
-        inverseColumn(p, p.Ny, p.Nx, C, fx, spec, dst, work.data(), fx == 0 && allCovered);
+        for (int64_t c = 0; c < nfx; c++) {
+          const float* Tc = T.get() + c * p.Ny * rows * 2 * K;
+          // DX = D W: re = Dr Wr^T - Di Wi^T, im = Dr Wi^T + Di Wr^T.
+          auto spec = [&](int64_t fy, float* __restrict re, float* __restrict im) {
+            const int64_t k = ph * g.Ci + c0;
+            const float* __restrict dr = Tc + (fy * rows + bl) * 2 * K;
+            const float* __restrict di = Tc + (fy * rows + nb + bl) * 2 * K;
+            for (int64_t q = 0; q < C; q++) {
+              re[q] = dr[k + q] - di[K + k + q];
+              im[q] = dr[K + k + q] + di[k + q];
+            }
+          };
+          inverseColumn(p, p.Ny, p.Nx, C, fx0 + c, spec, dst, work.data(), fx0 + c == 0 && allCovered);
+        }
       });
     }
   }
@@ -450,44 +620,52 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
 void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* dy, float* dw) {
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
-  const int64_t group = imageGroup(p), chunk = frequencyChunk(p);
-  Floats Xs(p.Ny * 2 * group * 2 * K), Ds(p.Ny * 2 * group * Co);
+  const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
+  Floats Xs(columns * p.Ny * 2 * group * 2 * K), Ds(columns * p.Ny * 2 * group * Co);
   Floats R(chunk * 2 * K * Co);  // [DWr; DWi] for a chunk of frequencies
   Floats Z(p.Qy * 2 * K * Co);   // DW along y for one column: [qy][re k | im k][co]
   std::fill(dw, dw + g.KH * g.KW * g.Ci * Co, 0.0f);
   const float scale = 1.0f / static_cast<float>(p.Ny * p.Nx);
   for (int64_t b0 = 0; b0 < g.B; b0 += group) {
     const int64_t nb = std::min(group, g.B - b0), rows = 2 * nb;
-    for (int64_t fx = 0; fx < p.Fx; fx++) {
-      inputColumn(p, x, b0, nb, fx, Xs.get());
-      gradientColumn(p, dy, b0, nb, fx, Ds.get());
+    for (int64_t fx0 = 0; fx0 < p.Fx; fx0 += columns) {
+      const int64_t nfx = std::min(columns, p.Fx - fx0);
+      inputColumns(p, x, b0, nb, fx0, nfx, Xs.get());
+      gradientColumns(p, dy, b0, nb, fx0, nfx, Ds.get());
+      for (int64_t fx = fx0; fx < fx0 + nfx; fx++) {
+      const float* Xc = Xs.get() + (fx - fx0) * p.Ny * rows * 2 * K;
+      const float* Dc = Ds.get() + (fx - fx0) * p.Ny * rows * Co;
       std::fill(Z.get(), Z.get() + p.Qy * 2 * K * Co, 0.0f);
       for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
         const int64_t n = std::min(chunk, p.Ny - fy0);
         parallelTasks(n, [&](int64_t j, int) {
           const int64_t fy = fy0 + j;
-          sgemm(true, false, 2 * K, Co, rows, 1.0f, Xs.get() + fy * rows * 2 * K, 2 * K, Ds.get() + fy * rows * Co, Co, 0.0f,
+          sgemm(true, false, 2 * K, Co, rows, 1.0f, Xc + fy * rows * 2 * K, 2 * K, Dc + fy * rows * Co, Co, 0.0f,
                 R.get() + j * 2 * K * Co, Co);
         });
         // Inverse along y for the taps qy < Qy, accumulated over the
         // column's frequencies in a fixed order.
         parallelFor(K, 16, [&](int64_t k0, int64_t k1) {
-          for (int64_t j = 0; j < n; j++) {
-            const int64_t fy = fy0 + j;
-            const float* Rf = R.get() + j * 2 * K * Co;
-            for (int64_t k = k0; k < k1; k++) {
-              const float* __restrict re = Rf + k * Co;
-              const float* __restrict im = Rf + (K + k) * Co;
-              for (int64_t qy = 0; qy < p.Qy; qy++) {
-                // (re + i im)(cos + i sin)
-                const float c = p.cy[fy * p.Ny + qy], s = p.sy[fy * p.Ny + qy];
-                float* __restrict zr = Z.get() + (qy * 2 * K + k) * Co;
-                float* __restrict zi = Z.get() + (qy * 2 * K + K + k) * Co;
-                for (int64_t q = 0; q < Co; q++) {
-                  zr[q] += re[q] * c - im[q] * s;
-                  zi[q] += re[q] * s + im[q] * c;
+          for (int64_t k = k0; k < k1; k++) {
+            for (int64_t qy = 0; qy < p.Qy; qy++) {
+              float* zr = Z.get() + (qy * 2 * K + k) * Co;
+              float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
+              forChunks(Co, [&](auto zero, int64_t q) {
+                using T = decltype(zero);
+                T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
+                for (int64_t j = 0; j < n; j++) {
+                  // (re + i im)(cos + i sin), frequencies in a fixed order
+                  const int64_t fy = fy0 + j;
+                  const float c = p.cy[fy * p.Ny + qy], s = p.sy[fy * p.Ny + qy];
+                  const float* Rf = R.get() + j * 2 * K * Co;
+                  const T re = loadChunk<T>(Rf + k * Co + q);
+                  const T im = loadChunk<T>(Rf + (K + k) * Co + q);
+                  a += re * c - im * s;
+                  b += re * s + im * c;
                 }
-              }
+                storeChunk(zr + q, a);
+                storeChunk(zi + q, b);
+              });
             }
           }
         });
@@ -500,17 +678,22 @@ void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* 
           const int64_t py = ph / g.sw, px = ph % g.sw, ky = g.sh * qy + py;
           if (ky >= g.KH) continue;
           const int64_t k = ph * g.Ci + ci;
-          const float* __restrict zr = Z.get() + (qy * 2 * K + k) * Co;
-          const float* __restrict zi = Z.get() + (qy * 2 * K + K + k) * Co;
-          for (int64_t qx = 0; qx < p.Qx; qx++) {
-            const int64_t kx = g.sw * qx + px;
-            if (kx >= g.KW) continue;
-            const float c = w * p.cx[fx * p.Nx + qx], s = -w * p.sx[fx * p.Nx + qx];
-            float* __restrict t = dw + ((ky * g.KW + kx) * g.Ci + ci) * Co;
-            for (int64_t q = 0; q < Co; q++) t[q] += zr[q] * c + zi[q] * s;
-          }
+          const float* zr = Z.get() + (qy * 2 * K + k) * Co;
+          const float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
+          forChunks(Co, [&](auto zero, int64_t q) {
+            using T = decltype(zero);
+            const T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
+            for (int64_t qx = 0; qx < p.Qx; qx++) {
+              const int64_t kx = g.sw * qx + px;
+              if (kx >= g.KW) continue;
+              const float c = w * p.cx[fx * p.Nx + qx], s = -w * p.sx[fx * p.Nx + qx];
+              float* t = dw + ((ky * g.KW + kx) * g.Ci + ci) * Co + q;
+              storeChunk(t, loadChunk<T>(t) + a * c + b * s);
+            }
+          });
         }
       });
+      }
     }
   }
 }
