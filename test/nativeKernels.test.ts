@@ -105,7 +105,7 @@ nativeTest('convolutions equal the cpu kernels when the column buffer forces blo
   }
 });
 
-nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels, forward and both gradients', async () => {
+nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels, forward and both gradients, in blocks of any number of columns', async () => {
   const loaded = loadAddon();
   assert.ok(loaded.ok);
   const rng = new Rng(30);
@@ -121,18 +121,24 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
   ];
   loaded.addon.setSpectralMode(2);
   try {
-    for (const c of cases) {
-      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
-      const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-      await compare(`spectral conv ${JSON.stringify(c)}`, [f32(rng, c.x), f32(rng, c.f, 0.2), f32(rng, dyShape), f32(rng, [c.f[3]])], (x, f, dy, b) => {
-        const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
-        const fused = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad, bias: b, activation: 'relu' });
-        const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad), dy)))([x, f]);
-        return [y, fused, dx, df];
-      });
+    // 0: every column in one block (these geometries are small); 1 and 2
+    // run the blocked loops, with a last block shorter than the others.
+    for (const columns of [0, 1, 2]) {
+      for (const c of cases) {
+        loaded.addon.setSpectralColumns(columns);
+        const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
+        const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+        await compare(`spectral conv ${JSON.stringify(c)}, columns ${columns}`, [f32(rng, c.x), f32(rng, c.f, 0.2), f32(rng, dyShape), f32(rng, [c.f[3]])], (x, f, dy, b) => {
+          const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+          const fused = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad, bias: b, activation: 'relu' });
+          const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad), dy)))([x, f]);
+          return [y, fused, dx, df];
+        });
+      }
     }
   } finally {
     loaded.addon.setSpectralMode(1);
+    loaded.addon.setSpectralColumns(0);
   }
 });
 

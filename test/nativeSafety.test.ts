@@ -61,6 +61,7 @@ nativeTest('elementwise, reduction and layout entry points reject malformed argu
     ['cast: output of the wrong type', () => a.cast(0, F(2), F(2)), /Int32Array/],
     ['setThreads: zero', () => a.setThreads(0), /threads/],
     ['setColumnBlock: too small', () => a.setColumnBlock(1), /floats/],
+    ['setSpectralColumns: negative', () => a.setSpectralColumns(-1), /columns/],
     ['allocBuffer: zero bytes', () => a.allocBuffer(0), /bytes/],
     ['releaseBuffer: not an ArrayBuffer', () => a.releaseBuffer(F(4) as unknown as ArrayBuffer), /ArrayBuffer/],
   ]);

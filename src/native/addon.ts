@@ -58,6 +58,8 @@ export interface NativeAddon {
   setColumnBlock(floats: number): void;
   /** Frequency-domain convolution: 0 never, 1 where it pays (default), 2 wherever the geometry allows. */
   setSpectralMode(mode: number): void;
+  /** Most spectrum columns the frequency-domain convolution handles per block: 0 as memory allows (default); tests set 1 or 2. */
+  setSpectralColumns(columns: number): void;
   conv2d(x: F32, filter: F32, out: F32, bias: F32, activation: number, alpha: number, ...geometry: number[]): void;
   conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
   conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;

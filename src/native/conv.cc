@@ -338,11 +338,16 @@ void setSpectralMode(Args& a) { capsnet::setSpectralMode(static_cast<int>(a.inte
 // setColumnBlock(floats): the per-thread column buffer size (at least 1024).
 void setColumnBlock(Args& a) { columnBlock.store(a.integer(0, "floats", 1024, int64_t{1} << 30)); }
 
+// setSpectralColumns(columns): at most this many spectrum columns per block
+// on the frequency-domain path, 0 for as many as its memory budget allows.
+void setSpectralColumns(Args& a) { capsnet::setSpectralColumns(a.integer(0, "columns", 0, 1 << 20)); }
+
 }  // namespace
 
 void addConvExports(std::vector<Export>& out) {
   out.push_back({"setColumnBlock", entry<setColumnBlock>});
   out.push_back({"setSpectralMode", entry<setSpectralMode>});
+  out.push_back({"setSpectralColumns", entry<setSpectralColumns>});
   out.push_back({"conv2d", entry<conv2d>});
   out.push_back({"conv2dBackpropInput", entry<conv2dBackpropInput>});
   out.push_back({"conv2dBackpropFilter", entry<conv2dBackpropFilter>});

@@ -21,6 +21,8 @@ struct ConvGeometry {
 // off, 1 is the default, 2 uses it wherever the geometry allows (tests).
 bool spectralPays(const ConvGeometry& g);
 void setSpectralMode(int mode);
+// At most this many spectrum columns per block (0: as memory allows; tests).
+void setSpectralColumns(int64_t columns);
 
 // The three convolution kernels on the spectral path (see spectral.cc);
 // same contracts as their im2col counterparts in conv.cc.

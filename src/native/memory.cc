@@ -13,7 +13,8 @@
 // V8 collects it, as for any ArrayBuffer.
 //
 // Blocks above 32 MB are kept for reuse when freed (up to a cap) and handed
-// out again for the same size. glibc serves them with fresh mmaps (32 MB is
+// out again for the same size, to tensors and to the kernels' scratch
+// (ScratchFloats, memory.h) alike. glibc serves them with fresh mmaps (32 MB is
 // the most its heap takes), and the page faults of touching 40-70 MB of new
 // memory cost more than the elementwise kernels that fill them; a training
 // step allocates the same sizes every time, so after the first step these
@@ -26,6 +27,7 @@
 #include <unordered_map>
 
 #include "common.h"
+#include "memory.h"
 
 namespace capsnet {
 namespace {
@@ -72,17 +74,22 @@ Memory obtain(size_t bytes) {
   return {origin, data};
 }
 
+// Memory from obtain() that is no longer used: kept for reuse if it is
+// large and the cap allows, freed otherwise. Called with blocksMutex held.
+bool keepLocked(Memory m, size_t bytes) {
+  if (bytes < kReuseMinBytes || reusableBytes + bytes > kReuseCapBytes) return false;
+  reusable.emplace(bytes, m);
+  reusableBytes += bytes;
+  return true;
+}
+
 void freeBlock(Block* block) {
   bool keep = false;
   {
     std::lock_guard<std::mutex> g(blocksMutex);
     liveBlocks.erase(block->data);
     liveBytes -= static_cast<int64_t>(block->bytes);
-    if (block->bytes >= kReuseMinBytes && reusableBytes + block->bytes <= kReuseCapBytes) {
-      reusable.emplace(block->bytes, Memory{block->origin, block->data});
-      reusableBytes += block->bytes;
-      keep = true;
-    }
+    keep = keepLocked(Memory{block->origin, block->data}, block->bytes);
   }
   if (!keep) std::free(block->origin);
   block->data = nullptr;
@@ -214,6 +221,21 @@ void addMemoryExports(std::vector<Export>& out) {
   out.push_back({"releaseBuffer", entry<releaseBuffer>});
   out.push_back({"accountBuffer", entry<accountBuffer>});
   out.push_back({"memoryStats", entry<memoryStats>});
+}
+
+ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<size_t>(n > 0 ? n : 1)) {
+  Memory m = obtain(bytes_);
+  origin_ = m.origin;
+  data_ = static_cast<float*>(m.data);
+}
+
+ScratchFloats::~ScratchFloats() {
+  bool keep;
+  {
+    std::lock_guard<std::mutex> g(blocksMutex);
+    keep = keepLocked(Memory{origin_, data_}, bytes_);
+  }
+  if (!keep) std::free(origin_);
 }
 
 }  // namespace capsnet

@@ -26,11 +26,11 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "blas.h"
 #include "conv.h"
+#include "memory.h"
 #include "parallel.h"
 
 namespace capsnet {
@@ -43,17 +43,20 @@ namespace {
 // 0: never, 1: where the cost model says it pays, 2: wherever the
 // geometry allows (tests).
 std::atomic<int> spectralMode{1};
+// Most columns per block; 0: as many as kColumnBlockBudget allows (tests
+// set 1 or 2 to run the blocked loops on small geometries).
+std::atomic<int64_t> spectralColumns{0};
 
 // Floats of one spectrum column's input spectra for a group of images, and
 // of filter spectra (or filter-gradient products) held at once.
 constexpr int64_t kSpectraBudget = int64_t{8} << 20;
-// Floats of the spectra of a block of columns held at once (about 100 MB):
+// Floats of the spectra of a block of columns held at once (64 MB):
 // a block's columns are transformed in one pass over the input tiles, and
 // inverted in one pass over the output tiles, which then stay in cache
 // from one column to the next. Going through memory once per column was
 // the costliest part of the transforms (the input of CapsNet's primary
 // capsules is 41 MB at batch 100).
-constexpr int64_t kColumnBlockBudget = int64_t{26} << 20;
+constexpr int64_t kColumnBlockBudget = int64_t{16} << 20;
 constexpr int64_t kFilterChunkBudget = int64_t{6} << 20;
 // Channels transformed together: the working rows stay in L1.
 constexpr int64_t kChannelBlock = 64;
@@ -100,63 +103,6 @@ struct Plan {
       }
     }
   }
-};
-
-// Scratch that outlives a call. The spectra buffers are tens of MB, and
-// fresh memory from the system costs a page fault and a zeroing per 4 KB
-// on first touch: a quarter of a call's time, measured on CapsNet's primary
-// capsules. A call's buffers go back to this pool when it ends and serve the
-// next calls, which ask for the same sizes.
-class ScratchPool {
- public:
-  // A buffer of at least n floats (the smallest kept one that fits).
-  std::unique_ptr<float[]> take(size_t n, size_t& capacity) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      size_t best = kept_.size();
-      for (size_t i = 0; i < kept_.size(); i++)
-        if (kept_[i].first >= n && (best == kept_.size() || kept_[i].first < kept_[best].first)) best = i;
-      if (best < kept_.size()) {
-        capacity = kept_[best].first;
-        std::unique_ptr<float[]> data = std::move(kept_[best].second);
-        kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(best));
-        return data;
-      }
-    }
-    capacity = n;
-    return std::unique_ptr<float[]>(new float[n]);
-  }
-  // Keeps the largest kMaxKept buffers; the rest are freed.
-  void give(std::unique_ptr<float[]> data, size_t capacity) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    kept_.emplace_back(capacity, std::move(data));
-    std::sort(kept_.begin(), kept_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    if (kept_.size() > kMaxKept) kept_.resize(kMaxKept);
-  }
-
- private:
-  static constexpr size_t kMaxKept = 8;  // a call holds at most five
-  std::mutex mutex_;
-  std::vector<std::pair<size_t, std::unique_ptr<float[]>>> kept_;
-};
-
-ScratchPool& scratchPool() {
-  static ScratchPool pool;
-  return pool;
-}
-
-// Uninitialized scratch: every buffer below is fully written before it is read.
-class Floats {
- public:
-  explicit Floats(int64_t n) { data_ = scratchPool().take(static_cast<size_t>(std::max<int64_t>(n, 1)), capacity_); }
-  ~Floats() { scratchPool().give(std::move(data_), capacity_); }
-  Floats(const Floats&) = delete;
-  Floats& operator=(const Floats&) = delete;
-  float* get() const { return data_.get(); }
-
- private:
-  std::unique_ptr<float[]> data_;
-  size_t capacity_ = 0;
 };
 
 // --- Channel chunks ---------------------------------------------------------
@@ -471,7 +417,9 @@ int64_t imageGroup(const Plan& p) {
 // Columns per block, so that a block's input spectra for a group of images
 // fit kColumnBlockBudget.
 int64_t columnBlock(const Plan& p, int64_t group) {
-  return std::max<int64_t>(1, std::min(p.Fx, kColumnBlockBudget / (p.Ny * 4 * p.K * group)));
+  const int64_t limit = spectralColumns.load();
+  const int64_t n = std::max<int64_t>(1, std::min(p.Fx, kColumnBlockBudget / (p.Ny * 4 * p.K * group)));
+  return limit > 0 ? std::min(n, limit) : n;
 }
 
 // Frequencies of a column whose filter spectra (or filter-gradient
@@ -483,6 +431,7 @@ int64_t frequencyChunk(const Plan& p) {
 }  // namespace
 
 void setSpectralMode(int mode) { spectralMode.store(mode); }
+void setSpectralColumns(int64_t columns) { spectralColumns.store(columns); }
 
 bool spectralPays(const ConvGeometry& g) {
   const int mode = spectralMode.load();
@@ -511,7 +460,7 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
   const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
-  Floats Xs(columns * p.Ny * 2 * group * 2 * K), Cs(columns * p.Ny * 2 * group * Co), WX(p.P * p.Qy * g.Ci * 2 * Co),
+  ScratchFloats Xs(columns * p.Ny * 2 * group * 2 * K), Cs(columns * p.Ny * 2 * group * Co), WX(p.P * p.Qy * g.Ci * 2 * Co),
       S(chunk * 2 * K * Co);
   const int64_t outImage = g.OH * g.OW * Co;
   for (int64_t b0 = 0; b0 < g.B; b0 += group) {
@@ -559,7 +508,7 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
   const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
-  Floats Ds(columns * p.Ny * 2 * group * Co), T(columns * p.Ny * 2 * group * 2 * K), WX(p.P * p.Qy * g.Ci * 2 * Co),
+  ScratchFloats Ds(columns * p.Ny * 2 * group * Co), T(columns * p.Ny * 2 * group * 2 * K), WX(p.P * p.Qy * g.Ci * 2 * Co),
       S(chunk * 2 * K * Co);
   const int64_t image = g.H * g.W * g.Ci;
   // Every input position belongs to one phase tile, written by the first
@@ -621,9 +570,9 @@ void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* 
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
   const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);
-  Floats Xs(columns * p.Ny * 2 * group * 2 * K), Ds(columns * p.Ny * 2 * group * Co);
-  Floats R(chunk * 2 * K * Co);  // [DWr; DWi] for a chunk of frequencies
-  Floats Z(p.Qy * 2 * K * Co);   // DW along y for one column: [qy][re k | im k][co]
+  ScratchFloats Xs(columns * p.Ny * 2 * group * 2 * K), Ds(columns * p.Ny * 2 * group * Co);
+  ScratchFloats R(chunk * 2 * K * Co);  // [DWr; DWi] for a chunk of frequencies
+  ScratchFloats Z(p.Qy * 2 * K * Co);   // DW along y for one column: [qy][re k | im k][co]
   std::fill(dw, dw + g.KH * g.KW * g.Ci * Co, 0.0f);
   const float scale = 1.0f / static_cast<float>(p.Ny * p.Nx);
   for (int64_t b0 = 0; b0 < g.B; b0 += group) {
