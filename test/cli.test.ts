@@ -78,6 +78,7 @@ test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('train', '--bogus'), /unknown flag --bogus/, 2);
   assertOneLineError(run('train', '--backend', 'gpu'), /--backend must be one of auto, native, wasm, cpu/, 2);
   assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/, 2);
+  assertOneLineError(run('ablation', '--cells', 'r3-recon,r2-recon'), /--cells: unknown cell r2-recon; the cells are r1-no-recon, r1-recon, r3-no-recon, r3-recon/);
   assertOneLineError(run('eval'), /a model is needed/, 2);
   assertOneLineError(run('eval', '--model', join(dir, 'nope')), /model not found/);
   assertOneLineError(run('predict', join(dir, 'nope.png'), '--model', dir), /holds no model.json/);
@@ -198,4 +199,15 @@ test('Ctrl-C during training saves a checkpoint and exits cleanly; --resume fini
   assert.equal(j.epochs, 1);
   assert.equal(j.interrupted, false);
   assert.equal(readFileSync(join(out, 'latest'), 'utf8').trim(), 'epoch-0001');
+});
+
+test('ablation --cells trains only the cells named, in OUT/<cell>-seed<seed>', () => {
+  const out = join(dir, 'ablation-cells');
+  const r = run('ablation', '--preset', 'small', '--epochs', '1', '--train-limit', '200', '--test-limit', '100', '--cells', 'r3-no-recon', '--seed', '2', '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.rows.map((row: { cell: string }) => row.cell), ['r3-no-recon']);
+  assert.equal(j.rows[0].routing, 3);
+  assert.ok(existsSync(join(out, 'r3-no-recon-seed2')));
+  assert.ok(!existsSync(join(out, 'r1-no-recon-seed2')));
 });

@@ -30,6 +30,7 @@ export const ablationSpec: CommandSpec = {
     { name: 'lr-decay', type: 'number', min: 0, max: 1, default: 0.96, help: 'learning-rate multiplier per epoch' },
     { name: 'trials', type: 'int', min: 1, default: 1, help: 'seeds per cell (mean and spread reported)' },
     { name: 'seed', type: 'int', default: 1, help: 'first seed' },
+    { name: 'cells', type: 'string', arg: 'LIST', help: 'only these cells, comma-separated (r1-no-recon, r1-recon, r3-no-recon, r3-recon); default all four' },
     { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
     { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
     { name: 'out', type: 'string', arg: 'DIR', default: 'runs/ablation', help: 'output directory (one subdirectory per cell and seed)' },
@@ -37,7 +38,7 @@ export const ablationSpec: CommandSpec = {
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
-  examples: ['capsnet ablation --preset paper --epochs 10 --out runs/ablation'],
+  examples: ['capsnet ablation --preset paper --epochs 10 --out runs/ablation', 'capsnet ablation --preset paper --epochs 10 --seed 2 --cells r3-recon --out runs/ablation'],
 };
 
 export const ABLATION_CELLS = [
@@ -47,7 +48,18 @@ export const ABLATION_CELLS = [
   { name: 'r3-recon', routing: 3, reconstruction: true },
 ] as const;
 
+/** The cells named by --cells (all four without it); an unknown name is an error. */
+export function selectCells(list: string | undefined): (typeof ABLATION_CELLS)[number][] {
+  if (list === undefined) return [...ABLATION_CELLS];
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = ABLATION_CELLS.map((c) => c.name) as string[];
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length || !names.length) throw new Error(`--cells: ${unknown.length ? `unknown cell ${unknown.join(', ')}` : 'no cell named'}; the cells are ${known.join(', ')}`);
+  return ABLATION_CELLS.filter((c) => names.includes(c.name));
+}
+
 export async function runAblation({ flags }: ParsedArgs): Promise<number> {
+  const cells = selectCells(flags.cells as string | undefined);
   await setupBackend(flags);
   const dataFlags = { dataset: flags.dataset, json: flags.json, ...Object.fromEntries(USER_DATA_FLAGS.map((k) => [k, flags[k]])) };
   const trainData = await loadDataFromFlags({ ...dataFlags, limit: flags['train-limit'] }, 'train');
@@ -56,7 +68,7 @@ export async function runAblation({ flags }: ParsedArgs): Promise<number> {
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   const capsnet = getArchitecture('capsnet');
-  for (const cell of ABLATION_CELLS) {
+  for (const cell of cells) {
     const errors: number[] = [];
     let seconds = 0;
     for (let t = 0; t < (flags.trials as number); t++) {
