@@ -1,7 +1,7 @@
 /**
  * Checkpoints: an interrupted run resumed from its checkpoint ends with the
  * same weights and optimizer state as an uninterrupted run, and saved models
- * load back exactly (float32) or closely (float16). Weight averaging and
+ * load back exactly (float32) or closely (float16, 8 bits per channel). Weight averaging and
  * fine-tuning from a saved model keep those guarantees.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take, WeightAverage } from '../src/index.js';
+import { dequantizeUint8, quantizeUint8 } from '../src/models/serialization.js';
 import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
 
 await initBackend();
@@ -103,6 +104,43 @@ test('saved models load back: float32 exactly, float16 within half precision', (
   assert.throws(() => saveModel(model, join(root, 'm32')), /already exists/);
   tf.dispose(x);
   for (const m of [model, l32.model, l16.model]) m.dispose();
+});
+
+test('8-bit weights: each value within half its channel\'s step, zero exact, a quarter of the bytes, and a bad manifest refused', () => {
+  // Channels of very different widths, a constant-zero channel and a channel of one sign.
+  const channels = 4;
+  const values = new Float32Array(400);
+  for (let i = 0; i < values.length; i++) {
+    const c = i % channels;
+    values[i] = c === 0 ? Math.sin(i) * 3 : c === 1 ? Math.cos(i) * 1e-3 : c === 2 ? 0 : 0.5 + (i % 7) * 0.1;
+  }
+  const { q, scales, zeroPoints } = quantizeUint8(values, channels);
+  assert.equal(scales[2], 0);
+  const back = dequantizeUint8(q, scales, zeroPoints);
+  for (let i = 0; i < values.length; i++) {
+    const c = i % channels;
+    assert.ok(Math.abs(back[i] - values[i]) <= scales[c] / 2 + 1e-9, `value ${i} (channel ${c}): ${back[i]} for ${values[i]}`);
+    if (values[i] === 0) assert.equal(back[i], 0, `zero stays zero at ${i}`);
+  }
+  // The narrow channel keeps its own precision: a per-tensor scale would round all of it to 0.
+  assert.ok(scales[1] < 1e-5 && scales[0] > 1e-2);
+
+  const model = new CapsNet(capsNetConfig('small', tiny), 9);
+  const { json, weights } = modelToArtifacts(model, { encoding: 'uint8' });
+  assert.equal(weights.byteLength, model.countParams());
+  const loaded = modelFromArtifacts(json, weights, 'm8').model;
+  for (let i = 0; i < model.params.length; i++) {
+    const a = model.params[i].value.dataSync();
+    const b = loaded.params[i].value.dataSync();
+    const entry = json.weightsManifest[0].weights[i];
+    assert.equal(entry.quantization?.dtype, 'uint8');
+    const step = (entry.quantization as { scales: number[] }).scales;
+    for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) <= step[k % step.length] / 2 + 1e-9, `${entry.name}[${k}]`);
+  }
+  const bad = structuredClone(json);
+  (bad.weightsManifest[0].weights[0].quantization as { scales: number[] }).scales.pop();
+  assert.throws(() => modelFromArtifacts(bad, weights, 'm8'), /m8: weight 'conv1\/kernel' is 8-bit but its manifest entry does not give \d+ scales and zero points/);
+  for (const m of [model, loaded]) m.dispose();
 });
 
 test('stop-at-error checks fall on the same steps whether or not the run was interrupted and resumed', async () => {

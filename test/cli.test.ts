@@ -78,6 +78,8 @@ test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('train', '--bogus'), /unknown flag --bogus/, 2);
   assertOneLineError(run('train', '--backend', 'gpu'), /--backend must be one of auto, native, wasm, cpu/, 2);
   assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/, 2);
+  assertOneLineError(run('export', '--pretrained', 'mnist-small', '--uint8', '--float16', '--out', join(dir, 'never')), /--uint8 and --float16 are two encodings: give one/, 2);
+  assertOneLineError(run('export', '--pretrained', 'mnist-small', '--uint8', '--format', 'onnx', '--out', join(dir, 'never.onnx')), /--uint8 applies to --format capsnet only/, 2);
   assertOneLineError(run('ablation', '--cells', 'r3-recon,r2-recon'), /--cells: unknown cell r2-recon; the cells are r1-no-recon, r1-recon, r3-no-recon, r3-recon/);
   assertOneLineError(run('eval'), /a model is needed/, 2);
   assertOneLineError(run('eval', '--model', join(dir, 'nope')), /model not found/);

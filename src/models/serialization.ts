@@ -9,8 +9,14 @@
  * The manifest entries follow TensorFlow.js's weights-manifest convention
  * ({ name, shape, dtype, quantization? }), so tf.io.decodeWeights reads them;
  * weights may be stored as float16 (quantization { dtype: "float16" }) to
- * halve the file. Weight names are the model's parameter names
- * (`conv1/kernel`, `digit_caps/W`, ...).
+ * halve the file, or as 8 bits per weight with a scale and zero point per
+ * channel of the last axis (quantization { dtype: "uint8", scales,
+ * zeroPoints }: value = (q - zeroPoint) * scale), a quarter of it. The last
+ * axis is the output channel of every kernel and bias (tfjs keeps outputs
+ * last); a channel's own range makes a narrow channel as exact as a wide
+ * one. tfjs's own uint8 quantization has one scale per tensor, so these
+ * entries are decoded here rather than by tf.io.decodeWeights. Weight names
+ * are the model's parameter names (`conv1/kernel`, `digit_caps/W`, ...).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ClassifierModel, ModelConfig } from './model.js';
@@ -20,11 +26,18 @@ export const MODEL_FORMAT = 'capsnet-model';
 export const MODEL_FORMAT_VERSION = 1;
 export const WEIGHTS_FILE = 'weights.bin';
 
+/** 8-bit weights, one scale and zero point per channel of the last axis. */
+export interface PerChannelUint8 {
+  dtype: 'uint8';
+  scales: number[];
+  zeroPoints: number[];
+}
+
 export interface WeightEntry {
   name: string;
   shape: number[];
   dtype: 'float32';
-  quantization?: { dtype: 'float16' };
+  quantization?: { dtype: 'float16' } | PerChannelUint8;
 }
 
 export interface ModelJson {
@@ -36,7 +49,50 @@ export interface ModelJson {
   metadata?: Record<string, unknown>;
 }
 
-export type WeightEncoding = 'float32' | 'float16';
+export type WeightEncoding = 'float32' | 'float16' | 'uint8';
+export const WEIGHT_ENCODINGS: readonly WeightEncoding[] = ['float32', 'float16', 'uint8'];
+
+/** Bytes per stored weight of an entry. */
+function bytesPerWeight(e: WeightEntry): number {
+  return e.quantization?.dtype === 'float16' ? 2 : e.quantization?.dtype === 'uint8' ? 1 : 4;
+}
+
+/**
+ * Per-channel 8-bit quantization of values laid out with `channels` as the
+ * last (fastest) axis. Each channel's range [min, max], widened to hold 0 so
+ * that zero stays exact, maps onto 0..255: scale = (max - min) / 255 and
+ * zeroPoint = round(-min / scale); a constant-zero channel gets scale 0.
+ * Rounding to nearest makes each value's error at most scale / 2.
+ */
+export function quantizeUint8(values: Float32Array, channels: number): { q: Uint8Array; scales: number[]; zeroPoints: number[] } {
+  if (channels < 1 || values.length % channels !== 0) throw new Error(`quantizeUint8: ${values.length} values do not split into ${channels} channels`);
+  const lo = new Array<number>(channels).fill(0);
+  const hi = new Array<number>(channels).fill(0);
+  for (let i = 0; i < values.length; i++) {
+    const c = i % channels;
+    if (values[i] < lo[c]) lo[c] = values[i];
+    if (values[i] > hi[c]) hi[c] = values[i];
+  }
+  const scales = lo.map((l, c) => Math.fround((hi[c] - l) / 255));
+  const zeroPoints = lo.map((l, c) => (scales[c] > 0 ? Math.min(255, Math.max(0, Math.round(-l / scales[c]))) : 0));
+  const q = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const c = i % channels;
+    q[i] = scales[c] > 0 ? Math.min(255, Math.max(0, Math.round(values[i] / scales[c]) + zeroPoints[c])) : zeroPoints[c];
+  }
+  return { q, scales, zeroPoints };
+}
+
+/** The values a per-channel uint8 entry stands for. */
+export function dequantizeUint8(q: Uint8Array, scales: number[], zeroPoints: number[]): Float32Array {
+  const channels = scales.length;
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) {
+    const c = i % channels;
+    out[i] = (q[i] - zeroPoints[c]) * scales[c];
+  }
+  return out;
+}
 
 /** float32 -> IEEE half, rounding to nearest even; overflow saturates to infinity. */
 export function toFloat16Bits(values: Float32Array): Uint16Array {
@@ -82,25 +138,36 @@ export function toFloat16Bits(values: Float32Array): Uint16Array {
 
 /** Encode named float32 arrays into one buffer and its manifest entries. */
 export function encodeWeights(named: { name: string; shape: number[]; values: Float32Array }[], encoding: WeightEncoding = 'float32'): { entries: WeightEntry[]; data: Uint8Array } {
-  const bytesPer = encoding === 'float16' ? 2 : 4;
-  const total = named.reduce((n, w) => n + w.values.length * bytesPer, 0);
-  const data = new Uint8Array(total);
+  const parts: Uint8Array[] = [];
   const entries: WeightEntry[] = [];
-  let offset = 0;
   for (const w of named) {
     const size = w.shape.reduce((a, b) => a * b, 1);
     if (size !== w.values.length) throw new Error(`weight ${w.name}: shape [${w.shape}] does not match ${w.values.length} values`);
-    const bytes = encoding === 'float16' ? toFloat16Bits(w.values) : w.values;
-    data.set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset);
-    offset += bytes.byteLength;
-    entries.push(encoding === 'float16' ? { name: w.name, shape: w.shape, dtype: 'float32', quantization: { dtype: 'float16' } } : { name: w.name, shape: w.shape, dtype: 'float32' });
+    const entry: WeightEntry = { name: w.name, shape: w.shape, dtype: 'float32' };
+    let bytes: Float32Array | Uint16Array | Uint8Array = w.values;
+    if (encoding === 'float16') {
+      bytes = toFloat16Bits(w.values);
+      entry.quantization = { dtype: 'float16' };
+    } else if (encoding === 'uint8') {
+      const { q, scales, zeroPoints } = quantizeUint8(w.values, w.shape.length ? w.shape[w.shape.length - 1] : 1);
+      bytes = q;
+      entry.quantization = { dtype: 'uint8', scales, zeroPoints };
+    }
+    parts.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    entries.push(entry);
+  }
+  const data = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p, offset);
+    offset += p.byteLength;
   }
   return { entries, data };
 }
 
 /** Bytes a manifest needs, to check a weights file before decoding it. */
 export function manifestByteLength(entries: WeightEntry[]): number {
-  return entries.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1) * (e.quantization?.dtype === 'float16' ? 2 : 4), 0);
+  return entries.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1) * bytesPerWeight(e), 0);
 }
 
 /** Decode a weights buffer into Float32Arrays by name. */
@@ -109,12 +176,30 @@ export function decodeWeights(entries: WeightEntry[], data: Uint8Array, source =
   if (data.byteLength !== need) {
     throw new Error(`${source}: expected ${need} bytes for ${entries.length} weights, found ${data.byteLength} (truncated or not matching model.json)`);
   }
-  const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer;
-  const tensors = tf.io.decodeWeights(buffer as ArrayBuffer, entries as tf.io.WeightsManifestEntry[]);
   const out = new Map<string, Float32Array>();
+  let offset = 0;
   for (const e of entries) {
+    const size = e.shape.reduce((a, b) => a * b, 1);
+    const bytes = data.subarray(offset, offset + size * bytesPerWeight(e));
+    offset += bytes.byteLength;
+    const quant = e.quantization;
+    if (quant?.dtype === 'uint8') {
+      const channels = e.shape.length ? e.shape[e.shape.length - 1] : 1;
+      if (!Array.isArray(quant.scales) || !Array.isArray(quant.zeroPoints) || quant.scales.length !== channels || quant.zeroPoints.length !== channels) {
+        throw new Error(`${source}: weight '${e.name}' is 8-bit but its manifest entry does not give ${channels} scales and zero points`);
+      }
+      out.set(e.name, dequantizeUint8(bytes, quant.scales, quant.zeroPoints));
+      continue;
+    }
+    // float32 and float16, through tfjs's decoder, which reads a whole
+    // ArrayBuffer: a copy of just this entry's bytes (not bytes.slice(),
+    // which for a Node Buffer is a view of the same memory).
+    const own = new Uint8Array(bytes.byteLength);
+    own.set(bytes);
+    const tensors = tf.io.decodeWeights(own.buffer, [e] as tf.io.WeightsManifestEntry[]);
     const t = tensors[e.name];
-    out.set(e.name, t.dataSync() as Float32Array);
+    // A copy: the backend may hand out a view of memory it reuses once the tensor is disposed.
+    out.set(e.name, (t.dataSync() as Float32Array).slice());
     t.dispose();
   }
   return out;
