@@ -12,14 +12,14 @@
 // another tensor) is never released explicitly; its finalizer frees it when
 // V8 collects it, as for any ArrayBuffer.
 //
-// Blocks above 32 MB are kept for reuse when freed (up to a cap) and handed
-// out again for the same size, to tensors and to the kernels' scratch
-// (ScratchFloats, memory.h) alike. glibc serves them with fresh mmaps (32 MB is
-// the most its heap takes), and the page faults of touching 40-70 MB of new
-// memory cost more than the elementwise kernels that fill them; a training
-// step allocates the same sizes every time, so after the first step these
-// allocations are free. Smaller blocks are left to glibc's heap, which
-// reuses freed memory for any size.
+// Tensor blocks above 32 MB are kept for reuse when freed (up to a cap) and
+// handed out again for the same size; so are the kernels' scratch blocks
+// (ScratchFloats, memory.h) from 1 MB. glibc serves large blocks with fresh
+// mmaps (32 MB is the most its heap takes), and the page faults of touching
+// 40-70 MB of new memory cost more than the elementwise kernels that fill
+// them; a training step allocates the same sizes every time, so after the
+// first step these allocations are free. Smaller tensor blocks are left to
+// glibc's heap, which reuses freed memory for any size.
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -43,6 +43,11 @@ struct Block {
 };
 
 constexpr size_t kReuseMinBytes = (size_t{32} << 20) + 1;
+// Kernel scratch is kept from 1 MB: a call's buffers come in the same few
+// sizes every step, and glibc returns freed blocks above its heap's (growing)
+// mmap threshold to the system, so a 24 MB scratch buffer was faulted in
+// afresh on every call (a third of the small preset's convolution time).
+constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
 // A CNN-baseline training step frees about 1.5 GB of such blocks (its
 // 100352 x 328 dense layer's weights, gradient and Adam moments are 131 MB
 // each); with half that kept, a step spent about a tenth of its time in
@@ -61,8 +66,8 @@ std::multimap<size_t, Memory> reusable;  // freed large blocks, by size
 size_t reusableBytes = 0;
 
 // Memory for a block of `bytes`: a kept block of that size, or a new one.
-Memory obtain(size_t bytes) {
-  if (bytes >= kReuseMinBytes) {
+Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
+  if (bytes >= reuseMin) {
     std::lock_guard<std::mutex> g(blocksMutex);
     auto it = reusable.find(bytes);
     if (it != reusable.end()) {
@@ -80,8 +85,8 @@ Memory obtain(size_t bytes) {
 
 // Memory from obtain() that is no longer used: kept for reuse if it is
 // large and the cap allows, freed otherwise. Called with blocksMutex held.
-bool keepLocked(Memory m, size_t bytes) {
-  if (bytes < kReuseMinBytes || reusableBytes + bytes > kReuseCapBytes) return false;
+bool keepLocked(Memory m, size_t bytes, size_t reuseMin = kReuseMinBytes) {
+  if (bytes < reuseMin || reusableBytes + bytes > kReuseCapBytes) return false;
   reusable.emplace(bytes, m);
   reusableBytes += bytes;
   return true;
@@ -228,7 +233,7 @@ void addMemoryExports(std::vector<Export>& out) {
 }
 
 ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<size_t>(n > 0 ? n : 1)) {
-  Memory m = obtain(bytes_);
+  Memory m = obtain(bytes_, kScratchReuseMinBytes);
   origin_ = m.origin;
   data_ = static_cast<float*>(m.data);
 }
@@ -237,7 +242,7 @@ ScratchFloats::~ScratchFloats() {
   bool keep;
   {
     std::lock_guard<std::mutex> g(blocksMutex);
-    keep = keepLocked(Memory{origin_, data_}, bytes_);
+    keep = keepLocked(Memory{origin_, data_}, bytes_, kScratchReuseMinBytes);
   }
   if (!keep) std::free(origin_);
 }

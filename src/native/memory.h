@@ -7,7 +7,7 @@
 namespace capsnet {
 
 // Uninitialized floats for the length of one kernel call, from the same
-// store as tensor memory: blocks above 32 MB go back to it when the call
+// store as tensor memory: blocks from 1 MB go back to it when the call
 // ends and serve the next call that asks for the same size, so the page
 // faults of fresh memory are paid once rather than on every call. (The
 // frequency-domain convolution's spectra are 40-64 MB, and fresh pages were
