@@ -200,6 +200,22 @@ __attribute__((always_inline)) inline void forChunks(int64_t C, Body body) {
 //   Xs^T Ds  = [re; im] of sum over images of X conj(D) (filter gradient)
 // with K = phases * input channels.
 
+// One frequency of a real DFT over taps: re[k] = sum over j < taps of
+// tap[j][k] c[j], im[k] the same with s[j], for channels k < C.
+inline void sumTaps(const float* const* tap, const float* c, const float* s, int64_t taps, int64_t C, float* re, float* im) {
+  forChunks(C, [&](auto zero, int64_t k) {
+    using T = decltype(zero);
+    T a = zero, b = zero;
+    for (int64_t j = 0; j < taps; j++) {
+      const T t = loadChunk<T>(tap[j] + k);
+      a += t * c[j];
+      b += t * s[j];
+    }
+    storeChunk(re + k, a);
+    storeChunk(im + k, b);
+  });
+}
+
 // In place, the DFT along y of Ny complex C-vectors (rows re[n], im[n],
 // kChannelBlock apart): X(f) = sum over n of x(n) e^(sign 2 pi i f n / Ny),
 // sign -1 forward, +1 inverse (unscaled). Iterative radix-2, decimation in
@@ -261,17 +277,7 @@ void tileColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Sr
       rs[taps] = -p.sx[fx * p.Nx + nx];
       taps++;
     }
-    forChunks(C, [&](auto zero, int64_t k) {
-      using T = decltype(zero);
-      T a = zero, b = zero;
-      for (int64_t j = 0; j < taps; j++) {
-        const T t = loadChunk<T>(row[j] + k);
-        a += t * rc[j];
-        b += t * rs[j];
-      }
-      storeChunk(r1 + ny * kChannelBlock + k, a);
-      storeChunk(i1 + ny * kChannelBlock + k, b);
-    });
+    sumTaps(row, rc, rs, taps, C, r1 + ny * kChannelBlock, i1 + ny * kChannelBlock);
   }
   if (p.fftY) {
     for (int64_t ny = Ly; ny < p.Ny; ny++) {
@@ -436,17 +442,7 @@ void filterColumnSpectra(const Plan& p, const float* w, int64_t fx, float* WX) {
         ts[taps] = -p.sx[fx * p.Nx + qx];
         taps++;
       }
-      forChunks(g.Co, [&](auto zero, int64_t k) {
-        using T = decltype(zero);
-        T a = zero, b = zero;
-        for (int64_t j = 0; j < taps; j++) {
-          const T t = loadChunk<T>(tap[j] + k);
-          a += t * tc[j];
-          b += t * ts[j];
-        }
-        storeChunk(re + k, a);
-        storeChunk(im + k, b);
-      });
+      sumTaps(tap, tc, ts, taps, g.Co, re, im);
     }
   });
 }
@@ -484,6 +480,19 @@ void filterSpectra(const Plan& p, const float* WX, int64_t fy0, int64_t n, float
       }
     }
   });
+}
+
+// For column fx: the filter's spectra, a chunk of frequencies at a time into
+// S, and product(fy, Sf) for each frequency (fy, fx), one thread each, with
+// Sf its spectrum [2K x Co] (rows k = Wr, rows K + k = Wi).
+template <typename Product>
+void withFilterSpectra(const Plan& p, const float* filter, int64_t fx, int64_t chunk, float* WX, float* S, Product product) {
+  filterColumnSpectra(p, filter, fx, WX);
+  for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
+    const int64_t n = std::min(chunk, p.Ny - fy0);
+    filterSpectra(p, WX, fy0, n, S);
+    parallelTasks(n, [&](int64_t j, int) { product(fy0 + j, S + j * 2 * p.K * p.g.Co); });
+  }
 }
 
 // Images per group, so that one column's input spectra fit kSpectraBudget.
@@ -548,17 +557,9 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
       for (int64_t c = 0; c < nfx; c++) {
         const float* Xc = Xs.get() + c * p.Ny * rows * 2 * K;
         float* Cc = Cs.get() + c * p.Ny * rows * Co;
-        filterColumnSpectra(p, filter, fx0 + c, WX.get());
-        for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
-          const int64_t n = std::min(chunk, p.Ny - fy0);
-          filterSpectra(p, WX.get(), fy0, n, S.get());
-          // One product per frequency, one thread each.
-          parallelTasks(n, [&](int64_t j, int) {
-            const int64_t fy = fy0 + j;
-            sgemm(false, false, rows, Co, 2 * K, 1.0f, Xc + fy * rows * 2 * K, 2 * K, S.get() + j * 2 * K * Co, Co, 0.0f,
-                  Cc + fy * rows * Co, Co);
-          });
-        }
+        withFilterSpectra(p, filter, fx0 + c, chunk, WX.get(), S.get(), [&](int64_t fy, const float* Sf) {
+          sgemm(false, false, rows, Co, 2 * K, 1.0f, Xc + fy * rows * 2 * K, 2 * K, Sf, Co, 0.0f, Cc + fy * rows * Co, Co);
+        });
       }
       const int64_t blocks = (Co + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * blocks, [&](int64_t task, int) {
@@ -601,16 +602,9 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
       for (int64_t c = 0; c < nfx; c++) {
         const float* Dc = Ds.get() + c * p.Ny * rows * Co;
         float* Tc = T.get() + c * p.Ny * rows * 2 * K;
-        filterColumnSpectra(p, filter, fx0 + c, WX.get());
-        for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
-          const int64_t n = std::min(chunk, p.Ny - fy0);
-          filterSpectra(p, WX.get(), fy0, n, S.get());
-          parallelTasks(n, [&](int64_t j, int) {
-            const int64_t fy = fy0 + j;
-            sgemm(false, true, rows, 2 * K, Co, 1.0f, Dc + fy * rows * Co, Co, S.get() + j * 2 * K * Co, Co, 0.0f,
-                  Tc + fy * rows * 2 * K, 2 * K);
-          });
-        }
+        withFilterSpectra(p, filter, fx0 + c, chunk, WX.get(), S.get(), [&](int64_t fy, const float* Sf) {
+          sgemm(false, true, rows, 2 * K, Co, 1.0f, Dc + fy * rows * Co, Co, Sf, Co, 0.0f, Tc + fy * rows * 2 * K, 2 * K);
+        });
       }
       const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
