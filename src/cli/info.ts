@@ -12,7 +12,8 @@ export const infoSpec: CommandSpec = {
   summary: 'Show a model\'s layers, output shapes and parameter counts, and the active tfjs backend.',
   description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --arch and --preset. `--pretrained list` lists the shipped models.',
   flags: [
-    COMMON_FLAGS.arch,
+    // No default here, so that an --arch given with a saved model can be checked against it.
+    { ...COMMON_FLAGS.arch, default: undefined, help: 'architecture (capsnet, cnn, em) of a fresh model [default: capsnet]; with --model, if given, it must match the saved one' },
     { name: 'preset', type: 'string', default: 'paper', help: 'preset of --arch' },
     { name: 'image-size', type: 'int', min: 1, arg: 'N', help: 'build the preset for NxN inputs [default: the preset\'s]' },
     { name: 'channels', type: 'string', choices: ['1', '3'], help: 'build the preset for gray (1) or colour (3) inputs [default: the preset\'s]' },
@@ -41,24 +42,29 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
   }
   let model: ClassifierModel;
   let source: string;
+  const arch = (flags.arch as string | undefined) ?? 'capsnet';
   if (flags.model || flags.pretrained) {
     const loaded = loadModelFromFlags(flags);
     model = loaded.model;
     source = loaded.dir;
     if (flags['image-size'] !== undefined || flags.channels !== undefined || flags.classes !== undefined) throw new UsageError('--image-size, --channels and --classes build a preset; a saved model has its own input');
+    if (flags.arch !== undefined && flags.arch !== model.modelType) {
+      model.dispose();
+      throw new UsageError(`--arch ${flags.arch} does not match ${source}, which is ${model.modelType}; leave --arch out to describe a saved model`);
+    }
   } else {
-    const base = createModel(flags.arch as string, flags.preset as string);
+    const base = createModel(arch, flags.preset as string);
     const [h, w, c] = base.inputShape;
     const n = flags['image-size'] as number | undefined;
     const inputShape = [n ?? h, n ?? w, flags.channels !== undefined ? Number(flags.channels) : c];
     const numClasses = (flags.classes as number | undefined) ?? base.numClasses;
     base.dispose();
     try {
-      model = createModel(flags.arch as string, flags.preset as string, { inputShape, numClasses });
+      model = createModel(arch, flags.preset as string, { inputShape, numClasses });
     } catch (e) {
-      throw new Error(`${flags.arch} preset '${flags.preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
+      throw new Error(`${arch} preset '${flags.preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
     }
-    source = `${flags.arch} preset '${flags.preset}'`;
+    source = `${arch} preset '${flags.preset}'`;
   }
   const memory = flags.memory ? await estimateTrainingMemory(model, flags['batch-size'] as number) : undefined;
   const layers = model.summary();
