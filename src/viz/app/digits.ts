@@ -12,8 +12,8 @@ import { className, state, type View } from './state.js';
 /** The class-score card of each kind of model: what its scores are. */
 const SCORE_CARD: Record<Engine['kind'], { title: string; text: string }> = {
   capsnet: {
-    title: 'Digit capsules',
-    text: "One DIM-dimensional capsule per class. Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
+    title: 'Class capsules',
+    text: "One DIM-dimensional capsule per class (the paper's DigitCaps). Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
   },
   em: {
     title: 'Class capsule activations',
