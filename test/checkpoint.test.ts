@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take, WeightAverage } from '../src/index.js';
 import { dequantizeUint8, quantizeUint8 } from '../src/models/serialization.js';
+import { loadDataset } from '../src/data/index.js';
 import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
 
 await initBackend();
@@ -141,6 +142,27 @@ test('8-bit weights: each value within half its channel\'s step, zero exact, a q
   (bad.weightsManifest[0].weights[0].quantization as { scales: number[] }).scales.pop();
   assert.throws(() => modelFromArtifacts(bad, weights, 'm8'), /m8: weight 'conv1\/kernel' is 8-bit but its manifest entry does not give \d+ scales and zero points/);
   for (const m of [model, loaded]) m.dispose();
+});
+
+test('MultiMNIST drawn afresh each epoch: training uses each epoch\'s pairs, and a resumed run still ends identical to a straight one', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'capsnet-fresh-'));
+  const pairs = { train: loadDataset('multimnist', 'train', { count: 100, seed: 4 }), test: loadDataset('multimnist', 'test', { count: 40 }) };
+  const opts = (dir: string): TrainOptions => ({ ...base(join(root, dir)), dataset: 'multimnist', overrides: { ...tiny, inputShape: [36, 36, 1] }, epochs: 2 });
+  const straight = await train(opts('a'), pairs, quiet);
+  const first = await train(opts('b'), pairs, { ...quiet, maxSteps: 3 }); // 2 steps per epoch: stops in epoch 2
+  assert.equal(first.interrupted, true);
+  first.model.dispose();
+  const resumed = await train({ ...opts('b'), resume: true }, pairs, quiet);
+  // The same two epochs with epoch 1's pairs twice.
+  const samePairs = await train(opts('c'), { ...pairs, train: { ...pairs.train, forEpoch: undefined } }, quiet);
+  let differs = false;
+  for (let i = 0; i < straight.model.params.length; i++) {
+    const a = straight.model.params[i].value.dataSync();
+    assert.deepEqual(resumed.model.params[i].value.dataSync(), a, `weights of ${straight.model.params[i].name}`);
+    if (samePairs.model.params[i].value.dataSync().some((v, k) => v !== a[k])) differs = true;
+  }
+  assert.ok(differs, 'epoch 2 trained on other pairs than epoch 1');
+  for (const m of [straight.model, resumed.model, samePairs.model]) m.dispose();
 });
 
 test('stop-at-error checks fall on the same steps whether or not the run was interrupted and resumed', async () => {

@@ -98,6 +98,31 @@ test('affine warps: the identity keeps the image; a 90-degree rotation maps the 
   for (const n of names) assert.ok(loadDataset(n, 'test', { count: 10 }).count > 0, n);
 });
 
+test('MultiMNIST training pairs are drawn afresh each epoch, seeded by the epoch; a limited set stays limited; the test pairs are fixed', () => {
+  const train = loadDataset('multimnist', 'train', { count: 200, seed: 3 });
+  assert.ok(train.forEpoch, 'the training split draws per epoch');
+  assert.equal(train.forEpoch!(1), train, 'epoch 1 is the set itself');
+  const e2 = train.forEpoch!(2);
+  const e2again = train.forEpoch!(2);
+  const e3 = train.forEpoch!(3);
+  assert.equal(e2.count, 200);
+  assert.deepEqual([e2.height, e2.width, e2.numClasses], [train.height, train.width, train.numClasses]);
+  const all = Int32Array.from({ length: 200 }, (_, i) => i);
+  const images = (ds: typeof train) => makeBatch(ds, all).x;
+  assert.deepEqual(images(e2), images(e2again), 'seeded by the epoch');
+  const differing = (a: Float32Array, b: Float32Array) => {
+    let n = 0;
+    for (let i = 0; i < 200; i++) if (a.subarray(i * 1296, (i + 1) * 1296).some((v, k) => v !== b[i * 1296 + k])) n++;
+    return n;
+  };
+  assert.ok(differing(images(train), images(e2)) > 190, 'new pairs in epoch 2');
+  assert.ok(differing(images(e2), images(e3)) > 190, 'new pairs in epoch 3');
+  // Every pair of every epoch has two digits of different classes.
+  for (const ds of [e2, e3]) for (let i = 0; i < ds.count; i++) assert.equal(ds.multiLabels!.subarray(i * 10, i * 10 + 10).reduce((a, b) => a + b, 0), 2);
+  assert.equal(take(train, 20).forEpoch!(4).count, 20, '--train-limit keeps its count in every epoch');
+  assert.equal(loadDataset('multimnist', 'test', { count: 20 }).forEpoch, undefined, 'test pairs never change');
+});
+
 /** A minimal level-5 MAT-file writer for tests (little-endian). */
 function matElement(type: number, data: Uint8Array): Uint8Array {
   const padded = Math.ceil(data.length / 8) * 8;

@@ -40,6 +40,13 @@ export interface ImageDataset {
   heldOut?: { fraction: number; seed: number; source: string };
   /** Files left out because they could not be decoded (--skip-invalid). */
   skipped?: { path: string; reason: string }[];
+  /**
+   * A generated training set that draws new examples every epoch (MultiMNIST,
+   * as in the paper): the set of epoch e, counting from 1 (epoch 1 is this
+   * set). Seeded by e, so a resumed run sees the same sets; the same count,
+   * classes and image size in every epoch.
+   */
+  forEpoch?: (epoch: number) => ImageDataset;
 }
 
 /** Image bytes read on demand. */
@@ -78,6 +85,7 @@ export function take(ds: ImageDataset, n: number): ImageDataset {
     multiLabels: ds.multiLabels?.subarray(0, n * ds.numClasses),
     components: ds.components && { ...ds.components, labels: ds.components.labels.subarray(0, n * ds.components.perImage) },
     count: n,
+    forEpoch: ds.forEpoch && ((epoch: number) => take(ds.forEpoch!(epoch), n)),
   };
 }
 

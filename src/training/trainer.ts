@@ -285,12 +285,15 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
       // The epoch's order is drawn from the shuffling Rng as it was at the start of the epoch.
       shuffleRng = new Rng(state.shuffleState);
       const order = shuffleRng.permutation(n);
+      // A generated set that draws new examples each epoch gives this epoch's.
+      const train = data.train.forEpoch ? data.train.forEpoch(epoch) : data.train;
+      if (train.count !== n) throw new Error(`${train.name}: epoch ${epoch} has ${train.count} examples, epoch 1 had ${n}`);
       const partial = state.partial ?? { loss: 0, correct: 0, seen: 0, terms: {}, seconds: 0 };
       const epochStart = performance.now();
       const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: stepsPerEpoch, itemsPerStep: o.batchSize, enabled: hooks.progress ?? false, startAt: state.batch });
       for (let b = state.batch; b < stepsPerEpoch; b++) {
         optimizer.learningRate = learningRateAt(o, optimizer.step, stepsPerEpoch);
-        const batch = makeBatch(data.train, batchIndices(order, b, o.batchSize), o.shift, augRng, o.flip ?? false);
+        const batch = makeBatch(train, batchIndices(order, b, o.batchSize), o.shift, augRng, o.flip ?? false);
         const r = trainStep(model, optimizer, batch, { fraction: (state.epoch * stepsPerEpoch + b) / (o.epochs * stepsPerEpoch), rng: augRng });
         average?.update(model.params);
         partial.loss += r.loss * batch.size;
