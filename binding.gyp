@@ -16,6 +16,7 @@
         "src/native/conv.cc",
         "src/native/spectral.cc",
         "src/native/squash.cc",
+        "src/native/biasRelu.cc",
         "src/native/predictionVectors.cc",
         "src/native/matrixVotes.cc",
         "src/native/dynamicRouting.cc",

@@ -1,7 +1,7 @@
 /**
  * The native fused capsule kernels against the plain-tfjs references on the
  * same backend (fused kernels switched off): values and gradients of squash,
- * prediction vectors and dynamic routing, and the Adam update, on random
+ * prediction vectors and dynamic routing, bias + ReLU, and the Adam update, on random
  * shapes and edge cases.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -13,6 +13,7 @@ import type { EmGeometry } from '../src/capsules/emGeometry.js';
 import { matrixVotes } from '../src/capsules/matrixVotes.js';
 import { predictionVectors } from '../src/capsules/predictionVectors.js';
 import { squash } from '../src/capsules/squash.js';
+import { biasRelu } from '../src/layers/biasRelu.js';
 import { adamUpdateReference } from '../src/training/adam.js';
 import { loadAddon, nativeKernelNames } from '../src/native/index.js';
 import { tidyRecord } from '../src/util/tidy.js';
@@ -36,7 +37,7 @@ function fusedAndReference<T>(fn: () => T): [T, T] {
 
 nativeTest('the native backend provides every fused kernel, in native code', () => {
   const names = Object.values(FUSED_KERNELS);
-  assert.ok(names.length >= 13, 'the registry lists every fused kernel');
+  assert.ok(names.length >= 15, 'the registry lists every fused kernel');
   const addon = loadAddon();
   assert.ok(addon.ok);
   const inNative = new Set(nativeKernelNames(addon.addon));
@@ -70,6 +71,32 @@ nativeTest('squash: values and gradients equal the reference (random shapes, zer
     });
     assertClose(fused[0], ref[0], { ...TOL, what: `squash ${c.shape}` });
     assertClose(fused[1], ref[1], { ...TOL, what: `squash grad ${c.shape}` });
+  }
+});
+
+nativeTest('biasRelu: values and both gradients equal the reference; no tensor is left behind', () => {
+  const rng = new Rng(12);
+  // Channel counts off the vector width, row counts off the partial-sum block (256), ties at zero.
+  const shapes = [[5, 3], [2, 9, 9, 17], [300, 64], [1, 1], [3, 600, 8]];
+  for (const shape of shapes) {
+    const n = size(shape);
+    const C = shape[shape.length - 1];
+    const values = randn(rng, n);
+    for (let i = 0; i < n; i += 7) values[i] = 0; // some x + bias land on both sides of 0
+    const x = tf.tensor(values, shape);
+    const bias = tf.tensor1d(randn(rng, C, 0.5));
+    const up = tf.tensor(randn(rng, n), shape);
+    const before = tf.memory().numTensors;
+    const [fused, ref] = fusedAndReference(() => {
+      const y = biasRelu(x, bias);
+      const [gx, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(biasRelu(a, b as tf.Tensor1D), up)))([x, bias]);
+      return [y.dataSync(), gx.dataSync(), gb.dataSync()] as const;
+    });
+    assert.equal(tf.memory().numTensors, before, `tensors left behind for [${shape}]`);
+    assertClose(fused[0], ref[0], { ...TOL, what: `biasRelu ${shape}` });
+    assertClose(fused[1], ref[1], { ...TOL, what: `biasRelu dx ${shape}` });
+    assertClose(fused[2], ref[2], { rtol: 1e-4, atol: 1e-5, what: `biasRelu dbias ${shape}` });
+    tf.dispose([x, bias, up]);
   }
 });
 

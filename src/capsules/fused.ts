@@ -26,6 +26,8 @@ export const FUSED_KERNELS = {
   emRouting: 'CapsEmRouting',
   emRoutingGrad: 'CapsEmRoutingGrad',
   adamUpdate: 'CapsAdamUpdate',
+  biasRelu: 'CapsBiasRelu',
+  biasReluGrad: 'CapsBiasReluGrad',
 } as const;
 
 export type FusedKernelKey = keyof typeof FUSED_KERNELS;

@@ -1,6 +1,7 @@
 /** 2-D convolution (NHWC) with optional ReLU: CapsNet's Conv1 and the CNN baseline's layers. */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
+import { biasRelu, recordingGradients } from './biasRelu.js';
 import { Layer, type Shape } from './layer.js';
 
 export type Activation = 'linear' | 'relu' | 'sigmoid';
@@ -43,6 +44,7 @@ export class Conv2D extends Layer<Conv2DConfig> {
     // The fused op (conv + bias + ReLU in one kernel) has gradients for
     // linear and ReLU; sigmoid is applied separately.
     return tf.tidy(() => {
+      if (activation === 'relu' && recordingGradients()) return biasRelu(tf.conv2d(x, this.kernel as tf.Tensor4D, strides, padding), this.bias as tf.Tensor1D);
       const fusedAct = activation === 'sigmoid' ? 'linear' : activation;
       const y = tf.fused.conv2d({ x, filter: this.kernel as tf.Tensor4D, strides, pad: padding, bias: this.bias, activation: fusedAct });
       return (activation === 'sigmoid' ? tf.sigmoid(y) : y) as tf.Tensor4D;

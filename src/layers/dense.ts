@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import type { Activation } from './conv2d.js';
+import { biasRelu, recordingGradients } from './biasRelu.js';
 import { Layer, type Shape } from './layer.js';
 
 export interface DenseConfig extends Record<string, unknown> {
@@ -27,6 +28,7 @@ export class Dense extends Layer<DenseConfig> {
   call(x: tf.Tensor2D): tf.Tensor2D {
     const { activation = 'linear' } = this.config;
     return tf.tidy(() => {
+      if (activation === 'relu' && recordingGradients()) return biasRelu(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias as tf.Tensor1D);
       const fusedAct = activation === 'sigmoid' ? 'linear' : activation;
       const y = tf.fused.matMul({ a: x, b: this.kernel as tf.Tensor2D, bias: this.bias, activation: fusedAct });
       return (activation === 'sigmoid' ? tf.sigmoid(y) : y) as tf.Tensor2D;

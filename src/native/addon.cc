@@ -103,6 +103,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   addMatrixVotesExports(all);
   addDynamicRoutingExports(all);
   addAdamUpdateExports(all);
+  addBiasReluExports(all);
   addEmRoutingExports(all);
   addMemoryExports(all);
   for (const Export& e : all) {

@@ -64,6 +64,8 @@ export interface NativeAddon {
   conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
   conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;
   squash(s: F32, out: F32, dim: number): void;
+  biasRelu(x: F32, bias: F32, y: F32): void;
+  biasReluGrad(dy: F32, y: F32, dx: F32, dbias: F32): void;
   squashGrad(dy: F32, s: F32, ds: F32, dim: number): void;
   predictionVectors(u: F32, W: F32, uHat: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
   predictionVectorsGradInput(dy: F32, W: F32, du: F32, B: number, I: number, J: number, Dout: number, Din: number): void;

@@ -9,6 +9,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../capsules/fused.js';
 import { adamUpdateKernels } from './adamUpdate.js';
+import { biasReluKernels } from './biasRelu.js';
 import { dynamicRoutingKernels } from './dynamicRouting.js';
 import { emRoutingKernels } from './emRouting.js';
 import { matrixVotesKernels } from './matrixVotes.js';
@@ -86,6 +87,7 @@ function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...dynamicRoutingKernels(addon),
     ...emRoutingKernels(addon),
     ...adamUpdateKernels(addon),
+    ...biasReluKernels(addon),
   };
   return (Object.keys(table) as FusedKernelKey[]).map((key) => ({ kernelName: FUSED_KERNELS[key], kernelFunc: table[key] }));
 }

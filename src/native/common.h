@@ -260,6 +260,7 @@ void addPredictionVectorsExports(std::vector<Export>& out);
 void addMatrixVotesExports(std::vector<Export>& out);
 void addDynamicRoutingExports(std::vector<Export>& out);
 void addAdamUpdateExports(std::vector<Export>& out);
+void addBiasReluExports(std::vector<Export>& out);
 void addEmRoutingExports(std::vector<Export>& out);
 void addMemoryExports(std::vector<Export>& out);
 
