@@ -167,6 +167,25 @@ nativeTest('freed blocks above 32 MB are kept and reused for the same size, neve
   a.releaseBuffer(third);
 });
 
+nativeTest('when kept blocks would pass the cap (1.5 GB), the longest-kept are freed and the newest kept', () => {
+  const a = addon();
+  const cap = 1536 * 1024 * 1024;
+  const big = 128 * 1024 * 1024 + 64; // a size no other test uses; never touched, so no memory is committed
+  const blocks = Array.from({ length: 13 }, () => a.allocBuffer(big));
+  for (const b of blocks) a.releaseBuffer(b);
+  const full = a.memoryStats().kept;
+  assert.ok(full <= cap, `kept ${full} bytes, more than the cap`);
+  assert.ok(full >= 11 * big, 'the cap is filled with the latest blocks');
+  // A block of another size is still kept (older ones make room), and reused.
+  const other = 100 * 1024 * 1024 + 128;
+  a.releaseBuffer(a.allocBuffer(other));
+  const withOther = a.memoryStats().kept;
+  assert.ok(withOther <= cap);
+  const again = a.allocBuffer(other);
+  assert.equal(a.memoryStats().kept, withOther - other, 'the newest block was kept and is reused');
+  a.releaseBuffer(again);
+});
+
 nativeTest('fused capsule kernels reject wrong dtypes and shapes with readable errors', () => {
   const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}) => () => tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap);
   rejects([

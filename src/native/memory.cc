@@ -57,6 +57,7 @@ constexpr size_t kReuseCapBytes = size_t{1536} << 20;
 struct Memory {
   void* origin;  // what malloc returned
   void* data;    // 64-byte aligned start
+  uint64_t keptAt = 0;  // when it was kept (a counter), for eviction
 };
 
 std::mutex blocksMutex;
@@ -64,6 +65,7 @@ std::unordered_map<void*, Block*> liveBlocks;
 int64_t liveBytes = 0;
 std::multimap<size_t, Memory> reusable;  // freed large blocks, by size
 size_t reusableBytes = 0;
+uint64_t keptCount = 0;
 
 // Memory for a block of `bytes`: a kept block of that size, or a new one.
 Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
@@ -84,9 +86,22 @@ Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
 }
 
 // Memory from obtain() that is no longer used: kept for reuse if it is
-// large and the cap allows, freed otherwise. Called with blocksMutex held.
+// large, freed otherwise. When the kept blocks would pass the cap, the
+// longest-kept ones are freed first: the sizes a workload asks for now are
+// the ones its next step asks for again, while blocks of a model trained
+// earlier in the process (a benchmark runs several) would otherwise fill the
+// cap for good. Called with blocksMutex held.
 bool keepLocked(Memory m, size_t bytes, size_t reuseMin = kReuseMinBytes) {
-  if (bytes < reuseMin || reusableBytes + bytes > kReuseCapBytes) return false;
+  if (bytes < reuseMin || bytes > kReuseCapBytes) return false;
+  while (reusableBytes + bytes > kReuseCapBytes) {
+    auto oldest = reusable.begin();
+    for (auto it = reusable.begin(); it != reusable.end(); ++it)
+      if (it->second.keptAt < oldest->second.keptAt) oldest = it;
+    std::free(oldest->second.origin);
+    reusableBytes -= oldest->first;
+    reusable.erase(oldest);
+  }
+  m.keptAt = ++keptCount;
   reusable.emplace(bytes, m);
   reusableBytes += bytes;
   return true;
