@@ -128,12 +128,19 @@ test('8-bit weights: each value within half its channel\'s step, zero exact, a q
 
   const model = new CapsNet(capsNetConfig('small', tiny), 9);
   const { json, weights } = modelToArtifacts(model, { encoding: 'uint8' });
-  assert.equal(weights.byteLength, model.countParams());
+  // One byte per weight of the kernels and W, four per bias.
+  const biasCount = model.params.filter((p) => p.value.rank === 1).reduce((n, p) => n + p.value.size, 0);
+  assert.equal(weights.byteLength, model.countParams() + 3 * biasCount);
   const loaded = modelFromArtifacts(json, weights, 'm8').model;
   for (let i = 0; i < model.params.length; i++) {
     const a = model.params[i].value.dataSync();
     const b = loaded.params[i].value.dataSync();
     const entry = json.weightsManifest[0].weights[i];
+    if (entry.shape.length === 1) {
+      assert.equal(entry.quantization, undefined, `${entry.name}: a bias stays float32`);
+      assert.deepEqual(b, a);
+      continue;
+    }
     assert.equal(entry.quantization?.dtype, 'uint8');
     const step = (entry.quantization as { scales: number[] }).scales;
     for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) <= step[k % step.length] / 2 + 1e-9, `${entry.name}[${k}]`);

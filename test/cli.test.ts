@@ -81,7 +81,7 @@ test('bad flags and inputs: one clear line and a non-zero exit', () => {
   assertOneLineError(run('export', '--pretrained', 'mnist-small', '--uint8', '--float16', '--out', join(dir, 'never')), /--uint8 and --float16 are two encodings: give one/, 2);
   assertOneLineError(run('export', '--pretrained', 'mnist-small', '--uint8', '--format', 'onnx', '--out', join(dir, 'never.onnx')), /--uint8 applies to --format capsnet only/, 2);
   assertOneLineError(run('info', '--model', 'mnist-small', '--arch', 'em'), /--arch em does not match .*capsnet-small-mnist, which is capsnet; leave --arch out/, 2);
-  assertOneLineError(run('ablation', '--cells', 'r3-recon,r2-recon'), /--cells: unknown cell r2-recon; the cells are r1-no-recon, r1-recon, r3-no-recon, r3-recon/);
+  assertOneLineError(run('ablation', '--cells', 'r3-recon,r2-recon'), /--cells: unknown cell r2-recon; the cells are r1-no-recon, r1-recon, r3-no-recon, r3-recon/, 2);
   assertOneLineError(run('eval'), /a model is needed/, 2);
   assertOneLineError(run('eval', '--model', join(dir, 'nope')), /model not found/);
   assertOneLineError(run('predict', join(dir, 'nope.png'), '--model', dir), /holds no model.json/);

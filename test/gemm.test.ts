@@ -100,7 +100,7 @@ const SHAPES: [number, number, number][] = [
   [12, 32, 256], // exactly one AVX-512 tile and depth block
   [150, 70, 600], // several row blocks and depth blocks, split over threads
   [33, 4100, 20], // wider than one column block
-  [24, 40, 4000], // long depth, small result: split over the depth between threads
+  [8, 12, 33000], // long depth, small result: split over the depth (three parts)
 ];
 
 for (const p of paths) {

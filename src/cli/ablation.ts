@@ -11,7 +11,7 @@ import { applySetting, getArchitecture } from '../models/registry.js';
 import { mergeConfig } from '../util/config.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
-import { COMMON_FLAGS, type CommandSpec, type ParsedArgs } from './args.js';
+import { COMMON_FLAGS, type CommandSpec, type ParsedArgs, UsageError } from './args.js';
 import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
 
 /** The --data flags ablation passes on (its cells train on the same data). */
@@ -54,7 +54,7 @@ export function selectCells(list: string | undefined): (typeof ABLATION_CELLS)[n
   const names = list.split(',').map((s) => s.trim()).filter(Boolean);
   const known = ABLATION_CELLS.map((c) => c.name) as string[];
   const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length || !names.length) throw new Error(`--cells: ${unknown.length ? `unknown cell ${unknown.join(', ')}` : 'no cell named'}; the cells are ${known.join(', ')}`);
+  if (unknown.length || !names.length) throw new UsageError(`--cells: ${unknown.length ? `unknown cell ${unknown.join(', ')}` : 'no cell named'}; the cells are ${known.join(', ')}`);
   return ABLATION_CELLS.filter((c) => names.includes(c.name));
 }
 

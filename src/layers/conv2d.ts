@@ -41,8 +41,9 @@ export class Conv2D extends Layer<Conv2DConfig> {
 
   call(x: tf.Tensor4D): tf.Tensor4D {
     const { strides = 1, padding = 'valid', activation = 'linear' } = this.config;
-    // The fused op (conv + bias + ReLU in one kernel) has gradients for
-    // linear and ReLU; sigmoid is applied separately.
+    // Outside training the fused op runs conv + bias + ReLU in one kernel;
+    // while gradients are recorded tfjs would run it unfused, so the ReLU
+    // layers take biasRelu instead. Sigmoid is applied separately.
     return tf.tidy(() => {
       if (activation === 'relu' && recordingGradients()) return biasRelu(tf.conv2d(x, this.kernel as tf.Tensor4D, strides, padding), this.bias as tf.Tensor1D);
       const fusedAct = activation === 'sigmoid' ? 'linear' : activation;

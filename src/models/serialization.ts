@@ -12,10 +12,13 @@
  * halve the file, or as 8 bits per weight with a scale and zero point per
  * channel of the last axis (quantization { dtype: "uint8", scales,
  * zeroPoints }: value = (q - zeroPoint) * scale), a quarter of it. The last
- * axis is the output channel of every kernel and bias (tfjs keeps outputs
- * last); a channel's own range makes a narrow channel as exact as a wide
- * one. tfjs's own uint8 quantization has one scale per tensor, so these
- * entries are decoded here rather than by tf.io.decodeWeights. Weight names
+ * axis is the output channel of the convolution and dense kernels (tfjs
+ * keeps outputs last); of a capsule transform W [inputs, parents, outDim,
+ * inDim] it is the input dimension, 8 scales for all of W. A channel's own
+ * range makes a narrow channel as exact as a wide one. Biases (one value per
+ * channel) stay float32 in an 8-bit file: a scale per value would cost more
+ * than it saves. tfjs's own uint8 quantization has one scale per tensor, so
+ * these entries are decoded here rather than by tf.io.decodeWeights. Weight names
  * are the model's parameter names (`conv1/kernel`, `digit_caps/W`, ...).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -148,7 +151,7 @@ export function encodeWeights(named: { name: string; shape: number[]; values: Fl
     if (encoding === 'float16') {
       bytes = toFloat16Bits(w.values);
       entry.quantization = { dtype: 'float16' };
-    } else if (encoding === 'uint8') {
+    } else if (encoding === 'uint8' && w.shape.length >= 2) {
       const { q, scales, zeroPoints } = quantizeUint8(w.values, w.shape.length ? w.shape[w.shape.length - 1] : 1);
       bytes = q;
       entry.quantization = { dtype: 'uint8', scales, zeroPoints };

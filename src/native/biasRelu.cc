@@ -21,6 +21,7 @@ void biasRelu(Args& a) {
   View<float> y = a.f32(2, "y", x.length);
   const int64_t C = bias.length;
   require(C > 0 && x.length % C == 0, "biasRelu", "length is not a multiple of the channel count");
+  requireDisjoint(y, bias, "biasRelu");
   parallelFor(x.length / C, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* __restrict in = x.data + r * C;
@@ -44,6 +45,10 @@ void biasReluGrad(Args& a) {
   View<float> dbias = a.f32(3, "dbias");
   const int64_t C = dbias.length;
   require(C > 0 && dy.length % C == 0, "biasReluGrad", "length is not a multiple of the channel count");
+  requireDisjoint(dx, y, "biasReluGrad");
+  requireDisjoint(dbias, dy, "biasReluGrad");
+  requireDisjoint(dbias, y, "biasReluGrad");
+  requireDisjoint(dbias, dx, "biasReluGrad");
   const int64_t rows = dy.length / C;
   const int64_t parts = (rows + kRowsPerPartial - 1) / kRowsPerPartial;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(parts, 1) * C), 0.0);

@@ -159,38 +159,44 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
 
 void sgemmParallel(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // A long depth with a small result (a dense layer on a wide input: the CNN
+  // baseline's 100352 -> 328 layer at batch 100): split the depth into
+  // parts of kDepthPart, spread over the threads, each into its own copy of
+  // C, added up in order. Split by rows or columns instead, every thread
+  // would read and pack all of the operand on the other side. The parts
+  // depend on K alone, and a single thread (or a call from inside a parallel
+  // region) runs the same parts in turn, so the result does not depend on
+  // the thread count, as with the row and column splits.
+  constexpr int64_t kDepthPart = 16384;
+  if (K >= 2 * kDepthPart && K >= 8 * std::max(M, N) && M * N <= (int64_t{1} << 20)) {
+    const int64_t parts = (K + kDepthPart - 1) / kDepthPart;
+    ScratchFloats partial((parts - 1) * M * N);  // parts 1.. each write M x N, ldc N
+    const auto part = [&](int64_t p, int) {
+      const int64_t k0 = p * kDepthPart, k1 = std::min(K, k0 + kDepthPart);
+      const float* a = transA ? A + k0 * lda : A + k0;
+      const float* b = transB ? B + k0 : B + k0 * ldb;
+      if (p == 0)
+        sgemm(transA, transB, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc);
+      else
+        sgemm(transA, transB, M, N, k1 - k0, alpha, a, lda, b, ldb, 0.0f, partial.get() + (p - 1) * M * N, N);
+    };
+    if (threadCount() > 1 && !inParallelRegion())
+      parallelTasks(parts, part);
+    else
+      for (int64_t p = 0; p < parts; p++) part(p, 0);
+    for (int64_t p = 1; p < parts; p++) {
+      const float* sum = partial.get() + (p - 1) * M * N;
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] += sum[i * N + j];
+    }
+    return;
+  }
   int threads = threadCount();
   double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   // Below a few MFLOP the split costs more than it saves.
   if (threads <= 1 || flops < 4e6 || inParallelRegion()) {
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
-  }
-  // A long depth with a small result (a dense layer on a wide input: the CNN
-  // baseline's 100352 -> 328 layer at batch 100): split the depth, one part
-  // per thread, each into its own copy of C, summed in a fixed order. Split
-  // by rows or columns instead, every thread would read and pack all of the
-  // operand on the other side.
-  if (K >= 8 * std::max(M, N) && M * N <= (int64_t{1} << 20)) {
-    const int64_t parts = std::min<int64_t>(threads, K / 256);
-    if (parts > 1) {
-      ScratchFloats partial((parts - 1) * M * N);  // parts 1.. each write M x N, ldc N
-      parallelTasks(parts, [&](int64_t p, int) {
-        const int64_t k0 = K * p / parts, k1 = K * (p + 1) / parts;
-        const float* a = transA ? A + k0 * lda : A + k0;
-        const float* b = transB ? B + k0 : B + k0 * ldb;
-        if (p == 0)
-          sgemm(transA, transB, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc);
-        else
-          sgemm(transA, transB, M, N, k1 - k0, alpha, a, lda, b, ldb, 0.0f, partial.get() + (p - 1) * M * N, N);
-      });
-      for (int64_t p = 1; p < parts; p++) {
-        const float* part = partial.get() + (p - 1) * M * N;
-        for (int64_t i = 0; i < M; i++)
-          for (int64_t j = 0; j < N; j++) C[i * ldc + j] += part[i * N + j];
-      }
-      return;
-    }
   }
   // Split the larger of M and N into two blocks per thread (so that a
   // preempted thread costs less), aligned to the micro-kernel's register

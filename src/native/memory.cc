@@ -25,6 +25,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "common.h"
 #include "memory.h"
@@ -91,13 +92,15 @@ Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
 // the ones its next step asks for again, while blocks of a model trained
 // earlier in the process (a benchmark runs several) would otherwise fill the
 // cap for good. Called with blocksMutex held.
-bool keepLocked(Memory m, size_t bytes, size_t reuseMin = kReuseMinBytes) {
+// The blocks it evicts go into `evicted`, for the caller to free after
+// releasing the lock (freeing large blocks unmaps them, which is slow).
+bool keepLocked(Memory m, size_t bytes, std::vector<void*>& evicted, size_t reuseMin = kReuseMinBytes) {
   if (bytes < reuseMin || bytes > kReuseCapBytes) return false;
   while (reusableBytes + bytes > kReuseCapBytes) {
-    auto oldest = reusable.begin();
+    auto oldest = reusable.begin();  // a few dozen blocks at most: a scan will do
     for (auto it = reusable.begin(); it != reusable.end(); ++it)
       if (it->second.keptAt < oldest->second.keptAt) oldest = it;
-    std::free(oldest->second.origin);
+    evicted.push_back(oldest->second.origin);
     reusableBytes -= oldest->first;
     reusable.erase(oldest);
   }
@@ -109,12 +112,14 @@ bool keepLocked(Memory m, size_t bytes, size_t reuseMin = kReuseMinBytes) {
 
 void freeBlock(Block* block) {
   bool keep = false;
+  std::vector<void*> evicted;
   {
     std::lock_guard<std::mutex> g(blocksMutex);
     liveBlocks.erase(block->data);
     liveBytes -= static_cast<int64_t>(block->bytes);
-    keep = keepLocked(Memory{block->origin, block->data}, block->bytes);
+    keep = keepLocked(Memory{block->origin, block->data}, block->bytes, evicted);
   }
+  for (void* p : evicted) std::free(p);
   if (!keep) std::free(block->origin);
   block->data = nullptr;
 }
@@ -254,11 +259,13 @@ ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<siz
 }
 
 ScratchFloats::~ScratchFloats() {
-  bool keep;
-  {
+  bool keep = false;
+  std::vector<void*> evicted;
+  if (bytes_ >= kScratchReuseMinBytes) {
     std::lock_guard<std::mutex> g(blocksMutex);
-    keep = keepLocked(Memory{origin_, data_}, bytes_, kScratchReuseMinBytes);
+    keep = keepLocked(Memory{origin_, data_}, bytes_, evicted, kScratchReuseMinBytes);
   }
+  for (void* p : evicted) std::free(p);
   if (!keep) std::free(origin_);
 }
 

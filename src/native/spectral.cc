@@ -15,9 +15,10 @@
 //   filter gradient:  DW_p(f) = sum over images of X_p(f) conj(DY(f))
 //
 // For each frequency f each sum is one complex matrix product, done as a
-// real sgemm on [re | im] blocks; the transforms are direct small DFTs,
-// vectorized across channels (contiguous in NHWC and HWIO). Real inputs
-// give Hermitian spectra, so only Nx/2 + 1 columns are kept.
+// real sgemm on [re | im] blocks; the transforms are direct small DFTs
+// (along y a radix-2 FFT where the size is a power of two), vectorized
+// across channels (contiguous in NHWC and HWIO). Real inputs give Hermitian
+// spectra, so only Nx/2 + 1 columns are kept.
 //
 // Working memory is bounded: images are processed in groups and the
 // filter's spectrum a few frequencies at a time.
@@ -50,7 +51,8 @@ std::atomic<int64_t> spectralColumns{0};
 // Floats of one spectrum column's input spectra for a group of images, and
 // of filter spectra (or filter-gradient products) held at once.
 constexpr int64_t kSpectraBudget = int64_t{8} << 20;
-// Floats of the spectra of a block of columns held at once (64 MB):
+// Floats of one operand's spectra for a block of columns (64 MB; a call
+// holds two such, inputs and products or gradients):
 // a block's columns are transformed in one pass over the input tiles, and
 // inverted in one pass over the output tiles, which then stay in cache
 // from one column to the next. Going through memory once per column was
@@ -653,66 +655,66 @@ void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* 
       inputColumns(p, x, b0, nb, fx0, nfx, Xs.get());
       gradientColumns(p, dy, b0, nb, fx0, nfx, Ds.get());
       for (int64_t fx = fx0; fx < fx0 + nfx; fx++) {
-      const float* Xc = Xs.get() + (fx - fx0) * p.Ny * rows * 2 * K;
-      const float* Dc = Ds.get() + (fx - fx0) * p.Ny * rows * Co;
-      std::fill(Z.get(), Z.get() + p.Qy * 2 * K * Co, 0.0f);
-      for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
-        const int64_t n = std::min(chunk, p.Ny - fy0);
-        parallelTasks(n, [&](int64_t j, int) {
-          const int64_t fy = fy0 + j;
-          sgemm(true, false, 2 * K, Co, rows, 1.0f, Xc + fy * rows * 2 * K, 2 * K, Dc + fy * rows * Co, Co, 0.0f,
-                R.get() + j * 2 * K * Co, Co);
-        });
-        // Inverse along y for the taps qy < Qy, accumulated over the
-        // column's frequencies in a fixed order.
-        parallelFor(K, 16, [&](int64_t k0, int64_t k1) {
-          for (int64_t k = k0; k < k1; k++) {
-            for (int64_t qy = 0; qy < p.Qy; qy++) {
-              float* zr = Z.get() + (qy * 2 * K + k) * Co;
-              float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
-              forChunks(Co, [&](auto zero, int64_t q) {
-                using T = decltype(zero);
-                T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
-                for (int64_t j = 0; j < n; j++) {
-                  // (re + i im)(cos + i sin), frequencies in a fixed order
-                  const int64_t fy = fy0 + j;
-                  const float c = p.cy[fy * p.Ny + qy], s = p.sy[fy * p.Ny + qy];
-                  const float* Rf = R.get() + j * 2 * K * Co;
-                  const T re = loadChunk<T>(Rf + k * Co + q);
-                  const T im = loadChunk<T>(Rf + (K + k) * Co + q);
-                  a += re * c - im * s;
-                  b += re * s + im * c;
-                }
-                storeChunk(zr + q, a);
-                storeChunk(zi + q, b);
-              });
-            }
-          }
-        });
-      }
-      // This column's share of the inverse along x, into the taps.
-      const float w = p.wx[fx] * scale;
-      parallelFor(p.P * p.Qy * g.Ci, 8, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; r++) {
-          const int64_t ci = r % g.Ci, qy = (r / g.Ci) % p.Qy, ph = r / (g.Ci * p.Qy);
-          const int64_t py = ph / g.sw, px = ph % g.sw, ky = g.sh * qy + py;
-          if (ky >= g.KH) continue;
-          const int64_t k = ph * g.Ci + ci;
-          const float* zr = Z.get() + (qy * 2 * K + k) * Co;
-          const float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
-          forChunks(Co, [&](auto zero, int64_t q) {
-            using T = decltype(zero);
-            const T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
-            for (int64_t qx = 0; qx < p.Qx; qx++) {
-              const int64_t kx = g.sw * qx + px;
-              if (kx >= g.KW) continue;
-              const float c = w * p.cx[fx * p.Nx + qx], s = -w * p.sx[fx * p.Nx + qx];
-              float* t = dw + ((ky * g.KW + kx) * g.Ci + ci) * Co + q;
-              storeChunk(t, loadChunk<T>(t) + a * c + b * s);
+        const float* Xc = Xs.get() + (fx - fx0) * p.Ny * rows * 2 * K;
+        const float* Dc = Ds.get() + (fx - fx0) * p.Ny * rows * Co;
+        std::fill(Z.get(), Z.get() + p.Qy * 2 * K * Co, 0.0f);
+        for (int64_t fy0 = 0; fy0 < p.Ny; fy0 += chunk) {
+          const int64_t n = std::min(chunk, p.Ny - fy0);
+          parallelTasks(n, [&](int64_t j, int) {
+            const int64_t fy = fy0 + j;
+            sgemm(true, false, 2 * K, Co, rows, 1.0f, Xc + fy * rows * 2 * K, 2 * K, Dc + fy * rows * Co, Co, 0.0f,
+                  R.get() + j * 2 * K * Co, Co);
+          });
+          // Inverse along y for the taps qy < Qy, accumulated over the
+          // column's frequencies in a fixed order.
+          parallelFor(K, 16, [&](int64_t k0, int64_t k1) {
+            for (int64_t k = k0; k < k1; k++) {
+              for (int64_t qy = 0; qy < p.Qy; qy++) {
+                float* zr = Z.get() + (qy * 2 * K + k) * Co;
+                float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
+                forChunks(Co, [&](auto zero, int64_t q) {
+                  using T = decltype(zero);
+                  T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
+                  for (int64_t j = 0; j < n; j++) {
+                    // (re + i im)(cos + i sin), frequencies in a fixed order
+                    const int64_t fy = fy0 + j;
+                    const float c = p.cy[fy * p.Ny + qy], s = p.sy[fy * p.Ny + qy];
+                    const float* Rf = R.get() + j * 2 * K * Co;
+                    const T re = loadChunk<T>(Rf + k * Co + q);
+                    const T im = loadChunk<T>(Rf + (K + k) * Co + q);
+                    a += re * c - im * s;
+                    b += re * s + im * c;
+                  }
+                  storeChunk(zr + q, a);
+                  storeChunk(zi + q, b);
+                });
+              }
             }
           });
         }
-      });
+        // This column's share of the inverse along x, into the taps.
+        const float w = p.wx[fx] * scale;
+        parallelFor(p.P * p.Qy * g.Ci, 8, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; r++) {
+            const int64_t ci = r % g.Ci, qy = (r / g.Ci) % p.Qy, ph = r / (g.Ci * p.Qy);
+            const int64_t py = ph / g.sw, px = ph % g.sw, ky = g.sh * qy + py;
+            if (ky >= g.KH) continue;
+            const int64_t k = ph * g.Ci + ci;
+            const float* zr = Z.get() + (qy * 2 * K + k) * Co;
+            const float* zi = Z.get() + (qy * 2 * K + K + k) * Co;
+            forChunks(Co, [&](auto zero, int64_t q) {
+              using T = decltype(zero);
+              const T a = loadChunk<T>(zr + q), b = loadChunk<T>(zi + q);
+              for (int64_t qx = 0; qx < p.Qx; qx++) {
+                const int64_t kx = g.sw * qx + px;
+                if (kx >= g.KW) continue;
+                const float c = w * p.cx[fx * p.Nx + qx], s = -w * p.sx[fx * p.Nx + qx];
+                float* t = dw + ((ky * g.KW + kx) * g.Ci + ci) * Co + q;
+                storeChunk(t, loadChunk<T>(t) + a * c + b * s);
+              }
+            });
+          }
+        });
       }
     }
   }
