@@ -4,14 +4,14 @@
  * size), for shipping and for the browser; or, with --format onnx, as one
  * ONNX file for ONNX Runtime and other serving stacks (docs/onnx.md).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelToOnnx, onnxMetadata } from '../export/onnx.js';
 import { ONNX_OPSET } from '../export/onnxGraph.js';
 import { saveModel } from '../models/files.js';
 import type { ClassifierModel } from '../models/model.js';
 import { PACKAGE_ROOT } from '../models/pretrained.js';
-import { modelToArtifacts, type ModelJson } from '../models/serialization.js';
+import { WEIGHTS_FILE, type ModelJson } from '../models/serialization.js';
 import { writeFileAtomic } from '../util/files.js';
 import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
@@ -84,7 +84,7 @@ export async function runExport({ flags }: ParsedArgs): Promise<number> {
     delete metadata.batch;
     const encoding = flags.uint8 ? 'uint8' : flags.float16 ? 'float16' : 'float32';
     saveModel(model, flags.out as string, { encoding, metadata });
-    const bytes = modelToArtifacts(model, { encoding }).weights.byteLength;
+    const bytes = statSync(join(flags.out as string, WEIGHTS_FILE)).size; // what was written, not encoded again
     report(flags, { out: flags.out, from: dir, encoding, weightBytes: bytes, params: model.countParams() }, () => `wrote ${flags.out}: ${model.countParams().toLocaleString('en-US')} parameters, ${encoding}, ${(bytes / 1e6).toFixed(1)} MB of weights`);
     return 0;
   } finally {
