@@ -201,7 +201,7 @@ export async function train(options: TrainOptions & { resume?: boolean }, data: 
     state = { ...ck.state, options: o };
     shuffleRng = new Rng(ck.state.shuffleState);
     augRng = new Rng(ck.state.augState);
-    log(`resuming ${ck.dir}: epoch ${state.epoch}${state.batch ? `, batch ${state.batch}` : ''} of ${o.epochs}`);
+    log(`resuming ${ck.dir}: ${state.epoch} of ${o.epochs} epochs done${state.batch ? `, and ${state.batch} batches of epoch ${state.epoch + 1}` : ''}`);
   } else {
     o = options;
     validateTrainOptions(o);
