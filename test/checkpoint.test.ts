@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take, WeightAverage } from '../src/index.js';
-import { dequantizeUint8, quantizeUint8 } from '../src/models/serialization.js';
+import { decodeWeights, dequantizeUint8, quantizeUint8, uint8Channels, type WeightEntry } from '../src/models/serialization.js';
 import { loadDataset } from '../src/data/index.js';
 import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
 
@@ -145,6 +145,19 @@ test('8-bit weights: each value within half its channel\'s step, zero exact, a q
     const step = (entry.quantization as { scales: number[] }).scales;
     for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) <= step[k % step.length] / 2 + 1e-9, `${entry.name}[${k}]`);
   }
+  // Channels: a kernel's outputs; a capsule transform's parents, output and input dimensions, while a channel spans 1024 weights or more.
+  assert.equal(uint8Channels([9, 9, 256, 256]), 256);
+  assert.equal(uint8Channels([1024, 784]), 784);
+  assert.equal(uint8Channels([1152, 10, 16, 8]), 1280);
+  assert.equal(uint8Channels([1152, 10, 16]), 160);
+  assert.equal(uint8Channels([32, 10, 16, 8]), 8);
+  // A file with one scale per last-axis index (the coarser grouping) still decodes.
+  const w = model.params.find((p) => p.value.rank === 4 && p.name.endsWith('/W'))!;
+  const wValues = w.value.dataSync() as Float32Array;
+  const coarse = quantizeUint8(wValues, w.value.shape.at(-1)!);
+  const coarseEntry: WeightEntry = { name: w.name, shape: w.value.shape, dtype: 'float32', quantization: { dtype: 'uint8', scales: coarse.scales, zeroPoints: coarse.zeroPoints } };
+  assert.deepEqual(decodeWeights([coarseEntry], coarse.q).get(w.name), dequantizeUint8(coarse.q, coarse.scales, coarse.zeroPoints));
+  assert.throws(() => decodeWeights([{ ...coarseEntry, quantization: { dtype: 'uint8', scales: [...coarse.scales, 1], zeroPoints: [...coarse.zeroPoints, 0] } }], coarse.q), /is 8-bit but its manifest entry does not give/);
   const bad = structuredClone(json);
   (bad.weightsManifest[0].weights[0].quantization as { scales: number[] }).scales.pop();
   assert.throws(() => modelFromArtifacts(bad, weights, 'm8'), /m8: weight 'conv1\/kernel' is 8-bit but its manifest entry does not give \d+ scales and zero points/);

@@ -10,14 +10,15 @@
  * ({ name, shape, dtype, quantization? }), so tf.io.decodeWeights reads them;
  * weights may be stored as float16 (quantization { dtype: "float16" }) to
  * halve the file, or as 8 bits per weight with a scale and zero point per
- * channel of the last axis (quantization { dtype: "uint8", scales,
- * zeroPoints }: value = (q - zeroPoint) * scale), a quarter of it. The last
- * axis is the output channel of the convolution and dense kernels (tfjs
- * keeps outputs last); of a capsule transform W [inputs, parents, outDim,
- * inDim] it is the input dimension, 8 scales for all of W. A channel's own
- * range makes a narrow channel as exact as a wide one. Biases (one value per
- * channel) stay float32 in an 8-bit file: a scale per value would cost more
- * than it saves. tfjs's own uint8 quantization has one scale per tensor, so
+ * channel (quantization { dtype: "uint8", scales, zeroPoints }: value =
+ * (q - zeroPoint) * scale), a quarter of it. A channel is one index of the
+ * weight's trailing axes (see uint8Channels): the output channel of the
+ * convolution and dense kernels (tfjs keeps outputs last), and of a capsule
+ * transform W [inputs, parents, outDim, inDim] one (parent, outDim, inDim)
+ * entry across all input capsules, so every output coordinate of every
+ * parent has its own scales. A channel's own range makes a narrow channel as
+ * exact as a wide one. Biases (one value per channel) stay float32 in an
+ * 8-bit file: a scale per value would cost more than it saves. tfjs's own uint8 quantization has one scale per tensor, so
  * these entries are decoded here rather than by tf.io.decodeWeights. Weight names
  * are the model's parameter names (`conv1/kernel`, `digit_caps/W`, ...).
  */
@@ -61,8 +62,42 @@ function bytesPerWeight(e: WeightEntry): number {
 }
 
 /**
+ * Fewest weights an 8-bit channel spans once it reaches past the last axis:
+ * a channel's scale and zero point take about 25 bytes of model.json, so at
+ * 1024 one-byte weights or more they add at most about 2.5% to the file.
+ */
+const UINT8_MIN_CHANNEL_SPAN = 1024;
+
+/**
+ * The channel count of an 8-bit weight of this shape: the product of its
+ * last axis and of the axes before it, as far as each channel still spans
+ * UINT8_MIN_CHANNEL_SPAN weights. Conv kernels [kh, kw, in, out] and dense
+ * kernels [in, out] get one channel per output; a capsule transform
+ * W [1152, 10, 16, 8] gets 1280 (one per parent, output and input
+ * dimension, each across the 1152 input capsules).
+ */
+export function uint8Channels(shape: number[]): number {
+  if (shape.length === 0) return 1;
+  let channels = shape[shape.length - 1];
+  let span = shape.reduce((a, b) => a * b, 1) / channels;
+  for (let axis = shape.length - 2; axis > 0 && span / shape[axis] >= UINT8_MIN_CHANNEL_SPAN; axis--) {
+    channels *= shape[axis];
+    span /= shape[axis];
+  }
+  return channels;
+}
+
+/** Channel counts an 8-bit entry of this shape may carry: the product of any number (at least one) of its trailing axes. */
+function trailingChannelCounts(shape: number[]): number[] {
+  const counts: number[] = [];
+  let channels = 1;
+  for (let axis = shape.length - 1; axis >= 0; axis--) counts.push((channels *= shape[axis]));
+  return counts.length ? counts : [1];
+}
+
+/**
  * Per-channel 8-bit quantization of values laid out with `channels` as the
- * last (fastest) axis. Each channel's range [min, max], widened to hold 0 so
+ * fastest-varying index (value i belongs to channel i % channels). Each channel's range [min, max], widened to hold 0 so
  * that zero stays exact, maps onto 0..255: scale = (max - min) / 255 and
  * zeroPoint = round(-min / scale); a constant-zero channel gets scale 0.
  * Rounding to nearest makes each value's error at most scale / 2.
@@ -152,7 +187,7 @@ export function encodeWeights(named: { name: string; shape: number[]; values: Fl
       bytes = toFloat16Bits(w.values);
       entry.quantization = { dtype: 'float16' };
     } else if (encoding === 'uint8' && w.shape.length >= 2) {
-      const { q, scales, zeroPoints } = quantizeUint8(w.values, w.shape.length ? w.shape[w.shape.length - 1] : 1);
+      const { q, scales, zeroPoints } = quantizeUint8(w.values, uint8Channels(w.shape));
       bytes = q;
       entry.quantization = { dtype: 'uint8', scales, zeroPoints };
     }
@@ -187,9 +222,12 @@ export function decodeWeights(entries: WeightEntry[], data: Uint8Array, source =
     offset += bytes.byteLength;
     const quant = e.quantization;
     if (quant?.dtype === 'uint8') {
-      const channels = e.shape.length ? e.shape[e.shape.length - 1] : 1;
-      if (!Array.isArray(quant.scales) || !Array.isArray(quant.zeroPoints) || quant.scales.length !== channels || quant.zeroPoints.length !== channels) {
-        throw new Error(`${source}: weight '${e.name}' is 8-bit but its manifest entry does not give ${channels} scales and zero points`);
+      // Files written before channels reached past the last axis carry one
+      // scale per last-axis index; any trailing-axes product decodes the same way.
+      const counts = trailingChannelCounts(e.shape);
+      const channels = Array.isArray(quant.scales) ? quant.scales.length : -1;
+      if (!counts.includes(channels) || !Array.isArray(quant.zeroPoints) || quant.zeroPoints.length !== channels) {
+        throw new Error(`${source}: weight '${e.name}' is 8-bit but its manifest entry does not give ${uint8Channels(e.shape)} scales and zero points (or as many as the product of some trailing axes of [${e.shape}])`);
       }
       out.set(e.name, dequantizeUint8(bytes, quant.scales, quant.zeroPoints));
       continue;
