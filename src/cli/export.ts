@@ -29,7 +29,7 @@ export const exportSpec: CommandSpec = {
     { name: 'out', type: 'string', arg: 'PATH', help: 'new directory to write (capsnet format) or new .onnx file (onnx format)' },
     { name: 'format', type: 'string', choices: ['capsnet', 'onnx'], default: 'capsnet', help: 'what to write' },
     { name: 'float16', type: 'boolean', help: 'store weights as float16 (half the size)' },
-    { name: 'uint8', type: 'boolean', help: 'store weights in 8 bits, with a scale and zero point per output channel (for capsule transforms, per parent, output and input dimension), biases in float32 (about a quarter of the size; capsnet format only)' },
+    { name: 'uint8', type: 'boolean', help: 'store weights in 8 bits, with a scale and zero point per output channel (finer for capsule transforms), biases in float32 (about a quarter of the size; capsnet format only)' },
     { name: 'routing', type: 'int', min: 1, help: 'routing iterations to unroll in an ONNX graph (default: the model\'s)' },
     { name: 'note', type: 'string', help: 'free text stored in the model\'s metadata' },
     COMMON_FLAGS.backend,

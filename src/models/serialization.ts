@@ -14,13 +14,15 @@
  * (q - zeroPoint) * scale), a quarter of it. A channel is one index of the
  * weight's trailing axes (see uint8Channels): the output channel of the
  * convolution and dense kernels (tfjs keeps outputs last), and of a capsule
- * transform W [inputs, parents, outDim, inDim] one (parent, outDim, inDim)
- * entry across all input capsules, so every output coordinate of every
- * parent has its own scales. A channel's own range makes a narrow channel as
- * exact as a wide one. Biases (one value per channel) stay float32 in an
- * 8-bit file: a scale per value would cost more than it saves. tfjs's own uint8 quantization has one scale per tensor, so
- * these entries are decoded here rather than by tf.io.decodeWeights. Weight names
- * are the model's parameter names (`conv1/kernel`, `digit_caps/W`, ...).
+ * transform W [inputs, parents, outDim, inDim] an index of its trailing axes
+ * as far as a channel still spans 1024 weights (the paper CapsNet's W: one
+ * (parent, outDim, inDim) entry across all 1152 input capsules). A channel's
+ * own range makes a narrow channel as exact as a wide one. Biases (one
+ * value per channel) stay float32 in an 8-bit file: a scale per value would
+ * cost more than it saves. tfjs's own uint8 quantization has one scale per
+ * tensor, so these entries are decoded here rather than by
+ * tf.io.decodeWeights. Weight names are the model's parameter names
+ * (`conv1/kernel`, `digit_caps/W`, ...).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ClassifierModel, ModelConfig } from './model.js';
@@ -30,7 +32,7 @@ export const MODEL_FORMAT = 'capsnet-model';
 export const MODEL_FORMAT_VERSION = 1;
 export const WEIGHTS_FILE = 'weights.bin';
 
-/** 8-bit weights, one scale and zero point per channel of the last axis. */
+/** 8-bit weights, one scale and zero point per channel: an index of some trailing axes (value i is in channel i % scales.length). */
 export interface PerChannelUint8 {
   dtype: 'uint8';
   scales: number[];
