@@ -99,8 +99,9 @@ function trailingChannelCounts(shape: number[]): number[] {
 
 /**
  * Per-channel 8-bit quantization of values laid out with `channels` as the
- * fastest-varying index (value i belongs to channel i % channels). Each channel's range [min, max], widened to hold 0 so
- * that zero stays exact, maps onto 0..255: scale = (max - min) / 255 and
+ * fastest-varying index (value i belongs to channel i % channels). Each
+ * channel's range [min, max], widened to hold 0 so that zero stays exact,
+ * maps onto 0..255: scale = (max - min) / 255 and
  * zeroPoint = round(-min / scale); a constant-zero channel gets scale 0.
  * Rounding to nearest makes each value's error at most scale / 2.
  */
