@@ -340,6 +340,48 @@ test('a model trained on Fashion-MNIST gets Fashion-MNIST test images and classi
   }
 });
 
+const emModel = listPretrained().find((p) => p.name === 'em-mnist' && p.available);
+
+test('the shipped EM capsule network (8-bit weights) shows its views in the browser, with Node\'s activations', { skip: skip || (!emModel ? 'the EM model is not in this copy' : false) }, async (t) => {
+  const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
+  const index = served.models.findIndex((m) => m.id === 'em-mnist');
+  assert.ok(index > 0, 'the shipped EM model is offered, after the default');
+  const bytes = readFileSync(join(buildDir, 'samples.bin'));
+  const labels = (JSON.parse(readFileSync(join(buildDir, 'samples.json'), 'utf8')) as { labels: number[] }).labels;
+  const n = bytes.length / 784;
+  const images = Float32Array.from(bytes, (v) => v / 255);
+  const { model } = loadModel(emModel!.dir);
+  const nodeScores = tf.tidy(() => model.forward(tf.tensor4d(images, [n, 28, 28, 1])).scores.dataSync() as Float32Array);
+  model.dispose();
+  const p = await open();
+  try {
+    await p.selectOption('#model-select', String(index));
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && document.getElementById('view-em')?.checkVisibility(), null, { timeout: 60_000 });
+    await p.evaluate(() => window.capsviz.idle());
+    assert.deepEqual((await p.locator('#em-poses caption').allTextContents()).map((c) => c.split(' · ')[0]), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    assert.ok((await p.locator('#em-layers canvas').count()) >= 1);
+    const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
+    assert.equal(browserScores.length, n * 10);
+    let maxDiff = 0;
+    let right = 0;
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let j = 0; j < 10; j++) {
+        maxDiff = Math.max(maxDiff, Math.abs(browserScores[i * 10 + j] - nodeScores[i * 10 + j]));
+        if (browserScores[i * 10 + j] > browserScores[i * 10 + best]) best = j;
+      }
+      if (best === labels[i]) right++;
+    }
+    t.diagnostic(`shipped EM model in the browser: ${right}/${n} samples right; largest activation difference from Node ${maxDiff.toExponential(2)}`);
+    assert.ok(right >= 0.9 * n, `${right}/${n} right`);
+    assert.ok(maxDiff < 1e-3, `activations within 1e-3 of Node's (${maxDiff})`);
+    await p.locator('#view-em').screenshot({ path: join(ARTIFACTS, 'em-model.png') });
+    assert.deepEqual(pageErrors(p), []);
+  } finally {
+    await p.close();
+  }
+});
+
 test('browser predictions equal Node predictions for the same weights and images', { skip }, async (t) => {
   const bytes = readFileSync(join(buildDir, 'samples.bin'));
   const n = bytes.length / 784;

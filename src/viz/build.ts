@@ -168,12 +168,17 @@ export function copyModelDir(src: string, dst: string): void {
   for (const p of json.weightsManifest?.[0]?.paths ?? []) copyFileSync(join(src, p), join(dst, p));
 }
 
-/** The shipped pretrained models that are present, smallest first (the default). */
+/**
+ * The shipped pretrained models that are present: the small CapsNet first
+ * (the default: the quickest to load and run), then the paper CapsNets, then
+ * the EM capsule network; a model not named here comes last.
+ */
 export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
-  const order = ['mnist-small', 'mnist', 'fashion-mnist'];
+  const order = ['mnist-small', 'mnist', 'fashion-mnist', 'em-mnist'];
+  const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
   return listPretrained()
     .filter((p) => p.available)
-    .sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
+    .sort((a, b) => rank(a.name) - rank(b.name))
     .map((p) => ({ entry: { id: p.name, label: p.description, url: `models/${p.name}/model.json` }, dir: p.dir }));
 }
 
