@@ -2,8 +2,8 @@
  * The native backend's kernels against tfjs's cpu backend on the same data:
  * convolutions (forward, fused, both gradients; strides, padding, dilation,
  * odd sizes, the im2col blocking), matmuls, elementwise ops with
- * broadcasting, reductions, softmax, transpose, slice, pad, concat, gather
- * and casts.
+ * broadcasting, reductions, softmax, transpose, slice, pad, concat, unstack,
+ * gather and casts.
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -254,7 +254,7 @@ nativeTest('reductions, softmax, transpose and casts equal the cpu kernels', asy
   await compare('casts', [{ data: mixed, shape: [8] }], (t) => [tf.cast(t, 'int32'), tf.cast(t, 'bool'), tf.cast(tf.cast(t, 'int32'), 'float32'), tf.cast(tf.cast(t, 'bool'), 'float32'), tf.cast(tf.cast(t, 'bool'), 'int32'), tf.cast(tf.cast(t, 'int32'), 'bool')]);
 });
 
-nativeTest('slice, pad, concat and gather equal the cpu kernels (any axis, int32, gradients, bad indices)', async () => {
+nativeTest('slice, pad, concat, unstack and gather equal the cpu kernels (any axis, int32, gradients, bad indices)', async () => {
   const rng = new Rng(29);
   const x = f32(rng, [3, 4, 5, 6]);
   const slices: [number[], number[]][] = [
@@ -276,8 +276,14 @@ nativeTest('slice, pad, concat and gather equal the cpu kernels (any axis, int32
     const y = f32(rng, [3, 4, 5, 6].map((d, k) => (k === (axis + 4) % 4 ? 2 : d)));
     await compare(`concat axis ${axis} and its gradient`, [x, y], (a, b) => [tf.concat([a, b, a], axis), ...tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.concat([p, q], axis))))([a, b])]);
   }
+  for (const axis of [0, 1, 2, 3, -1]) {
+    await compare(`unstack axis ${axis}, and the gradient of stack`, [x, x], (t, u) => [
+      ...tf.unstack(t, axis),
+      ...tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.square(tf.stack([p, q, p], axis)), tf.stack([u, p, q], axis))))([t, u]),
+    ]);
+  }
   const ints = { data: Int32Array.from({ length: 60 }, (_, i) => i * 3 - 40), shape: [3, 4, 5], dtype: 'int32' as const };
-  await compare('int32 slice, concat, gather', [ints], (t) => [tf.slice(t, [1, 1, 1], [2, 2, 3]), tf.concat([t, t], 2), tf.gather(t, tf.tensor1d([3, 0, 3], 'int32'), 1)]);
+  await compare('int32 slice, concat, gather, unstack', [ints], (t) => [tf.slice(t, [1, 1, 1], [2, 2, 3]), tf.concat([t, t], 2), tf.gather(t, tf.tensor1d([3, 0, 3], 'int32'), 1), ...tf.unstack(t, 1)]);
   await compare('bool concat and slice (cpu kernels)', [{ data: new Uint8Array([1, 0, 1, 1, 0, 0]), shape: [2, 3], dtype: 'bool' }], (t) => [tf.concat([t, t], 0), tf.slice(t, [0, 1], [2, 2])]);
   for (const axis of [0, 1, 2, 3]) {
     const dim = x.shape[axis];
