@@ -15,6 +15,7 @@ import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { initBackend } from '../src/backend/node.js';
 import { fashionMnistDir } from '../src/data/fashionMnist.js';
+import { argmaxRows } from '../src/export/onnxRuntime.js';
 import '../src/models/index.js';
 import { loadModel, resolveModelDir, saveModel } from '../src/models/files.js';
 import type { CapsNet } from '../src/models/capsnet.js';
@@ -320,12 +321,7 @@ test('a model trained on Fashion-MNIST gets Fashion-MNIST test images and classi
     // The page's images are the samples file's, and the shipped model gets most of them right.
     const bytes = readFileSync(join(buildDir, 'samples-fashion-mnist.bin'));
     const scores = await p.evaluate(([imgs, n]) => window.capsviz.scoresFor(imgs, n), [Array.from(bytes, (v) => v / 255), meta.count] as [number[], number]);
-    let right = 0;
-    for (let i = 0; i < meta.count; i++) {
-      let best = 0;
-      for (let j = 1; j < 10; j++) if (scores[i * 10 + j] > scores[i * 10 + best]) best = j;
-      if (best === meta.labels[i]) right++;
-    }
+    const right = argmaxRows(scores, 10).filter((c, i) => c === meta.labels[i]).length;
     t.diagnostic(`Fashion-MNIST model in the browser: ${right}/${meta.count} samples right`);
     assert.ok(right >= 0.7 * meta.count, `${right}/${meta.count} right`);
     assert.equal((await p.evaluate(() => window.capsviz.prediction!)).label, scores.slice(k0 * 10, k0 * 10 + 10).indexOf(Math.max(...scores.slice(k0 * 10, k0 * 10 + 10))));
@@ -363,15 +359,8 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
     const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
     assert.equal(browserScores.length, n * 10);
     let maxDiff = 0;
-    let right = 0;
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let j = 0; j < 10; j++) {
-        maxDiff = Math.max(maxDiff, Math.abs(browserScores[i * 10 + j] - nodeScores[i * 10 + j]));
-        if (browserScores[i * 10 + j] > browserScores[i * 10 + best]) best = j;
-      }
-      if (best === labels[i]) right++;
-    }
+    for (let i = 0; i < n * 10; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - nodeScores[i]));
+    const right = argmaxRows(browserScores, 10).filter((c, i) => c === labels[i]).length;
     t.diagnostic(`shipped EM model in the browser: ${right}/${n} samples right; largest activation difference from Node ${maxDiff.toExponential(2)}`);
     assert.ok(right >= 0.9 * n, `${right}/${n} right`);
     assert.ok(maxDiff < 1e-3, `activations within 1e-3 of Node's (${maxDiff})`);

@@ -175,7 +175,10 @@ export function copyModelDir(src: string, dst: string): void {
  */
 export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
   const order = ['mnist-small', 'mnist', 'fashion-mnist', 'em-mnist'];
-  const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
+  const rank = (name: string) => {
+    const i = order.indexOf(name);
+    return i < 0 ? order.length : i;
+  };
   return listPretrained()
     .filter((p) => p.available)
     .sort((a, b) => rank(a.name) - rank(b.name))
