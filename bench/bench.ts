@@ -7,7 +7,8 @@
  * against a measured sgemm peak. Further rows, each beside PyTorch:
  * - the paper CapsNet training on 36x36 (MultiMNIST) and 40x40 (mnist40)
  *   inputs, MNIST digits padded to that size;
- * - the paper's CNN baseline training on 28x28 (src/models/cnn.ts);
+ * - the paper's CNN baseline training on 28x28 (src/models/cnn.ts) and on
+ *   40x40 (padded digits, as above; not with --no-sizes);
  * - the EM capsule network of "Matrix capsules with EM routing" (paper
  *   preset, 32x32 inputs, batch 16; see emBench.ts), unless --no-em.
  * - the same model exported to ONNX (capsnet export --format onnx), its
@@ -285,6 +286,8 @@ async function main(): Promise<void> {
   const sizes = flag('no-sizes') ? [] : [36, 40].map((size) => ({ size, ...timeTraining(padBatches(trainBatches.slice(0, warmup + sizeSteps), size), warmup, 'capsnet', size) }));
   const cnnSteps = Math.max(3, Math.round(trainSteps / 4));
   const cnn = flag('no-cnn') ? null : timeTraining(trainBatches.slice(0, warmup + cnnSteps), warmup, 'cnn');
+  // The affine experiment's size, where the CNN's 5x5 layers need transforms of 44.
+  const cnn40 = flag('no-cnn') || flag('no-sizes') ? null : timeTraining(padBatches(trainBatches.slice(0, warmup + cnnSteps), 40), warmup, 'cnn', 40);
   const onnx = flag('no-onnx') ? null : await timeOnnxInference(inferBatches_, warmup, threads);
   const gemms = info.backend === 'native' ? gemmTable() : null;
   // The peak the model's rate is set against: the GEMM the model ran on, at 2048^3.
@@ -300,11 +303,13 @@ async function main(): Promise<void> {
   let emTorch: EmTorchResult | string | null = null;
   const torchSizes = new Map<number, TorchResult | string>();
   let torchCnn: TorchResult | string | null = null;
+  let torchCnn40: TorchResult | string | null = null;
   if (!flag('no-torch')) {
     const py = findTorchPython();
     torch = py ? runTorch(py, threads, trainSteps, inferBatches) : 'PyTorch not found (python3 -c "import torch" fails)';
     if (py) for (const s of sizes) torchSizes.set(s.size, runTorch(py, threads, sizeSteps, 1, 'capsnet', s.size));
     if (py && cnn) torchCnn = runTorch(py, threads, cnnSteps, 1, 'cnn');
+    if (py && cnn40) torchCnn40 = runTorch(py, threads, cnnSteps, 1, 'cnn', 40);
     if (py && em) emTorch = runEmTorch(py, EM_BATCH, emSteps, threads);
   }
   const load1 = os.loadavg()[0];
@@ -324,6 +329,7 @@ async function main(): Promise<void> {
   const ok = (r: TorchResult | string | null | undefined) => (typeof r === 'object' && r ? r : undefined);
   for (const s of sizes) row(`training ${s.size}x${s.size} images/s`, s.imagesPerSecond, ok(torchSizes.get(s.size))?.trainImagesPerSecond, true);
   if (cnn) row('CNN baseline training img/s', cnn.imagesPerSecond, ok(torchCnn)?.trainImagesPerSecond, true);
+  if (cnn40) row('CNN training 40x40 images/s', cnn40.imagesPerSecond, ok(torchCnn40)?.trainImagesPerSecond, true);
   if (em) row('EM capsules training images/s', em.imagesPerSecond, typeof emTorch === 'object' && emTorch ? emTorch.trainImagesPerSecond : undefined, true, 2);
   console.log('');
   console.log(`training step: median ${fmt(median(training.stepMs), 0)} ms, fastest ${fmt(Math.min(...training.stepMs), 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
@@ -335,8 +341,8 @@ async function main(): Promise<void> {
   if (typeof onnx === 'number') console.log(`onnxruntime-node: the same model exported to ONNX (opset 17), ${threads} threads: ${fmt(onnx / inference, 2)}x our engine's inference rate`);
   else if (typeof onnx === 'string') console.log(onnx);
   if (sizes.length) console.log(`36x36 and 40x40: the paper CapsNet on MNIST digits padded to that size (3,200 and 4,608 primary capsules), ${sizeSteps} steps after ${warmup} warm-up`);
-  if (cnn) console.log(`CNN baseline: paper preset (three 5x5 convolutions 256/256/128, FC 328/192), 28x28, batch ${BATCH}, ${cnnSteps} steps after ${warmup} warm-up`);
-  for (const r of [...torchSizes.values(), torchCnn]) if (typeof r === 'string') console.log(r);
+  if (cnn) console.log(`CNN baseline: paper preset (three 5x5 convolutions 256/256/128, FC 328/192), 28x28${cnn40 ? ' and the digits padded to 40x40' : ''}, batch ${BATCH}, ${cnnSteps} steps after ${warmup} warm-up`);
+  for (const r of [...torchSizes.values(), torchCnn, torchCnn40]) if (typeof r === 'string') console.log(r);
   if (t) console.log(`PyTorch ${t.torch}, ${t.threads} threads`);
   else if (typeof torch === 'string') console.log(torch);
   if (gemms) {

@@ -119,10 +119,15 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
     { x: [2, 10, 10, 16], f: [5, 5, 16, 16], strides: 2, pad: 'same' },
     { x: [2, 9, 9, 80], f: [4, 4, 80, 70], strides: 1, pad: 2 },
     // Power-of-two transform sizes along y, which take the FFT: 8 (with
-    // fewer output rows than that), 16, and the CNN baseline's 32.
+    // fewer output rows than that), 16, the CNN baseline's 32, and 64.
     { x: [2, 8, 8, 16], f: [5, 5, 16, 16], strides: 1, pad: 'valid' },
     { x: [2, 12, 12, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
     { x: [1, 28, 28, 16], f: [5, 5, 16, 24], strides: 1, pad: 'same' },
+    { x: [1, 60, 60, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
+    // Sizes above 32 that are not powers of two (direct sums along y): the
+    // CNN baseline's 40 on MultiMNIST's 36x36 pairs, 44 on 40x40 images.
+    { x: [1, 36, 36, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
+    { x: [1, 40, 40, 16], f: [5, 5, 16, 20], strides: 1, pad: 'same' },
   ];
   loaded.addon.setSpectralMode(2);
   try {

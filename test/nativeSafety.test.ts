@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { FUSED_KERNELS } from '../src/capsules/fused.js';
 import { loadAddon, type NativeAddon } from '../src/native/addon.js';
 import { nativeTest } from './nativeUtil.js';
@@ -167,15 +168,18 @@ nativeTest('freed blocks above 32 MB are kept and reused for the same size, neve
   a.releaseBuffer(third);
 });
 
-nativeTest('when kept blocks would pass the cap (1.5 GB), the longest-kept are freed and the newest kept', () => {
+nativeTest('when kept blocks would pass the cap (a quarter of the memory, 1.5-8 GB), the longest-kept are freed and the newest kept', () => {
   const a = addon();
-  const cap = 1536 * 1024 * 1024;
+  const cap = a.memoryStats().keptCap;
+  const GB = 1024 ** 3;
+  const expected = Math.min(8 * GB, Math.max(1.5 * GB, os.totalmem() / 4));
+  assert.ok(Math.abs(cap - expected) <= 0.01 * expected, `cap ${cap} bytes, expected about ${expected}`);
   const big = 128 * 1024 * 1024 + 64; // a size no other test uses; never touched, so no memory is committed
-  const blocks = Array.from({ length: 13 }, () => a.allocBuffer(big));
+  const blocks = Array.from({ length: Math.ceil(cap / big) + 1 }, () => a.allocBuffer(big));
   for (const b of blocks) a.releaseBuffer(b);
   const full = a.memoryStats().kept;
   assert.ok(full <= cap, `kept ${full} bytes, more than the cap`);
-  assert.ok(full >= 11 * big, 'the cap is filled with the latest blocks');
+  assert.ok(full >= Math.floor(cap / big) * big, 'the cap is filled with the latest blocks');
   // A block of another size is still kept (older ones make room), and reused.
   const other = 100 * 1024 * 1024 + 128;
   a.releaseBuffer(a.allocBuffer(other));

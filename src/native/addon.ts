@@ -40,7 +40,7 @@ export interface NativeAddon {
   allocBuffer(bytes: number): ArrayBuffer;
   releaseBuffer(buffer: ArrayBuffer): boolean;
   accountBuffer(buffer: ArrayBuffer): void;
-  memoryStats(): { buffers: number; bytes: number; kept: number };
+  memoryStats(): { buffers: number; bytes: number; kept: number; keptCap: number };
   unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
   binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
   reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;

@@ -20,6 +20,9 @@
 // them; a training step allocates the same sizes every time, so after the
 // first step these allocations are free. Smaller tensor blocks are left to
 // glibc's heap, which reuses freed memory for any size.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -49,11 +52,24 @@ constexpr size_t kReuseMinBytes = (size_t{32} << 20) + 1;
 // mmap threshold to the system, so a 24 MB scratch buffer was faulted in
 // afresh on every call (a third of the small preset's convolution time).
 constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
-// A CNN-baseline training step frees about 1.5 GB of such blocks (its
-// 100352 x 328 dense layer's weights, gradient and Adam moments are 131 MB
-// each); with half that kept, a step spent about a tenth of its time in
-// page faults.
-constexpr size_t kReuseCapBytes = size_t{1536} << 20;
+// The kept blocks are capped at a quarter of the machine's memory, between
+// 1.5 and 8 GB. A CNN-baseline training step frees about 1.5 GB of such
+// blocks at 28x28 (its 100352 x 328 dense layer's weights, gradient and
+// Adam moments are 131 MB each; with half that kept, a step spent about a
+// tenth of its time in page faults), and over 3 GB on the affine
+// experiment's 40x40 images (218-269 MB each): there a 1.5 GB cap made a
+// step 5.4 s against 3.5-4.1 s with 4 GB or more (3 GB: 3.9-4.3 s).
+constexpr size_t kReuseCapMinBytes = size_t{1536} << 20;
+constexpr size_t kReuseCapMaxBytes = size_t{8} << 30;
+
+size_t reuseCapBytes() {
+  static const size_t cap = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), pageBytes = sysconf(_SC_PAGESIZE);
+    const size_t quarter = pages > 0 && pageBytes > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(pageBytes) / 4 : 0;
+    return std::clamp(quarter, kReuseCapMinBytes, kReuseCapMaxBytes);
+  }();
+  return cap;
+}
 
 struct Memory {
   void* origin;  // what malloc returned
@@ -95,8 +111,9 @@ Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
 // The blocks it evicts go into `evicted`, for the caller to free after
 // releasing the lock (freeing large blocks unmaps them, which is slow).
 bool keepLocked(Memory m, size_t bytes, std::vector<void*>& evicted, size_t reuseMin = kReuseMinBytes) {
-  if (bytes < reuseMin || bytes > kReuseCapBytes) return false;
-  while (reusableBytes + bytes > kReuseCapBytes) {
+  const size_t cap = reuseCapBytes();
+  if (bytes < reuseMin || bytes > cap) return false;
+  while (reusableBytes + bytes > cap) {
     auto oldest = reusable.begin();  // a few dozen blocks at most: a scan will do
     for (auto it = reusable.begin(); it != reusable.end(); ++it)
       if (it->second.keptAt < oldest->second.keptAt) oldest = it;
@@ -219,8 +236,9 @@ void accountBuffer(Args& a) {
   if (block) napi_adjust_external_memory(env, static_cast<int64_t>(block->bytes), &adjusted);
 }
 
-// memoryStats() -> { buffers, bytes, kept }: engine-owned buffers still
-// allocated, their bytes, and the bytes of freed large blocks kept for reuse.
+// memoryStats() -> { buffers, bytes, kept, keptCap }: engine-owned buffers
+// still allocated, their bytes, the bytes of freed large blocks kept for
+// reuse, and the most bytes kept.
 void memoryStats(Args& a) {
   napi_env env = a.env();
   size_t count;
@@ -232,7 +250,7 @@ void memoryStats(Args& a) {
     bytes = liveBytes;
     kept = reusableBytes;
   }
-  napi_value obj, n, b, k;
+  napi_value obj, n, b, k, c;
   napi_create_object(env, &obj);
   napi_create_double(env, static_cast<double>(count), &n);
   napi_create_double(env, static_cast<double>(bytes), &b);
@@ -240,6 +258,8 @@ void memoryStats(Args& a) {
   napi_set_named_property(env, obj, "buffers", n);
   napi_set_named_property(env, obj, "bytes", b);
   napi_set_named_property(env, obj, "kept", k);
+  napi_create_double(env, static_cast<double>(reuseCapBytes()), &c);
+  napi_set_named_property(env, obj, "keptCap", c);
   a.result = obj;
 }
 

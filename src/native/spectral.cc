@@ -62,8 +62,17 @@ constexpr int64_t kColumnBlockBudget = int64_t{16} << 20;
 constexpr int64_t kFilterChunkBudget = int64_t{6} << 20;
 // Channels transformed together: the working rows stay in L1.
 constexpr int64_t kChannelBlock = 64;
-// Largest transform size along either axis (spectralPays checks it).
-constexpr int64_t kMaxTransform = 32;
+// Largest transform size along either axis (spectralPays checks it): 64
+// covers the CNN baseline's 5x5 layers on MultiMNIST's 36x36 pairs (40) and
+// the affine experiment's 40x40 images (44), where im2col takes about three
+// times as long for a training step.
+constexpr int64_t kMaxTransform = 64;
+
+// Along y, a power-of-two size of at least 8 (the CNN baseline's 32 at
+// 28x28) is transformed by a radix-2 FFT: Ny log2(Ny) butterflies instead
+// of Ny^2 multiply-adds, about six times fewer at 32. Smaller and other
+// sizes (CapsNet's 10) keep the direct sums.
+inline bool fftAlongY(int64_t Ny) { return Ny >= 8 && (Ny & (Ny - 1)) == 0; }
 
 struct Plan {
   ConvGeometry g;
@@ -75,11 +84,7 @@ struct Plan {
   std::vector<float> cy, sy, cx, sx;
   // Weight of column fx in a real inverse (1 or 2: Hermitian pairs).
   std::vector<float> wx;
-  // Along y, a power-of-two size of at least 8 (the CNN baseline's 32 at
-  // 28x28) is transformed by a radix-2 FFT: Ny log2(Ny) butterflies instead
-  // of Ny^2 multiply-adds, about six times fewer at 32. Smaller and other
-  // sizes (CapsNet's 10) keep the direct sums.
-  bool fftY = false;
+  bool fftY = false;  // fftAlongY(Ny)
   std::vector<float> twr, twi;  // cos/sin(2 pi j / Ny), j < Ny / 2
   std::vector<int64_t> bitReversed;
 
@@ -100,7 +105,7 @@ struct Plan {
         cy[f * Ny + n] = static_cast<float>(std::cos(a));
         sy[f * Ny + n] = static_cast<float>(std::sin(a));
       }
-    fftY = Ny >= 8 && (Ny & (Ny - 1)) == 0;
+    fftY = fftAlongY(Ny);
     if (fftY) {
       for (int64_t j = 0; j < Ny / 2; j++) {
         double a = 2.0 * M_PI * static_cast<double>(j) / static_cast<double>(Ny);
@@ -535,11 +540,17 @@ bool spectralPays(const ConvGeometry& g) {
   // image, plus a third for the transforms and memory passes; and, once per
   // call, the filter's spectra (about 80 multiply-add equivalents per float
   // of them, measured: they are written and read back through memory).
+  // The third was measured on sizes up to 32 (CapsNet's 10 to 16, the CNN
+  // baseline's 32). Beyond, a size along y that is not a power of two takes
+  // direct sums, Ny per frequency and channel of every tile (input and
+  // output), which grow as Ny^3 against the products' Ny^2 Co: their cost is
+  // added, so that at large sizes with few channels the transforms decide.
   // Require a clear gain: small batches stay on im2col.
   const double B = static_cast<double>(g.B), CiCo = static_cast<double>(g.Ci * g.Co);
   const double F = static_cast<double>(Ny * (Nx / 2 + 1)), P = static_cast<double>(g.sh * g.sw);
+  const double tilesY = Ny <= 32 || fftAlongY(Ny) ? 0.0 : B * 4.0 * F * static_cast<double>(Ny) * (P * static_cast<double>(g.Ci) + static_cast<double>(g.Co));
   const double direct = B * static_cast<double>(g.OH * g.OW * g.KH * g.KW) * CiCo;
-  const double spectral = B * 1.35 * 4.0 * F * P * CiCo + 80.0 * F * 2.0 * P * CiCo;
+  const double spectral = B * 1.35 * 4.0 * F * P * CiCo + 80.0 * F * 2.0 * P * CiCo + tilesY;
   return direct >= 1.15 * spectral;
 }
 
