@@ -118,16 +118,22 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
     { x: [2, 11, 9, 16], f: [5, 4, 16, 17], strides: [2, 1], pad: 'valid' },
     { x: [2, 10, 10, 16], f: [5, 5, 16, 16], strides: 2, pad: 'same' },
     { x: [2, 9, 9, 80], f: [4, 4, 80, 70], strides: 1, pad: 2 },
-    // Power-of-two transform sizes along y, which take the FFT: 8 (with
-    // fewer output rows than that), 16, the CNN baseline's 32, and 64.
+    // Transform sizes along y that take the radix-2 FFT: 8 (with fewer
+    // output rows than that), 16, the CNN baseline's 32, and 64.
     { x: [2, 8, 8, 16], f: [5, 5, 16, 16], strides: 1, pad: 'valid' },
     { x: [2, 12, 12, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
     { x: [1, 28, 28, 16], f: [5, 5, 16, 24], strides: 1, pad: 'same' },
     { x: [1, 60, 60, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
-    // Sizes above 32 that are not powers of two (direct sums along y): the
-    // CNN baseline's 40 on MultiMNIST's 36x36 pairs, 44 on 40x40 images.
+    // Sizes an odd factor times a power of two (odd-size DFTs, twiddles,
+    // then radix-2 FFTs): 12 (the second case above), 24, the CNN
+    // baseline's 40 on MultiMNIST's 36x36 pairs and 44 on 40x40 images.
+    { x: [1, 20, 20, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
     { x: [1, 36, 36, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
     { x: [1, 40, 40, 16], f: [5, 5, 16, 20], strides: 1, pad: 'same' },
+    // Direct sums along y: 14 (CapsNet's primary capsules on 36x36) and an
+    // odd size above 32 (45).
+    { x: [2, 28, 28, 16], f: [9, 9, 16, 16], strides: 2, pad: 'valid' },
+    { x: [1, 41, 41, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
   ];
   loaded.addon.setSpectralMode(2);
   try {

@@ -68,11 +68,30 @@ constexpr int64_t kChannelBlock = 64;
 // times as long for a training step.
 constexpr int64_t kMaxTransform = 64;
 
-// Along y, a power-of-two size of at least 8 (the CNN baseline's 32 at
-// 28x28) is transformed by a radix-2 FFT: Ny log2(Ny) butterflies instead
-// of Ny^2 multiply-adds, about six times fewer at 32. Smaller and other
-// sizes (CapsNet's 10) keep the direct sums.
-inline bool fftAlongY(int64_t Ny) { return Ny >= 8 && (Ny & (Ny - 1)) == 0; }
+// Along y, a size Ny = N1 N2 with N1 odd and N2 a power of two can be
+// transformed by Cooley-Tukey (fftColumn): N2 direct DFTs of size N1,
+// twiddles, then N1 radix-2 FFTs of size N2. In complex multiply-adds (a
+// butterfly counted as 1.5) that is N2 N1^2 + Ny + N1 (N2 / 2) log2(N2) 1.5
+// (the first two terms only for N1 > 1) against about Ny^2 for the direct
+// sums. It is used from size 8 where it
+// takes at most half as many: every power of two (32, the CNN baseline's at
+// 28x28: 120 against 1,024), 40 and 44 (the CNN's on 36x36 and 40x40: 330
+// against 1,600, 594 against 1,936), 12, 20, 24; not 10 or 14 (CapsNet's
+// primary capsules at 28x28 and 36x36: 68 against 100, 123 against 196,
+// too little gain for the extra passes), nor odd sizes.
+inline int64_t oddPart(int64_t n) {
+  while (n > 0 && n % 2 == 0) n /= 2;
+  return n;
+}
+inline bool fftAlongY(int64_t Ny) {
+  const int64_t N1 = oddPart(Ny), N2 = Ny / N1;
+  if (Ny < 8 || N2 < 2) return false;
+  int64_t log2N2 = 0;
+  while ((int64_t{1} << log2N2) < N2) log2N2++;
+  const double oddDfts = N1 > 1 ? static_cast<double>(N2 * N1 * N1 + Ny) : 0.0;  // none for a power of two
+  const double factored = oddDfts + 1.5 * static_cast<double>(N1 * (N2 / 2) * log2N2);
+  return factored <= 0.5 * static_cast<double>(Ny * Ny);
+}
 
 struct Plan {
   ConvGeometry g;
@@ -84,9 +103,13 @@ struct Plan {
   std::vector<float> cy, sy, cx, sx;
   // Weight of column fx in a real inverse (1 or 2: Hermitian pairs).
   std::vector<float> wx;
-  bool fftY = false;  // fftAlongY(Ny)
-  std::vector<float> twr, twi;  // cos/sin(2 pi j / Ny), j < Ny / 2
-  std::vector<int64_t> bitReversed;
+  bool fftY = false;  // fftAlongY(Ny); then, with Ny = N1 N2 (N1 odd):
+  int64_t N1 = 1, N2 = 1;
+  std::vector<float> c1, s1;    // cos/sin(2 pi m / N1), [N1][N1] by m = n1 k1 mod N1
+  std::vector<float> tcr, tci;  // twiddles cos/sin(2 pi n2 k1 / Ny), [N2][N1]
+  std::vector<float> twr, twi;  // cos/sin(2 pi j / N2), j < N2 / 2
+  std::vector<int64_t> bitReversed;  // of n < N2
+  std::vector<int64_t> yRow;    // after fftColumn, frequency k is in row yRow[k]
 
   explicit Plan(const ConvGeometry& geo) : g(geo) {
     Qy = (g.KH + g.sh - 1) / g.sh;
@@ -107,18 +130,33 @@ struct Plan {
       }
     fftY = fftAlongY(Ny);
     if (fftY) {
-      for (int64_t j = 0; j < Ny / 2; j++) {
-        double a = 2.0 * M_PI * static_cast<double>(j) / static_cast<double>(Ny);
+      N1 = oddPart(Ny);
+      N2 = Ny / N1;
+      for (int64_t k1 = 0; k1 < N1; k1++)
+        for (int64_t n1 = 0; n1 < N1; n1++) {
+          double a = 2.0 * M_PI * static_cast<double>((n1 * k1) % N1) / static_cast<double>(N1);
+          c1.push_back(static_cast<float>(std::cos(a)));
+          s1.push_back(static_cast<float>(std::sin(a)));
+        }
+      for (int64_t n2 = 0; n2 < N2; n2++)
+        for (int64_t k1 = 0; k1 < N1; k1++) {
+          double a = 2.0 * M_PI * static_cast<double>(n2 * k1) / static_cast<double>(Ny);
+          tcr.push_back(static_cast<float>(std::cos(a)));
+          tci.push_back(static_cast<float>(std::sin(a)));
+        }
+      for (int64_t j = 0; j < N2 / 2; j++) {
+        double a = 2.0 * M_PI * static_cast<double>(j) / static_cast<double>(N2);
         twr.push_back(static_cast<float>(std::cos(a)));
         twi.push_back(static_cast<float>(std::sin(a)));
       }
       int64_t bits = 0;
-      while ((int64_t{1} << bits) < Ny) bits++;
-      for (int64_t n = 0; n < Ny; n++) {
+      while ((int64_t{1} << bits) < N2) bits++;
+      for (int64_t n = 0; n < N2; n++) {
         int64_t r = 0;
         for (int64_t b = 0; b < bits; b++) r |= ((n >> b) & 1) << (bits - 1 - b);
         bitReversed.push_back(r);
       }
+      for (int64_t k = 0; k < Ny; k++) yRow.push_back(N2 * (k % N1) + k / N1);
     }
     cx.resize(Fx * Nx);
     sx.resize(Fx * Nx);
@@ -223,13 +261,10 @@ inline void sumTaps(const float* const* tap, const float* c, const float* s, int
   });
 }
 
-// In place, the DFT along y of Ny complex C-vectors (rows re[n], im[n],
-// kChannelBlock apart): X(f) = sum over n of x(n) e^(sign 2 pi i f n / Ny),
-// sign -1 forward, +1 inverse (unscaled). Iterative radix-2, decimation in
-// time: the rows are put in bit-reversed order, then log2(Ny) stages of
-// butterflies; only for p.fftY.
-void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign) {
-  const int64_t N = p.Ny;
+// In place, the radix-2 FFT of p.N2 rows (decimation in time: the rows are
+// put in bit-reversed order, then log2(N2) stages of butterflies).
+void radix2Rows(const Plan& p, float* re, float* im, int64_t C, float sign) {
+  const int64_t N = p.N2;
   for (int64_t n = 0; n < N; n++) {
     const int64_t r = p.bitReversed[n];
     if (r <= n) continue;
@@ -263,6 +298,49 @@ void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign) {
   }
 }
 
+// In place, the DFT along y of Ny complex C-vectors (rows re[n], im[n],
+// kChannelBlock apart): X(f) = sum over n of x(n) e^(sign 2 pi i f n / Ny),
+// sign -1 forward, +1 inverse (unscaled), left in row p.yRow[f]; only for
+// p.fftY. With Ny = N1 N2, n = N2 n1 + n2 and f = k1 + N1 k2 (Cooley-Tukey),
+//   X(k1 + N1 k2) = sum over n2 of e^(sign 2 pi i n2 k2 / N2) Y(n2, k1),
+//   Y(n2, k1) = e^(sign 2 pi i n2 k1 / Ny) sum over n1 of x(N2 n1 + n2) e^(sign 2 pi i n1 k1 / N1):
+// the direct N1-point DFTs of each n2's rows, twiddled, go back into the
+// rows N2 k1 + n2, so that each k1's N2 values are contiguous for its
+// radix-2 FFT, which leaves X(k1 + N1 k2) in row N2 k1 + k2. tmp holds
+// 2 N1 rows. For a power of two (N1 = 1) this is the plain radix-2 FFT.
+void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign, float* tmp) {
+  const int64_t N1 = p.N1, N2 = p.N2;
+  if (N1 > 1) {
+    float* tr = tmp;
+    float* ti = tmp + N1 * kChannelBlock;
+    for (int64_t n2 = 0; n2 < N2; n2++) {
+      for (int64_t k1 = 0; k1 < N1; k1++) {
+        const float* c = &p.c1[k1 * N1];
+        const float* s = &p.s1[k1 * N1];
+        const float wr = p.tcr[n2 * N1 + k1], wi = sign * p.tci[n2 * N1 + k1];
+        forChunks(C, [&](auto zero, int64_t k) {
+          using T = decltype(zero);
+          T a = zero, b = zero;
+          for (int64_t n1 = 0; n1 < N1; n1++) {
+            // (xr + i xi)(c + i sign s)
+            const T xr = loadChunk<T>(re + (N2 * n1 + n2) * kChannelBlock + k);
+            const T xi = loadChunk<T>(im + (N2 * n1 + n2) * kChannelBlock + k);
+            a += xr * c[n1] - xi * (sign * s[n1]);
+            b += xi * c[n1] + xr * (sign * s[n1]);
+          }
+          storeChunk(tr + k1 * kChannelBlock + k, a * wr - b * wi);
+          storeChunk(ti + k1 * kChannelBlock + k, a * wi + b * wr);
+        });
+      }
+      for (int64_t k1 = 0; k1 < N1; k1++) {
+        std::memcpy(re + (N2 * k1 + n2) * kChannelBlock, tr + k1 * kChannelBlock, sizeof(float) * C);
+        std::memcpy(im + (N2 * k1 + n2) * kChannelBlock, ti + k1 * kChannelBlock, sizeof(float) * C);
+      }
+    }
+  }
+  for (int64_t k1 = 0; k1 < N1; k1++) radix2Rows(p, re + N2 * k1 * kChannelBlock, im + N2 * k1 * kChannelBlock, C, sign);
+}
+
 // Row DFT of a tile for one column fx, then the column DFT for every fy:
 // emit(fy, re, im) receives the C-vectors of frequency (fy, fx). src(ny, nx)
 // is the tile's C-vector at (ny, nx), or null where the tile is padding.
@@ -272,6 +350,7 @@ void tileColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Sr
   float* i1 = work + p.Ny * kChannelBlock;
   float* re = i1 + p.Ny * kChannelBlock;  // [C]
   float* im = re + kChannelBlock;
+  float* tmp = im + kChannelBlock;  // fftColumn's 2 N1 rows
   const float* row[kMaxTransform];
   float rc[kMaxTransform], rs[kMaxTransform];
   for (int64_t ny = 0; ny < Ly; ny++) {
@@ -291,9 +370,11 @@ void tileColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Sr
       std::fill(r1 + ny * kChannelBlock, r1 + ny * kChannelBlock + C, 0.0f);
       std::fill(i1 + ny * kChannelBlock, i1 + ny * kChannelBlock + C, 0.0f);
     }
-    fftColumn(p, r1, i1, C, -1.0f);
-    for (int64_t fy = 0; fy < p.Ny; fy++)
-      emit(fy, static_cast<const float*>(r1 + fy * kChannelBlock), static_cast<const float*>(i1 + fy * kChannelBlock));
+    fftColumn(p, r1, i1, C, -1.0f, tmp);
+    for (int64_t fy = 0; fy < p.Ny; fy++) {
+      const int64_t r = p.yRow[fy];
+      emit(fy, static_cast<const float*>(r1 + r * kChannelBlock), static_cast<const float*>(i1 + r * kChannelBlock));
+    }
     return;
   }
   for (int64_t fy = 0; fy < p.Ny; fy++) {
@@ -329,12 +410,13 @@ void inverseColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx,
   float* si = sr + p.Ny * kChannelBlock;
   float* zr = si + p.Ny * kChannelBlock;  // [C], Z of one row
   float* zi = zr + kChannelBlock;
+  float* tmp = zi + kChannelBlock;  // fftColumn's 2 N1 rows
   for (int64_t fy = 0; fy < p.Ny; fy++) spec(fy, sr + fy * kChannelBlock, si + fy * kChannelBlock);
-  if (p.fftY) fftColumn(p, sr, si, C, 1.0f);  // then Z(ny) is row ny
+  if (p.fftY) fftColumn(p, sr, si, C, 1.0f, tmp);  // then Z(ny) is row yRow[ny]
   const float w = p.wx[fx] / static_cast<float>(p.Ny * p.Nx);
   for (int64_t ny = 0; ny < Ly; ny++) {
-    const float* za = p.fftY ? sr + ny * kChannelBlock : zr;
-    const float* zb = p.fftY ? si + ny * kChannelBlock : zi;
+    const float* za = p.fftY ? sr + p.yRow[ny] * kChannelBlock : zr;
+    const float* zb = p.fftY ? si + p.yRow[ny] * kChannelBlock : zi;
     if (!p.fftY) forChunks(C, [&](auto zero, int64_t k) {
       using T = decltype(zero);
       T a = zero, b = zero;
@@ -365,7 +447,7 @@ void inverseColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx,
   }
 }
 
-int64_t workFloats(const Plan& p) { return (2 * std::max(p.Ny, p.g.OH) + 2) * kChannelBlock; }
+int64_t workFloats(const Plan& p) { return (2 * std::max(p.Ny, p.g.OH) + 2 + 2 * p.N1) * kChannelBlock; }
 
 // Xs for columns [fx0, fx0 + nfx) from images [b0, b0 + nb) of x, column
 // after column: column fx0 + c starts at Xs + c * Ny * 2nb * 2K.
