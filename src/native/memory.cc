@@ -57,8 +57,9 @@ constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
 // blocks at 28x28 (its 100352 x 328 dense layer's weights, gradient and
 // Adam moments are 131 MB each; with half that kept, a step spent about a
 // tenth of its time in page faults), and over 3 GB on the affine
-// experiment's 40x40 images (218-269 MB each): there a 1.5 GB cap made a
-// step 5.4 s against 3.5-4.1 s with 4 GB or more (3 GB: 3.9-4.3 s).
+// experiment's 40x40 images (269 MB each): there a 1.5 GB cap made a step
+// 3.77-3.93 s against 3.35-3.63 s with a quarter of a 23.5 GB machine's
+// memory (3 GB: 3.40-3.52 s).
 constexpr size_t kReuseCapMinBytes = size_t{1536} << 20;
 constexpr size_t kReuseCapMaxBytes = size_t{8} << 30;
 
