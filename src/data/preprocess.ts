@@ -4,6 +4,7 @@
  * 20x20 box (area averaging, which anti-aliases), and placed in a 28x28
  * frame so that its centre of mass is at the centre. Ink is bright on dark.
  */
+import { inkBox } from './affine.js';
 
 /** Resample a grayscale image with area averaging (box filter). */
 export function resizeArea(src: Float32Array, sw: number, sh: number, dw: number, dh: number): Float32Array {
@@ -64,23 +65,10 @@ export function mnistPreprocess(src: Float32Array, w: number, h: number, options
   const { invert = 'auto', size = 28, box = 20 } = options;
   const inv = invert === 'auto' ? borderMean(src, w, h) > 0.5 : invert;
   const img = inv ? src.map((v) => 1 - v) : src;
-  let minX = w;
-  let minY = h;
-  let maxX = -1;
-  let maxY = -1;
-  const threshold = 0.1;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (img[y * w + x] > threshold) {
-        if (x < minX) minX = x;
-        if (x > maxX) maxX = x;
-        if (y < minY) minY = y;
-        if (y > maxY) maxY = y;
-      }
-    }
-  }
   const out = new Float32Array(size * size);
-  if (maxX < 0) return out;
+  const ink = inkBox(img, w, h, 0.1);
+  if (!ink) return out;
+  const [minX, minY, maxX, maxY] = ink;
   const bw = maxX - minX + 1;
   const bh = maxY - minY + 1;
   const crop = new Float32Array(bw * bh);
