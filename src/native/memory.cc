@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -52,8 +53,8 @@ constexpr size_t kReuseMinBytes = (size_t{32} << 20) + 1;
 // mmap threshold to the system, so a 24 MB scratch buffer was faulted in
 // afresh on every call (a third of the small preset's convolution time).
 constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
-// The kept blocks are capped at a quarter of the machine's memory, between
-// 1.5 and 8 GB. A CNN-baseline training step frees about 1.5 GB of such
+// The kept blocks are capped at a quarter of the memory the process may use
+// (the machine's, or a container's smaller limit), between 1.5 and 8 GB. A CNN-baseline training step frees about 1.5 GB of such
 // blocks at 28x28 (its 100352 x 328 dense layer's weights, gradient and
 // Adam moments are 131 MB each; with half that kept, a step spent about a
 // tenth of its time in page faults), and over 3 GB on the affine
@@ -63,12 +64,26 @@ constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
 constexpr size_t kReuseCapMinBytes = size_t{1536} << 20;
 constexpr size_t kReuseCapMaxBytes = size_t{8} << 30;
 
+// Bytes of memory the process may use: the machine's, or the memory limit
+// of its control group where that is smaller (a container's, as mounted in
+// the container: cgroup v2 or v1; "max" or a missing file means none).
+// 0 when unknown.
+size_t usableMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), pageBytes = sysconf(_SC_PAGESIZE);
+  uint64_t bytes = pages > 0 && pageBytes > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageBytes) : 0;
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    FILE* f = std::fopen(path, "r");
+    if (!f) continue;
+    unsigned long long limit = 0;
+    const bool read = std::fscanf(f, "%llu", &limit) == 1;
+    std::fclose(f);
+    if (read && limit > 0 && (bytes == 0 || limit < bytes)) bytes = limit;
+  }
+  return static_cast<size_t>(bytes);
+}
+
 size_t reuseCapBytes() {
-  static const size_t cap = [] {
-    const long pages = sysconf(_SC_PHYS_PAGES), pageBytes = sysconf(_SC_PAGESIZE);
-    const size_t quarter = pages > 0 && pageBytes > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(pageBytes) / 4 : 0;
-    return std::clamp(quarter, kReuseCapMinBytes, kReuseCapMaxBytes);
-  }();
+  static const size_t cap = std::clamp(usableMemoryBytes() / 4, kReuseCapMinBytes, kReuseCapMaxBytes);
   return cap;
 }
 

@@ -16,7 +16,8 @@
 //
 // For each frequency f each sum is one complex matrix product, done as a
 // real sgemm on [re | im] blocks; the transforms are direct small DFTs
-// (along y a radix-2 FFT where the size is a power of two), vectorized
+// (along y, for most even sizes, a radix-2 FFT or Cooley-Tukey: see
+// fftAlongY), vectorized
 // across channels (contiguous in NHWC and HWIO). Real inputs give Hermitian
 // spectra, so only Nx/2 + 1 columns are kept.
 //
@@ -67,29 +68,38 @@ constexpr int64_t kChannelBlock = 64;
 // the affine experiment's 40x40 images (44), where im2col takes about three
 // times as long for a training step.
 constexpr int64_t kMaxTransform = 64;
+// Largest size the cost model's overhead factor was measured on (see
+// spectralPays).
+constexpr int64_t kMeasuredTransform = 32;
 
 // Along y, a size Ny = N1 N2 with N1 odd and N2 a power of two can be
 // transformed by Cooley-Tukey (fftColumn): N2 direct DFTs of size N1,
 // twiddles, then N1 radix-2 FFTs of size N2. In complex multiply-adds (a
 // butterfly counted as 1.5) that is N2 N1^2 + Ny + N1 (N2 / 2) log2(N2) 1.5
 // (the first two terms only for N1 > 1) against about Ny^2 for the direct
-// sums. It is used from size 8 where it
-// takes at most half as many: every power of two (32, the CNN baseline's at
-// 28x28: 120 against 1,024), 40 and 44 (the CNN's on 36x36 and 40x40: 330
-// against 1,600, 594 against 1,936), 12, 20, 24; not 10 or 14 (CapsNet's
-// primary capsules at 28x28 and 36x36: 68 against 100, 123 against 196,
-// too little gain for the extra passes), nor odd sizes.
-inline int64_t oddPart(int64_t n) {
-  while (n > 0 && n % 2 == 0) n /= 2;
-  return n;
+// sums. It is used from size 8 where it takes at most half as many, which
+// works out to every multiple of 4 (twice an odd number never gains
+// enough): the powers of two (32, the CNN baseline's at 28x28: 120 against
+// 1,024), 40 and 44 (the CNN's on 36x36 and 40x40: 330 against 1,600, 594
+// against 1,936), 12, 20, 24, ...; not 10 or 14 (CapsNet's primary capsules
+// at 28x28 and 36x36: 68 against 100, 123 against 196), nor odd sizes.
+struct YFactors {
+  int64_t N1, N2, log2N2;  // Ny = N1 N2, N1 odd, N2 = 2^log2N2
+};
+inline YFactors factorY(int64_t Ny) {
+  YFactors f{Ny, 1, 0};
+  while (f.N1 > 0 && f.N1 % 2 == 0) {
+    f.N1 /= 2;
+    f.N2 *= 2;
+    f.log2N2++;
+  }
+  return f;
 }
 inline bool fftAlongY(int64_t Ny) {
-  const int64_t N1 = oddPart(Ny), N2 = Ny / N1;
-  if (Ny < 8 || N2 < 2) return false;
-  int64_t log2N2 = 0;
-  while ((int64_t{1} << log2N2) < N2) log2N2++;
-  const double oddDfts = N1 > 1 ? static_cast<double>(N2 * N1 * N1 + Ny) : 0.0;  // none for a power of two
-  const double factored = oddDfts + 1.5 * static_cast<double>(N1 * (N2 / 2) * log2N2);
+  const YFactors f = factorY(Ny);
+  if (Ny < 8 || f.N2 < 2) return false;
+  const double oddDfts = f.N1 > 1 ? static_cast<double>(f.N2 * f.N1 * f.N1 + Ny) : 0.0;  // none for a power of two
+  const double factored = oddDfts + 1.5 * static_cast<double>(f.N1 * (f.N2 / 2) * f.log2N2);
   return factored <= 0.5 * static_cast<double>(Ny * Ny);
 }
 
@@ -130,8 +140,9 @@ struct Plan {
       }
     fftY = fftAlongY(Ny);
     if (fftY) {
-      N1 = oddPart(Ny);
-      N2 = Ny / N1;
+      const YFactors f = factorY(Ny);
+      N1 = f.N1;
+      N2 = f.N2;
       for (int64_t k1 = 0; k1 < N1; k1++)
         for (int64_t n1 = 0; n1 < N1; n1++) {
           double a = 2.0 * M_PI * static_cast<double>((n1 * k1) % N1) / static_cast<double>(N1);
@@ -149,11 +160,9 @@ struct Plan {
         twr.push_back(static_cast<float>(std::cos(a)));
         twi.push_back(static_cast<float>(std::sin(a)));
       }
-      int64_t bits = 0;
-      while ((int64_t{1} << bits) < N2) bits++;
       for (int64_t n = 0; n < N2; n++) {
         int64_t r = 0;
-        for (int64_t b = 0; b < bits; b++) r |= ((n >> b) & 1) << (bits - 1 - b);
+        for (int64_t b = 0; b < f.log2N2; b++) r |= ((n >> b) & 1) << (f.log2N2 - 1 - b);
         bitReversed.push_back(r);
       }
       for (int64_t k = 0; k < Ny; k++) yRow.push_back(N2 * (k % N1) + k / N1);
@@ -622,15 +631,16 @@ bool spectralPays(const ConvGeometry& g) {
   // image, plus a third for the transforms and memory passes; and, once per
   // call, the filter's spectra (about 80 multiply-add equivalents per float
   // of them, measured: they are written and read back through memory).
-  // The third was measured on sizes up to 32 (CapsNet's 10 to 16, the CNN
-  // baseline's 32). Beyond, a size along y that is not a power of two takes
-  // direct sums, Ny per frequency and channel of every tile (input and
-  // output), which grow as Ny^3 against the products' Ny^2 Co: their cost is
-  // added, so that at large sizes with few channels the transforms decide.
+  // The third was measured on sizes up to kMeasuredTransform (CapsNet's 10
+  // to 16, the CNN baseline's 32). Beyond, a size along y that fftAlongY
+  // leaves to direct sums takes Ny per frequency and channel of every tile
+  // (input and output), which grow as Ny^3 against the products' Ny^2 Co:
+  // their cost is added, so that at large sizes with few channels the
+  // transforms decide.
   // Require a clear gain: small batches stay on im2col.
   const double B = static_cast<double>(g.B), CiCo = static_cast<double>(g.Ci * g.Co);
   const double F = static_cast<double>(Ny * (Nx / 2 + 1)), P = static_cast<double>(g.sh * g.sw);
-  const double tilesY = Ny <= 32 || fftAlongY(Ny) ? 0.0 : B * 4.0 * F * static_cast<double>(Ny) * (P * static_cast<double>(g.Ci) + static_cast<double>(g.Co));
+  const double tilesY = Ny <= kMeasuredTransform || fftAlongY(Ny) ? 0.0 : B * 4.0 * F * static_cast<double>(Ny) * (P * static_cast<double>(g.Ci) + static_cast<double>(g.Co));
   const double direct = B * static_cast<double>(g.OH * g.OW * g.KH * g.KW) * CiCo;
   const double spectral = B * 1.35 * 4.0 * F * P * CiCo + 80.0 * F * 2.0 * P * CiCo + tilesY;
   return direct >= 1.15 * spectral;
