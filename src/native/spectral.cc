@@ -114,9 +114,7 @@ struct Plan {
   // Weight of column fx in a real inverse (1 or 2: Hermitian pairs).
   std::vector<float> wx;
   bool fftY = false;  // fftAlongY(Ny); then, with Ny = N1 N2 (N1 odd):
-  int64_t N1 = 1, N2 = 1;
-  std::vector<float> c1, s1;    // cos/sin(2 pi m / N1), [N1][N1] by m = n1 k1 mod N1
-  std::vector<float> tcr, tci;  // twiddles cos/sin(2 pi n2 k1 / Ny), [N2][N1]
+  int64_t N1 = 1, N2 = 1;  // the N1-point DFTs and twiddles read cy and sy
   std::vector<float> twr, twi;  // cos/sin(2 pi j / N2), j < N2 / 2
   std::vector<int64_t> bitReversed;  // of n < N2
   std::vector<int64_t> yRow;    // after fftColumn, frequency k is in row yRow[k]
@@ -143,18 +141,6 @@ struct Plan {
       const YFactors f = factorY(Ny);
       N1 = f.N1;
       N2 = f.N2;
-      for (int64_t k1 = 0; k1 < N1; k1++)
-        for (int64_t n1 = 0; n1 < N1; n1++) {
-          double a = 2.0 * M_PI * static_cast<double>((n1 * k1) % N1) / static_cast<double>(N1);
-          c1.push_back(static_cast<float>(std::cos(a)));
-          s1.push_back(static_cast<float>(std::sin(a)));
-        }
-      for (int64_t n2 = 0; n2 < N2; n2++)
-        for (int64_t k1 = 0; k1 < N1; k1++) {
-          double a = 2.0 * M_PI * static_cast<double>(n2 * k1) / static_cast<double>(Ny);
-          tcr.push_back(static_cast<float>(std::cos(a)));
-          tci.push_back(static_cast<float>(std::sin(a)));
-        }
       for (int64_t j = 0; j < N2 / 2; j++) {
         double a = 2.0 * M_PI * static_cast<double>(j) / static_cast<double>(N2);
         twr.push_back(static_cast<float>(std::cos(a)));
@@ -324,9 +310,10 @@ void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign, float
     float* ti = tmp + N1 * kChannelBlock;
     for (int64_t n2 = 0; n2 < N2; n2++) {
       for (int64_t k1 = 0; k1 < N1; k1++) {
-        const float* c = &p.c1[k1 * N1];
-        const float* s = &p.s1[k1 * N1];
-        const float wr = p.tcr[n2 * N1 + k1], wi = sign * p.tci[n2 * N1 + k1];
+        // e^(2 pi i n1 k1 / N1) = e^(2 pi i k1 (N2 n1) / Ny): row k1 of cy, sy at n = N2 n1
+        const float* c = &p.cy[k1 * p.Ny];
+        const float* s = &p.sy[k1 * p.Ny];
+        const float wr = p.cy[n2 * p.Ny + k1], wi = sign * p.sy[n2 * p.Ny + k1];
         forChunks(C, [&](auto zero, int64_t k) {
           using T = decltype(zero);
           T a = zero, b = zero;
@@ -334,8 +321,8 @@ void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign, float
             // (xr + i xi)(c + i sign s)
             const T xr = loadChunk<T>(re + (N2 * n1 + n2) * kChannelBlock + k);
             const T xi = loadChunk<T>(im + (N2 * n1 + n2) * kChannelBlock + k);
-            a += xr * c[n1] - xi * (sign * s[n1]);
-            b += xi * c[n1] + xr * (sign * s[n1]);
+            a += xr * c[N2 * n1] - xi * (sign * s[N2 * n1]);
+            b += xi * c[N2 * n1] + xr * (sign * s[N2 * n1]);
           }
           storeChunk(tr + k1 * kChannelBlock + k, a * wr - b * wi);
           storeChunk(ti + k1 * kChannelBlock + k, a * wi + b * wr);
