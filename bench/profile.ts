@@ -3,16 +3,19 @@
  * --arch cnn, of the paper's CNN baseline; with --arch em, of the EM
  * capsule network on seeded random 32x32 images at batch 16, as in
  * emBench.ts): where a training step and an inference batch spend their
- * time, kernel by kernel, and which kernels run in native code.
+ * time, kernel by kernel, and which kernels run in native code. --dataset
+ * profiles CapsNet or the CNN on another registered dataset at its own
+ * image size (multimnist: 36x36 pairs; mnist40: 40x40).
  *
- *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --arch cnn|em]
+ *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --arch cnn|em] [-- --dataset multimnist]
  *
  * Not a benchmark (the timers add overhead); see bench.ts for the numbers.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/backend/node.js';
 import { type Batch, makeBatch } from '../src/data/batches.js';
-import { loadMnist } from '../src/data/mnist.js';
+import { loadDataset } from '../src/data/index.js';
+import type { ImageDataset } from '../src/data/dataset.js';
 import { createModel } from '../src/models/index.js';
 import { loadAddon } from '../src/native/addon.js';
 import { nativeKernelNames } from '../src/native/backend.js';
@@ -38,8 +41,7 @@ function table(title: string, steps: number, totalMs: number, natives: Set<strin
   }
 }
 
-function mnistBatches(count: number, batchSize: number, rng: Rng): Batch[] {
-  const ds = loadMnist('train');
+function datasetBatches(ds: ImageDataset, count: number, batchSize: number, rng: Rng): Batch[] {
   return Array.from({ length: count }, (_, i) => makeBatch(ds, rng.permutation(ds.count).subarray(0, batchSize), 2, new Rng(i)));
 }
 
@@ -51,14 +53,18 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '3'));
   const batchSize = Number(arg('batch', kind === 'em' ? '16' : '100'));
   const preset = arg('preset', 'paper');
+  const dataset = arg('dataset', 'mnist');
+  if (kind === 'em' && dataset !== 'mnist') throw new Error('--dataset is for --arch capsnet or cnn (the EM profile uses random 32x32 images)');
+  const data = kind === 'em' ? undefined : loadDataset(dataset, 'train');
   const addon = loadAddon();
   const natives = new Set(info.backend === 'native' && addon.ok ? nativeKernelNames(addon.addon) : []);
 
   const rng = new Rng(1);
-  const model = createModel(kind, preset, {}, 1);
-  console.log(`model: ${kind}/${preset}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
+  const overrides = data ? { inputShape: [data.height, data.width, data.channels], numClasses: data.numClasses } : {};
+  const model = createModel(kind, preset, overrides, 1);
+  console.log(`model: ${kind}/${preset}${data ? ` on ${dataset} (${data.height}x${data.width})` : ''}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
   const optimizer = new Adam({ learningRate: 1e-3 });
-  const batches = kind === 'em' ? randomBatches(model, steps + 1, batchSize, rng) : mnistBatches(steps + 1, batchSize, rng);
+  const batches = kind === 'em' ? randomBatches(model, steps + 1, batchSize, rng) : datasetBatches(data!, steps + 1, batchSize, rng);
   if (kind === 'em') tf.tidy(() => model.initializeFromData?.(tf.tensor4d(batches[0].x, [batchSize, ...model.inputShape])));
 
   installKernelTimers(tf.getBackend());

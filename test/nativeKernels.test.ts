@@ -345,3 +345,27 @@ nativeTest('results do not depend on how tasks were scheduled: repeated gradient
     }
   }
 });
+
+nativeTest('denormal floats are flushed to zero inside the engine, on every thread, and JavaScript keeps them after each call', async () => {
+  // 1e-20 * 1e-20 = 1e-40 is a float32 denormal: the cpu kernel (IEEE) keeps
+  // it, the engine flushes it (src/native/denormals.h says why). A million
+  // elements run on the pool's workers as well as the calling thread.
+  const tiny = 1e-20;
+  for (const n of [4, 1 << 20]) {
+    const run = () => tf.mul(tf.fill([n], tiny), tf.fill([n], tiny));
+    const nat = await on('native', () => run().dataSync());
+    const cpu = await on('cpu', () => run().dataSync());
+    assert.ok(cpu[0] > 0 && cpu[0] < 1.2e-38, `cpu keeps the denormal (${cpu[0]})`);
+    assert.equal(nat.findIndex((v) => v !== 0), -1, `native flushes every one of ${n} products to zero`);
+    // A denormal input is read as zero (1e-40 * 1e30 would be 1e-10).
+    const big = await on('native', () => tf.mul(tf.tensor1d(new Float32Array(n).fill(cpu[0])), tf.fill([n], 1e30)).dataSync());
+    assert.equal(big.findIndex((v) => v !== 0), -1, `native reads every one of ${n} denormal inputs as zero`);
+  }
+  // The JS thread's own mode is restored: denormal doubles and float32
+  // conversions still work after a call into the engine.
+  const values = [Number.MIN_VALUE, 1e-40];
+  assert.ok(values[0] * 1 > 0, 'the smallest double survives a multiply');
+  const f = new Float32Array(1);
+  f[0] = values[1];
+  assert.ok(f[0] > 0, 'a float32 denormal survives the conversion from a double');
+});

@@ -6,11 +6,13 @@
 
 #include "blas.h"
 #include "common.h"
+#include "denormals.h"
 #include "parallel.h"
 
 namespace capsnet {
 
 napi_value invoke(napi_env env, napi_callback_info info, Entry fn) {
+  DenormalsFlushed flushed;  // for this call only (see denormals.h)
   try {
     Args args(env, info);
     fn(args);

@@ -140,8 +140,11 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
     return;
   }
 #ifdef CAPSNET_WITH_OPENBLAS
-  if (K == 0) {
-    // cblas leaves C untouched-but-scaled here; be explicit.
+  if (K == 0 || alpha == 0.0f) {
+    // C = beta C, without reading A or B, as the BLAS reference defines it.
+    // Explicit here: OpenBLAS 0.3.21's SkylakeX kernels still multiply A and
+    // B when alpha is 0, so a NaN in them reached C (seen in the GEMM tests
+    // on a Xeon).
     for (int64_t i = 0; i < M; i++) {
       float* row = C + i * ldc;
       if (beta == 0.0f) std::memset(row, 0, sizeof(float) * N);

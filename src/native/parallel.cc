@@ -1,5 +1,7 @@
 #include "parallel.h"
 
+#include "denormals.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -124,6 +126,7 @@ class Pool {
 
   void workerLoop() {
     tlsInParallel = true;
+    flushDenormalsOnThisThread();  // workers run only engine code (see denormals.h)
     uint64_t seen = state_.load(std::memory_order_acquire) >> 32;
     for (;;) {
       uint64_t s = state_.load(std::memory_order_acquire);
