@@ -55,7 +55,8 @@ async function main(): Promise<void> {
   const preset = arg('preset', 'paper');
   const dataset = arg('dataset', 'mnist');
   if (kind === 'em' && dataset !== 'mnist') throw new Error('--dataset is for --arch capsnet or cnn (the EM profile uses random 32x32 images)');
-  const data = kind === 'em' ? undefined : loadDataset(dataset, 'train');
+  // MultiMNIST generates only the pairs used.
+  const data = kind === 'em' ? undefined : loadDataset(dataset, 'train', { count: (steps + 1) * batchSize });
   const addon = loadAddon();
   const natives = new Set(info.backend === 'native' && addon.ok ? nativeKernelNames(addon.addon) : []);
 

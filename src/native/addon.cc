@@ -12,8 +12,10 @@
 namespace capsnet {
 
 napi_value invoke(napi_env env, napi_callback_info info, Entry fn) {
-  DenormalsFlushed flushed;  // for this call only (see denormals.h)
   try {
+    // For this call only (see denormals.h); restored before a catch below
+    // creates the JS error.
+    DenormalsFlushed flushed;
     Args args(env, info);
     fn(args);
     return args.result;
@@ -42,11 +44,12 @@ std::string& gemmWarning() {
   return warning;
 }
 
-// info() -> { gemm, gemmIsa, gemmIsas, gemmDefault, openblas, gemmWarning, threads, simd }:
-// the GEMM in use and its instruction set (see blas.h), the builtin kernels
-// this CPU runs, OpenBLAS's configuration when linked (else ""), why an
-// environment override was ignored (else ""), and the SIMD level the rest of
-// the engine was compiled for.
+// info() -> { gemm, gemmIsa, gemmIsas, gemmDefault, openblas, gemmWarning, threads, simd,
+// flushesDenormals }: the GEMM in use and its instruction set (see blas.h),
+// the builtin kernels this CPU runs, OpenBLAS's configuration when linked
+// (else ""), why an environment override was ignored (else ""), the SIMD
+// level the rest of the engine was compiled for, and whether it flushes
+// denormals (denormals.h).
 void info(Args& a) {
   napi_env env = a.env();
   napi_value obj, threads;
@@ -70,6 +73,9 @@ void info(Args& a) {
   const char* simd = "baseline";
 #endif
   napi_set_named_property(env, obj, "simd", makeString(env, simd));
+  napi_value flushes;
+  napi_get_boolean(env, kFlushesDenormals, &flushes);
+  napi_set_named_property(env, obj, "flushesDenormals", flushes);
   a.result = obj;
 }
 

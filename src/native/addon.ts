@@ -30,6 +30,8 @@ export interface NativeInfo {
   threads: number;
   /** SIMD level the engine's other kernels were compiled for. */
   simd: string;
+  /** Whether the engine flushes denormal floats to zero (x86; see src/native/denormals.h). */
+  flushesDenormals: boolean;
 }
 
 export interface NativeAddon {

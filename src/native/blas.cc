@@ -145,6 +145,7 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
     // Explicit here: OpenBLAS 0.3.21's SkylakeX kernels still multiply A and
     // B when alpha is 0, so a NaN in them reached C (seen in the GEMM tests
     // on a Xeon).
+    if (beta == 1.0f) return;
     for (int64_t i = 0; i < M; i++) {
       float* row = C + i * ldc;
       if (beta == 0.0f) std::memset(row, 0, sizeof(float) * N);

@@ -9,15 +9,21 @@
 // input gradient took 230 ms a batch on real gradients against 115 ms on the
 // same gradients scaled by 1e6, and the whole training step 611 ms.
 //
-// Flushing changes a result only where an exact one would be below 1.18e-38
-// in magnitude, far below float32's resolution of anything the models
-// compute (a loss, an activation or a gradient is compared with values of
-// order 1e-8 and up); the float64 fixtures never reach that range.
+// Flushing changes a result only where an input or an intermediate value is
+// below 1.18e-38 in magnitude, and then as if that value were 0: a product
+// that would be denormal is 0, and so is a denormal input, so that an op
+// which magnifies it differs from IEEE (1e-40 * 1e30 gives 0, not 1e-10;
+// log, division, square root, sign and comparisons see 0). The models keep
+// clear of that range: every log, division and square root has a floor in
+// the normal range (squash's 1e-12, EM's variance floor, Adam's epsilon),
+// softmax and routing normalise after subtracting the maximum, and the
+// float64 fixtures never reach it.
 //
 // The mode is per thread. Pool workers set it once when they start (they run
-// only engine code). The JS thread sets it for each call into the engine and
-// restores its own afterwards: JavaScript's doubles must keep IEEE
-// semantics, denormals included.
+// only engine code; they are started from inside a call, so they would
+// inherit it anyway, but say so). The JS thread sets it for each call into
+// the engine and restores its own afterwards: JavaScript's doubles must keep
+// IEEE semantics, denormals included.
 //
 // x86 only (MXCSR's FTZ and DAZ bits); elsewhere this is a no-op and
 // denormals are computed exactly.
@@ -31,10 +37,13 @@
 namespace capsnet {
 
 #ifdef CAPSNET_HAVE_MXCSR
+constexpr bool kFlushesDenormals = true;
 // MXCSR bits: flush-to-zero (denormal results become 0) and
 // denormals-are-zero (denormal inputs are read as 0).
 constexpr unsigned kFlushToZero = 0x8000;
 constexpr unsigned kDenormalsAreZero = 0x0040;
+#else
+constexpr bool kFlushesDenormals = false;
 #endif
 
 // For a thread that runs only engine code.
