@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const model = createModel(kind, preset, overrides, 1);
   console.log(`model: ${kind}/${preset}${data ? ` on ${dataset} (${data.height}x${data.width})` : ''}, ${model.countParams().toLocaleString('en-US')} parameters, batch ${batchSize}`);
   const optimizer = new Adam({ learningRate: 1e-3 });
-  const batches = kind === 'em' ? randomBatches(model, steps + 1, batchSize, rng) : datasetBatches(data!, steps + 1, batchSize, rng);
+  const batches = !data ? randomBatches(model, steps + 1, batchSize, rng) : datasetBatches(data, steps + 1, batchSize, rng);
   if (kind === 'em') tf.tidy(() => model.initializeFromData?.(tf.tensor4d(batches[0].x, [batchSize, ...model.inputShape])));
 
   installKernelTimers(tf.getBackend());

@@ -20,8 +20,8 @@
 // float64 fixtures never reach it.
 //
 // The mode is per thread. Pool workers set it once when they start (they run
-// only engine code; they are started from inside a call, so they would
-// inherit it anyway, but say so). The JS thread sets it for each call into
+// only engine code; started from inside a call, they would inherit it, but
+// nothing should depend on that). The JS thread sets it for each call into
 // the engine and restores its own afterwards: JavaScript's doubles must keep
 // IEEE semantics, denormals included.
 //
