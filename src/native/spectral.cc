@@ -52,14 +52,17 @@ std::atomic<int64_t> spectralColumns{0};
 // Floats of one spectrum column's input spectra for a group of images, and
 // of filter spectra (or filter-gradient products) held at once.
 constexpr int64_t kSpectraBudget = int64_t{8} << 20;
-// Floats of one operand's spectra for a block of columns (64 MB; a call
-// holds two such, inputs and products or gradients):
-// a block's columns are transformed in one pass over the input tiles, and
-// inverted in one pass over the output tiles, which then stay in cache
-// from one column to the next. Going through memory once per column was
-// the costliest part of the transforms (the input of CapsNet's primary
-// capsules is 41 MB at batch 100).
-constexpr int64_t kColumnBlockBudget = int64_t{16} << 20;
+// Floats of one operand's spectra for a block of columns (256 MB; a call
+// holds two such, inputs and products or gradients). Each block of columns
+// reads every input tile once and writes every output tile once
+// (tileColumns, inverseColumns), so fewer, larger blocks go through memory
+// fewer times. At 64 MB the CNN baseline's 40x40 layers took 8 blocks (a
+// column there is 18 MB) and its training step 7.8 s at batch 100 (2-core
+// AMD EPYC); at 256 MB they take 2 and the step 6.2 s, with 0.35 GB more
+// peak memory; 512 MB (one block) gained nothing more. The paper CapsNet's
+// primary capsules on MultiMNIST's 36x36 pairs went from 4 blocks to 1:
+// 2.03 to 1.73 s a step, 0.13 GB more.
+constexpr int64_t kColumnBlockBudget = int64_t{64} << 20;
 constexpr int64_t kFilterChunkBudget = int64_t{6} << 20;
 // Channels transformed together: the working rows stay in L1.
 constexpr int64_t kChannelBlock = 64;
@@ -337,103 +340,154 @@ void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign, float
   for (int64_t k1 = 0; k1 < N1; k1++) radix2Rows(p, re + N2 * k1 * kChannelBlock, im + N2 * k1 * kChannelBlock, C, sign);
 }
 
-// Row DFT of a tile for one column fx, then the column DFT for every fy:
-// emit(fy, re, im) receives the C-vectors of frequency (fy, fx). src(ny, nx)
-// is the tile's C-vector at (ny, nx), or null where the tile is padding.
+// The spectra of one tile for columns fx0 .. fx0 + nfx - 1: the row DFTs
+// of every column first, row by row, then each column's DFT along y for
+// every fy: emit(c, fy, re, im) receives the C-vectors of frequency
+// (fy, fx0 + c). src(ny, nx) is the tile's C-vector at (ny, nx), or null
+// where the tile is padding. Each row's taps are copied once into a
+// contiguous block that serves every column, so a block of columns reads
+// the tile once (in place, taps sit a whole pixel apart: Ci floats, 1 KB
+// for 256 channels). work holds tileWorkFloats(p, Ly, Lx, nfx) floats.
 template <typename Src, typename Emit>
-void tileColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Src src, Emit emit, float* work) {
-  float* r1 = work;  // [Ny][C]: rows ny < Ly, then zeros for the FFT
-  float* i1 = work + p.Ny * kChannelBlock;
-  float* re = i1 + p.Ny * kChannelBlock;  // [C]
+void tileColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx0, int64_t nfx, Src src, Emit emit,
+                 float* work) {
+  const int64_t rowsY = std::max(p.Ny, Ly);
+  float* spectra = work;  // per column: [rowsY][C] real parts, then imaginary parts
+  float* taps = spectra + nfx * 2 * rowsY * kChannelBlock;  // [Lx][C], one row's non-padding positions
+  float* re = taps + Lx * kChannelBlock;  // [C]
   float* im = re + kChannelBlock;
   float* tmp = im + kChannelBlock;  // fftColumn's 2 N1 rows
   const float* row[kMaxTransform];
+  int64_t position[kMaxTransform];
   float rc[kMaxTransform], rs[kMaxTransform];
   for (int64_t ny = 0; ny < Ly; ny++) {
-    int64_t taps = 0;  // the row's non-padding positions
+    int64_t count = 0;
     for (int64_t nx = 0; nx < Lx; nx++) {
       const float* t = src(ny, nx);
       if (!t) continue;
-      row[taps] = t;
-      rc[taps] = p.cx[fx * p.Nx + nx];
-      rs[taps] = -p.sx[fx * p.Nx + nx];
-      taps++;
+      std::memcpy(taps + count * kChannelBlock, t, sizeof(float) * C);
+      row[count] = taps + count * kChannelBlock;
+      position[count] = nx;
+      count++;
     }
-    sumTaps(row, rc, rs, taps, C, r1 + ny * kChannelBlock, i1 + ny * kChannelBlock);
-  }
-  if (p.fftY) {
-    for (int64_t ny = Ly; ny < p.Ny; ny++) {
-      std::fill(r1 + ny * kChannelBlock, r1 + ny * kChannelBlock + C, 0.0f);
-      std::fill(i1 + ny * kChannelBlock, i1 + ny * kChannelBlock + C, 0.0f);
-    }
-    fftColumn(p, r1, i1, C, -1.0f, tmp);
-    for (int64_t fy = 0; fy < p.Ny; fy++) {
-      const int64_t r = p.yRow[fy];
-      emit(fy, static_cast<const float*>(r1 + r * kChannelBlock), static_cast<const float*>(i1 + r * kChannelBlock));
-    }
-    return;
-  }
-  for (int64_t fy = 0; fy < p.Ny; fy++) {
-    const float* cy = &p.cy[fy * p.Ny];
-    const float* sy = &p.sy[fy * p.Ny];
-    forChunks(C, [&](auto zero, int64_t k) {
-      using T = decltype(zero);
-      T a = zero, b = zero;
-      for (int64_t ny = 0; ny < Ly; ny++) {
-        // (r + i i)(cos - i sin)
-        const T r = loadChunk<T>(r1 + ny * kChannelBlock + k);
-        const T i = loadChunk<T>(i1 + ny * kChannelBlock + k);
-        a += r * cy[ny] + i * sy[ny];
-        b += i * cy[ny] - r * sy[ny];
+    for (int64_t c = 0; c < nfx; c++) {
+      const int64_t fx = fx0 + c;
+      for (int64_t j = 0; j < count; j++) {
+        rc[j] = p.cx[fx * p.Nx + position[j]];
+        rs[j] = -p.sx[fx * p.Nx + position[j]];
       }
-      storeChunk(re + k, a);
-      storeChunk(im + k, b);
-    });
-    emit(fy, static_cast<const float*>(re), static_cast<const float*>(im));
+      float* r1 = spectra + c * 2 * rowsY * kChannelBlock;
+      sumTaps(row, rc, rs, count, C, r1 + ny * kChannelBlock, r1 + (rowsY + ny) * kChannelBlock);
+    }
+  }
+  for (int64_t c = 0; c < nfx; c++) {
+    float* r1 = spectra + c * 2 * rowsY * kChannelBlock;
+    float* i1 = r1 + rowsY * kChannelBlock;
+    if (p.fftY) {
+      for (int64_t ny = Ly; ny < p.Ny; ny++) {
+        std::fill(r1 + ny * kChannelBlock, r1 + ny * kChannelBlock + C, 0.0f);
+        std::fill(i1 + ny * kChannelBlock, i1 + ny * kChannelBlock + C, 0.0f);
+      }
+      fftColumn(p, r1, i1, C, -1.0f, tmp);
+      for (int64_t fy = 0; fy < p.Ny; fy++) {
+        const int64_t r = p.yRow[fy];
+        emit(c, fy, static_cast<const float*>(r1 + r * kChannelBlock), static_cast<const float*>(i1 + r * kChannelBlock));
+      }
+      continue;
+    }
+    for (int64_t fy = 0; fy < p.Ny; fy++) {
+      const float* cy = &p.cy[fy * p.Ny];
+      const float* sy = &p.sy[fy * p.Ny];
+      forChunks(C, [&](auto zero, int64_t k) {
+        using T = decltype(zero);
+        T a = zero, b = zero;
+        for (int64_t ny = 0; ny < Ly; ny++) {
+          // (r + i i)(cos - i sin)
+          const T r = loadChunk<T>(r1 + ny * kChannelBlock + k);
+          const T i = loadChunk<T>(i1 + ny * kChannelBlock + k);
+          a += r * cy[ny] + i * sy[ny];
+          b += i * cy[ny] - r * sy[ny];
+        }
+        storeChunk(re + k, a);
+        storeChunk(im + k, b);
+      });
+      emit(c, fy, static_cast<const float*>(re), static_cast<const float*>(im));
+    }
   }
 }
 
-// Column fx's share of a real inverse 2D DFT, added into rows ny < Ly and
-// columns nx < Lx: with Z(ny) = sum over fy of S(fy) e^(+2 pi i fy ny / Ny),
-//   out(ny, nx) += wx (Zr cos(2 pi fx nx / Nx) - Zi sin(...)) / (Ny Nx).
-// spec(fy, re, im) writes the C-vectors of frequency (fy, fx) into re and
-// im; out(ny, nx) is the destination vector or null to skip. With assign,
-// the destination is overwritten instead (the first column).
+int64_t tileWorkFloats(const Plan& p, int64_t Ly, int64_t Lx, int64_t nfx) {
+  return (nfx * 2 * std::max(p.Ny, Ly) + Lx + 2 + 2 * p.N1) * kChannelBlock;
+}
+
+// Columns fx0 .. fx0 + nfx - 1's share of a real inverse 2D DFT, added
+// into rows ny < Ly and columns nx < Lx: with Z(ny) = sum over fy of
+// S(fy) e^(+2 pi i fy ny / Ny) for each column fx,
+//   out(ny, nx) += sum over fx of wx (Zr cos(2 pi fx nx / Nx) - Zi sin(...)) / (Ny Nx).
+// spec(c, fy, re, im) writes the C-vectors of frequency (fy, fx0 + c) into
+// re and im; out(ny, nx) is the destination vector or null to skip. With
+// assign, the destination is overwritten instead (the first block of
+// columns). Every column's Z is summed in registers, so each destination
+// is read and written once per block of columns rather than once per
+// column (the output tile, pixels 1 KB apart, does not stay in cache).
+// work holds inverseWorkFloats(p, Lx, nfx) floats.
 template <typename Spec, typename Out>
-void inverseColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx, Spec spec, Out out, float* work,
-                   bool assign) {
-  float* sr = work;  // [Ny][C]
-  float* si = sr + p.Ny * kChannelBlock;
-  float* zr = si + p.Ny * kChannelBlock;  // [C], Z of one row
-  float* zi = zr + kChannelBlock;
-  float* tmp = zi + kChannelBlock;  // fftColumn's 2 N1 rows
-  for (int64_t fy = 0; fy < p.Ny; fy++) spec(fy, sr + fy * kChannelBlock, si + fy * kChannelBlock);
-  if (p.fftY) fftColumn(p, sr, si, C, 1.0f, tmp);  // then Z(ny) is row yRow[ny]
-  const float w = p.wx[fx] / static_cast<float>(p.Ny * p.Nx);
+void inverseColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx0, int64_t nfx, Spec spec, Out out,
+                    float* work, bool assign) {
+  float* spectra = work;  // per column: [Ny][C] real parts, then imaginary parts
+  float* z = spectra + nfx * 2 * p.Ny * kChannelBlock;  // per column: Z of one row, [C] real, [C] imaginary
+  float* tmp = z + nfx * 2 * kChannelBlock;  // fftColumn's 2 N1 rows
+  float* weights = tmp + 2 * p.N1 * kChannelBlock;  // [nx][c]: cos, then sin, times wx / (Ny Nx)
+  const float* za[kMaxTransform];
+  const float* zb[kMaxTransform];
+  for (int64_t c = 0; c < nfx; c++) {
+    float* sr = spectra + c * 2 * p.Ny * kChannelBlock;
+    float* si = sr + p.Ny * kChannelBlock;
+    for (int64_t fy = 0; fy < p.Ny; fy++) spec(c, fy, sr + fy * kChannelBlock, si + fy * kChannelBlock);
+    if (p.fftY) fftColumn(p, sr, si, C, 1.0f, tmp);  // then Z(ny) is row yRow[ny]
+    const float w = p.wx[fx0 + c] / static_cast<float>(p.Ny * p.Nx);
+    for (int64_t nx = 0; nx < Lx; nx++) {
+      weights[(2 * nx) * nfx + c] = w * p.cx[(fx0 + c) * p.Nx + nx];
+      weights[(2 * nx + 1) * nfx + c] = -w * p.sx[(fx0 + c) * p.Nx + nx];
+    }
+  }
   for (int64_t ny = 0; ny < Ly; ny++) {
-    const float* za = p.fftY ? sr + p.yRow[ny] * kChannelBlock : zr;
-    const float* zb = p.fftY ? si + p.yRow[ny] * kChannelBlock : zi;
-    if (!p.fftY) forChunks(C, [&](auto zero, int64_t k) {
-      using T = decltype(zero);
-      T a = zero, b = zero;
-      for (int64_t fy = 0; fy < p.Ny; fy++) {
-        // (sr + i si)(cos + i sin)
-        const float c = p.cy[fy * p.Ny + ny], s = p.sy[fy * p.Ny + ny];
-        const T r = loadChunk<T>(sr + fy * kChannelBlock + k);
-        const T i = loadChunk<T>(si + fy * kChannelBlock + k);
-        a += r * c - i * s;
-        b += r * s + i * c;
+    for (int64_t c = 0; c < nfx; c++) {
+      const float* sr = spectra + c * 2 * p.Ny * kChannelBlock;
+      const float* si = sr + p.Ny * kChannelBlock;
+      if (p.fftY) {
+        za[c] = sr + p.yRow[ny] * kChannelBlock;
+        zb[c] = si + p.yRow[ny] * kChannelBlock;
+        continue;
       }
-      storeChunk(zr + k, a);
-      storeChunk(zi + k, b);
-    });
+      float* zr = z + c * 2 * kChannelBlock;
+      float* zi = zr + kChannelBlock;
+      forChunks(C, [&](auto zero, int64_t k) {
+        using T = decltype(zero);
+        T a = zero, b = zero;
+        for (int64_t fy = 0; fy < p.Ny; fy++) {
+          // (sr + i si)(cos + i sin)
+          const float cs = p.cy[fy * p.Ny + ny], sn = p.sy[fy * p.Ny + ny];
+          const T r = loadChunk<T>(sr + fy * kChannelBlock + k);
+          const T i = loadChunk<T>(si + fy * kChannelBlock + k);
+          a += r * cs - i * sn;
+          b += r * sn + i * cs;
+        }
+        storeChunk(zr + k, a);
+        storeChunk(zi + k, b);
+      });
+      za[c] = zr;
+      zb[c] = zi;
+    }
     for (int64_t nx = 0; nx < Lx; nx++) {
       float* o = out(ny, nx);
       if (!o) continue;
-      const float c = w * p.cx[fx * p.Nx + nx], s = -w * p.sx[fx * p.Nx + nx];
+      const float* wc = weights + 2 * nx * nfx;
+      const float* ws = wc + nfx;
       forChunks(C, [&](auto zero, int64_t k) {
         using T = decltype(zero);
-        const T v = loadChunk<T>(za + k) * c + loadChunk<T>(zb + k) * s;
+        T v = zero;
+        for (int64_t c = 0; c < nfx; c++) v += loadChunk<T>(za[c] + k) * wc[c] + loadChunk<T>(zb[c] + k) * ws[c];
         if (assign)
           storeChunk(o + k, v);
         else
@@ -443,7 +497,9 @@ void inverseColumn(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx,
   }
 }
 
-int64_t workFloats(const Plan& p) { return (2 * std::max(p.Ny, p.g.OH) + 2 + 2 * p.N1) * kChannelBlock; }
+int64_t inverseWorkFloats(const Plan& p, int64_t Lx, int64_t nfx) {
+  return (nfx * 2 * p.Ny + nfx * 2 + 2 * p.N1) * kChannelBlock + 2 * Lx * nfx;
+}
 
 // Xs for columns [fx0, fx0 + nfx) from images [b0, b0 + nb) of x, column
 // after column: column fx0 + c starts at Xs + c * Ny * 2nb * 2K.
@@ -452,7 +508,7 @@ void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t
   const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
   const int64_t K = p.K, rows = 2 * nb, rowLen = 2 * K;
   parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
-    std::vector<float> work(workFloats(p));
+    std::vector<float> work(tileWorkFloats(p, p.Ny, p.Nx, nfx));
     const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
     const int64_t py = ph / g.sw, px = ph % g.sw;
     const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Ci - c0);
@@ -462,22 +518,20 @@ void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t
       if (y < 0 || y >= g.H || xx < 0 || xx >= g.W) return nullptr;
       return image + (y * g.W + xx) * g.Ci + c0;
     };
-    for (int64_t c = 0; c < nfx; c++) {
+    auto emit = [&](int64_t c, int64_t fy, const float* re, const float* im) {
       float* column = Xs + c * p.Ny * rows * rowLen;
-      auto emit = [&](int64_t fy, const float* re, const float* im) {
-        float* top = column + (fy * rows + bl) * rowLen + ph * g.Ci + c0;
-        float* bottom = column + (fy * rows + nb + bl) * rowLen + ph * g.Ci + c0;
-        forChunks(C, [&](auto zero, int64_t k) {
-          using T = decltype(zero);
-          const T r = loadChunk<T>(re + k), i = loadChunk<T>(im + k);
-          storeChunk(top + k, r);
-          storeChunk(top + K + k, i);
-          storeChunk(bottom + k, i);
-          storeChunk(bottom + K + k, zero - r);
-        });
-      };
-      tileColumn(p, p.Ny, p.Nx, C, fx0 + c, src, emit, work.data());
-    }
+      float* top = column + (fy * rows + bl) * rowLen + ph * g.Ci + c0;
+      float* bottom = column + (fy * rows + nb + bl) * rowLen + ph * g.Ci + c0;
+      forChunks(C, [&](auto zero, int64_t k) {
+        using T = decltype(zero);
+        const T r = loadChunk<T>(re + k), i = loadChunk<T>(im + k);
+        storeChunk(top + k, r);
+        storeChunk(top + K + k, i);
+        storeChunk(bottom + k, i);
+        storeChunk(bottom + K + k, zero - r);
+      });
+    };
+    tileColumns(p, p.Ny, p.Nx, C, fx0, nfx, src, emit, work.data());
   });
 }
 
@@ -488,19 +542,17 @@ void gradientColumns(const Plan& p, const float* dy, int64_t b0, int64_t nb, int
   const int64_t blocks = (g.Co + kChannelBlock - 1) / kChannelBlock;
   const int64_t rows = 2 * nb;
   parallelTasks(nb * blocks, [&](int64_t task, int) {
-    std::vector<float> work(workFloats(p));
+    std::vector<float> work(tileWorkFloats(p, g.OH, g.OW, nfx));
     const int64_t cb = task % blocks, bl = task / blocks;
     const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Co - c0);
     const float* image = dy + (b0 + bl) * g.OH * g.OW * g.Co;
     auto src = [&](int64_t oy, int64_t ox) -> const float* { return image + (oy * g.OW + ox) * g.Co + c0; };
-    for (int64_t c = 0; c < nfx; c++) {
+    auto emit = [&](int64_t c, int64_t fy, const float* re, const float* im) {
       float* column = Ds + c * p.Ny * rows * g.Co;
-      auto emit = [&](int64_t fy, const float* re, const float* im) {
-        std::memcpy(column + (fy * rows + bl) * g.Co + c0, re, sizeof(float) * C);
-        std::memcpy(column + (fy * rows + nb + bl) * g.Co + c0, im, sizeof(float) * C);
-      };
-      tileColumn(p, g.OH, g.OW, C, fx0 + c, src, emit, work.data());
-    }
+      std::memcpy(column + (fy * rows + bl) * g.Co + c0, re, sizeof(float) * C);
+      std::memcpy(column + (fy * rows + nb + bl) * g.Co + c0, im, sizeof(float) * C);
+    };
+    tileColumns(p, g.OH, g.OW, C, fx0, nfx, src, emit, work.data());
   });
 }
 
@@ -655,19 +707,17 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
       }
       const int64_t blocks = (Co + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * blocks, [&](int64_t task, int) {
-        std::vector<float> work(workFloats(p));
+        std::vector<float> work(inverseWorkFloats(p, g.OW, nfx));
         const int64_t cb = task % blocks, bl = task / blocks;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, Co - c0);
         float* image = out + (b0 + bl) * outImage;
         auto dst = [&](int64_t oy, int64_t ox) -> float* { return image + (oy * g.OW + ox) * Co + c0; };
-        for (int64_t c = 0; c < nfx; c++) {
+        auto spec = [&](int64_t c, int64_t fy, float* re, float* im) {
           const float* Cc = Cs.get() + c * p.Ny * rows * Co;
-          auto spec = [&](int64_t fy, float* re, float* im) {
-            std::memcpy(re, Cc + (fy * rows + bl) * Co + c0, sizeof(float) * C);
-            std::memcpy(im, Cc + (fy * rows + nb + bl) * Co + c0, sizeof(float) * C);
-          };
-          inverseColumn(p, g.OH, g.OW, C, fx0 + c, spec, dst, work.data(), fx0 + c == 0);
-        }
+          std::memcpy(re, Cc + (fy * rows + bl) * Co + c0, sizeof(float) * C);
+          std::memcpy(im, Cc + (fy * rows + nb + bl) * Co + c0, sizeof(float) * C);
+        };
+        inverseColumns(p, g.OH, g.OW, C, fx0, nfx, spec, dst, work.data(), fx0 == 0);
       });
     }
     biasActivation(out + b0 * outImage, nb * g.OH * g.OW, Co, bias, biasLen, activation, alpha);
@@ -700,7 +750,7 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
       }
       const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
       parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
-        std::vector<float> work(workFloats(p));
+        std::vector<float> work(inverseWorkFloats(p, p.Nx, nfx));
         const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
         const int64_t py = ph / g.sw, px = ph % g.sw;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Ci - c0);
@@ -710,20 +760,18 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
           if (y < 0 || y >= g.H || xx < 0 || xx >= g.W) return nullptr;
           return img + (y * g.W + xx) * g.Ci + c0;
         };
-        for (int64_t c = 0; c < nfx; c++) {
+        // DX = D W: re = Dr Wr^T - Di Wi^T, im = Dr Wi^T + Di Wr^T.
+        auto spec = [&](int64_t c, int64_t fy, float* __restrict re, float* __restrict im) {
           const float* Tc = T.get() + c * p.Ny * rows * 2 * K;
-          // DX = D W: re = Dr Wr^T - Di Wi^T, im = Dr Wi^T + Di Wr^T.
-          auto spec = [&](int64_t fy, float* __restrict re, float* __restrict im) {
-            const int64_t k = ph * g.Ci + c0;
-            const float* __restrict dr = Tc + (fy * rows + bl) * 2 * K;
-            const float* __restrict di = Tc + (fy * rows + nb + bl) * 2 * K;
-            for (int64_t q = 0; q < C; q++) {
-              re[q] = dr[k + q] - di[K + k + q];
-              im[q] = dr[K + k + q] + di[k + q];
-            }
-          };
-          inverseColumn(p, p.Ny, p.Nx, C, fx0 + c, spec, dst, work.data(), fx0 + c == 0 && allCovered);
-        }
+          const int64_t k = ph * g.Ci + c0;
+          const float* __restrict dr = Tc + (fy * rows + bl) * 2 * K;
+          const float* __restrict di = Tc + (fy * rows + nb + bl) * 2 * K;
+          for (int64_t q = 0; q < C; q++) {
+            re[q] = dr[k + q] - di[K + k + q];
+            im[q] = dr[K + k + q] + di[k + q];
+          }
+        };
+        inverseColumns(p, p.Ny, p.Nx, C, fx0, nfx, spec, dst, work.data(), fx0 == 0 && allCovered);
       });
     }
   }
