@@ -229,9 +229,10 @@ __attribute__((always_inline)) inline void forChunks(int64_t C, Body body) {
   for (; k < C; k++) body(0.0f, k);
 }
 
-// The work runs one spectrum column fx at a time: the Ny frequencies
-// (fy, fx) of all images, then their products, then their share of the
-// inverse transforms, accumulated into the outputs. Per column:
+// The work runs a block of spectrum columns at a time: the Ny frequencies
+// (fy, fx) of every column of the block for all images, then their
+// products column by column, then the block's share of the inverse
+// transforms, accumulated into the outputs. Per column:
 //
 //   Xs[fy] [2nb x 2K]: rows b = [Xr | Xi], rows nb + b = [Xi | -Xr] of image b
 //   Ds[fy] [2nb x Co]: rows b = Dr, rows nb + b = Di
@@ -437,7 +438,7 @@ void inverseColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx
   float* spectra = work;  // per column: [Ny][C] real parts, then imaginary parts
   float* z = spectra + nfx * 2 * p.Ny * kChannelBlock;  // per column: Z of one row, [C] real, [C] imaginary
   float* tmp = z + nfx * 2 * kChannelBlock;  // fftColumn's 2 N1 rows
-  float* weights = tmp + 2 * p.N1 * kChannelBlock;  // [nx][c]: cos, then sin, times wx / (Ny Nx)
+  float* weights = tmp + 2 * p.N1 * kChannelBlock;  // [nx][cos | sin][c], times wx / (Ny Nx)
   const float* za[kMaxTransform];
   const float* zb[kMaxTransform];
   for (int64_t c = 0; c < nfx; c++) {
@@ -507,8 +508,11 @@ void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t
   const ConvGeometry& g = p.g;
   const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
   const int64_t K = p.K, rows = 2 * nb, rowLen = 2 * K;
-  parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
-    std::vector<float> work(tileWorkFloats(p, p.Ny, p.Nx, nfx));
+  // One work buffer per thread, uninitialized: every float is written before it is read.
+  const int workers = threadCount();
+  const int64_t workLen = tileWorkFloats(p, p.Ny, p.Nx, nfx);
+  ScratchFloats work(workers * workLen);
+  parallelTasks(nb * p.P * blocks, [&](int64_t task, int worker) {
     const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
     const int64_t py = ph / g.sw, px = ph % g.sw;
     const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Ci - c0);
@@ -531,8 +535,8 @@ void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t
         storeChunk(bottom + K + k, zero - r);
       });
     };
-    tileColumns(p, p.Ny, p.Nx, C, fx0, nfx, src, emit, work.data());
-  });
+    tileColumns(p, p.Ny, p.Nx, C, fx0, nfx, src, emit, work.get() + worker * workLen);
+  }, workers);
 }
 
 // Ds for columns [fx0, fx0 + nfx) from images [b0, b0 + nb) of dy, column
@@ -541,8 +545,10 @@ void gradientColumns(const Plan& p, const float* dy, int64_t b0, int64_t nb, int
   const ConvGeometry& g = p.g;
   const int64_t blocks = (g.Co + kChannelBlock - 1) / kChannelBlock;
   const int64_t rows = 2 * nb;
-  parallelTasks(nb * blocks, [&](int64_t task, int) {
-    std::vector<float> work(tileWorkFloats(p, g.OH, g.OW, nfx));
+  const int workers = threadCount();
+  const int64_t workLen = tileWorkFloats(p, g.OH, g.OW, nfx);
+  ScratchFloats work(workers * workLen);  // per thread, as in inputColumns
+  parallelTasks(nb * blocks, [&](int64_t task, int worker) {
     const int64_t cb = task % blocks, bl = task / blocks;
     const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Co - c0);
     const float* image = dy + (b0 + bl) * g.OH * g.OW * g.Co;
@@ -552,8 +558,8 @@ void gradientColumns(const Plan& p, const float* dy, int64_t b0, int64_t nb, int
       std::memcpy(column + (fy * rows + bl) * g.Co + c0, re, sizeof(float) * C);
       std::memcpy(column + (fy * rows + nb + bl) * g.Co + c0, im, sizeof(float) * C);
     };
-    tileColumns(p, g.OH, g.OW, C, fx0, nfx, src, emit, work.data());
-  });
+    tileColumns(p, g.OH, g.OW, C, fx0, nfx, src, emit, work.get() + worker * workLen);
+  }, workers);
 }
 
 // The filter's spectra along x for column fx: WX[(p, qy, ci)][re co | im co]
@@ -706,8 +712,10 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
         });
       }
       const int64_t blocks = (Co + kChannelBlock - 1) / kChannelBlock;
-      parallelTasks(nb * blocks, [&](int64_t task, int) {
-        std::vector<float> work(inverseWorkFloats(p, g.OW, nfx));
+      const int workers = threadCount();
+      const int64_t workLen = inverseWorkFloats(p, g.OW, nfx);
+      ScratchFloats work(workers * workLen);  // per thread, as in inputColumns
+      parallelTasks(nb * blocks, [&](int64_t task, int worker) {
         const int64_t cb = task % blocks, bl = task / blocks;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, Co - c0);
         float* image = out + (b0 + bl) * outImage;
@@ -717,8 +725,8 @@ void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, 
           std::memcpy(re, Cc + (fy * rows + bl) * Co + c0, sizeof(float) * C);
           std::memcpy(im, Cc + (fy * rows + nb + bl) * Co + c0, sizeof(float) * C);
         };
-        inverseColumns(p, g.OH, g.OW, C, fx0, nfx, spec, dst, work.data(), fx0 == 0);
-      });
+        inverseColumns(p, g.OH, g.OW, C, fx0, nfx, spec, dst, work.get() + worker * workLen, fx0 == 0);
+      }, workers);
     }
     biasActivation(out + b0 * outImage, nb * g.OH * g.OW, Co, bias, biasLen, activation, alpha);
   }
@@ -749,8 +757,10 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
         });
       }
       const int64_t blocks = (g.Ci + kChannelBlock - 1) / kChannelBlock;
-      parallelTasks(nb * p.P * blocks, [&](int64_t task, int) {
-        std::vector<float> work(inverseWorkFloats(p, p.Nx, nfx));
+      const int workers = threadCount();
+      const int64_t workLen = inverseWorkFloats(p, p.Nx, nfx);
+      ScratchFloats work(workers * workLen);  // per thread, as in inputColumns
+      parallelTasks(nb * p.P * blocks, [&](int64_t task, int worker) {
         const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
         const int64_t py = ph / g.sw, px = ph % g.sw;
         const int64_t c0 = cb * kChannelBlock, C = std::min(kChannelBlock, g.Ci - c0);
@@ -771,8 +781,8 @@ void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* 
             im[q] = dr[K + k + q] + di[k + q];
           }
         };
-        inverseColumns(p, p.Ny, p.Nx, C, fx0, nfx, spec, dst, work.data(), fx0 == 0 && allCovered);
-      });
+        inverseColumns(p, p.Ny, p.Nx, C, fx0, nfx, spec, dst, work.get() + worker * workLen, fx0 == 0 && allCovered);
+      }, workers);
     }
   }
 }
