@@ -348,13 +348,12 @@ void fftColumn(const Plan& p, float* re, float* im, int64_t C, float sign, float
 // where the tile is padding. Each row's taps are copied once into a
 // contiguous block that serves every column, so a block of columns reads
 // the tile once (in place, taps sit a whole pixel apart: Ci floats, 1 KB
-// for 256 channels). work holds tileWorkFloats(p, Ly, Lx, nfx) floats.
+// for 256 channels). work holds tileWorkFloats(p, Lx, nfx) floats.
 template <typename Src, typename Emit>
 void tileColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx0, int64_t nfx, Src src, Emit emit,
                  float* work) {
-  const int64_t rowsY = std::max(p.Ny, Ly);
-  float* spectra = work;  // per column: [rowsY][C] real parts, then imaginary parts
-  float* taps = spectra + nfx * 2 * rowsY * kChannelBlock;  // [Lx][C], one row's non-padding positions
+  float* spectra = work;  // per column: [Ny][C] real parts, then imaginary parts (Ly <= Ny)
+  float* taps = spectra + nfx * 2 * p.Ny * kChannelBlock;  // [Lx][C], one row's non-padding positions
   float* re = taps + Lx * kChannelBlock;  // [C]
   float* im = re + kChannelBlock;
   float* tmp = im + kChannelBlock;  // fftColumn's 2 N1 rows
@@ -377,13 +376,13 @@ void tileColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx0, 
         rc[j] = p.cx[fx * p.Nx + position[j]];
         rs[j] = -p.sx[fx * p.Nx + position[j]];
       }
-      float* r1 = spectra + c * 2 * rowsY * kChannelBlock;
-      sumTaps(row, rc, rs, count, C, r1 + ny * kChannelBlock, r1 + (rowsY + ny) * kChannelBlock);
+      float* r1 = spectra + c * 2 * p.Ny * kChannelBlock;
+      sumTaps(row, rc, rs, count, C, r1 + ny * kChannelBlock, r1 + (p.Ny + ny) * kChannelBlock);
     }
   }
   for (int64_t c = 0; c < nfx; c++) {
-    float* r1 = spectra + c * 2 * rowsY * kChannelBlock;
-    float* i1 = r1 + rowsY * kChannelBlock;
+    float* r1 = spectra + c * 2 * p.Ny * kChannelBlock;
+    float* i1 = r1 + p.Ny * kChannelBlock;
     if (p.fftY) {
       for (int64_t ny = Ly; ny < p.Ny; ny++) {
         std::fill(r1 + ny * kChannelBlock, r1 + ny * kChannelBlock + C, 0.0f);
@@ -417,8 +416,8 @@ void tileColumns(const Plan& p, int64_t Ly, int64_t Lx, int64_t C, int64_t fx0, 
   }
 }
 
-int64_t tileWorkFloats(const Plan& p, int64_t Ly, int64_t Lx, int64_t nfx) {
-  return (nfx * 2 * std::max(p.Ny, Ly) + Lx + 2 + 2 * p.N1) * kChannelBlock;
+int64_t tileWorkFloats(const Plan& p, int64_t Lx, int64_t nfx) {
+  return (nfx * 2 * p.Ny + Lx + 2 + 2 * p.N1) * kChannelBlock;
 }
 
 // Columns fx0 .. fx0 + nfx - 1's share of a real inverse 2D DFT, added
@@ -510,7 +509,7 @@ void inputColumns(const Plan& p, const float* x, int64_t b0, int64_t nb, int64_t
   const int64_t K = p.K, rows = 2 * nb, rowLen = 2 * K;
   // One work buffer per thread, uninitialized: every float is written before it is read.
   const int workers = threadCount();
-  const int64_t workLen = tileWorkFloats(p, p.Ny, p.Nx, nfx);
+  const int64_t workLen = tileWorkFloats(p, p.Nx, nfx);
   ScratchFloats work(workers * workLen);
   parallelTasks(nb * p.P * blocks, [&](int64_t task, int worker) {
     const int64_t cb = task % blocks, ph = (task / blocks) % p.P, bl = task / (blocks * p.P);
@@ -546,7 +545,7 @@ void gradientColumns(const Plan& p, const float* dy, int64_t b0, int64_t nb, int
   const int64_t blocks = (g.Co + kChannelBlock - 1) / kChannelBlock;
   const int64_t rows = 2 * nb;
   const int workers = threadCount();
-  const int64_t workLen = tileWorkFloats(p, g.OH, g.OW, nfx);
+  const int64_t workLen = tileWorkFloats(p, g.OW, nfx);
   ScratchFloats work(workers * workLen);  // per thread, as in inputColumns
   parallelTasks(nb * blocks, [&](int64_t task, int worker) {
     const int64_t cb = task % blocks, bl = task / blocks;
