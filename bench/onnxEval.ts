@@ -6,7 +6,10 @@
  *   capsnet export --pretrained mnist --format onnx --out capsnet-mnist.onnx
  *   node dist/bench/onnxEval.js capsnet-mnist.onnx --pretrained mnist [--batch-size 100] [--limit N]
  *
- * The test set is the one the file's metadata names (its `dataset`).
+ * The test set is the one the file's metadata names (its `dataset`). On
+ * multi-label data (MultiMNIST) an image is right when its classes are its top
+ * scores (the rule of `capsnet eval`), and two models predict the same when
+ * they give it the same top classes.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,7 +21,7 @@ import { argmaxRows, loadOnnxRuntime, onnxFileMetadata, runOnnxBatches } from '.
 import '../src/models/index.js';
 import { loadModel } from '../src/models/files.js';
 import { pretrainedDir } from '../src/models/pretrained.js';
-import { predictScores } from '../src/training/evaluate.js';
+import { hitsTargets, predictScores, topK } from '../src/training/evaluate.js';
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,9 +44,20 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const out = await runOnnxBatches(ort, session, x, ds.count, [ds.height, ds.width, ds.channels], batchSize);
   const ortSeconds = (performance.now() - t0) / 1000;
-  const predictions = argmaxRows(out.scores, classes.length || ds.numClasses);
-  let correct = 0;
-  for (let i = 0; i < ds.count; i++) if (predictions[i] === ds.labels[i]) correct++;
+  const k = classes.length || ds.numClasses;
+  /** Image i's predicted classes (as many top scores as it has targets, in order) and whether they are right. */
+  const judge = (scores: Float32Array, i: number): { classes: string; right: boolean } => {
+    const row = scores.subarray(i * k, (i + 1) * k);
+    if (!ds.multiLabels) {
+      const top = argmaxRows(row, k)[0];
+      return { classes: String(top), right: top === ds.labels[i] };
+    }
+    const target = ds.multiLabels.subarray(i * ds.numClasses, (i + 1) * ds.numClasses);
+    const count = target.reduce((n, t) => n + (t ? 1 : 0), 0);
+    return { classes: topK(row, count).sort((a, b) => a - b).join(','), right: hitsTargets(row, target) };
+  };
+  const predictions = Array.from({ length: ds.count }, (_, i) => judge(out.scores, i));
+  const correct = predictions.filter((p) => p.right).length;
   const result: Record<string, unknown> = {
     file,
     dataset: ds.name,
@@ -59,14 +73,14 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     const ours = predictScores(model, ds, { batchSize });
     const oursSeconds = (performance.now() - t1) / 1000;
-    const ourPredictions = argmaxRows(ours, model.numClasses);
     let maxDiff = 0;
     let samePredictions = 0;
     let oursCorrect = 0;
     for (let i = 0; i < ours.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - out.scores[i]));
     for (let i = 0; i < ds.count; i++) {
-      if (ourPredictions[i] === predictions[i]) samePredictions++;
-      if (ourPredictions[i] === ds.labels[i]) oursCorrect++;
+      const mine = judge(ours, i);
+      if (mine.classes === predictions[i].classes) samePredictions++;
+      if (mine.right) oursCorrect++;
     }
     Object.assign(result, { capsnetBackend: describeBackend(info), capsnetAccuracy: oursCorrect / ds.count, capsnetImagesPerSecond: ds.count / oursSeconds, samePredictions, maxScoreDifference: maxDiff });
     model.dispose();

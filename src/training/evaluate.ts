@@ -82,7 +82,7 @@ export function hitsTargets(row: ArrayLike<number>, target: ArrayLike<number>): 
 }
 
 /** Indices of the k highest scores. */
-function topK(row: Float32Array, k: number): number[] {
+export function topK(row: Float32Array, k: number): number[] {
   return Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k);
 }
 
