@@ -21,6 +21,7 @@ const ENTRIES: PretrainedEntry[] = [
   { name: 'mnist-small', dir: 'capsnet-small-mnist', description: 'CapsNet, small preset, trained on MNIST (quick demos)' },
   { name: 'fashion-mnist', dir: 'capsnet-fashion-mnist', description: 'CapsNet, paper preset, trained on Fashion-MNIST' },
   { name: 'em-mnist', dir: 'em-small-mnist', description: 'Matrix capsules with EM routing, small preset, 2 EM iterations, trained on MNIST' },
+  { name: 'multimnist', dir: 'capsnet-multimnist', description: 'CapsNet, paper preset, trained on MultiMNIST (two overlapping digits on 36x36)' },
 ];
 
 export function listPretrained(): (PretrainedEntry & { available: boolean })[] {

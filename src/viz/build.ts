@@ -174,7 +174,7 @@ export function copyModelDir(src: string, dst: string): void {
  * the EM capsule network; a model not named here comes last.
  */
 export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
-  const order = ['mnist-small', 'mnist', 'fashion-mnist', 'em-mnist'];
+  const order = ['mnist-small', 'mnist', 'fashion-mnist', 'multimnist', 'em-mnist'];
   const rank = (name: string) => {
     const i = order.indexOf(name);
     return i < 0 ? order.length : i;
