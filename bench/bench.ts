@@ -35,7 +35,7 @@ import { loadOnnxRuntime } from '../src/export/onnxRuntime.js';
 import { makeBatch, type Batch } from '../src/data/batches.js';
 import { loadMnist, mnistFiles } from '../src/data/mnist.js';
 import { capsNetConfig, createModel, type CapsNetConfig } from '../src/models/index.js';
-import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/addon.js';
+import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/boundary/addon.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';

@@ -17,7 +17,7 @@ import { type Batch, makeBatch } from '../src/data/batches.js';
 import { loadDataset } from '../src/data/index.js';
 import type { ImageDataset } from '../src/data/dataset.js';
 import { createModel } from '../src/models/index.js';
-import { loadAddon } from '../src/native/addon.js';
+import { loadAddon } from '../src/native/boundary/addon.js';
 import { nativeKernelNames } from '../src/native/backend.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';

@@ -6,7 +6,7 @@
  *   node scripts/native-config.mjs libs     how to link OpenBLAS, if at all
  *   node scripts/native-config.mjs json     everything, for the build script
  *
- * CAPSNET_BLAS chooses the matrix product (see src/native/blas.h):
+ * CAPSNET_BLAS chooses the matrix product (see src/native/engine/gemm/blas.h):
  *   auto (default)  the built-in GEMM; OpenBLAS is linked as well when it is
  *                   found, so that CAPSNET_GEMM=openblas can compare the two
  *   builtin         the built-in GEMM only: nothing but a C++ compiler needed

@@ -10,7 +10,7 @@ export { predictionVectors, predictionVectorsReference } from './capsules/predic
 export { emRouting, emRoutingReference, type EmRoutingOptions, type EmRoutingResult } from './capsules/emRouting.js';
 export { unfoldChildren, foldChildren, type EmGeometry } from './capsules/emGeometry.js';
 export { inverseTemperatureSchedule, DEFAULT_INVERSE_TEMPERATURE, DEFAULT_VARIANCE_FLOOR, type EmRoutingConfig, type InverseTemperature } from './capsules/emSettings.js';
-export { FUSED_KERNELS, setFusedKernelsEnabled, fusedKernelsEnabled, stopGradient } from './capsules/fused.js';
+export { FUSED_KERNELS, setFusedKernelsEnabled, fusedKernelsEnabled, stopGradient } from './backend/fused.js';
 export { marginLoss, toTargets, type MarginLossOptions } from './losses/marginLoss.js';
 export { reconstructionLoss, PAPER_RECONSTRUCTION_WEIGHT } from './losses/reconstructionLoss.js';
 export { spreadLoss, spreadMargin, SPREAD_MARGIN_START, SPREAD_MARGIN_END } from './losses/spreadLoss.js';
@@ -35,4 +35,4 @@ export { imagePreparation, parseImagePreparation, type ImagePreparation } from '
 export { Adam, adamUpdateReference, type AdamState } from './training/adam.js';
 export { WeightAverage } from './training/weightAverage.js';
 export { evaluate, predictScores, type EvalResult } from './training/evaluate.js';
-export { Progress } from './training/progress.js';
+export { Progress } from './util/progress.js';

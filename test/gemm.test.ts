@@ -1,5 +1,5 @@
 /**
- * The native engine's GEMM (src/native/blas.h) against a float64 reference:
+ * The native engine's GEMM (src/native/engine/gemm/blas.h) against a float64 reference:
  * every built-in kernel this CPU runs (AVX-512, AVX2 + FMA, portable, each
  * forced in turn) and OpenBLAS when the build links it, on thin, odd, prime
  * and large shapes, both transposes, leading dimensions wider than the rows,
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { loadMnist } from '../src/data/mnist.js';
 import { makeBatch } from '../src/data/batches.js';
 import { createModel } from '../src/models/index.js';
-import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/addon.js';
+import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/boundary/addon.js';
 import { native, nativeTest, on, randn, Rng } from './nativeUtil.js';
 
 const addon: NativeAddon | null = native.ok ? (loadAddon() as { ok: true; addon: NativeAddon }).addon : null;

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { FUSED_KERNELS, hasFusedKernel, setFusedKernelsEnabled } from '../src/capsules/fused.js';
+import { FUSED_KERNELS, hasFusedKernel, setFusedKernelsEnabled } from '../src/backend/fused.js';
 import { dynamicRouting } from '../src/capsules/dynamicRouting.js';
 import { emRouting } from '../src/capsules/emRouting.js';
 import type { EmGeometry } from '../src/capsules/emGeometry.js';

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { loadAddon } from '../src/native/addon.js';
+import { loadAddon } from '../src/native/boundary/addon.js';
 import { assertClose } from './helpers.js';
 import { nativeTest, on, randn, Rng, size } from './nativeUtil.js';
 
@@ -348,7 +348,7 @@ nativeTest('results do not depend on how tasks were scheduled: repeated gradient
 
 nativeTest('denormal floats are flushed to zero inside the engine (x86), and JavaScript keeps them after each call', async () => {
   // 1e-20 * 1e-20 = 1e-40 is a float32 denormal: the cpu kernel (IEEE) keeps
-  // it, the engine flushes it where it can (src/native/denormals.h says
+  // it, the engine flushes it where it can (src/native/engine/denormals.h says
   // why), and computes it exactly elsewhere. A million elements are split
   // into parts, some of which the pool's workers take.
   const loaded = loadAddon();

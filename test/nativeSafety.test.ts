@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { FUSED_KERNELS } from '../src/capsules/fused.js';
-import { loadAddon, type NativeAddon } from '../src/native/addon.js';
+import { FUSED_KERNELS } from '../src/backend/fused.js';
+import { loadAddon, type NativeAddon } from '../src/native/boundary/addon.js';
 import { nativeTest } from './nativeUtil.js';
 
 function addon(): NativeAddon {

@@ -13,7 +13,7 @@ import { createModel, type ClassifierModel } from '../src/models/index.js';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { NativeBackend } from '../src/native/backend.js';
 import { requestedThreads } from '../src/native/index.js';
-import { loadAddon } from '../src/native/addon.js';
+import { loadAddon } from '../src/native/boundary/addon.js';
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { native, nativeTest, on, randn, Rng } from './nativeUtil.js';

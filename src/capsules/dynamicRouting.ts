@@ -14,7 +14,7 @@
  * last, as several public implementations do.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
 import { squash } from './squash.js';
 
 export interface DynamicRoutingOptions {

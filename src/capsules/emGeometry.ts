@@ -7,7 +7,7 @@
  * that receives it (normalizeOverParents).
  */
 import * as tf from '@tensorflow/tfjs';
-import { stopGradient } from './fused.js';
+import { stopGradient } from '../backend/fused.js';
 
 /** Fills the padding slot of a max over a child's slots. */
 /** Fill of child slots no window covers, when taking a maximum. */

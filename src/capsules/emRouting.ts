@@ -64,7 +64,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { checkGeometry, normalizeOverParents, parentCounts, type EmGeometry } from './emGeometry.js';
 import { DEFAULT_VARIANCE_FLOOR, emKernelAttrs, emRoutingSettings, LOGIT_BOUND, MEAN_EPS, type InverseTemperature } from './emSettings.js';
-import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
 
 export interface EmRoutingOptions {
   /** Learned cost per unit of data of explaining a child's pose, one per parent type [J]. */

@@ -4,7 +4,7 @@
  * for every parent type. Poses are stored flattened, row-major, as 16 values.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, productGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, productGradient } from '../backend/fused.js';
 
 export const POSE_SIZE = 4;
 export const POSE_DIM = POSE_SIZE * POSE_SIZE;

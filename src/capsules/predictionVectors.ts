@@ -8,7 +8,7 @@
  * [batch, inCaps, outCaps, outDim].
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, productGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, productGradient } from '../backend/fused.js';
 
 function checkShapes(u: tf.Tensor, W: tf.Tensor): void {
   if (u.rank !== 3) throw new Error(`predictionVectors: u must be [batch, inCaps, inDim], got [${u.shape}]`);

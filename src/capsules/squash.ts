@@ -15,7 +15,7 @@
  * r = sqrt(eps)) gives v = 0 with finite, near-zero gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from './fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
 
 const TINY_MAX = 1e-12;
 const EPS = 1e-12;

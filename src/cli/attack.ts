@@ -12,7 +12,7 @@ import { modelPathOrPretrained } from '../models/pretrained.js';
 import type { ClassifierModel } from '../models/model.js';
 import { adversarialBatch, fgsmSweep, predict, randomTargets, type AttackLoss, type AttackMethod } from '../training/attacks.js';
 import { checkCompatible } from '../training/evaluate.js';
-import { Progress } from '../training/progress.js';
+import { Progress } from '../util/progress.js';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../util/files.js';
 import { writePng } from '../util/imageFiles.js';

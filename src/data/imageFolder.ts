@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { Progress } from '../training/progress.js';
+import { Progress } from '../util/progress.js';
 import { imagePreparation, isImageFile, mapLimited, prepareImage, probeImage, readImageFile, type ImagePreparation } from './imageDecode.js';
 import { openPixelCache, writePixelCache, type PixelCache, type PixelCacheHeader } from './pixelCache.js';
 

@@ -2,14 +2,14 @@
  * y = max(x + bias, 0), bias along the last axis: the epilogue of every
  * ReLU convolution and dense layer. Written once in plain tfjs ops (the
  * reference and the browser path); where the backend has the fused kernel
- * (see src/capsules/fused.ts) it runs in one pass, and its gradient, dx =
+ * (see src/backend/fused.ts) it runs in one pass, and its gradient, dx =
  * dy where y > 0 and dbias the sum of dx over all but the last axis, in one
  * more. tfjs runs this epilogue fused only when no gradient is recorded; in
  * training it is an Add and a Relu, and their gradients a Step, a Multiply
  * and a Sum, each a pass over the layer's output.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, runKernel } from '../capsules/fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel } from '../backend/fused.js';
 
 /** The plain-tfjs definition: the reference and browser implementation. */
 export function biasReluReference<T extends tf.Tensor>(x: T, bias: tf.Tensor1D): T {

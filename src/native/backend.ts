@@ -6,22 +6,22 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { NativeAddon } from './addon.js';
-import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../capsules/fused.js';
-import { adamUpdateKernels } from './adamUpdate.js';
-import { biasReluKernels } from './biasRelu.js';
-import { dynamicRoutingKernels } from './dynamicRouting.js';
-import { emRoutingKernels } from './emRouting.js';
-import { matrixVotesKernels } from './matrixVotes.js';
-import { predictionVectorsKernels } from './predictionVectors.js';
-import { squashKernels } from './squash.js';
-import { convKernels } from './conv.js';
-import { elementwiseKernels } from './elementwise.js';
-import { asKernelFunc, type NativeKernel, type NativeKernelConfig } from './kernelUtil.js';
-import { layoutKernels } from './layout.js';
-import { matmulKernels } from './matmul.js';
+import type { NativeAddon } from './boundary/addon.js';
+import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../backend/fused.js';
+import { adamUpdateKernels } from './kernels/adamUpdate.js';
+import { biasReluKernels } from './kernels/biasRelu.js';
+import { dynamicRoutingKernels } from './kernels/dynamicRouting.js';
+import { emRoutingKernels } from './kernels/emRouting.js';
+import { matrixVotesKernels } from './kernels/matrixVotes.js';
+import { predictionVectorsKernels } from './kernels/predictionVectors.js';
+import { squashKernels } from './kernels/squash.js';
+import { convKernels } from './kernels/conv.js';
+import { elementwiseKernels } from './kernels/elementwise.js';
+import { asKernelFunc, type NativeKernel, type NativeKernelConfig } from './kernels/kernelUtil.js';
+import { layoutKernels } from './kernels/layout.js';
+import { matmulKernels } from './kernels/matmul.js';
 import { initManagedMemory, onDispose, onEscape, onRegister } from './memory.js';
-import { reduceKernels } from './reduce.js';
+import { reduceKernels } from './kernels/reduce.js';
 
 export const NATIVE_BACKEND = 'native';
 /** Above wasm (2) and cpu (1), so that tfjs itself prefers it once registered. */
@@ -78,7 +78,7 @@ export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
   ];
 }
 
-/** The fused kernels of src/capsules/fused.ts, one file per op; the table's type makes each one required. */
+/** The fused kernels of src/backend/fused.ts, one file per op; the table's type makes each one required. */
 function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
   const table: FusedKernelTable<NativeKernel> = {
     ...squashKernels(addon),

@@ -6,10 +6,10 @@
  *
  * CAPSNET_THREADS sets how many threads the engine uses (default: all cores);
  * CAPSNET_GEMM=builtin|openblas and CAPSNET_GEMM_ISA=avx512|avx2|portable
- * choose the matrix product (see src/native/blas.h).
+ * choose the matrix product (see src/native/engine/gemm/blas.h).
  */
 import os from 'node:os';
-import { loadAddon, type NativeInfo } from './addon.js';
+import { loadAddon, type NativeInfo } from './boundary/addon.js';
 import { registerNativeBackend } from './backend.js';
 
 export interface NativeLoadResult {
@@ -60,4 +60,4 @@ export async function loadNativeBackend(): Promise<NativeLoadResult> {
 }
 
 export { NATIVE_BACKEND, nativeKernelNames } from './backend.js';
-export { loadAddon, type GemmIsa, type NativeAddon, type NativeInfo } from './addon.js';
+export { loadAddon, type GemmIsa, type NativeAddon, type NativeInfo } from './boundary/addon.js';

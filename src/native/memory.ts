@@ -13,7 +13,7 @@
  * Releasing detaches the buffer first, so even a view this bookkeeping
  * missed would read as empty, never as freed memory.
  */
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from './boundary/addon.js';
 
 /** Smaller outputs are ordinary ArrayBuffers: the bookkeeping would cost more than it saves. */
 export const MANAGED_MIN_BYTES = 256 * 1024;

@@ -12,7 +12,7 @@
  * one pass.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp } from '../capsules/fused.js';
+import { FUSED_KERNELS, fusedOp } from '../backend/fused.js';
 import type { Param } from '../layers/layer.js';
 
 /** The fused update: new weights and both moments in one kernel (no gradient: it runs outside the tape). */

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
 import type { ImageDataset } from '../data/dataset.js';
 import type { ClassifierModel, ForwardOptions } from '../models/model.js';
-import { Progress } from './progress.js';
+import { Progress } from '../util/progress.js';
 
 export interface EvalResult {
   dataset: string;

@@ -17,7 +17,7 @@ import { Rng } from '../util/rng.js';
 import { Adam } from './adam.js';
 import { DATA_CACHE_DIR, hasCheckpoint, readCheckpoint, writeCheckpoint, type EpochMetrics, type TrainingState } from './checkpoint.js';
 import { checkCompatible, evaluate, hitsTargets } from './evaluate.js';
-import { formatDuration, Progress } from './progress.js';
+import { formatDuration, Progress } from '../util/progress.js';
 import { WeightAverage } from './weightAverage.js';
 
 export interface TrainOptions {

@@ -1,4 +1,4 @@
-// Fused bias + ReLU and its gradient, for src/native/biasRelu.ts. They
+// Fused bias + ReLU and its gradient, for src/native/kernels/biasRelu.ts. They
 // compute what biasReluReference in src/layers/biasRelu.ts computes, each in
 // one pass over memory: tfjs's unfused path in training (Add, Relu, then
 // Step, Multiply and a Sum for the gradient) goes through the layer's output

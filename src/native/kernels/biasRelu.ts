@@ -3,8 +3,8 @@
  * (biasRelu.cc). Shapes are checked here for readable messages; the addon
  * checks array lengths again before touching memory.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, sameShape, type NativeKernel } from './kernelUtil.js';
 
 export function biasReluKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'biasRelu' | 'biasReluGrad'> {

@@ -5,7 +5,7 @@
  * kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, allocI32, allocU8, cpuKernel, output, sizeOf, values, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 
 /** (from, to) -> cast() kind in layout.cc. */

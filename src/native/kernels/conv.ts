@@ -3,7 +3,7 @@
  * (conv.cc). NHWC only; NCHW and prelu activations go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { BINARY_OPS } from './elementwise.js';
 import { ACTIVATIONS } from './matmul.js';
 import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';

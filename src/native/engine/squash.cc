@@ -1,5 +1,5 @@
 // Fused squash (Eq. 1 of "Dynamic Routing Between Capsules") and its
-// gradient, for src/native/squash.ts. They compute what squashReference in
+// gradient, for src/native/kernels/squash.ts. They compute what squashReference in
 // src/capsules/squash.ts computes, in one pass over memory.
 #include <algorithm>
 #include <cmath>

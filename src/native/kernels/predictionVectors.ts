@@ -3,8 +3,8 @@
  * the addon (predictionVectors.cc): the forward product and its input and
  * weight gradients.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
 
 export function predictionVectorsKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'predictionVectors' | 'predictionVectorsGradInput' | 'predictionVectorsGradWeights'> {

@@ -3,7 +3,7 @@
  * ops on float32 tensors. Other dtypes go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, allocU8, cpuKernel, f32, output, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 /** Kernel name -> op code of unary() in elementwise.cc (same order as its enum). */

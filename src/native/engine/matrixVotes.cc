@@ -1,5 +1,5 @@
 // Fused matrix-capsule votes and their two gradients, for
-// src/native/matrixVotes.ts; the reference is matrixVotes in
+// src/native/kernels/matrixVotes.ts; the reference is matrixVotes in
 // src/capsules/matrixVotes.ts.
 #include <algorithm>
 #include <cmath>

@@ -2,8 +2,8 @@
  * The fused Adam update (src/training/adam.ts) on the addon (adamUpdate.cc):
  * the new weights and both moments in one pass.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, sameShape, type Backend, type KernelArgs, type NativeKernel, type TensorInfo } from './kernelUtil.js';
 
 export function adamUpdateKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'adamUpdate'> {

@@ -1,13 +1,13 @@
 /**
- * The fused EM routing kernels of src/capsules/fused.ts on the addon
+ * The fused EM routing kernels of src/backend/fused.ts on the addon
  * (emRouting.cc over emRoutingCore.h): Procedure 1 of "Matrix capsules with
  * EM routing" forward, and the gradients of its poses and activations with
  * respect to the votes, the child activations, beta_u and beta_a. Attributes
  * come from emKernelAttrs in src/capsules/emRouting.ts, so the reference and
  * these kernels read the same settings.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernel } from './kernelUtil.js';
 
 interface EmShape {

@@ -13,7 +13,7 @@ type F32 = Float32Array;
 
 export type GemmIsa = 'avx512' | 'avx2' | 'portable';
 
-/** What the addon runs (see src/native/blas.h). */
+/** What the addon runs (see src/native/engine/gemm/blas.h). */
 export interface NativeInfo {
   /** The GEMM in use. */
   gemm: 'builtin' | 'openblas';
@@ -30,7 +30,7 @@ export interface NativeInfo {
   threads: number;
   /** SIMD level the engine's other kernels were compiled for. */
   simd: string;
-  /** Whether the engine flushes denormal floats to zero (x86; see src/native/denormals.h). */
+  /** Whether the engine flushes denormal floats to zero (x86; see src/native/engine/denormals.h). */
   flushesDenormals: boolean;
 }
 
@@ -85,9 +85,9 @@ export interface NativeAddon {
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
-/** build/Release/, from dist/src/native/ (compiled) or src/native/ (sources). */
+/** build/Release/, from dist/src/native/boundary/ (compiled) or src/native/boundary/ (sources). */
 function candidatePaths(): string[] {
-  return ['../../../build/Release/capsnet_native.node', '../../build/Release/capsnet_native.node'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  return ['../../../../build/Release/capsnet_native.node', '../../../build/Release/capsnet_native.node'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
 }
 
 /** CPU features the running machine lacks among `needed` (Linux only; elsewhere none are known to be missing). */

@@ -2,7 +2,7 @@
  * BatchMatMul and _FusedMatMul on sgemm (matmul.cc).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { BINARY_OPS } from './elementwise.js';
 import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 

@@ -1,4 +1,4 @@
-// Fused Adam update, for src/native/adamUpdate.ts; the reference is
+// Fused Adam update, for src/native/kernels/adamUpdate.ts; the reference is
 // adamUpdateReference in src/training/adam.ts.
 #include <algorithm>
 #include <cmath>

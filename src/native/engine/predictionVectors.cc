@@ -1,6 +1,6 @@
 // Fused prediction vectors u_hat_j|i = W_ij u_i (Eq. 2 of "Dynamic Routing
 // Between Capsules") and their two gradients, for
-// src/native/predictionVectors.ts; the reference is predictionVectorsReference
+// src/native/kernels/predictionVectors.ts; the reference is predictionVectorsReference
 // in src/capsules/predictionVectors.ts.
 #include <algorithm>
 #include <cmath>

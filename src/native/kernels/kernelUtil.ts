@@ -52,7 +52,7 @@ export function f32(backend: Backend, t: TensorInfo | undefined): Float32Array |
   return v instanceof Float32Array ? v : null;
 }
 
-export { allocF32, allocI32, allocU8, releaseScratch } from './memory.js';
+export { allocF32, allocI32, allocU8, releaseScratch } from '../memory.js';
 
 export function output(backend: Backend, shape: number[], dtype: tf.DataType, vals: tf.backend_util.BackendValues): TensorInfo {
   return backend.makeTensorInfo(shape, dtype, vals);

@@ -1,5 +1,5 @@
 // Fused dynamic routing (Procedure 1 of "Dynamic Routing Between Capsules")
-// and its gradient, for src/native/dynamicRouting.ts; the reference is
+// and its gradient, for src/native/kernels/dynamicRouting.ts; the reference is
 // dynamicRoutingReference in src/capsules/dynamicRouting.ts.
 #include <algorithm>
 #include <cmath>

@@ -3,8 +3,8 @@
  * addon (dynamicRouting.cc): Procedure 1 forward, and its gradient from a
  * recomputed forward pass.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
 
 function routingAttrs(kernel: string, attrs: Record<string, unknown>): { iterations: number; stop: boolean } {

@@ -4,7 +4,7 @@
  * reduction over the trailing block.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from './addon.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, allocI32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 /** Kernel name -> op code of reduce() in reduce.cc. */

@@ -2,8 +2,8 @@
  * The fused matrix-capsule vote kernels (src/capsules/matrixVotes.ts) on the
  * addon (matrixVotes.cc): the votes and their pose and weight gradients.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../capsules/fused.js';
-import type { NativeAddon } from './addon.js';
+import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
 
 export function matrixVotesKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'matrixVotes' | 'matrixVotesGradInput' | 'matrixVotesGradWeights'> {
