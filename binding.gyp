@@ -3,26 +3,7 @@
     {
       "target_name": "capsnet_native",
       "sources": [
-        "src/native/boundary/addon.cc",
-        "src/native/engine/parallel.cc",
-        "src/native/engine/gemm/blas.cc",
-        "src/native/engine/gemm/gemm.cc",
-        "src/native/engine/gemm/gemmAvx2.cc",
-        "src/native/engine/gemm/gemmAvx512.cc",
-        "src/native/engine/elementwise.cc",
-        "src/native/engine/reduce.cc",
-        "src/native/engine/layout.cc",
-        "src/native/engine/matmul.cc",
-        "src/native/engine/conv.cc",
-        "src/native/engine/spectral.cc",
-        "src/native/engine/squash.cc",
-        "src/native/engine/biasRelu.cc",
-        "src/native/engine/predictionVectors.cc",
-        "src/native/engine/matrixVotes.cc",
-        "src/native/engine/dynamicRouting.cc",
-        "src/native/engine/adamUpdate.cc",
-        "src/native/engine/emRouting.cc",
-        "src/native/engine/memory.cc"
+        "<!@(node scripts/native-config.mjs sources)"
       ],
       "include_dirs": [
         "src/native/boundary",

@@ -93,7 +93,7 @@ function gemmRate(addon: NativeAddon, [transA, transB, M, N, K]: [boolean, boole
   const flops = 2 * M * N * K;
   const reps = Math.max(1, Math.round(2e9 / flops));
   const once = () => {
-    for (let r = 0; r < reps; r++) addon.gemm(transA, transB, M, N, K, 1, a, transA ? M : K, b, transB ? K : N, 0, c, N);
+    for (let r = 0; r < reps; r++) addon.gemm({ transA, transB, M, N, K, alpha: 1, a, lda: transA ? M : K, b, ldb: transB ? K : N, beta: 0, c, ldc: N });
   };
   once();
   let best = Infinity;
@@ -125,10 +125,10 @@ function gemmTable(): GemmTable | null {
     ...(info.openblas ? [{ name: `OpenBLAS ${info.openblas.split(/\s+/)[1] ?? ''}`.trim(), gemm: 'openblas' as const, isa: '' as const }] : []),
   ];
   const columns = choices.map((ch) => {
-    addon.setGemm(ch.gemm, ch.isa);
+    addon.setGemm({ library: ch.gemm, isa: ch.isa });
     return { name: ch.name, rates: shapes.map((sh) => gemmRate(addon, sh)) };
   });
-  addon.setGemm(info.gemm, info.gemm === 'builtin' ? (info.gemmIsa as GemmIsa) : '');
+  addon.setGemm({ library: info.gemm, isa: info.gemm === 'builtin' ? (info.gemmIsa as GemmIsa) : '' });
   const active = choices.findIndex((ch) => ch.gemm === info.gemm && (ch.gemm === 'openblas' || ch.isa === info.gemmIsa));
   return { shapes: shapes.map(([ta, tb, M, N, K]) => `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${M}x${N}x${K}`), columns, active };
 }

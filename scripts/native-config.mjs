@@ -2,9 +2,14 @@
 /**
  * Compiler and linker flags for the native engine, printed for binding.gyp:
  *
+ *   node scripts/native-config.mjs sources  every .cc file under src/native/
  *   node scripts/native-config.mjs cflags   defines, include path and SIMD flags
  *   node scripts/native-config.mjs libs     how to link OpenBLAS, if at all
  *   node scripts/native-config.mjs json     everything, for the build script
+ *
+ * The sources are found, not listed: a new .cc file is built as soon as it
+ * exists, and registers its entry points itself (CAPSNET_ENTRY, see
+ * src/native/boundary/entry.h).
  *
  * CAPSNET_BLAS chooses the matrix product (see src/native/engine/gemm/blas.h):
  *   auto (default)  the built-in GEMM; OpenBLAS is linked as well when it is
@@ -22,10 +27,27 @@
  * machine's CPU (AVX2 + FMA when it has them); the loader refuses an addon
  * built for features the running CPU lacks. The GEMM kernels pick AVX-512,
  * AVX2 or portable code at run time whatever these flags are.
+ *
+ * CAPSNET_TARGET_ARCH (node's names: x64, arm64) says which architecture a
+ * cross-compiled addon is for (scripts/test-arm64.mjs): one other than this
+ * machine's gets no CPU-specific flags, since this machine's CPU says nothing
+ * about the target's.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Every C++ source of the engine, relative to the repository root (where binding.gyp is), in a stable order. */
+export function nativeSources() {
+  const dir = path.join(root, 'src', 'native');
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.cc'))
+    .map((e) => path.relative(root, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+    .sort();
+}
 
 function pkgConfig(args) {
   try {
@@ -103,8 +125,13 @@ export function cpuFeatures() {
   }
 }
 
+/** The architecture the addon is built for: CAPSNET_TARGET_ARCH, else this machine's. */
+export function targetArch() {
+  return (process.env.CAPSNET_TARGET_ARCH ?? '').trim() || process.arch;
+}
+
 function simd() {
-  if (process.env.CAPSNET_NATIVE_PORTABLE === '1') return { features: [], cflags: [] };
+  if (process.env.CAPSNET_NATIVE_PORTABLE === '1' || targetArch() !== process.arch) return { features: [], cflags: [] };
   const f = cpuFeatures();
   if (f.includes('avx2') && f.includes('fma')) return { features: ['avx2', 'fma'], cflags: ['-mavx2', '-mfma'] };
   return { features: [], cflags: [] };
@@ -119,7 +146,8 @@ export function nativeConfig() {
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
   const what = process.argv[2];
   const cfg = nativeConfig();
-  if (what === 'cflags') console.log(cfg.cflags.join(' '));
+  if (what === 'sources') console.log(nativeSources().join(' '));
+  else if (what === 'cflags') console.log(cfg.cflags.join(' '));
   else if (what === 'libs') console.log(cfg.libs.join(' '));
   else console.log(JSON.stringify(cfg));
 }

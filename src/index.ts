@@ -3,6 +3,8 @@
  *
  * This entry runs in Node and in the browser. File reading, the native
  * engine and the CLI live in `capsnet/node`.
+ *
+ * @module capsnet
  */
 export { squash, squashReference, capsuleLength } from './capsules/squash.js';
 export { dynamicRouting, dynamicRoutingReference, type DynamicRoutingOptions, type DynamicRoutingResult } from './capsules/dynamicRouting.js';

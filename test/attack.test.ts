@@ -36,6 +36,16 @@ function toyModel(): ClassifierModel {
       const total = tf.losses.softmaxCrossEntropy(targets, out.logits as tf.Tensor2D) as tf.Scalar;
       return { total, terms: {} };
     },
+    inspection: {
+      title: 'two-pixel softmax',
+      scores: { name: 'probability', title: 'Class scores', about: 'Softmax of the two pixels times 10.' },
+      featureMaps: null,
+      primaryCapsules: null,
+      capsuleLayers: null,
+      routing: null,
+      classCapsules: null,
+    },
+    inspect: (x: tf.Tensor4D) => ({ scores: tf.softmax(tf.mul(tf.reshape(x, [x.shape[0], 2]), 10)) as tf.Tensor2D }),
     summary: () => [],
     countParams: () => 0,
     dispose: () => {},

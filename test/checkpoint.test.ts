@@ -7,13 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CapsNet, capsNetConfig, modelFromArtifacts, modelToArtifacts, Rng, take, WeightAverage } from '../src/index.js';
 import { decodeWeights, dequantizeUint8, quantizeUint8, uint8Channels, type WeightEntry } from '../src/models/serialization.js';
 import { loadDataset } from '../src/data/index.js';
-import { initBackend, loadMnist, loadModel, readCheckpoint, saveModel, train, type TrainOptions } from '../src/node.js';
+import { initBackend, loadData, loadMnist, loadModel, readCheckpoint, saveModel, train, type DataSpec, type TrainOptions } from '../src/node.js';
+import { readTrainingState } from '../src/training/checkpoint.js';
+import { copyOldRuns, OLD_RUNS, straightMetrics } from './oldRuns.js';
 
 await initBackend();
 
@@ -282,4 +284,65 @@ test('--init starts training from a saved model\'s weights, with a fresh optimiz
   await assert.rejects(train({ ...base(join(root, 'bad2')), init: join(root, 'missing') }, data, quiet), /model not found/);
   source.model.dispose();
   tuned.model.dispose();
+});
+
+test('runs saved before checkpoints recorded a typed data description (e6ac30b) resume: their data flags read as a DataSpec, and epoch 2 repeats the old code\'s straight run', async () => {
+  const root = copyOldRuns();
+  for (const run of OLD_RUNS) {
+    const outDir = join(root, `run-${run}`);
+    const old = JSON.parse(readFileSync(join(outDir, 'checkpoints', 'epoch-0001', 'training.json'), 'utf8'));
+    assert.equal(old.version, 1);
+    const flags = old.options.data;
+    // What the data flags of each run chose, by the names version 1 wrote.
+    const expected: DataSpec = run === 'mnist'
+      ? { source: { kind: 'dataset', name: flags.dataset }, trainLimit: flags['train-limit'], testLimit: flags['test-limit'] }
+      : { source: { kind: 'user', path: flags.data, valSplit: flags['val-split'], seed: flags['data-seed'], imageSize: flags['image-size'], channels: Number(flags.channels) as 1 | 3, cacheDir: flags['cache-dir'] } };
+    const state = readTrainingState(outDir);
+    assert.equal(state.version, 2);
+    assert.deepEqual(state.options.data, expected, run);
+    assert.ok(!('resume' in state.options), 'the CLI\'s --resume is not an option of the run');
+
+    const spec = state.options.data!;
+    const sets = { train: await loadData(spec, 'train', { log: () => {} }), test: await loadData(spec, 'test', { log: () => {} }) };
+    const resumed = await train({ ...state.options, epochs: 2, resume: true }, sets, quiet);
+    assert.equal(resumed.epoch, 2);
+    assert.deepEqual(resumed.history[0], old.history[0], 'epoch 1 as the old run saved it');
+    // Epoch 2 as the old code trained it without a break (a different build of the engine may differ in the last bits).
+    const straight = straightMetrics(root, run)[1];
+    const second = resumed.history[1];
+    assert.equal(second.epoch, 2);
+    assert.equal(second.learningRate, straight.learningRate, 'the optimizer goes on from the step it reached');
+    assert.ok(Math.abs(second.trainLoss - straight.trainLoss) <= 1e-5 * straight.trainLoss, `${run}: epoch 2 loss ${second.trainLoss}, straight ${straight.trainLoss}`);
+    assert.ok(Math.abs(second.testAccuracy! - straight.testAccuracy) <= 1 / sets.test.count, `${run}: epoch 2 test accuracy ${second.testAccuracy}, straight ${straight.testAccuracy}`);
+    resumed.model.dispose();
+
+    // The new checkpoint is version 2, with the same data, shifts and flips.
+    const saved = readTrainingState(outDir);
+    assert.equal(saved.version, 2);
+    assert.equal(saved.epoch, 2);
+    assert.deepEqual(saved.options.data, expected);
+    assert.equal(saved.options.shift, old.options.shift);
+    assert.equal(saved.options.flip, old.options.flip);
+    assert.ok(!('resume' in saved.options));
+  }
+});
+
+test('a training.json of an unknown version, or with a malformed data description, is refused with its path', () => {
+  const root = copyOldRuns();
+  const path = join(root, 'run-mnist', 'checkpoints', 'epoch-0001', 'training.json');
+  const old = JSON.parse(readFileSync(path, 'utf8'));
+  writeFileSync(path, JSON.stringify({ ...old, version: 3 }));
+  assert.throws(() => readTrainingState(join(root, 'run-mnist')), /training\.json: training checkpoint version 3; this capsnet reads versions 1 to 2/);
+  const v2 = (data: unknown) => JSON.stringify({ ...old, version: 2, options: { ...old.options, data } });
+  writeFileSync(path, v2({ source: { kind: 'dataset', name: 'mnist' }, trainLimit: 0 }));
+  assert.throws(() => readTrainingState(join(root, 'run-mnist')), /training\.json: options\.data: trainLimit must be a positive integer, got 0/);
+  writeFileSync(path, v2({ source: { kind: 'folder', path: 'x' } }));
+  assert.throws(() => readTrainingState(join(root, 'run-mnist')), /options\.data: unknown kind of data source "folder"; expected dataset, idx, user/);
+  writeFileSync(path, v2({ source: { kind: 'user', path: 'x', channels: 2 } }));
+  assert.throws(() => readTrainingState(join(root, 'run-mnist')), /options\.data: source\.channels must be 1 or 3, got 2/);
+  writeFileSync(path, v2({ source: { kind: 'idx', images: 'a' } }));
+  assert.throws(() => readTrainingState(join(root, 'run-mnist')), /options\.data: a source of kind idx needs labels/);
+  // Version 1's IDX flags become an idx source with its test files.
+  writeFileSync(path, JSON.stringify({ ...old, options: { ...old.options, data: { dataset: 'mnist', images: 'tr-i', labels: 'tr-l', 'test-images': 'te-i', 'test-labels': 'te-l', 'train-limit': 5 } } }));
+  assert.deepEqual(readTrainingState(join(root, 'run-mnist')).options.data, { source: { kind: 'idx', images: 'tr-i', labels: 'tr-l', testImages: 'te-i', testLabels: 'te-l' }, trainLimit: 5 });
 });

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { encodeIdx } from '../src/index.js';
+import { oneSplitDataSpec, trainingDataSpec } from '../src/cli/dataFlags.js';
+import { copyOldRuns, straightMetrics } from './oldRuns.js';
 
 const BIN = new URL('../../bin/capsnet.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'capsnet-cli-'));
@@ -213,4 +215,48 @@ test('ablation --cells trains only the cells named, in OUT/<cell>-seed<seed>', (
   assert.equal(j.rows[0].routing, 3);
   assert.ok(existsSync(join(out, 'r3-no-recon-seed2')));
   assert.ok(!existsSync(join(out, 'r1-no-recon-seed2')));
+});
+
+test('the data flags become one typed DataSpec: a training run gives each split its own limit and size; other commands apply theirs to the split they read', () => {
+  assert.deepEqual(trainingDataSpec({ dataset: 'multimnist', 'data-seed': 3, 'data-count': 500, 'test-data-count': 200, 'train-limit': 400, 'test-limit': 100 }), {
+    source: { kind: 'dataset', name: 'multimnist', seed: 3, count: 500, testCount: 200 },
+    trainLimit: 400,
+    testLimit: 100,
+  });
+  assert.deepEqual(oneSplitDataSpec({ dataset: 'multimnist', 'data-count': 500, limit: 50 }), { source: { kind: 'dataset', name: 'multimnist', count: 500, testCount: 500 }, trainLimit: 50, testLimit: 50 });
+  assert.deepEqual(oneSplitDataSpec({}), { source: { kind: 'dataset', name: 'mnist' } });
+  assert.deepEqual(trainingDataSpec({ dataset: 'mnist', images: 'a', labels: 'b', 'test-images': 'c', 'test-labels': 'd' }), { source: { kind: 'idx', images: 'a', labels: 'b', testImages: 'c', testLabels: 'd' } });
+  assert.deepEqual(trainingDataSpec({ dataset: 'mnist', data: 'photos', 'val-split': 0.2, 'data-seed': 2, 'image-size': 32, channels: '3', 'skip-invalid': true, 'cache-dir': 'c' }), {
+    source: { kind: 'user', path: 'photos', valSplit: 0.2, seed: 2, imageSize: 32, channels: 3, skipInvalid: true, cacheDir: 'c' },
+  });
+  assert.throws(() => oneSplitDataSpec({ data: 'photos', images: 'a' }), /give either --data or --images\/--labels, not both/);
+  assert.throws(() => oneSplitDataSpec({ labels: 'b' }), /--images and --labels go together/);
+  assert.throws(() => trainingDataSpec({ 'test-images': 'c', 'test-labels': 'd' }), /--test-images and --test-labels go with --images and --labels/);
+});
+
+test('train --resume continues a run that capsnet saved before checkpoints recorded a typed data description (e6ac30b)', () => {
+  const root = copyOldRuns();
+  const out = join(root, 'run-photos');
+  const recorded = JSON.parse(readFileSync(join(out, 'checkpoints', 'epoch-0001', 'training.json'), 'utf8')).options.data;
+  const r = run('train', '--out', out, '--resume', '--epochs', '2', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.epochs, 2);
+  assert.equal(j.history.length, 2);
+  // Its --data folder, split, size and cache, as the old run recorded them: the same training pictures and the same second epoch.
+  const straight = straightMetrics(root, 'photos')[1];
+  assert.ok(Math.abs(j.final.trainLoss - straight.trainLoss) <= 1e-5 * straight.trainLoss, `epoch 2 loss ${j.final.trainLoss}, straight ${straight.trainLoss}`);
+  assert.ok(existsSync(join(out, 'data-cache')), 'pictures decoded into the cache the run recorded');
+  const saved = JSON.parse(readFileSync(join(out, 'checkpoints', 'epoch-0002', 'training.json'), 'utf8'));
+  assert.equal(saved.version, 2);
+  assert.deepEqual(saved.options.data.source, {
+    kind: 'user',
+    path: recorded.data,
+    valSplit: recorded['val-split'],
+    seed: recorded['data-seed'],
+    imageSize: recorded['image-size'],
+    channels: Number(recorded.channels),
+    cacheDir: recorded['cache-dir'],
+  });
+  assert.equal(recorded['cache-dir'], join(out, 'data-cache'));
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { encodeIdx, parseIdx, makeBatch, Rng } from '../src/index.js';
-import { loadFashionMnist, loadIdxPair, loadMnist } from '../src/node.js';
+import { loadData, loadFashionMnist, loadIdxPair, loadMnist } from '../src/node.js';
 import { fashionMnistDir } from '../src/data/fashionMnist.js';
 import { existsSync } from 'node:fs';
 import { mnistPreprocess } from '../src/data/preprocess.js';
@@ -136,4 +136,26 @@ test('mnistPreprocess centres a drawn stroke by mass and inverts dark-on-light i
   assert.ok(Math.abs(cx / mass - 14) < 1 && Math.abs(cy / mass - 14) < 1, `centre of mass ${cx / mass}, ${cy / mass}`);
   assert.ok(maxRow <= 24, 'the stroke fits the 20x20 box');
   assert.ok(mnistPreprocess(new Float32Array(w * h).fill(1), w, h).every((v) => v === 0), 'a blank canvas gives a blank image');
+});
+
+test('loadData reads the split a DataSpec describes: IDX test files when given, else the same pair; each split cut to its limit', async () => {
+  const testImages = file('spec-test-images', encodeIdx([2, 2, 2], Uint8Array.from([10, 20, 30, 40, 50, 60, 70, 80])));
+  const testLabels = file('spec-test-labels', encodeIdx([2], Uint8Array.from([2, 1])));
+  const pair = { kind: 'idx' as const, images: file('spec-images', images), labels: file('spec-labels', labels) };
+  const both = { source: { ...pair, testImages, testLabels }, trainLimit: 2 };
+  const train = await loadData(both, 'train');
+  assert.equal(train.count, 2);
+  assert.deepEqual(Array.from(train.labels), [1, 0]);
+  const test = await loadData(both, 'test');
+  assert.deepEqual(Array.from(test.labels), [2, 1]);
+  assert.deepEqual(Array.from(test.images.subarray(0, 4)), [10, 20, 30, 40]);
+  // One pair serves both splits (eval --images/--labels); testLimit cuts the test split only.
+  const one = { source: pair, testLimit: 1 };
+  assert.equal((await loadData(one, 'train')).count, 3);
+  assert.deepEqual(Array.from((await loadData(one, 'test')).labels), [1]);
+  // A named dataset: its generated size per split.
+  const multi = { source: { kind: 'dataset' as const, name: 'multimnist', seed: 2, count: 30, testCount: 20 } };
+  assert.equal((await loadData(multi, 'train')).count, 30);
+  assert.equal((await loadData(multi, 'test')).count, 20);
+  await assert.rejects(loadData({ source: { kind: 'dataset', name: 'no-such-set' } }, 'test'), /unknown dataset 'no-such-set'/);
 });

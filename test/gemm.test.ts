@@ -26,7 +26,7 @@ const paths: { name: string; gemm: 'builtin' | 'openblas'; isa: '' | GemmIsa }[]
 ];
 
 // Leave the process on the build's default GEMM, whatever a test selected.
-after(() => addon?.setGemm(info!.gemm, info!.gemm === 'builtin' ? (info!.gemmIsa as GemmIsa) : ''));
+after(() => addon?.setGemm({ library: info!.gemm, isa: info!.gemm === 'builtin' ? (info!.gemmIsa as GemmIsa) : '' }));
 
 interface Case {
   M: number;
@@ -62,7 +62,7 @@ function check(c: Case, seed: number): void {
   if (c.beta === 0) C.data.fill(NaN);
   const A = (i: number, k: number) => (c.transA ? a.data[k * a.ld + i] : a.data[i * a.ld + k]);
   const B = (k: number, j: number) => (c.transB ? b.data[j * b.ld + k] : b.data[k * b.ld + j]);
-  addon!.gemm(c.transA, c.transB, c.M, c.N, c.K, c.alpha, a.data, a.ld, b.data, b.ld, c.beta, C.data, C.ld);
+  addon!.gemm({ transA: c.transA, transB: c.transB, M: c.M, N: c.N, K: c.K, alpha: c.alpha, a: a.data, lda: a.ld, b: b.data, ldb: b.ld, beta: c.beta, c: C.data, ldc: C.ld });
   const what = `M=${c.M} N=${c.N} K=${c.K} ${c.transA ? 'T' : 'N'}${c.transB ? 'T' : 'N'} pad ${c.pad} alpha ${c.alpha} beta ${c.beta}`;
   for (let i = 0; i < c.M; i++) {
     for (let j = 0; j < c.N; j++) {
@@ -105,7 +105,7 @@ const SHAPES: [number, number, number][] = [
 
 for (const p of paths) {
   nativeTest(`GEMM (${p.name}) matches float64 on thin, odd, prime and large shapes, both transposes, padded rows, alpha and beta`, () => {
-    addon!.setGemm(p.gemm, p.isa);
+    addon!.setGemm({ library: p.gemm, isa: p.isa });
     assert.equal(addon!.info().gemm, p.gemm);
     if (p.isa) assert.equal(addon!.info().gemmIsa, p.isa);
     let seed = 1;
@@ -123,7 +123,7 @@ for (const p of paths) {
   });
 
   nativeTest(`GEMM (${p.name}) handles empty products and alpha 0 as BLAS does`, () => {
-    addon!.setGemm(p.gemm, p.isa);
+    addon!.setGemm({ library: p.gemm, isa: p.isa });
     // K = 0: C = beta * C.
     check({ M: 9, N: 11, K: 0, transA: false, transB: false, pad: 2, alpha: 1, beta: 0.5 }, 3);
     check({ M: 9, N: 11, K: 0, transA: false, transB: true, pad: 0, alpha: 1, beta: 0 }, 4);
@@ -134,20 +134,21 @@ for (const p of paths) {
     const a = new Float32Array(40 * 30).fill(NaN);
     const b = new Float32Array(30 * 20).fill(NaN);
     const c = new Float32Array(40 * 20).fill(2);
-    addon!.gemm(false, false, 40, 20, 30, 0, a, 30, b, 20, 0.25, c, 20);
+    addon!.gemm({ transA: false, transB: false, M: 40, N: 20, K: 30, alpha: 0, a, lda: 30, b, ldb: 20, beta: 0.25, c, ldc: 20 });
     assert.ok(c.every((v) => v === 0.5), 'alpha 0 gives beta * C');
   });
 }
 
 nativeTest('GEMM selection: unknown names, and an instruction set this CPU lacks, are clear errors', () => {
-  assert.throws(() => addon!.setGemm('mkl' as never, ''), /library must be 'builtin' or 'openblas', got 'mkl'/);
-  assert.throws(() => addon!.setGemm('builtin', 'sse9' as never), /instruction set must be avx512, avx2 or portable, got 'sse9'/);
+  assert.throws(() => addon!.setGemm({ library: 'mkl' as never }), /library must be 'builtin' or 'openblas', got 'mkl'/);
+  assert.throws(() => addon!.setGemm({ library: 'builtin', isa: 'sse9' as never }), /instruction set must be avx512, avx2 or (portable|neon), got 'sse9'/);
   for (const isa of ['avx512', 'avx2'] as const) {
-    if (!isas.includes(isa)) assert.throws(() => addon!.setGemm('builtin', isa), new RegExp(`cannot run the ${isa} GEMM kernel`));
+    if (!isas.includes(isa)) assert.throws(() => addon!.setGemm({ library: 'builtin', isa }), new RegExp(`cannot run the ${isa} GEMM kernel`));
   }
-  if (!info!.openblas) assert.throws(() => addon!.setGemm('openblas', ''), /does not link OpenBLAS/);
-  assert.throws(() => addon!.gemm(false, false, 4, 4, 4, 1, new Float32Array(16), 3, new Float32Array(16), 4, 0, new Float32Array(16), 4), /leading dimension smaller than the row width/);
-  assert.throws(() => addon!.gemm(false, false, 4, 4, 4, 1, new Float32Array(15), 4, new Float32Array(16), 4, 0, new Float32Array(16), 4), /a: expected 16 elements, got 15/);
+  if (!info!.openblas) assert.throws(() => addon!.setGemm({ library: 'openblas' }), /does not link OpenBLAS/);
+  const square = (a: Float32Array, lda: number) => ({ transA: false, transB: false, M: 4, N: 4, K: 4, alpha: 1, a, lda, b: new Float32Array(16), ldb: 4, beta: 0, c: new Float32Array(16), ldc: 4 });
+  assert.throws(() => addon!.gemm(square(new Float32Array(16), 3)), /leading dimension smaller than the row width/);
+  assert.throws(() => addon!.gemm(square(new Float32Array(15), 4)), /a: expected 16 elements, got 15/);
 });
 
 nativeTest('CAPSNET_GEMM_ISA and CAPSNET_GEMM choose the GEMM when the engine loads, and capsnet info says which runs', () => {
@@ -183,9 +184,9 @@ else nativeTest(stepTest, async () => {
     model.dispose();
     return out;
   };
-  addon!.setGemm('builtin', '');
+  addon!.setGemm({ library: 'builtin' });
   const builtin = await on('native', step);
-  addon!.setGemm('openblas', '');
+  addon!.setGemm({ library: 'openblas' });
   const reference = await on('native', step);
   assert.ok(Number.isFinite(builtin.loss) && builtin.loss > 0);
   assert.ok(Math.abs(builtin.loss - reference.loss) <= 1e-5 * Math.abs(reference.loss), `loss ${builtin.loss} vs ${reference.loss}`);

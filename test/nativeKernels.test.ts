@@ -89,7 +89,7 @@ nativeTest('convolutions equal the cpu kernels when the column buffer forces blo
   const rng = new Rng(24);
   // 1024 floats per thread: every case below is split into many row and
   // position blocks, and the first-layer path accumulates per-thread copies.
-  loaded.addon.setColumnBlock(1024);
+  loaded.addon.setColumnBlock({ floats: 1024 });
   try {
     for (const c of [CONV_CASES[3], CONV_CASES[6], CONV_CASES[7], { x: [3, 6, 6, 40], f: [3, 3, 40, 6], strides: 1, pad: 'same' } as ConvCase]) {
       const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
@@ -101,7 +101,7 @@ nativeTest('convolutions equal the cpu kernels when the column buffer forces blo
       });
     }
   } finally {
-    loaded.addon.setColumnBlock(1 << 20);
+    loaded.addon.setColumnBlock({ floats: 1 << 20 });
   }
 });
 
@@ -139,7 +139,7 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
     { x: [2, 28, 28, 16], f: [9, 9, 16, 16], strides: 2, pad: 'valid' },
     { x: [1, 41, 41, 16], f: [5, 5, 16, 16], strides: 1, pad: 'same' },
   ];
-  loaded.addon.setSpectralMode(2);
+  loaded.addon.setSpectralMode({ mode: 'always' });
   try {
     // 0: every column in one block; 1 and 2
     // run the blocked loops, with a last block shorter than the others
@@ -147,7 +147,7 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
     // smaller ones cover those loops).
     for (const c of cases) {
       for (const columns of c.x[1] * c.x[2] > 700 ? [0] : [0, 1, 2]) {
-        loaded.addon.setSpectralColumns(columns);
+        loaded.addon.setSpectralColumns({ columns });
         const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
         const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
         // Each value is a sum of many products (B OH OW per weight of the
@@ -167,8 +167,8 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
       }
     }
   } finally {
-    loaded.addon.setSpectralMode(1);
-    loaded.addon.setSpectralColumns(0);
+    loaded.addon.setSpectralMode({ mode: 'auto' });
+    loaded.addon.setSpectralColumns({ columns: 0 });
   }
 });
 

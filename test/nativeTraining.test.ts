@@ -40,7 +40,7 @@ function syntheticBatch(rng: Rng, size: number, classes: number): Batch {
 
 nativeTest('native loads with its GEMM and thread count, comes first, and is the default', async () => {
   assert.ok(native.ok);
-  assert.match(native.blas ?? '', /^(built-in GEMM \((avx512|avx2|portable)\)|OpenBLAS \S+ \(.+\))$/);
+  assert.match(native.blas ?? '', /^(built-in GEMM \((avx512|avx2|portable|neon)\)|OpenBLAS \S+ \(.+\))$/);
   assert.ok(Number.isInteger(native.threads) && native.threads! >= 1);
   assert.equal((await availableBackends())[0], 'native');
   const info = await initBackend('auto');

@@ -142,7 +142,11 @@ test('CNN baseline: softmax probabilities of a briefly trained small CNN match i
     const optimizer = new Adam({ learningRate: 2e-3 });
     for (let s = 0; s < 8; s++) trainStep(model, optimizer, makeBatch(train, rng.permutation(train.count).subarray(0, 32)), { fraction: 0, rng });
     optimizer.dispose();
-    await assertSameAsCapsnet(model, exportToFile(model, 'cnn.onnx'));
+    const path = exportToFile(model, 'cnn.onnx');
+    await assertSameAsCapsnet(model, path);
+    const meta = onnxFileMetadata(readFileSync(path));
+    assert.equal(meta.model_type, 'cnn');
+    assert.equal(meta.routing_iterations, undefined, 'a model that does not route records no routing iterations');
     assert.throws(() => exportToFile(model, 'cnn-r2.onnx', { routingIterations: 2 }), /CNN baseline has no routing/);
   } finally {
     model.dispose();
@@ -155,8 +159,21 @@ test('EM capsules: class activations and poses match in ONNX Runtime for 1, 2 an
     // The model's own data-dependent start: about half the capsules active, so routing has work to do.
     tf.tidy(() => model.initializeFromData!(tf.tensor4d(images.subarray(0, 32 * 784), [32, 28, 28, 1])));
     for (const routingIterations of [1, 2, 3]) {
-      await assertSameAsCapsnet(model, exportToFile(model, `em-r${routingIterations}.onnx`, { routingIterations }), routingIterations);
+      const path = exportToFile(model, `em-r${routingIterations}.onnx`, { routingIterations });
+      await assertSameAsCapsnet(model, path, routingIterations);
+      assert.equal(onnxFileMetadata(readFileSync(path)).routing_iterations, String(routingIterations), 'the file records the iterations it unrolls');
     }
+  } finally {
+    model.dispose();
+  }
+});
+
+test('a model of an architecture without an ONNX graph is one clear error naming it', () => {
+  const model = createModel('cnn', 'small', {}, 1);
+  try {
+    // The same model under a name no graph is registered for.
+    const renamed = Object.create(model, { modelType: { value: 'unexported' } }) as ClassifierModel;
+    assert.throws(() => modelToOnnx(renamed, { metadata: {}, version: 'test' }), /^Error: ONNX export: no graph for the unexported architecture \(there is one for capsnet, em, cnn\)$/);
   } finally {
     model.dispose();
   }

@@ -1,36 +1,21 @@
 /**
  * Fused kernels: a library function (squash, dynamicRouting, ...) is written
  * once in plain tfjs ops, which is the reference and the browser path. A
- * backend may also register a kernel under the names below; when the active
+ * backend may also register a kernel under its FUSED_KERNELS name; when the active
  * backend has one, the library function runs that kernel instead, and the
  * gradient is taken from the matching `...Grad` kernel. Models and the CLI
  * never see the difference.
  *
  * Each op's file defines it in one place with `fusedOp`: its reference, its
- * kernel and the gradient of that kernel. The names below are the registry
- * of every fused kernel; a backend provides them as a FusedKernelTable.
+ * kernel and the gradient of that kernel. The names of every fused kernel
+ * (FUSED_KERNELS) are declared with the native entry points that compute
+ * them, in src/backend/kernelTable.ts; a backend provides them as a
+ * FusedKernelTable.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { FusedKernelKey } from './kernelTable.js';
 
-export const FUSED_KERNELS = {
-  squash: 'CapsSquash',
-  squashGrad: 'CapsSquashGrad',
-  predictionVectors: 'CapsPredictionVectors',
-  predictionVectorsGradInput: 'CapsPredictionVectorsGradInput',
-  predictionVectorsGradWeights: 'CapsPredictionVectorsGradWeights',
-  matrixVotes: 'CapsMatrixVotes',
-  matrixVotesGradInput: 'CapsMatrixVotesGradInput',
-  matrixVotesGradWeights: 'CapsMatrixVotesGradWeights',
-  dynamicRouting: 'CapsDynamicRouting',
-  dynamicRoutingGrad: 'CapsDynamicRoutingGrad',
-  emRouting: 'CapsEmRouting',
-  emRoutingGrad: 'CapsEmRoutingGrad',
-  adamUpdate: 'CapsAdamUpdate',
-  biasRelu: 'CapsBiasRelu',
-  biasReluGrad: 'CapsBiasReluGrad',
-} as const;
-
-export type FusedKernelKey = keyof typeof FUSED_KERNELS;
+export { FUSED_KERNELS, type FusedKernelKey } from './kernelTable.js';
 
 /**
  * One entry for every fused kernel: a backend that provides them builds its

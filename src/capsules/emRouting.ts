@@ -62,54 +62,11 @@
  *     factor), not a change to the procedure; `costScale` sets it explicitly.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkGeometry, normalizeOverParents, parentCounts, type EmGeometry } from './emGeometry.js';
-import { DEFAULT_VARIANCE_FLOOR, emKernelAttrs, emRoutingSettings, LOGIT_BOUND, MEAN_EPS, type InverseTemperature } from './emSettings.js';
+import { checkGeometry, normalizeOverParents, parentCounts } from './emGeometry.js';
+import { DEFAULT_VARIANCE_FLOOR, emKernelAttrs, emRoutingSettings, LOGIT_BOUND, MEAN_EPS, type EmRoutingOptions, type EmRoutingResult } from './emSettings.js';
+
+export type { EmRoutingOptions, EmRoutingResult } from './emSettings.js';
 import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
-
-export interface EmRoutingOptions {
-  /** Learned cost per unit of data of explaining a child's pose, one per parent type [J]. */
-  betaU: tf.Tensor;
-  /** Learned activation threshold, one per parent type [J]. */
-  betaA: tf.Tensor;
-  /** EM iterations (E-steps + 1 final M-step). Default 3, as in the paper. */
-  iterations?: number;
-  /**
-   * Inverse temperature lambda of each iteration's M-step: an array of
-   * `iterations` positive values, { start, end } for a linear rise, or
-   * { scale } for lambda_t = scale * (1 - 0.95^(t+1)), the schedule the
-   * paper's authors gave on OpenReview (there with scale 0.01 on unnormalised
-   * costs). Default: DEFAULT_INVERSE_TEMPERATURE.
-   */
-  inverseTemperature?: InverseTemperature;
-  /** Added to every variance. Default 1e-6 (DEFAULT_VARIANCE_FLOOR). */
-  varianceFloor?: number;
-  /** Multiplier of sum_i r_ij in the cost; default 1 / kappa (see above). */
-  costScale?: number;
-  /** Child positions for convolutional layers; see EmGeometry. */
-  geometry?: EmGeometry | null;
-  /**
-   * Also return the assignments every iteration's M-step used
-   * (`routingHistory`), for inspection; this runs the reference procedure.
-   */
-  history?: boolean;
-}
-
-export interface EmRoutingResult {
-  /** Parent poses mu [batch, P, J, D]. */
-  poses: tf.Tensor4D;
-  /** Parent activations in (0, 1) [batch, P, J]. */
-  activations: tf.Tensor3D;
-  /** Assignment probabilities R of the final M-step [batch, P, N, J]. */
-  routing: tf.Tensor4D;
-  /** Variances sigma^2 of the final M-step, floor included [batch, P, J, D] (reference only). */
-  variances?: tf.Tensor4D;
-  /**
-   * With `history`: the assignments R [batch, P, N, J] of each iteration's
-   * M-step, first to last (the first is the uniform start; the last equals
-   * `routing`).
-   */
-  routingHistory?: tf.Tensor4D[];
-}
 
 function checkInputs(votes: tf.Tensor, activations: tf.Tensor, o: EmRoutingOptions): void {
   if (votes.rank !== 5) throw new Error(`emRouting: votes must be [batch, P, N, J, D], got shape [${votes.shape}]`);

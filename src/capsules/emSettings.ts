@@ -1,14 +1,60 @@
 /**
- * The settings of EM routing: the inverse-temperature schedule and the
- * defaults, the numbers the reference and the fused kernel share
- * (EmRoutingSettings, emKernelAttrs), the routing config of a capsule layer,
- * and the data-dependent start of beta_u.
+ * The settings of EM routing: its options and result (EmRoutingOptions,
+ * EmRoutingResult), the inverse-temperature schedule and the defaults, the
+ * numbers the reference and the fused kernel share (EmRoutingSettings,
+ * emKernelAttrs), the routing config of a capsule layer, and the
+ * data-dependent start of beta_u.
  */
 import * as tf from '@tensorflow/tfjs';
 import { dataScale, type EmGeometry } from './emGeometry.js';
-import type { EmRoutingOptions, EmRoutingResult } from './emRouting.js';
 
 export type InverseTemperature = number[] | { start: number; end: number } | { scale: number };
+
+/** What emRouting (./emRouting.ts) takes besides the votes and activations. */
+export interface EmRoutingOptions {
+  /** Learned cost per unit of data of explaining a child's pose, one per parent type [J]. */
+  betaU: tf.Tensor;
+  /** Learned activation threshold, one per parent type [J]. */
+  betaA: tf.Tensor;
+  /** EM iterations (E-steps + 1 final M-step). Default 3, as in the paper. */
+  iterations?: number;
+  /**
+   * Inverse temperature lambda of each iteration's M-step: an array of
+   * `iterations` positive values, { start, end } for a linear rise, or
+   * { scale } for lambda_t = scale * (1 - 0.95^(t+1)), the schedule the
+   * paper's authors gave on OpenReview (there with scale 0.01 on unnormalised
+   * costs). Default: DEFAULT_INVERSE_TEMPERATURE.
+   */
+  inverseTemperature?: InverseTemperature;
+  /** Added to every variance. Default 1e-6 (DEFAULT_VARIANCE_FLOOR). */
+  varianceFloor?: number;
+  /** Multiplier of sum_i r_ij in the cost; default 1 / kappa (see above). */
+  costScale?: number;
+  /** Child positions for convolutional layers; see EmGeometry. */
+  geometry?: EmGeometry | null;
+  /**
+   * Also return the assignments every iteration's M-step used
+   * (`routingHistory`), for inspection; this runs the reference procedure.
+   */
+  history?: boolean;
+}
+
+export interface EmRoutingResult {
+  /** Parent poses mu [batch, P, J, D]. */
+  poses: tf.Tensor4D;
+  /** Parent activations in (0, 1) [batch, P, J]. */
+  activations: tf.Tensor3D;
+  /** Assignment probabilities R of the final M-step [batch, P, N, J]. */
+  routing: tf.Tensor4D;
+  /** Variances sigma^2 of the final M-step, floor included [batch, P, J, D] (reference only). */
+  variances?: tf.Tensor4D;
+  /**
+   * With `history`: the assignments R [batch, P, N, J] of each iteration's
+   * M-step, first to last (the first is the uniform start; the last equals
+   * `routing`).
+   */
+  routingHistory?: tf.Tensor4D[];
+}
 
 /**
  * The default schedule: the authors' lambda_t = scale (1 - 0.95^(t+1)). With

@@ -58,6 +58,47 @@ export function squash<T extends tf.Tensor>(s: T, axis = -1): T {
 }
 
 /**
+ * The squash of "Efficient-CapsNet: Capsule Network with Self-Attention
+ * Routing" (Mazzia, Salvetti, Chiaberge 2021, Methods):
+ *
+ *   v = (1 - 1/e^|s|) s / |s|
+ *
+ * Like Eq. 1 above it keeps the direction and maps the length into [0, 1),
+ * but it saturates later for long vectors and is close to the identity
+ * (v ~ s) for short ones, where Eq. 1 shrinks them quadratically.
+ *
+ * Written as v = g(n) s with n = |s| and g(n) = (1 - e^-n)/n = -expm1(-n)/n:
+ * expm1 keeps g accurate for small n, where 1 - e^-n would lose every digit
+ * to cancellation in float32 (g -> 1 as n -> 0, so v ~ s). Guards:
+ * - s is measured as m |s/m| with m = max|s_k| (held constant for the
+ *   gradient, since v does not depend on it), so |s|^2 never overflows;
+ * - EPS under the square root keeps n > 0 at s = 0, where g is 0/0; there
+ *   v = 0 and the gradient is upstream * g ~ upstream, the exact limit (the
+ *   Jacobian of v at 0 is the identity). With TINY_MAX and EPS as above,
+ *   n >= 1e-18 and n^2 stays a normal float32, so the gradient of g (which
+ *   divides by n^2) is finite.
+ */
+export function efficientSquashReference<T extends tf.Tensor>(s: T, axis = -1): T {
+  const ax = normalizeAxis(axis, s.rank);
+  return tf.tidy(() => {
+    const m = stopGradient(tf.maximum(tf.max(tf.abs(s), ax, true), TINY_MAX));
+    const t = tf.div(s, m);
+    const n = tf.mul(m, tf.sqrt(tf.add(tf.sum(tf.square(t), ax, true), EPS)));
+    const gain = tf.div(tf.neg(tf.expm1(tf.neg(n))), n);
+    return tf.mul(s, gain) as T;
+  });
+}
+
+/**
+ * Efficient-CapsNet's squash along `axis` (default: the last). The plain
+ * tfjs definition runs on every backend; a fused kernel, when one is added,
+ * goes here as it does in squash().
+ */
+export function efficientSquash<T extends tf.Tensor>(s: T, axis = -1): T {
+  return efficientSquashReference(s, axis);
+}
+
+/**
  * Euclidean length along the last axis. A tiny epsilon under the square root
  * keeps the gradient finite for a zero vector (the length of a squashed
  * capsule is what the margin loss reads).

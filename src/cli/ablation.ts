@@ -9,21 +9,21 @@ import { join } from 'node:path';
 import { PAPER_RECONSTRUCTION_WEIGHT } from '../losses/reconstructionLoss.js';
 import { applySetting, getArchitecture } from '../models/registry.js';
 import { mergeConfig } from '../util/config.js';
+import { loadData } from '../data/spec.js';
 import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/checkpoint.js';
 import { train } from '../training/trainer.js';
-import { COMMON_FLAGS, type CommandSpec, type ParsedArgs, UsageError } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
+import { commandSpec, COMMON_FLAGS, type ArgsOf, UsageError } from './args.js';
+import { percent, report, setupBackend } from './common.js';
+import { dataFlags, loadOptions, TRAINING_DATASET_FLAG, trainingDataSpec } from './dataFlags.js';
 
-/** The --data flags ablation passes on (its cells train on the same data). */
-const USER_DATA_FLAGS = ['data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir', 'data-seed'];
-
-export const ablationSpec: CommandSpec = {
+export const ablationSpec = commandSpec({
   name: 'ablation',
   summary: 'Routing and reconstruction ablation (paper Table 1): r = 1 or 3, reconstruction on or off, same budget.',
   flags: [
     { name: 'preset', type: 'string', default: 'paper', help: 'CapsNet preset' },
-    { name: 'dataset', type: 'string', default: 'mnist', help: 'dataset name' },
-    ...DATA_FLAGS.filter((f) => USER_DATA_FLAGS.includes(f.name)),
+    TRAINING_DATASET_FLAG,
+    // The --data flags: its cells train on the same data.
+    ...dataFlags('data-seed', 'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir'),
     { name: 'epochs', type: 'int', min: 1, default: 10, help: 'epochs per cell' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -31,15 +31,14 @@ export const ablationSpec: CommandSpec = {
     { name: 'trials', type: 'int', min: 1, default: 1, help: 'seeds per cell (mean and spread reported)' },
     { name: 'seed', type: 'int', default: 1, help: 'first seed' },
     { name: 'cells', type: 'string', arg: 'LIST', help: 'only these cells, comma-separated (r1-no-recon, r1-recon, r3-no-recon, r3-recon); default all four' },
-    { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
-    { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
+    ...dataFlags('train-limit', 'test-limit'),
     { name: 'out', type: 'string', arg: 'DIR', default: 'runs/ablation', help: 'output directory (one subdirectory per cell and seed)' },
     { name: 'progress', type: 'boolean', default: true, help: 'show progress bars' },
     COMMON_FLAGS.backend,
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet ablation --preset paper --epochs 10 --out runs/ablation', 'capsnet ablation --preset paper --epochs 10 --seed 2 --cells r3-recon --out runs/ablation'],
-};
+});
 
 export const ABLATION_CELLS = [
   { name: 'r1-no-recon', routing: 1, reconstruction: false },
@@ -58,47 +57,47 @@ export function selectCells(list: string | undefined): (typeof ABLATION_CELLS)[n
   return ABLATION_CELLS.filter((c) => names.includes(c.name));
 }
 
-export async function runAblation({ flags }: ParsedArgs): Promise<number> {
-  const cells = selectCells(flags.cells as string | undefined);
+export async function runAblation({ flags }: ArgsOf<typeof ablationSpec>): Promise<number> {
+  const cells = selectCells(flags.cells);
   await setupBackend(flags);
-  const dataFlags = { dataset: flags.dataset, json: flags.json, ...Object.fromEntries(USER_DATA_FLAGS.map((k) => [k, flags[k]])) };
-  const trainData = await loadDataFromFlags({ ...dataFlags, limit: flags['train-limit'] }, 'train');
-  const testData = await loadDataFromFlags({ ...dataFlags, limit: flags['test-limit'] }, 'test');
-  const datasetName = flags.data !== undefined ? trainData.name.replace(/-train$/, '') : (flags.dataset as string);
+  const data = trainingDataSpec(flags);
+  const trainData = await loadData(data, 'train', loadOptions(flags));
+  const testData = await loadData(data, 'test', loadOptions(flags));
+  const datasetName = flags.data !== undefined ? trainData.name.replace(/-train$/, '') : flags.dataset;
   const rows: { cell: string; routing: number; reconstruction: boolean; errors: number[]; meanError: number; std: number; seconds: number }[] = [];
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
   const capsnet = getArchitecture('capsnet');
   for (const cell of cells) {
     const errors: number[] = [];
     let seconds = 0;
-    for (let t = 0; t < (flags.trials as number); t++) {
-      const seed = (flags.seed as number) + t;
-      const outDir = join(flags.out as string, `${cell.name}-seed${seed}`);
+    for (let t = 0; t < flags.trials; t++) {
+      const seed = flags.seed + t;
+      const outDir = join(flags.out, `${cell.name}-seed${seed}`);
       const resume = hasCheckpoint(outDir);
       log(`${cell.name}, seed ${seed}${resume ? ' (resuming)' : ''}`);
-      const done = resume && readTrainingState(outDir).epoch >= (flags.epochs as number);
+      const done = resume && readTrainingState(outDir).epoch >= flags.epochs;
       if (!done) {
         const r = await train(
           {
             model: capsnet.name,
-            preset: flags.preset as string,
+            preset: flags.preset,
             overrides: {
               ...mergeConfig(applySetting(capsnet, 'routingIterations', cell.routing), applySetting(capsnet, 'reconstructionWeight', cell.reconstruction ? PAPER_RECONSTRUCTION_WEIGHT : 0)),
               inputShape: [trainData.height, trainData.width, trainData.channels],
               numClasses: trainData.numClasses,
             },
             dataset: datasetName,
-            epochs: flags.epochs as number,
-            batchSize: flags['batch-size'] as number,
-            learningRate: flags.lr as number,
-            lrDecay: flags['lr-decay'] as number,
+            epochs: flags.epochs,
+            batchSize: flags['batch-size'],
+            learningRate: flags.lr,
+            lrDecay: flags['lr-decay'],
             shift: 2,
             seed,
             outDir,
             resume,
           },
           { train: trainData, test: testData },
-          { progress: (flags.progress as boolean) && !flags.json, log },
+          { progress: flags.progress && !flags.json, log },
         );
         r.model.dispose();
         if (r.interrupted) return 130;

@@ -25,11 +25,11 @@ export interface PositionalSpec {
   variadic?: boolean;
 }
 
-export interface CommandSpec {
+export interface CommandSpec<Fs extends readonly FlagSpec[] = readonly FlagSpec[]> {
   name: string;
   summary: string;
   description?: string;
-  flags: FlagSpec[];
+  flags: Fs;
   positionals?: PositionalSpec[];
   examples?: string[];
   /** Old flag spellings, each with what to give instead: a one-line usage error. */
@@ -38,12 +38,49 @@ export interface CommandSpec {
 
 export class UsageError extends Error {}
 
-export type ParsedFlags = Record<string, string | number | boolean | undefined>;
+/** What a flag parses to: a number (int, number), a boolean, or a string (one of its choices when it has them). */
+export type FlagValue<F extends FlagSpec> = F['type'] extends 'boolean'
+  ? boolean
+  : F['type'] extends 'int' | 'number'
+    ? number
+    : F extends { choices: readonly (infer C extends string)[] }
+      ? C
+      : string;
 
-export interface ParsedArgs {
-  flags: ParsedFlags;
+/**
+ * The parsed flags of a flag table, each under its name with the type its
+ * spec gives; a flag without a default is undefined when not given. So a
+ * command reads `flags['batch-size']` as a number, checked by the compiler.
+ */
+export type FlagsOf<Fs extends readonly FlagSpec[]> = {
+  [F in Fs[number] as F['name']]: FlagValue<F> | (F extends { default: string | number | boolean } ? never : undefined);
+};
+
+export interface ParsedArgs<Flags> {
+  flags: Flags;
   positionals: string[];
   help: boolean;
+}
+
+/** The parsed arguments of a command spec. */
+export type ArgsOf<S> = S extends CommandSpec<infer Fs> ? ParsedArgs<FlagsOf<Fs>> : never;
+
+/**
+ * A command's spec, with each flag's name, type, choices and default kept as
+ * literal types, so that `FlagsOf` can type what the parser returns.
+ */
+export function commandSpec<const Fs extends readonly FlagSpec[]>(spec: CommandSpec<Fs>): CommandSpec<Fs> {
+  return spec;
+}
+
+/** `flags` without the one named `name` (its type too). */
+export function omitFlag<F extends FlagSpec, const N extends F['name']>(flags: readonly F[], name: N): Exclude<F, { name: N }>[] {
+  return flags.filter((f): f is Exclude<F, { name: N }> => f.name !== name);
+}
+
+/** A flag spec with its name, type, choices and default kept as literal types (for flags shared by several commands). */
+export function flagSpec<const F extends FlagSpec>(spec: F): F {
+  return spec;
 }
 
 function parseValue(spec: FlagSpec, raw: string): string | number | boolean {
@@ -68,9 +105,9 @@ function parseValue(spec: FlagSpec, raw: string): string | number | boolean {
   }
 }
 
-export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
-  const byName = new Map(spec.flags.map((f) => [f.name, f]));
-  const flags: ParsedFlags = {};
+export function parseArgs<Fs extends readonly FlagSpec[]>(spec: CommandSpec<Fs>, argv: string[]): ParsedArgs<FlagsOf<Fs>> {
+  const byName = new Map<string, FlagSpec>(spec.flags.map((f) => [f.name, f]));
+  const flags: Record<string, string | number | boolean> = {};
   const positionals: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -113,7 +150,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     if (positionals.length > pos.length && !pos[pos.length - 1]?.variadic) throw new UsageError(`unexpected argument '${positionals[pos.length]}' for '${spec.name}'`);
   }
   for (const f of spec.flags) if (flags[f.name] === undefined && f.default !== undefined) flags[f.name] = f.default;
-  return { flags, positionals, help };
+  // Every value was parsed by its own spec (parseValue) or is its spec's default: the types FlagsOf gives.
+  return { flags: flags as FlagsOf<Fs>, positionals, help };
 }
 
 export function formatHelp(spec: CommandSpec): string {
@@ -142,10 +180,10 @@ export function formatHelp(spec: CommandSpec): string {
 
 /** Flags shared by several commands. */
 export const COMMON_FLAGS = {
-  json: { name: 'json', type: 'boolean', help: 'print one JSON object instead of text' } as FlagSpec,
-  backend: { name: 'backend', type: 'string', help: 'tfjs backend', choices: ['auto', 'native', 'wasm', 'cpu'], default: 'auto' } as FlagSpec,
-  model: { name: 'model', type: 'string', arg: 'MODEL', help: 'a saved model: model directory, model.json, training output directory, or shipped name (see capsnet info --pretrained list)' } as FlagSpec,
-  arch: { name: 'arch', type: 'string', arg: 'ARCH', default: 'capsnet', help: 'architecture (capsnet, cnn, em)' } as FlagSpec,
-  pretrained: { name: 'pretrained', type: 'string', arg: 'NAME', help: 'a shipped pretrained model (see capsnet info --pretrained list)' } as FlagSpec,
-  batchSize: { name: 'batch-size', type: 'int', min: 1, default: 100, help: 'images per batch' } as FlagSpec,
+  json: flagSpec({ name: 'json', type: 'boolean', help: 'print one JSON object instead of text' }),
+  backend: flagSpec({ name: 'backend', type: 'string', help: 'tfjs backend', choices: ['auto', 'native', 'wasm', 'cpu'], default: 'auto' }),
+  model: flagSpec({ name: 'model', type: 'string', arg: 'MODEL', help: 'a saved model: model directory, model.json, training output directory, or shipped name (see capsnet info --pretrained list)' }),
+  arch: flagSpec({ name: 'arch', type: 'string', arg: 'ARCH', default: 'capsnet', help: 'architecture (capsnet, cnn, em)' }),
+  pretrained: flagSpec({ name: 'pretrained', type: 'string', arg: 'NAME', help: 'a shipped pretrained model (see capsnet info --pretrained list)' }),
+  batchSize: flagSpec({ name: 'batch-size', type: 'int', min: 1, default: 100, help: 'images per batch' }),
 };

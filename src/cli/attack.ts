@@ -7,10 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { basename, join } from 'node:path';
 import { batchCount, batchIndices, makeBatch, sequentialOrder } from '../data/batches.js';
 import { take } from '../data/dataset.js';
+import { loadData } from '../data/spec.js';
 import { loadModel } from '../models/files.js';
 import { modelPathOrPretrained } from '../models/pretrained.js';
 import type { ClassifierModel } from '../models/model.js';
-import { adversarialBatch, fgsmSweep, predict, randomTargets, type AttackLoss, type AttackMethod } from '../training/attacks.js';
+import { adversarialBatch, fgsmSweep, predict, randomTargets, type AttackMethod } from '../training/attacks.js';
 import { checkCompatible } from '../training/evaluate.js';
 import { Progress } from '../util/progress.js';
 import { mkdirSync } from 'node:fs';
@@ -18,10 +19,11 @@ import { writeFileAtomic } from '../util/files.js';
 import { writePng } from '../util/imageFiles.js';
 import { renderPanels, type Panel } from '../util/plot.js';
 import { Rng } from '../util/rng.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, percent, report, setupBackend } from './common.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { percent, report, setupBackend } from './common.js';
+import { loadOptions, ONE_SPLIT_DATA_FLAGS, oneSplitDataSpec, withModelDataset } from './dataFlags.js';
 
-export const attackSpec: CommandSpec = {
+export const attackSpec = commandSpec({
   name: 'attack',
   summary: 'Accuracy under FGSM and BIM attacks (untargeted and targeted) over a range of epsilons, for one or more models.',
   description:
@@ -32,7 +34,7 @@ export const attackSpec: CommandSpec = {
     COMMON_FLAGS.model,
     { name: 'models', type: 'string', arg: 'MODEL,MODEL,...', help: 'several saved models to compare (comma-separated, as --model takes them)' },
     { name: 'names', type: 'string', arg: 'NAME,...', help: 'legend names for the models (default: model type and directory)' },
-    ...DATA_FLAGS,
+    ...ONE_SPLIT_DATA_FLAGS,
     { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', help: 'dataset split' },
     { name: 'methods', type: 'string', default: 'fgsm,bim', help: 'attacks to run: fgsm, bim' },
     { name: 'modes', type: 'string', default: 'untargeted,targeted', help: 'untargeted, targeted' },
@@ -51,7 +53,7 @@ export const attackSpec: CommandSpec = {
     'capsnet attack --models runs/em-small-mnist,runs/capsnet-small-mnist,runs/cnn-small-mnist --names "EM capsules,CapsNet,CNN" --limit 1000',
     'capsnet attack --model runs/em-small-mnist --methods fgsm --modes untargeted --eps 0,0.1,0.2,0.3',
   ],
-};
+});
 
 export interface AttackRow {
   model: string;
@@ -67,6 +69,14 @@ function list(raw: string, flag: string): string[] {
   const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (items.length === 0) throw new UsageError(`--${flag} needs at least one value`);
   return items;
+}
+
+/** The comma-separated values of --flag, each one of `allowed`. */
+function listOf<const C extends string>(raw: string, flag: string, allowed: readonly C[]): C[] {
+  const items = list(raw, flag);
+  const known = (s: string): s is C => (allowed as readonly string[]).includes(s);
+  for (const s of items) if (!known(s)) throw new UsageError(`--${flag} takes ${allowed.join(' and ')}, got '${s}'`);
+  return items.filter(known);
 }
 
 function parseEpsilons(raw: string): number[] {
@@ -140,16 +150,14 @@ export function attackPanels(rows: AttackRow[], names: string[], numClasses: num
   return panels;
 }
 
-export async function runAttack({ flags }: ParsedArgs): Promise<number> {
-  const dirs = flags.models ? list(flags.models as string, 'models') : flags.model ? [flags.model as string] : [];
+export async function runAttack({ flags }: ArgsOf<typeof attackSpec>): Promise<number> {
+  const dirs = flags.models ? list(flags.models, 'models') : flags.model ? [flags.model] : [];
   if (dirs.length === 0) throw new UsageError('a model is needed: --model MODEL or --models MODEL,MODEL,...');
   if (flags.models && flags.model) throw new UsageError('give either --model or --models, not both');
-  const methods = list(flags.methods as string, 'methods') as AttackMethod[];
-  for (const m of methods) if (m !== 'fgsm' && m !== 'bim') throw new UsageError(`--methods takes fgsm and bim, got '${m}'`);
-  const modes = list(flags.modes as string, 'modes') as AttackRow['mode'][];
-  for (const m of modes) if (m !== 'untargeted' && m !== 'targeted') throw new UsageError(`--modes takes untargeted and targeted, got '${m}'`);
-  const epsilons = parseEpsilons(flags.eps as string);
-  const givenNames = flags.names ? list(flags.names as string, 'names') : null;
+  const methods: AttackMethod[] = listOf(flags.methods, 'methods', ['fgsm', 'bim']);
+  const modes: AttackRow['mode'][] = listOf(flags.modes, 'modes', ['untargeted', 'targeted']);
+  const epsilons = parseEpsilons(flags.eps);
+  const givenNames = flags.names ? list(flags.names, 'names') : null;
   if (givenNames && givenNames.length !== dirs.length) throw new UsageError(`--names has ${givenNames.length} names for ${dirs.length} models`);
 
   await setupBackend(flags);
@@ -157,19 +165,19 @@ export async function runAttack({ flags }: ParsedArgs): Promise<number> {
   const names = givenNames ?? loaded.map((l, i) => `${l.model.modelType} ${basename(dirs[i])}`);
   if (new Set(names).size !== names.length) throw new UsageError('the models need distinct names (use --names)');
   try {
-    const full = await loadDataFromFlags({ ...withModelDataset(flags, ...loaded.map((l) => l.json)), limit: undefined }, flags.split as 'train' | 'test');
-    const ds = take(full, (flags.limit as number | undefined) ?? 1000);
+    const full = await loadData(oneSplitDataSpec({ ...withModelDataset(flags, ...loaded.map((l) => l.json)), limit: undefined }), flags.split, loadOptions(flags));
+    const ds = take(full, flags.limit ?? 1000);
     for (const { model } of loaded) checkCompatible(model, ds);
     const numClasses = ds.numClasses;
     if (numClasses < 2) throw new Error(`${ds.name} has fewer than two classes`);
-    const targetsAll = randomTargets(ds.labels.subarray(0, ds.count), numClasses, new Rng(flags.seed as number));
-    const batchSize = flags['batch-size'] as number;
+    const targetsAll = randomTargets(ds.labels.subarray(0, ds.count), numClasses, new Rng(flags.seed));
+    const batchSize = flags['batch-size'];
     const order = sequentialOrder(ds.count);
     const nb = batchCount(ds.count, batchSize);
-    const clip = parseClip(flags.clip as string, makeBatch(ds, batchIndices(order, 0, batchSize)).x);
-    const loss = flags.loss as AttackLoss;
-    const iterations = flags.iterations as number;
-    const stepSize = flags['step-size'] as number | undefined;
+    const clip = parseClip(flags.clip, makeBatch(ds, batchIndices(order, 0, batchSize)).x);
+    const loss = flags.loss;
+    const iterations = flags.iterations;
+    const stepSize = flags['step-size'];
     const rows: AttackRow[] = [];
     const t0 = performance.now();
     loaded.forEach(({ model }, mi) => {
@@ -231,7 +239,7 @@ export async function runAttack({ flags }: ParsedArgs): Promise<number> {
       }
     });
     const seconds = (performance.now() - t0) / 1000;
-    const outDir = flags.out as string;
+    const outDir = flags.out;
     mkdirSync(outDir, { recursive: true });
     const modelsInfo = loaded.map((l, i) => ({ name: names[i], dir: l.dir, modelType: l.model.modelType, params: l.model.countParams() }));
     const settings = { dataset: ds.name, count: ds.count, epsilons, methods, modes, loss, iterations, stepSize: stepSize ?? '2.5 eps / iterations', clip, seed: flags.seed };

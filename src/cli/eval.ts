@@ -1,15 +1,17 @@
 /** capsnet eval: accuracy, error, per-class accuracy and confusion matrix on a test set. */
+import { loadData } from '../data/spec.js';
 import { evaluate } from '../training/evaluate.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, percent, report, setupBackend } from './common.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { loadModelFromFlags, percent, report, setupBackend } from './common.js';
+import { loadOptions, ONE_SPLIT_DATA_FLAGS, oneSplitDataSpec, withModelDataset } from './dataFlags.js';
 
-export const evalSpec: CommandSpec = {
+export const evalSpec = commandSpec({
   name: 'eval',
   summary: 'Evaluate a trained model on a test set.',
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
-    ...DATA_FLAGS,
+    ...ONE_SPLIT_DATA_FLAGS,
     { name: 'split', type: 'string', choices: ['train', 'test'], default: 'test', help: 'dataset split' },
     { name: 'routing', type: 'int', min: 1, help: 'routing iterations at test time (default: the model\'s)' },
     COMMON_FLAGS.batchSize,
@@ -17,7 +19,7 @@ export const evalSpec: CommandSpec = {
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet eval --pretrained mnist', 'capsnet eval --model mnist-small', 'capsnet eval --model runs/capsnet-small-mnist', 'capsnet eval --model runs/x --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz'],
-};
+});
 
 export function formatConfusion(confusion: number[][], names: string[]): string {
   const w = Math.max(5, ...confusion.flat().map((v) => String(v).length + 1));
@@ -26,16 +28,16 @@ export function formatConfusion(confusion: number[][], names: string[]): string 
   return [head, ...rows].join('\n');
 }
 
-export async function runEval({ flags }: ParsedArgs): Promise<number> {
+export async function runEval({ flags }: ArgsOf<typeof evalSpec>): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
-  const ds = await loadDataFromFlags(withModelDataset(flags, json), flags.split as 'train' | 'test');
+  const ds = await loadData(oneSplitDataSpec(withModelDataset(flags, json)), flags.split, loadOptions(flags));
   if (flags.routing !== undefined && model.routingIterations === null) {
     model.dispose();
     throw new UsageError(`--routing: ${dir} is a ${model.modelType} model, which does not route`);
   }
-  const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing as number } : undefined;
-  const r = evaluate(model, ds, { batchSize: flags['batch-size'] as number, progress: !flags.json, forwardOptions });
+  const forwardOptions = flags.routing !== undefined ? { routingIterations: flags.routing } : undefined;
+  const r = evaluate(model, ds, { batchSize: flags['batch-size'], progress: !flags.json, forwardOptions });
   report(flags, { model: dir, ...r }, () => {
     const lines = [
       `model ${dir} on ${r.dataset} (${r.count} images)`,

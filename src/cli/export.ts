@@ -13,10 +13,10 @@ import type { ClassifierModel } from '../models/model.js';
 import { PACKAGE_ROOT } from '../models/pretrained.js';
 import { WEIGHTS_FILE, type ModelJson } from '../models/serialization.js';
 import { writeFileAtomic } from '../util/files.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
-export const exportSpec: CommandSpec = {
+export const exportSpec = commandSpec({
   name: 'export',
   summary: 'Write a trained model as a standalone model directory (model.json + weights.bin), optionally in float16 or 8 bits per weight, or as an ONNX file.',
   description:
@@ -40,28 +40,28 @@ export const exportSpec: CommandSpec = {
     'capsnet export --pretrained mnist --format onnx --out capsnet-mnist.onnx',
     'capsnet export --pretrained mnist --uint8 --out capsnet-mnist-8bit',
   ],
-};
+});
 
 /** capsnet's own version, from package.json. */
 export function capsnetVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function exportOnnx(flags: ParsedFlags, model: ClassifierModel, json: ModelJson, dir: string): void {
-  const out = flags.out as string;
+function exportOnnx(flags: ArgsOf<typeof exportSpec>['flags'], out: string, model: ClassifierModel, json: ModelJson, dir: string): void {
   if (!out.endsWith('.onnx')) throw new UsageError(`--out must name a .onnx file with --format onnx, got '${out}'`);
   if (existsSync(out)) throw new Error(`${out} already exists; choose a new file`);
   const version = capsnetVersion();
-  const routingIterations = flags.routing as number | undefined;
-  const metadata = onnxMetadata(model, json, { routingIterations, version, ...(flags.note ? { note: flags.note as string } : {}) });
+  const routingIterations = flags.routing;
+  const metadata = onnxMetadata(model, json, { routingIterations, version, ...(flags.note ? { note: flags.note } : {}) });
   const bytes = modelToOnnx(model, { routingIterations, float16: flags.float16 === true, metadata, version });
   writeFileAtomic(out, bytes);
   const encoding = flags.float16 ? 'float16' : 'float32';
   report(flags, { out, from: dir, format: 'onnx', opset: ONNX_OPSET, encoding, bytes: bytes.byteLength, params: model.countParams(), metadata }, () => `wrote ${out}: ONNX opset ${ONNX_OPSET}, ${model.countParams().toLocaleString('en-US')} parameters, ${encoding} weights, ${(bytes.byteLength / 1e6).toFixed(1)} MB`);
 }
 
-export async function runExport({ flags }: ParsedArgs): Promise<number> {
-  if (!flags.out) throw new UsageError(flags.format === 'onnx' ? '--out FILE.onnx is needed' : '--out DIR is needed');
+export async function runExport({ flags }: ArgsOf<typeof exportSpec>): Promise<number> {
+  const out = flags.out;
+  if (!out) throw new UsageError(flags.format === 'onnx' ? '--out FILE.onnx is needed' : '--out DIR is needed');
   if (flags.routing !== undefined && flags.format !== 'onnx') throw new UsageError('--routing applies to --format onnx only (a saved model keeps its own routing iterations)');
   if (flags.uint8 && flags.float16) throw new UsageError('--uint8 and --float16 are two encodings: give one');
   if (flags.uint8 && flags.format === 'onnx') throw new UsageError('--uint8 applies to --format capsnet only (ONNX files hold float32 or, with --float16, float16 weights)');
@@ -69,7 +69,7 @@ export async function runExport({ flags }: ParsedArgs): Promise<number> {
   const { model, json, dir } = loadModelFromFlags(flags);
   try {
     if (flags.format === 'onnx') {
-      exportOnnx(flags, model, json, dir);
+      exportOnnx(flags, out, model, json, dir);
       return 0;
     }
     const history = (json.metadata?.history as { testAccuracy?: number; epoch: number }[] | undefined) ?? [];
@@ -83,9 +83,9 @@ export async function runExport({ flags }: ParsedArgs): Promise<number> {
     delete metadata.epoch;
     delete metadata.batch;
     const encoding = flags.uint8 ? 'uint8' : flags.float16 ? 'float16' : 'float32';
-    saveModel(model, flags.out as string, { encoding, metadata });
-    const bytes = statSync(join(flags.out as string, WEIGHTS_FILE)).size; // what was written, not encoded again
-    report(flags, { out: flags.out, from: dir, encoding, weightBytes: bytes, params: model.countParams() }, () => `wrote ${flags.out}: ${model.countParams().toLocaleString('en-US')} parameters, ${encoding}, ${(bytes / 1e6).toFixed(1)} MB of weights`);
+    saveModel(model, out, { encoding, metadata });
+    const bytes = statSync(join(out, WEIGHTS_FILE)).size; // what was written, not encoded again
+    report(flags, { out, from: dir, encoding, weightBytes: bytes, params: model.countParams() }, () => `wrote ${out}: ${model.countParams().toLocaleString('en-US')} parameters, ${encoding}, ${(bytes / 1e6).toFixed(1)} MB of weights`);
     return 0;
   } finally {
     model.dispose();

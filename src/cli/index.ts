@@ -2,7 +2,7 @@
  * The `capsnet` command: dispatches to one module per command. Errors are one
  * line on stderr with a non-zero exit (2 for usage errors).
  */
-import { formatHelp, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { formatHelp, parseArgs, UsageError, type CommandSpec, type FlagSpec, type FlagsOf, type ParsedArgs } from './args.js';
 import { ablationSpec, runAblation } from './ablation.js';
 import { attackSpec, runAttack } from './attack.js';
 import { evalSpec, runEval } from './eval.js';
@@ -18,22 +18,36 @@ import { runViz, vizSpec } from './viz.js';
 
 interface Command {
   spec: CommandSpec;
-  run(args: ParsedArgs): Promise<number>;
+  /** Parse the arguments and run the command (or print its help): the exit code. */
+  main(argv: string[]): Promise<number>;
+}
+
+/** A command: its spec, and its run function taking the flags that spec parses to. */
+function command<Fs extends readonly FlagSpec[]>(spec: CommandSpec<Fs>, run: (args: ParsedArgs<FlagsOf<Fs>>) => Promise<number>): Command {
+  return {
+    spec,
+    main: async (argv) => {
+      const args = parseArgs(spec, argv);
+      if (!args.help) return run(args);
+      process.stdout.write(`${formatHelp(spec)}\n`);
+      return 0;
+    },
+  };
 }
 
 const COMMANDS: Command[] = [
-  { spec: trainSpec, run: runTrain },
-  { spec: evalSpec, run: runEval },
-  { spec: predictSpec, run: runPredict },
-  { spec: reconstructSpec, run: runReconstruct },
-  { spec: perturbSpec, run: runPerturb },
-  { spec: ablationSpec, run: runAblation },
-  { spec: attackSpec, run: runAttack },
-  { spec: viewpointsSpec, run: runViewpoints },
-  { spec: exportSpec, run: runExport },
-  { spec: plotSpec, run: runPlot },
-  { spec: infoSpec, run: runInfo },
-  { spec: vizSpec, run: runViz },
+  command(trainSpec, runTrain),
+  command(evalSpec, runEval),
+  command(predictSpec, runPredict),
+  command(reconstructSpec, runReconstruct),
+  command(perturbSpec, runPerturb),
+  command(ablationSpec, runAblation),
+  command(attackSpec, runAttack),
+  command(viewpointsSpec, runViewpoints),
+  command(exportSpec, runExport),
+  command(plotSpec, runPlot),
+  command(infoSpec, runInfo),
+  command(vizSpec, runViz),
 ];
 
 function usage(): string {
@@ -64,12 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const args = parseArgs(cmd.spec, rest);
-    if (args.help) {
-      process.stdout.write(`${formatHelp(cmd.spec)}\n`);
-      return 0;
-    }
-    return await cmd.run(args);
+    return await cmd.main(rest);
   } catch (e) {
     const err = e as Error;
     const msg = (err?.message ?? String(e)).split('\n')[0];

@@ -4,10 +4,10 @@ import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
 import { createModel } from '../models/registry.js';
 import { estimateTrainingMemory, formatBytes } from '../training/memoryEstimate.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
-export const infoSpec: CommandSpec = {
+export const infoSpec = commandSpec({
   name: 'info',
   summary: 'Show a model\'s layers, output shapes and parameter counts, and the active tfjs backend.',
   description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --arch and --preset. `--pretrained list` lists the shipped models.',
@@ -27,13 +27,13 @@ export const infoSpec: CommandSpec = {
   ],
   examples: ['capsnet info --preset paper', 'capsnet info --arch em --preset paper --image-size 64 --channels 3 --memory --batch-size 16', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
   renamed: { type: 'give the architecture with --arch (capsnet, cnn, em)' },
-};
+});
 
 function fmt(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-export async function runInfo({ flags }: ParsedArgs): Promise<number> {
+export async function runInfo({ flags }: ArgsOf<typeof infoSpec>): Promise<number> {
   const backend = await setupBackend({ ...flags, quiet: true });
   if (flags.pretrained === 'list') {
     const list = listPretrained();
@@ -42,7 +42,7 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
   }
   let model: ClassifierModel;
   let source: string;
-  const arch = (flags.arch as string | undefined) ?? 'capsnet';
+  const arch = flags.arch ?? 'capsnet';
   if (flags.model || flags.pretrained) {
     const loaded = loadModelFromFlags(flags);
     model = loaded.model;
@@ -53,23 +53,28 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
       throw new UsageError(`--arch ${flags.arch} does not match ${source}, which is ${model.modelType}; leave --arch out to describe a saved model`);
     }
   } else {
-    const base = createModel(arch, flags.preset as string);
+    const base = createModel(arch, flags.preset);
     const [h, w, c] = base.inputShape;
-    const n = flags['image-size'] as number | undefined;
+    const n = flags['image-size'];
     const inputShape = [n ?? h, n ?? w, flags.channels !== undefined ? Number(flags.channels) : c];
-    const numClasses = (flags.classes as number | undefined) ?? base.numClasses;
+    const numClasses = flags.classes ?? base.numClasses;
     base.dispose();
     try {
-      model = createModel(arch, flags.preset as string, { inputShape, numClasses });
+      model = createModel(arch, flags.preset, { inputShape, numClasses });
     } catch (e) {
       throw new Error(`${arch} preset '${flags.preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
     }
     source = `${arch} preset '${flags.preset}'`;
   }
-  const memory = flags.memory ? await estimateTrainingMemory(model, flags['batch-size'] as number) : undefined;
+  const memory = flags.memory ? await estimateTrainingMemory(model, flags['batch-size']) : undefined;
   const layers = model.summary();
   const total = model.countParams();
-  report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, trainableParams: total, ...(memory ? { trainingMemory: memory } : {}), config: model.getConfig(), backend }, () => {
+  // What papers quote: the classifier without its reconstruction decoder, where the model can say.
+  const classifier = (model as Partial<{ countClassifierParams(): number }>).countClassifierParams?.();
+  // Saved values that training does not fit by gradient (batch norm's moving statistics).
+  const state = model.params.filter((p) => !p.value.trainable).reduce((n, p) => n + p.value.size, 0);
+  const counts = { trainableParams: total, ...(classifier !== undefined ? { classifierParams: classifier } : {}), ...(state > 0 ? { nonTrainableParams: state } : {}) };
+  report(flags, { model: source, modelType: model.modelType, inputShape: model.inputShape, numClasses: model.numClasses, layers, ...counts, ...(memory ? { trainingMemory: memory } : {}), config: model.getConfig(), backend }, () => {
     const shape = (l: (typeof layers)[number]) => `[${l.outputShape.map((d) => d ?? 'batch').join(', ')}]`;
     const w = [Math.max(5, ...layers.map((l) => l.name.length)), Math.max(5, ...layers.map((l) => l.className.length)), Math.max(12, ...layers.map((l) => shape(l).length))];
     const line = (a: string, b: string, c: string, d: string) => `${a.padEnd(w[0])}  ${b.padEnd(w[1])}  ${c.padEnd(w[2])}  ${d.padStart(12)}`;
@@ -80,7 +85,7 @@ export async function runInfo({ flags }: ParsedArgs): Promise<number> {
       line('layer', 'class', 'output shape', 'parameters'),
       ...rows,
       '',
-      `trainable parameters: ${fmt(total)}`,
+      `trainable parameters: ${fmt(total)}${classifier !== undefined ? ` (${fmt(classifier)} without the decoder)` : ''}${state > 0 ? `, plus ${fmt(state)} non-trainable (moving statistics)` : ''}`,
       ...(memory
         ? [
             `training memory, batch ${memory.batchSize} (tensors, measured on one step): ${formatBytes(memory.totalBytes)} = weights ${formatBytes(memory.weightBytes)} + Adam ${formatBytes(memory.optimizerBytes)} + step ${formatBytes(memory.stepFixedBytes)} + ${formatBytes(memory.stepPerExampleBytes)} per image`,

@@ -8,16 +8,18 @@ import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../data/batches.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
+import { loadData } from '../data/spec.js';
+import { commandSpec, COMMON_FLAGS, omitFlag, UsageError, type ArgsOf } from './args.js';
+import { loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
+import { loadOptions, ONE_SPLIT_DATA_FLAGS, oneSplitDataSpec, withModelDataset } from './dataFlags.js';
 
-export const perturbSpec: CommandSpec = {
+export const perturbSpec = commandSpec({
   name: 'perturb',
   summary: 'Render how each dimension of the winning digit capsule changes the reconstruction (paper Fig. 4).',
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
-    ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
+    ...omitFlag(ONE_SPLIT_DATA_FLAGS, 'limit'),
     { name: 'indices', type: 'string', default: '0,1,2', help: 'comma-separated test image indices' },
     { name: 'range', type: 'number', min: 0, default: 0.25, help: 'largest perturbation (both signs)' },
     { name: 'step', type: 'number', min: 0.001, default: 0.05, help: 'perturbation step' },
@@ -27,7 +29,7 @@ export const perturbSpec: CommandSpec = {
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet perturb --pretrained mnist --indices 0,1,2,3 --out fig4.png'],
-};
+});
 
 /** Perturbation values from -range to +range in `step`s (0 included). */
 export function perturbationSteps(range: number, step: number): number[] {
@@ -35,18 +37,18 @@ export function perturbationSteps(range: number, step: number): number[] {
   return Array.from({ length: 2 * n + 1 }, (_, i) => Number(((i - n) * step).toFixed(6)));
 }
 
-export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
+export async function runPerturb({ flags }: ArgsOf<typeof perturbSpec>): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const decoder = requireDecoder(model, dir, 'perturb');
-  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
-  const indices = String(flags.indices).split(',').map((s) => {
+  const ds = await loadData(oneSplitDataSpec(withModelDataset(flags, json)), 'test', loadOptions(flags));
+  const indices = flags.indices.split(',').map((s) => {
     const v = Number(s.trim());
     if (!Number.isInteger(v) || v < 0) throw new UsageError(`--indices must be non-negative integers, got '${s}'`);
     if (v >= ds.count) throw new Error(`index ${v} is out of range: ${ds.name} has ${ds.count} images`);
     return v;
   });
-  const steps = perturbationSteps(flags.range as number, flags.step as number);
+  const steps = perturbationSteps(flags.range, flags.step);
   const [h, w, c] = model.inputShape;
   const dim = decoder.capsuleDim;
   const batch = makeBatch(ds, Int32Array.from(indices));
@@ -69,7 +71,7 @@ export async function runPerturb({ flags }: ParsedArgs): Promise<number> {
       if (k < indices.length - 1) rows.push([]);
     }
   });
-  writePng(flags.out as string, tileGrid(rows, h, w, c as 1 | 3, { scale: flags.scale as number, pad: 1 }));
+  writePng(flags.out, tileGrid(rows, h, w, c as 1 | 3, { scale: flags.scale, pad: 1 }));
   report(flags, { out: flags.out, model: dir, indices, predicted: winners, dimensions: dim, steps }, () => `wrote ${flags.out}: ${indices.length} digit${indices.length === 1 ? '' : 's'} x ${dim} dimensions x ${steps.length} steps (${steps[0]} to ${steps[steps.length - 1]})`);
   model.dispose();
   return 0;

@@ -7,10 +7,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writePng } from '../util/imageFiles.js';
 import { renderPanels, type Series } from '../util/plot.js';
-import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { commandSpec, UsageError, type ArgsOf } from './args.js';
 import { report } from './common.js';
 
-export const plotSpec: CommandSpec = {
+export const plotSpec = commandSpec({
   name: 'plot',
   summary: 'Draw the learning curves (test error by epoch) of training runs into a PNG.',
   description: 'Reads RUN/metrics.jsonl of each training directory (or a metrics.jsonl file itself) and draws one curve per run.',
@@ -22,7 +22,7 @@ export const plotSpec: CommandSpec = {
     { name: 'json', type: 'boolean', help: 'print the curves as JSON' },
   ],
   examples: ['capsnet plot runs/ablation/r1-no-recon-seed1 runs/ablation/r1-recon-seed1 --target 0.45 --out docs/ablation.png'],
-};
+});
 
 interface Curve {
   run: string;
@@ -54,19 +54,19 @@ function readCurve(path: string): Curve {
   return { run: basename(dir), points };
 }
 
-export async function runPlot({ flags, positionals }: ParsedArgs): Promise<number> {
+export async function runPlot({ flags, positionals }: ArgsOf<typeof plotSpec>): Promise<number> {
   if (positionals.length === 0) throw new UsageError("'plot' needs RUN");
   const curves = positionals.map(readCurve);
   const series: Series[] = curves.map((c) => ({ name: c.run, points: c.points }));
-  const target = flags.target as number | undefined;
+  const target = flags.target;
   const highest = Math.max(...curves.flatMap((c) => c.points.map((p) => p[1])), target ?? 0);
-  const out = flags.out as string;
+  const out = flags.out;
   writePng(
     out,
     renderPanels(
       [
         {
-          title: (flags.title as string | undefined) ?? curves.map((c) => c.run).join(', '),
+          title: flags.title ?? curves.map((c) => c.run).join(', '),
           xLabel: 'epoch',
           yLabel: 'test error (%)',
           series,

@@ -10,10 +10,10 @@ import { borderMean, mnistPreprocess, resizeArea } from '../data/preprocess.js';
 import { isNorbByteMatrix, norbPair, parseNorbMatrix, smallNorbTestInput } from '../data/smallnorb.js';
 import type { ClassifierModel } from '../models/model.js';
 import { readImage, toGray } from '../util/imageFiles.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, percent, report, setupBackend } from './common.js';
 
-export const predictSpec: CommandSpec = {
+export const predictSpec = commandSpec({
   name: 'predict',
   summary: 'Predict the class of pictures (PNG, JPEG, WebP, GIF, BMP, PGM; a file, a folder or a glob), or of an image of an IDX or smallNORB dat file.',
   description:
@@ -36,7 +36,10 @@ export const predictSpec: CommandSpec = {
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet predict digit.png --pretrained mnist', 'capsnet predict photos/ --model runs/photos --csv', "capsnet predict 'photos/**/*.jpg' --model runs/photos --json", 'capsnet predict t10k-images-idx3-ubyte --index 7 --model runs/capsnet-small-mnist'],
-};
+});
+
+/** The flags that say how a picture or an image of a file becomes the model's input. */
+type ImageFlags = Pick<ArgsOf<typeof predictSpec>['flags'], 'preprocess' | 'index' | 'invert'>;
 
 function isIdx(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0x08;
@@ -46,14 +49,14 @@ function isIdx(bytes: Uint8Array): boolean {
  * Pixels [h*w*c] fitting the model's input: in [0, 1], or standardised for a
  * model trained on smallNORB (`dataset`, from its metadata).
  */
-export async function loadInputImage(path: string, model: ClassifierModel, flags: Record<string, unknown>, dataset?: string): Promise<Float32Array> {
+export async function loadInputImage(path: string, model: ClassifierModel, flags: ImageFlags, dataset?: string): Promise<Float32Array> {
   const [h, w, c] = model.inputShape;
   const raw = readMaybeGzip(path);
-  const mode = flags.preprocess as string;
+  const mode = flags.preprocess;
   const norbModel = mode === 'smallnorb' || (mode === 'auto' && typeof dataset === 'string' && dataset.startsWith('smallnorb'));
   if (isNorbByteMatrix(raw)) {
     if (!norbModel) throw new Error(`${path} is a smallNORB dat file, but this model was trained on ${dataset ?? 'another dataset'} (use --preprocess smallnorb to try it anyway)`);
-    const index = flags.index as number | undefined;
+    const index = flags.index;
     if (index === undefined) throw new UsageError(`${path} is a smallNORB dat file: choose a pair with --index N`);
     const pair = norbPair(parseNorbMatrix(raw, path), index, path);
     if (c > 2) throw new Error(`model expects ${c}-channel images; a smallNORB pair has 2`);
@@ -61,7 +64,7 @@ export async function loadInputImage(path: string, model: ClassifierModel, flags
   }
   if (isIdx(raw)) {
     const idx = parseIdx(raw, path);
-    const index = flags.index as number | undefined;
+    const index = flags.index;
     if (index === undefined) throw new UsageError(`${path} is an IDX file: choose an image with --index N`);
     const [count, ih, iw, ic = 1] = idx.dims;
     if (idx.dims.length < 3) throw new Error(`${path}: IDX file of rank ${idx.dims.length} holds no images`);
@@ -86,7 +89,7 @@ export async function loadInputImage(path: string, model: ClassifierModel, flags
     for (let k = 0; k < c; k++) for (let i = 0; i < n; i++) planes[k * n + i] = Math.round(255 * src[i * c + k]);
     return smallNorbTestInput(planes, img.height, img.width, c, h);
   }
-  const invertFlag = flags.invert as string;
+  const invertFlag = flags.invert;
   if (c === 1) {
     const gray = toGray(img);
     const invert = invertFlag === 'auto' ? borderMean(gray, img.width, img.height) > 0.5 : invertFlag === 'yes';
@@ -144,7 +147,7 @@ function csvField(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export async function runPredict({ flags, positionals }: ParsedArgs): Promise<number> {
+export async function runPredict({ flags, positionals }: ArgsOf<typeof predictSpec>): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const [h, w, c] = model.inputShape;
@@ -155,7 +158,7 @@ export async function runPredict({ flags, positionals }: ParsedArgs): Promise<nu
   const scoreName = model.scoreName;
   const per = h * w * c;
   const rows: Row[] = [];
-  const batchSize = flags['batch-size'] as number;
+  const batchSize = flags['batch-size'];
   for (let s = 0; s < paths.length; s += batchSize) {
     const part = paths.slice(s, s + batchSize);
     const x = new Float32Array(part.length * per);

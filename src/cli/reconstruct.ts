@@ -3,10 +3,12 @@ import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../data/batches.js';
 import { writePng } from '../util/imageFiles.js';
 import { tileGrid } from '../util/grid.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, withModelDataset, loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
+import { loadData } from '../data/spec.js';
+import { commandSpec, COMMON_FLAGS, omitFlag, UsageError, type ArgsOf } from './args.js';
+import { loadModelFromFlags, report, requireDecoder, setupBackend } from './common.js';
+import { loadOptions, ONE_SPLIT_DATA_FLAGS, oneSplitDataSpec, withModelDataset } from './dataFlags.js';
 
-export const reconstructSpec: CommandSpec = {
+export const reconstructSpec = commandSpec({
   name: 'reconstruct',
   summary: 'Write a PNG grid of input images (top rows) above their reconstructions from the longest digit capsule.',
   description:
@@ -15,7 +17,7 @@ export const reconstructSpec: CommandSpec = {
   flags: [
     COMMON_FLAGS.model,
     COMMON_FLAGS.pretrained,
-    ...DATA_FLAGS.filter((f) => f.name !== 'limit'),
+    ...omitFlag(ONE_SPLIT_DATA_FLAGS, 'limit'),
     { name: 'count', type: 'int', min: 1, max: 200, default: 10, help: 'number of images' },
     { name: 'start', type: 'int', min: 0, default: 0, help: 'index of the first test image' },
     { name: 'per-row', type: 'int', min: 1, default: 10, help: 'images per row' },
@@ -25,22 +27,22 @@ export const reconstructSpec: CommandSpec = {
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet reconstruct --pretrained mnist --count 20 --out recon.png'],
-};
+});
 
-export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
+export async function runReconstruct({ flags }: ArgsOf<typeof reconstructSpec>): Promise<number> {
   await setupBackend(flags);
   const { model, dir, json } = loadModelFromFlags(flags);
   const decoder = requireDecoder(model, dir, 'reconstruct');
-  const ds = await loadDataFromFlags(withModelDataset(flags, json), 'test');
-  const start = flags.start as number;
-  const count = Math.min(flags.count as number, ds.count - start);
+  const ds = await loadData(oneSplitDataSpec(withModelDataset(flags, json)), 'test', loadOptions(flags));
+  const start = flags.start;
+  const count = Math.min(flags.count, ds.count - start);
   if (count <= 0) throw new Error(`--start ${start} is past the end of ${ds.name} (${ds.count} images)`);
   const [h, w, c] = model.inputShape;
   const batch = makeBatch(ds, Int32Array.from({ length: count }, (_, i) => start + i));
   const per = h * w * c;
-  const perRow = flags['per-row'] as number;
+  const perRow = flags['per-row'];
   const rows: (Float32Array | null)[][] = [];
-  const scale = flags.scale as number;
+  const scale = flags.scale;
   if (ds.multiLabels) {
     // Decode the two longest capsules separately (test time: no labels).
     const { a, b, top } = tf.tidy(() => {
@@ -75,7 +77,7 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
         return o;
       }));
     }
-    writePng(flags.out as string, tileGrid(rows, h, w, 3, { scale }));
+    writePng(flags.out, tileGrid(rows, h, w, 3, { scale }));
     let correct = 0;
     for (let i = 0; i < count; i++) if (top[i].every((j) => ds.multiLabels![(start + i) * ds.numClasses + j] === 1)) correct++;
     report(flags, { out: flags.out, model: dir, count, predictions: top, correct }, () => `wrote ${flags.out}: ${count} two-digit inputs, each digit reconstructed from its own capsule (red, green) and overlaid (${correct}/${count} pairs right)`);
@@ -92,7 +94,7 @@ export async function runReconstruct({ flags }: ParsedArgs): Promise<number> {
     rows.push(idx.map((i) => batch.x.subarray(i * per, (i + 1) * per)));
     rows.push(idx.map((i) => recon.subarray(i * per, (i + 1) * per)));
   }
-  writePng(flags.out as string, tileGrid(rows, h, w, c as 1 | 3, { scale }));
+  writePng(flags.out, tileGrid(rows, h, w, c as 1 | 3, { scale }));
   let correct = 0;
   for (let i = 0; i < count; i++) if (pred[i] === batch.labels[i]) correct++;
   const names = (json.metadata?.classNames as string[] | undefined) ?? ds.classNames ?? Array.from({ length: model.numClasses }, (_, j) => String(j));

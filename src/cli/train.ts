@@ -3,12 +3,15 @@ import { basename, join, resolve } from 'node:path';
 import { modelPathOrPretrained } from '../models/pretrained.js';
 import { applySetting, getArchitecture, type Architecture, type ArchitectureSettings, type ConfigOverrides } from '../models/registry.js';
 import { mergeConfig } from '../util/config.js';
+import { loadData } from '../data/spec.js';
 import { DATA_CACHE_DIR, readTrainingState } from '../training/checkpoint.js';
-import { train, type TrainOptions } from '../training/trainer.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs, type ParsedFlags } from './args.js';
-import { DATA_FLAGS, loadDataFromFlags, percent, report, setupBackend } from './common.js';
+import type { TrainOptions } from '../training/options.js';
+import { train } from '../training/trainer.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { percent, report, setupBackend } from './common.js';
+import { dataFlags, loadOptions, TRAINING_DATASET_FLAG, trainingDataSpec } from './dataFlags.js';
 
-export const trainSpec: CommandSpec = {
+export const trainSpec = commandSpec({
   name: 'train',
   summary: 'Train a capsule network (or the CNN baseline) on a dataset.',
   description:
@@ -17,12 +20,9 @@ export const trainSpec: CommandSpec = {
   flags: [
     COMMON_FLAGS.arch,
     { name: 'preset', type: 'string', default: 'small', help: 'preset of --arch (paper, small); input size and classes follow the dataset' },
-    ...DATA_FLAGS.filter((f) => f.name !== 'limit').map((f) => (f.name === 'dataset' ? { ...f, default: 'mnist', help: 'dataset name' } : f)),
-    { name: 'test-images', type: 'string', arg: 'FILE', help: 'IDX test images (with --images)' },
-    { name: 'test-labels', type: 'string', arg: 'FILE', help: 'IDX test labels (with --images)' },
-    { name: 'train-limit', type: 'int', min: 1, help: 'use only the first N training images' },
-    { name: 'test-limit', type: 'int', min: 1, help: 'evaluate on only the first N test images' },
-    { name: 'test-data-count', type: 'int', min: 1, help: 'examples of a generated test set (multimnist)' },
+    TRAINING_DATASET_FLAG,
+    ...dataFlags('images', 'labels', 'data-seed', 'data-count', 'data-file', 'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir'),
+    ...dataFlags('test-images', 'test-labels', 'train-limit', 'test-limit', 'test-data-count'),
     { name: 'epochs', type: 'int', min: 1, help: 'epochs to train [default: 3; with --resume: the run\'s own, or more]' },
     COMMON_FLAGS.batchSize,
     { name: 'lr', type: 'number', min: 0, default: 0.001, help: 'Adam learning rate' },
@@ -51,28 +51,22 @@ export const trainSpec: CommandSpec = {
     'capsnet train --data photos/ --val-split 0.2 --image-size 32 --flip --out runs/photos',
   ],
   renamed: { model: 'give the architecture with --arch (capsnet, cnn, em), or a saved model to start from with --init' },
-};
-
-/** Flags that choose the data, saved with the run so that --resume reads the same. */
-const DATA_FLAG_NAMES = [
-  'dataset', 'images', 'labels', 'test-images', 'test-labels', 'train-limit', 'test-limit', 'data-seed', 'data-count', 'test-data-count', 'data-file',
-  'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir',
-];
+});
 
 /** The overrides that a setting flag asks for, or a usage error naming the flag when the architecture lacks the setting. */
-function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSettings, value: unknown): ConfigOverrides {
+function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSettings, value: number | undefined): ConfigOverrides {
   if (value === undefined) return {};
   try {
-    return applySetting(arch, key, value as number);
+    return applySetting(arch, key, value);
   } catch (e) {
     throw new UsageError(`--${flag}: ${(e as Error).message}`);
   }
 }
 
-export async function runTrain({ flags }: ParsedArgs): Promise<number> {
-  const dataset = flags.data !== undefined ? basename(resolve(flags.data as string)) : flags.images ? 'idx' : (flags.dataset as string);
-  const arch = getArchitecture(flags.arch as string);
-  const out = (flags.out as string | undefined) ?? join('runs', `${arch.name}-${flags.preset}-${dataset}`);
+export async function runTrain({ flags }: ArgsOf<typeof trainSpec>): Promise<number> {
+  const dataset = flags.data !== undefined ? basename(resolve(flags.data)) : flags.images ? 'idx' : flags.dataset;
+  const arch = getArchitecture(flags.arch);
+  const out = flags.out ?? join('runs', `${arch.name}-${flags.preset}-${dataset}`);
   if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
@@ -80,39 +74,33 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   if (flags.init !== undefined && (flags.routing !== undefined || flags['recon-weight'] !== undefined)) {
     throw new UsageError('--init keeps the saved model\'s config; --routing and --recon-weight cannot change it');
   }
-  if (flags.ema !== undefined && !((flags.ema as number) > 0 && (flags.ema as number) < 1)) throw new UsageError(`--ema must be between 0 and 1 (exclusive), got ${flags.ema}`);
+  if (flags.ema !== undefined && !(flags.ema > 0 && flags.ema < 1)) throw new UsageError(`--ema must be between 0 and 1 (exclusive), got ${flags.ema}`);
   const overrides = mergeConfig(flagSetting(arch, 'routing', 'routingIterations', flags.routing), flagSetting(arch, 'recon-weight', 'reconstructionWeight', flags['recon-weight']));
   const options: TrainOptions & { resume?: boolean } = {
     model: arch.name,
-    preset: flags.preset as string,
+    preset: flags.preset,
     overrides,
     dataset,
     // With --resume only an explicit --epochs changes the run's length.
-    epochs: (flags.epochs as number | undefined) ?? (flags.resume ? 0 : 3),
-    batchSize: flags['batch-size'] as number,
-    learningRate: flags.lr as number,
-    lrDecay: flags['lr-decay'] as number,
-    shift: flags.shift as number,
+    epochs: flags.epochs ?? (flags.resume ? 0 : 3),
+    batchSize: flags['batch-size'],
+    learningRate: flags.lr,
+    lrDecay: flags['lr-decay'],
+    shift: flags.shift,
     ...(flags.flip ? { flip: true } : {}),
-    seed: flags.seed as number,
+    seed: flags.seed,
     outDir: out,
     resume: !!flags.resume,
-    ...(flags.init !== undefined ? { init: modelPathOrPretrained(flags.init as string) } : {}),
-    ...(flags.ema !== undefined ? { weightAverage: flags.ema as number } : {}),
+    ...(flags.init !== undefined ? { init: modelPathOrPretrained(flags.init) } : {}),
+    ...(flags.ema !== undefined ? { weightAverage: flags.ema } : {}),
   };
-  // The data flags are recorded in the checkpoint; a resumed run reads the same data.
-  let dataFlags: ParsedFlags = Object.fromEntries(DATA_FLAG_NAMES.map((k) => [k, flags[k]]).filter(([, v]) => v !== undefined && v !== false));
-  // Decoded pictures are kept beside the run (absolute, so a resumed run finds them from anywhere).
-  if (dataFlags.data !== undefined) {
-    dataFlags.data = resolve(dataFlags.data as string);
-    dataFlags['cache-dir'] = resolve((dataFlags['cache-dir'] as string | undefined) ?? join(out, DATA_CACHE_DIR));
-  }
-  if (flags.resume) dataFlags = (readTrainingState(out).options.data as ParsedFlags | undefined) ?? dataFlags;
-  options.data = dataFlags;
+  // The data are recorded in the checkpoint; a resumed run reads the same data.
+  const recorded = flags.resume ? readTrainingState(out).options.data : undefined;
   await setupBackend(flags);
-  const quiet = { json: flags.json, progress: flags.progress };
-  const trainData = await loadDataFromFlags({ ...dataFlags, ...quiet, limit: dataFlags['train-limit'] }, 'train');
-  const testData = await loadDataFromFlags({ ...dataFlags, ...quiet, images: dataFlags['test-images'], labels: dataFlags['test-labels'], limit: dataFlags['test-limit'], 'data-count': dataFlags['test-data-count'] }, 'test');
+  // Decoded pictures are kept beside the run (absolute paths, so a resumed run finds them from anywhere).
+  options.data = recorded ?? trainingDataSpec(flags.data !== undefined ? { ...flags, data: resolve(flags.data), 'cache-dir': resolve(flags['cache-dir'] ?? join(out, DATA_CACHE_DIR)) } : flags);
+  const trainData = await loadData(options.data, 'train', loadOptions(flags));
+  const testData = await loadData(options.data, 'test', loadOptions(flags));
   if (trainData.skipped?.length && !flags.json) process.stderr.write(`left out ${trainData.skipped.length} files that cannot be decoded (recorded in the model's metadata)\n`);
   // The model takes the dataset's image size, channels and classes (36x36 MultiMNIST, 40x40 affine MNIST, ...).
   overrides.inputShape = [trainData.height, trainData.width, trainData.channels];
@@ -127,14 +115,14 @@ export async function runTrain({ flags }: ParsedArgs): Promise<number> {
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
   try {
-    const stopAtError = flags['stop-at-error'] !== undefined ? (flags['stop-at-error'] as number) / 100 : undefined;
+    const stopAtError = flags['stop-at-error'] !== undefined ? flags['stop-at-error'] / 100 : undefined;
     if (flags['check-every'] !== undefined && stopAtError === undefined) throw new UsageError('--check-every goes with --stop-at-error');
     const result = await train(options, { train: trainData, test: testData }, {
-      progress: (flags.progress as boolean) && !flags.json,
+      progress: flags.progress && !flags.json,
       signal: controller.signal,
       log: flags.json ? () => {} : undefined,
       stopAtError,
-      checkEvery: flags['check-every'] as number | undefined,
+      checkEvery: flags['check-every'],
     }).catch((e: Error) => {
       // A layer's kernel larger than what is left of the image: name the image size and the way out.
       if (/does not fit/.test(e.message)) throw new Error(`images of ${trainData.height}x${trainData.width} are too small for ${arch.name} preset '${flags.preset}' (${e.message}); use a larger --image-size`);

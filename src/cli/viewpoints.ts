@@ -16,8 +16,9 @@ import { hasCheckpoint, readCheckpoint, readTrainingState } from '../training/ch
 import { evaluate } from '../training/evaluate.js';
 import { train } from '../training/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
-import { COMMON_FLAGS, UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { loadDataFromFlags, percent, report, setupBackend } from './common.js';
+import { loadData } from '../data/spec.js';
+import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { percent, report, setupBackend } from './common.js';
 
 /** The familiar training/test set and the novel test sets of each family. */
 export const VIEWPOINT_FAMILIES: Record<string, { familiar: string; novel: string[] }> = {
@@ -26,7 +27,7 @@ export const VIEWPOINT_FAMILIES: Record<string, { familiar: string; novel: strin
   'smallnorb-elevation': { familiar: 'smallnorb-elevation-familiar', novel: ['smallnorb-elevation-novel'] },
 };
 
-export const viewpointsSpec: CommandSpec = {
+export const viewpointsSpec = commandSpec({
   name: 'viewpoints',
   summary: 'Novel-viewpoint generalisation (EM paper, section 6): train on familiar viewpoints, stop at the baseline\'s familiar error, compare novel ones.',
   description:
@@ -58,7 +59,7 @@ export const viewpointsSpec: CommandSpec = {
   ],
   examples: ['capsnet viewpoints --out runs/viewpoints', 'capsnet viewpoints --family smallnorb-azimuth --preset paper', 'capsnet viewpoints --archs cnn,capsnet'],
   renamed: { models: 'give the architectures with --archs (e.g. --archs cnn,capsnet,em)' },
-};
+});
 
 export interface ViewpointRow {
   type: string;
@@ -81,32 +82,33 @@ function lastCheck(outDir: string): { testError: number; step: number } | undefi
   return lines.length ? JSON.parse(lines[lines.length - 1]) : undefined;
 }
 
-export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
-  const family = VIEWPOINT_FAMILIES[flags.family as string];
-  const types = (flags.archs as string).split(',').map((s) => s.trim()).filter(Boolean);
+export async function runViewpoints({ flags }: ArgsOf<typeof viewpointsSpec>): Promise<number> {
+  const family = VIEWPOINT_FAMILIES[flags.family];
+  const types = flags.archs.split(',').map((s) => s.trim()).filter(Boolean);
   if (types.length < 2) throw new UsageError('--archs needs a baseline and at least one architecture to compare');
   for (const t of types) if (!architectureNames().includes(t)) throw new UsageError(`--archs: unknown architecture '${t}' (expected ${architectureNames().join(', ')})`);
   if (new Set(types).size !== types.length) throw new UsageError('--archs lists an architecture twice');
   await setupBackend(flags);
   const log = flags.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
-  const trainData = await loadDataFromFlags({ dataset: family.familiar, limit: flags['train-limit'] }, 'train');
+  const trainData = await loadData({ source: { kind: 'dataset', name: family.familiar }, trainLimit: flags['train-limit'] }, 'train');
   // Test sets are keyed by their --dataset names, familiar first.
   const setNames = [family.familiar, ...family.novel];
-  const testSets = await Promise.all(setNames.map((name) => loadDataFromFlags({ dataset: name, limit: flags['test-limit'] }, 'test')));
+  const testSets = await Promise.all(setNames.map((name) => loadData({ source: { kind: 'dataset', name }, testLimit: flags['test-limit'] }, 'test')));
   const familiarTest = testSets[0];
-  const out = flags.out as string;
-  const preset = flags.preset as string;
+  const out = flags.out;
+  const preset = flags.preset;
   let target = NaN;
   const rows: ViewpointRow[] = [];
 
   for (const [index, type] of types.entries()) {
     const baseline = index === 0;
-    const em = type === 'em';
-    const batchSize = (em ? flags['em-batch-size'] : flags['batch-size']) as number;
-    const epochs = (baseline ? flags['baseline-epochs'] : flags['max-epochs']) as number;
+    // An architecture with a schedule of its own (the EM capsule network) takes the --em-* flags.
+    const ownSchedule = getArchitecture(type).separateSchedule;
+    const batchSize = (ownSchedule ? flags['em-batch-size'] : flags['batch-size']) as number;
+    const epochs = baseline ? flags['baseline-epochs'] : flags['max-epochs'];
     const outDir = join(out, `${type}-${preset}`);
     const overrides: ConfigOverrides = {
-      ...(em ? applySetting(getArchitecture(type), 'routingIterations', flags['em-routing'] as number) : {}),
+      ...(ownSchedule ? applySetting(getArchitecture(type), 'routingIterations', flags['em-routing'] as number) : {}),
       inputShape: [trainData.height, trainData.width, trainData.channels],
       numClasses: trainData.numClasses,
     };
@@ -123,18 +125,18 @@ export async function runViewpoints({ flags }: ParsedArgs): Promise<number> {
           dataset: family.familiar,
           epochs,
           batchSize,
-          learningRate: (em ? flags['em-lr'] : flags.lr) as number,
-          lrDecay: flags['lr-decay'] as number,
+          learningRate: (ownSchedule ? flags['em-lr'] : flags.lr) as number,
+          lrDecay: flags['lr-decay'],
           shift: 2,
-          seed: flags.seed as number,
+          seed: flags.seed,
           outDir,
           resume,
         },
         { train: trainData, test: familiarTest },
         {
-          progress: (flags.progress as boolean) && !flags.json,
+          progress: flags.progress && !flags.json,
           log,
-          ...(baseline ? {} : { stopAtError: target, checkEvery: Math.max(1, Math.round((flags['check-images'] as number) / batchSize)) }),
+          ...(baseline ? {} : { stopAtError: target, checkEvery: Math.max(1, Math.round(flags['check-images'] / batchSize)) }),
         },
       );
       r.model.dispose();

@@ -2,7 +2,6 @@
  * Affine warps of small grayscale images (bilinear sampling, zero outside),
  * for the affine-robustness and novel-viewpoint experiments.
  */
-import type { Rng } from '../util/rng.js';
 
 /** A 2x3 matrix mapping destination pixel centres to source coordinates. */
 export type Affine = [number, number, number, number, number, number];
@@ -18,8 +17,6 @@ export interface AffineParams {
   tx: number;
   ty: number;
 }
-
-export const IDENTITY_PARAMS: AffineParams = { rotation: 0, shear: 0, scale: 1, tx: 0, ty: 0 };
 
 /**
  * The inverse map for: scale, shear and rotate about the source centre, then
@@ -74,11 +71,6 @@ export interface AffineRanges {
   shear: number;
   scaleMin: number;
   scaleMax: number;
-}
-
-/** Draw rotation, shear and scale uniformly within `ranges` (translation left at 0). */
-export function randomAffine(rng: Rng, r: AffineRanges): AffineParams {
-  return { rotation: rng.uniform(-r.rotation, r.rotation), shear: rng.uniform(-r.shear, r.shear), scale: rng.uniform(r.scaleMin, r.scaleMax), tx: 0, ty: 0 };
 }
 
 /** Bounding box of pixels above `threshold`: [minX, minY, maxX, maxY], or null when empty. */

@@ -55,11 +55,6 @@ export function imagesUnder(dir: string): string[] {
   return out.sort();
 }
 
-/** Whether `dir` looks like a folder dataset (train/ and test/, or class subfolders). */
-export function isImageFolder(dir: string): boolean {
-  return existsSync(dir) && statSync(dir).isDirectory() && subfolders(dir).length > 0;
-}
-
 /** List a folder dataset and check its layout: every class has pictures, the test classes are the training ones, there are two classes or more. */
 export function scanImageFolder(dir: string): FolderScan {
   const root = resolve(dir);

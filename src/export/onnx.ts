@@ -320,18 +320,22 @@ export function emCapsNetOnnx(model: EmCapsNet, options: OnnxExportOptions): Uin
   });
 }
 
-/** The ONNX file of any model of the toolkit, by its family. */
+/**
+ * The graph of each architecture that has one, under its registered name
+ * (the name its saved models record as modelType). Adding an architecture
+ * adds its graph here; until then its export is a clear error.
+ */
+const ONNX_GRAPHS: Record<string, (model: ClassifierModel, options: OnnxExportOptions) => Uint8Array> = {
+  capsnet: (model, options) => capsNetOnnx(model as CapsNet, options),
+  em: (model, options) => emCapsNetOnnx(model as EmCapsNet, options),
+  cnn: (model, options) => cnnOnnx(model as CnnBaseline, options),
+};
+
+/** The ONNX file of any model of the toolkit that has a graph here. */
 export function modelToOnnx(model: ClassifierModel, options: OnnxExportOptions): Uint8Array {
-  switch (model.modelType) {
-    case 'capsnet':
-      return capsNetOnnx(model as CapsNet, options);
-    case 'em':
-      return emCapsNetOnnx(model as EmCapsNet, options);
-    case 'cnn':
-      return cnnOnnx(model as CnnBaseline, options);
-    default:
-      throw new Error(`ONNX export: no graph for model type '${model.modelType}'`);
-  }
+  const graph = Object.hasOwn(ONNX_GRAPHS, model.modelType) ? ONNX_GRAPHS[model.modelType] : undefined;
+  if (!graph) throw new Error(`ONNX export: no graph for the ${model.modelType} architecture (there is one for ${Object.keys(ONNX_GRAPHS).join(', ')})`);
+  return graph(model, options);
 }
 
 /** What users must do to their own pictures before feeding `image`. */
@@ -352,8 +356,8 @@ export function onnxMetadata(model: ClassifierModel, json: { metadata?: Record<s
   const dataset = typeof meta.dataset === 'string' ? meta.dataset : 'mnist';
   const known = Array.isArray(meta.classNames) && meta.classNames.length === model.numClasses ? (meta.classNames as unknown[]).map(String) : null;
   const classes = known ?? Array.from({ length: model.numClasses }, (_, i) => String(i));
-  const config = model.getConfig() as { digit?: { routingIterations: number }; routing?: { iterations: number } };
-  const routing = options.routingIterations ?? config.digit?.routingIterations ?? config.routing?.iterations;
+  // Only a model that routes records its iterations: the unrolled ones, else its own.
+  const routing = model.routingIterations === null ? undefined : options.routingIterations ?? model.routingIterations;
   const history = meta.history as { testAccuracy?: number }[] | undefined;
   const testAccuracy = typeof meta.testAccuracy === 'number' ? meta.testAccuracy : history?.[history.length - 1]?.testAccuracy;
   return {
@@ -361,7 +365,7 @@ export function onnxMetadata(model: ClassifierModel, json: { metadata?: Record<s
     dataset,
     preprocessing: preprocessingNote(dataset, model.inputShape),
     model_type: model.modelType,
-    ...(routing !== undefined && model.modelType !== 'cnn' ? { routing_iterations: String(routing) } : {}),
+    ...(routing !== undefined ? { routing_iterations: String(routing) } : {}),
     ...(testAccuracy !== undefined ? { test_accuracy: String(testAccuracy) } : {}),
     ...(options.note ? { note: options.note } : {}),
     capsnet_version: options.version,

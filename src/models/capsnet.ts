@@ -7,7 +7,8 @@
  * the true class during training, the longest capsule at test time.
  */
 import * as tf from '@tensorflow/tfjs';
-import { capsuleLength } from '../capsules/squash.js';
+import { predictionVectors } from '../capsules/predictionVectors.js';
+import { capsuleLength, squash } from '../capsules/squash.js';
 import { Conv2D } from '../layers/conv2d.js';
 import { Dense } from '../layers/dense.js';
 import { DigitCapsules } from '../layers/digitCapsules.js';
@@ -18,6 +19,7 @@ import { reconstructionLoss } from '../losses/reconstructionLoss.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { ConfigOverrides } from './registry.js';
+import type { Inspection, InspectionLayout } from './inspection.js';
 import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -176,6 +178,63 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
 
   get routingIterations(): number {
     return this.config.digit.routingIterations;
+  }
+
+  get inspection(): InspectionLayout {
+    const c = this.config;
+    const [, h, w, channels] = this.outputShape(this.conv1) as number[];
+    return {
+      title: 'CapsNet, dynamic routing',
+      scores: {
+        name: 'capsule length',
+        title: 'Class capsules',
+        about: `One ${c.digit.dim}-dimensional capsule per class (the paper's DigitCaps). Its length is the network's confidence that the class is present; the longest is the prediction.`,
+      },
+      featureMaps: { layer: this.conv1.name, h, w, channels, kernel: c.conv1.kernelSize },
+      primaryCapsules: {
+        h: this.primary.gridHeight,
+        w: this.primary.gridWidth,
+        types: c.primary.types,
+        dim: c.primary.dim,
+        about: "A second convolution's outputs are cut into small vectors, the primary capsules, and squashed so that each vector's length lies between 0 and 1.",
+      },
+      capsuleLayers: null,
+      routing: {
+        title: 'Routing by agreement',
+        coefficient: 'coupling coefficient',
+        // Procedure 1 of the paper: c_ij = softmax_j(b_ij), b_ij starts at 0 and grows by u_hat_j|i . v_j.
+        about: 'Each primary capsule predicts every digit capsule and splits its output among them with coupling coefficients that add up to 1. At iteration 1 every capsule splits evenly. After each iteration, capsules send more to the digit capsules that their predictions agree with.',
+        iterations: c.digit.routingIterations,
+        senders: 'primary capsules',
+      },
+      classCapsules: { form: 'vector', dim: c.digit.dim },
+    };
+  }
+
+  /**
+   * Conv1's maps, the primary capsules, the couplings of every routing
+   * iteration with the digit capsule lengths each gives, and the digit
+   * capsules. Iteration r's lengths are |squash(sum_i c_ij u_hat_j|i)| with
+   * its couplings (Eq. 2 and 1); the last iteration's are the scores.
+   */
+  inspect(x: tf.Tensor4D): Inspection {
+    return tidyRecord(() => {
+      const out = this.forward(x, { trace: true, decode: 'none' });
+      const primaryCaps = out.primaryCaps!;
+      const uHat = predictionVectors(primaryCaps, this.digit.W as tf.Tensor4D);
+      const lengths = capsuleLength(primaryCaps) as tf.Tensor2D;
+      return {
+        scores: out.scores,
+        featureMaps: out.conv1!,
+        primaryCapsules: { vectors: primaryCaps, lengths },
+        routing: {
+          coefficients: out.couplings,
+          senderWeights: lengths,
+          scores: out.couplings.map((c) => capsuleLength(squash(tf.sum(tf.mul(tf.expandDims(c, 3), uHat), 1))) as tf.Tensor2D),
+        },
+        classCapsules: out.digitCaps,
+      };
+    });
   }
 
   get capsuleDim(): number {

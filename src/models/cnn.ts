@@ -14,6 +14,7 @@ import type { Layer } from '../layers/layer.js';
 import { Rng } from '../util/rng.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import type { ConfigOverrides } from './registry.js';
+import type { Inspection, InspectionLayout } from './inspection.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -64,6 +65,21 @@ export class CnnBaseline extends LayeredModel<CnnConfig> {
     this.layers = [...this.convs, ...this.hidden, this.classifier];
     const [, h, w, ch] = this.buildLayers(this.convs, [null, ...config.inputShape], rng) as [null, number, number, number];
     this.buildLayers([...this.hidden, this.classifier], [null, h * w * ch], rng);
+  }
+
+  /** The CNN shows only its scores: it has no capsules, routing or decoder. */
+  readonly inspection: InspectionLayout = {
+    title: 'CNN baseline',
+    scores: { name: 'probability', title: 'Class scores', about: 'The CNN baseline has no capsules: it outputs one probability per class (softmax).' },
+    featureMaps: null,
+    primaryCapsules: null,
+    capsuleLayers: null,
+    routing: null,
+    classCapsules: null,
+  };
+
+  inspect(x: tf.Tensor4D): Inspection {
+    return tidyRecord(() => ({ scores: this.forward(x).scores }));
   }
 
   /** Scores are softmax probabilities; `logits` are kept for the loss and for attacks. */

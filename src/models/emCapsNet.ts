@@ -30,11 +30,13 @@ import { Conv2D } from '../layers/conv2d.js';
 import { ConvCapsules } from '../layers/convCapsules.js';
 import type { Layer } from '../layers/layer.js';
 import { PrimaryMatrixCapsules } from '../layers/primaryMatrixCapsules.js';
+import { POSE_SIZE } from '../capsules/matrixVotes.js';
 import { spreadLoss, spreadMargin } from '../losses/spreadLoss.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { DeepPartial } from './capsnet.js';
 import type { ConfigOverrides } from './registry.js';
+import type { Inspection, InspectionLayout } from './inspection.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput, type TrainingProgress } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -171,6 +173,69 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
 
   get routingIterations(): number {
     return this.config.routing.iterations;
+  }
+
+  get inspection(): InspectionLayout {
+    const c = this.config;
+    const [, h, w, channels] = this.outputShape(this.conv1) as number[];
+    const [, gh, gw, types] = this.outputShape(this.convCaps2) as number[];
+    return {
+      title: 'matrix capsules, EM routing',
+      scores: {
+        name: 'activation',
+        title: 'Class capsule activations',
+        about: 'One matrix capsule per class: a 4×4 pose matrix and an activation between 0 and 1. The most active class capsule is the prediction.',
+      },
+      featureMaps: { layer: this.conv1.name, h, w, channels, kernel: c.conv1.kernelSize },
+      primaryCapsules: null,
+      capsuleLayers: {
+        title: 'Matrix capsules with EM routing',
+        about:
+          'A matrix capsule holds a 4×4 pose matrix (how its part is placed and turned) and an activation between 0 and 1 (whether the part is there). ' +
+          'Each capsule votes for the pose of every capsule in the next layer by multiplying its pose with a learned matrix; EM routing then treats each higher capsule as a cluster of the votes it receives.',
+      },
+      routing: {
+        title: 'EM routing: assignments to the class capsules',
+        coefficient: 'EM assignment',
+        // Procedure 1 of the paper: R starts uniform; the M-step fits each class's Gaussian, the E-step reassigns by likelihood.
+        about: 'At iteration 1 every capsule splits its vote evenly among the classes. Each iteration then reassigns every capsule to the classes whose cluster its vote fits best (E-step) and refits the clusters (M-step).',
+        iterations: c.routing.iterations,
+        senders: { h: gh, w: gw, types },
+      },
+      classCapsules: {
+        form: 'pose',
+        size: POSE_SIZE,
+        about: `The pose says how the class is seen: its position, scale, slant.${c.classCaps.coordinateAddition ? ' The last column carries the position of the votes (coordinate addition), so it moves when the digit moves.' : ''}`,
+      },
+    };
+  }
+
+  /**
+   * Conv1's maps, the activations of every capsule layer, the class
+   * capsules' assignments R of every EM iteration over the last
+   * convolutional capsule layer (children ordered row, column, type), and
+   * the class capsules' poses.
+   */
+  inspect(x: tf.Tensor4D): Inspection {
+    return tidyRecord(() => {
+      const out = this.forward(x, { trace: true });
+      const b = x.shape[0];
+      const senders = out.convCaps2Activations!;
+      return {
+        scores: out.scores,
+        featureMaps: out.conv1!,
+        capsuleLayers: [
+          { name: 'Primary capsules', activations: out.primaryActivations! },
+          { name: 'Convolutional capsules 1', activations: out.convCaps1Activations! },
+          { name: 'Convolutional capsules 2', activations: senders },
+        ],
+        routing: {
+          coefficients: out.routingHistory!.map((r) => tf.reshape(r, [b, -1, this.numClasses]) as tf.Tensor3D),
+          senderWeights: tf.reshape(senders, [b, -1]) as tf.Tensor2D,
+        },
+        classCapsules: out.poses,
+      };
+    });
   }
 
   forward(x: tf.Tensor4D, options: EmCapsNetForwardOptions = {}): EmCapsNetOutput {

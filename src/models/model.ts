@@ -1,11 +1,13 @@
 /**
  * What every classifier in the toolkit provides, so that the training loop,
- * the CLI and the visualizer handle CapsNet, the EM-routing capsule network
- * and the CNN baseline the same way.
+ * the CLI, ONNX export and the visualizer handle every architecture the same
+ * way: they ask a model what it has (a decoder, routing, the parts it can
+ * show), never which architecture it is.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Layer, Param, Shape } from '../layers/layer.js';
 import type { Rng } from '../util/rng.js';
+import type { Inspection, InspectionLayout } from './inspection.js';
 
 export interface ForwardOptions {
   training?: boolean;
@@ -93,10 +95,14 @@ export interface ClassifierModel {
   readonly routingIterations: number | null;
   /** What the scores are, for people: 'capsule lengths', 'probabilities', ... */
   readonly scoreName: string;
+  /** The parts of the model that can be shown to people (the visualizer's views), with their sizes. */
+  readonly inspection: InspectionLayout;
   getConfig(): ModelConfig;
   forward(x: tf.Tensor4D, options?: ForwardOptions): ModelOutput;
   /** targets: multi-hot [batch, classes]; labels: the class index per example when there is one. */
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult;
+  /** The values of every part in `inspection` for the images x (inference mode); the caller disposes them. */
+  inspect(x: tf.Tensor4D): Inspection;
   summary(): LayerSummary[];
   countParams(): number;
   /** Optional data-dependent initialisation, run once on a batch before training starts. */
@@ -115,6 +121,7 @@ export abstract class LayeredModel<C extends ModelConfig> implements ClassifierM
   abstract readonly scoreName: string;
   readonly decoder: CapsuleDecoder | null = null;
   abstract readonly routingIterations: number | null;
+  abstract readonly inspection: InspectionLayout;
   readonly config: C;
   private readonly shapes = new Map<Layer, Shape>();
 
@@ -131,6 +138,13 @@ export abstract class LayeredModel<C extends ModelConfig> implements ClassifierM
       this.shapes.set(layer, out);
       shape = out;
     }
+    return shape;
+  }
+
+  /** The output shape of one of the layers `buildLayers` built. */
+  protected outputShape(layer: Layer): Shape {
+    const shape = this.shapes.get(layer);
+    if (!shape) throw new Error(`layer ${layer.name} is not built`);
     return shape;
   }
 
@@ -168,6 +182,7 @@ export abstract class LayeredModel<C extends ModelConfig> implements ClassifierM
 
   abstract forward(x: tf.Tensor4D, options?: ForwardOptions): ModelOutput;
   abstract loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D, progress?: TrainingProgress): LossResult;
+  abstract inspect(x: tf.Tensor4D): Inspection;
 
   dispose(): void {
     for (const l of this.layers) l.dispose();

@@ -1,8 +1,12 @@
 /**
  * Architectures by name, so that a saved model.json (which records its type
  * and config) can be rebuilt, and the CLI can build `--arch capsnet|cnn|em`
- * with `--preset`. Each architecture also declares which settings the CLI
- * may change on a fresh model, so the CLI never writes config paths itself.
+ * with `--preset`. Each architecture also declares what callers would
+ * otherwise test its name for: the settings the CLI may change on a fresh
+ * model (so the CLI never writes config paths itself) and how it trains
+ * beside the others in an experiment. What a built model has (a decoder,
+ * routing, the parts the visualizer shows) the model itself says
+ * (ClassifierModel).
  */
 import type { ClassifierModel, ModelConfig } from './model.js';
 
@@ -26,6 +30,12 @@ export interface Architecture<C extends ModelConfig = ModelConfig> {
   configFor(preset: string, overrides?: ConfigOverrides): C;
   /** For each setting the architecture has, the config overrides that apply it. */
   settings: { [K in keyof ArchitectureSettings]-?: ((value: number) => ConfigOverrides) | null };
+  /**
+   * Whether experiments that train several architectures side by side
+   * (capsnet viewpoints) give this one a schedule of its own (learning rate,
+   * batch size, routing iterations) instead of the one the others share.
+   */
+  separateSchedule: boolean;
   create(config: C, seed?: number): ClassifierModel;
 }
 

@@ -56,7 +56,6 @@ export interface ModelJson {
 }
 
 export type WeightEncoding = 'float32' | 'float16' | 'uint8';
-export const WEIGHT_ENCODINGS: readonly WeightEncoding[] = ['float32', 'float16', 'uint8'];
 
 /** Bytes per stored weight of an entry. */
 function bytesPerWeight(e: WeightEntry): number {

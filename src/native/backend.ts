@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { NativeAddon } from './boundary/addon.js';
+import { opCodes, type NativeAddon } from './boundary/addon.js';
 import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../backend/fused.js';
 import { adamUpdateKernels } from './kernels/adamUpdate.js';
 import { biasReluKernels } from './kernels/biasRelu.js';
@@ -68,14 +68,30 @@ export class NativeBackend extends MathBackendCPU {
 
 /** Every kernel the addon provides, by name. */
 export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
+  const codes = opCodes(addon);
   return [
-    ...elementwiseKernels(addon),
-    ...reduceKernels(addon),
-    ...layoutKernels(addon),
-    ...matmulKernels(addon),
-    ...convKernels(addon),
+    ...elementwiseKernels(addon, codes),
+    ...reduceKernels(addon, codes),
+    ...layoutKernels(addon, codes),
+    ...matmulKernels(addon, codes),
+    ...convKernels(addon, codes),
     ...fusedKernelConfigs(addon),
   ];
+}
+
+/**
+ * Fails, naming it, on a kernel that nothing would call: one whose name is
+ * neither a kernel of tfjs's cpu backend (the tfjs kernels) nor a fused
+ * kernel of src/backend/kernelTable.ts, or one configured twice.
+ */
+export function checkNativeKernelNames(configs: readonly NativeKernelConfig[]): void {
+  const known = new Set<string>([...tf.getKernelsForBackend('cpu').map((k) => k.kernelName), ...Object.values(FUSED_KERNELS)]);
+  const seen = new Set<string>();
+  for (const { kernelName } of configs) {
+    if (!known.has(kernelName)) throw new Error(`native backend: '${kernelName}' is neither a tfjs kernel nor a fused kernel`);
+    if (seen.has(kernelName)) throw new Error(`native backend: '${kernelName}' has two native kernels`);
+    seen.add(kernelName);
+  }
 }
 
 /** The fused kernels of src/backend/fused.ts, one file per op; the table's type makes each one required. */
@@ -96,8 +112,10 @@ let registered = false;
 
 export function registerNativeBackend(addon: NativeAddon): void {
   if (registered) return;
+  const configs = nativeKernelConfigs(addon);
+  checkNativeKernelNames(configs);
   initManagedMemory(addon);
-  const natives = new Map(nativeKernelConfigs(addon).map((k) => [k.kernelName, k.kernelFunc]));
+  const natives = new Map(configs.map((k) => [k.kernelName, k.kernelFunc]));
   const cpuKernels = tf.getKernelsForBackend('cpu');
   for (const k of cpuKernels) {
     const own = natives.get(k.kernelName);

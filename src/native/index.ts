@@ -6,7 +6,7 @@
  *
  * CAPSNET_THREADS sets how many threads the engine uses (default: all cores);
  * CAPSNET_GEMM=builtin|openblas and CAPSNET_GEMM_ISA=avx512|avx2|portable
- * choose the matrix product (see src/native/engine/gemm/blas.h).
+ * (neon on arm64) choose the matrix product (see src/native/engine/gemm/blas.h).
  */
 import os from 'node:os';
 import { loadAddon, type NativeInfo } from './boundary/addon.js';
@@ -48,7 +48,7 @@ export async function loadNativeBackend(): Promise<NativeLoadResult> {
     if (!loaded.ok) return (result = { ok: false, reason: loaded.reason });
     const { threads, warning } = requestedThreads();
     if (warning) console.warn(`capsnet: ${warning}`);
-    loaded.addon.setThreads(threads);
+    loaded.addon.setThreads({ threads });
     registerNativeBackend(loaded.addon);
     const info = loaded.addon.info();
     if (info.gemmWarning) console.warn(`capsnet: ${info.gemmWarning}`);

@@ -38,7 +38,7 @@ type TypedCtor<T extends Typed> = { new (buffer: ArrayBuffer, byteOffset?: numbe
 function alloc<T extends Typed>(ctor: TypedCtor<T>, n: number): T {
   const bytes = n * ctor.BYTES_PER_ELEMENT;
   if (addon && bytes >= MANAGED_MIN_BYTES) {
-    const buffer = addon.allocBuffer(bytes);
+    const buffer = addon.allocBuffer({ bytes });
     managed.set(buffer, { registered: false, pinned: false });
     return new ctor(buffer, 0, n);
   }
@@ -63,7 +63,7 @@ function pin(buffer: ArrayBufferLike, s: BufferState): void {
   if (s.pinned) return;
   s.pinned = true;
   // From now on the garbage collector frees it: let V8 count its bytes.
-  addon?.accountBuffer(buffer as ArrayBuffer);
+  addon?.accountBuffer({ buffer: buffer as ArrayBuffer });
 }
 
 /** `values` became a tensor's data. */
@@ -88,7 +88,7 @@ export function onDispose(values: unknown): void {
   const s = managed.get(values.buffer);
   if (!s || s.pinned || !wholeBuffer(values)) return;
   managed.delete(values.buffer);
-  addon.releaseBuffer(values.buffer as ArrayBuffer);
+  addon.releaseBuffer({ buffer: values.buffer as ArrayBuffer });
 }
 
 /** Free a kernel's scratch array (never registered as a tensor) now. */
@@ -96,5 +96,5 @@ export function releaseScratch(values: Typed): void {
   const s = managed.get(values.buffer);
   if (!s || s.registered || s.pinned || !addon) return;
   managed.delete(values.buffer);
-  addon.releaseBuffer(values.buffer as ArrayBuffer);
+  addon.releaseBuffer({ buffer: values.buffer as ArrayBuffer });
 }

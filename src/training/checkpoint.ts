@@ -6,7 +6,8 @@
  *                   training averages weights, also the training weights
  *                   w/<param> and the average's running sums avg/<param>
  *                   (the model files then hold the averaged weights)
- *   training.json   options, epoch and batch reached, optimizer step and
+ *   training.json   options (with the typed description of the data),
+ *                   epoch and batch reached, optimizer step and
  *                   hyper-parameters, both Rng states, metrics history
  *
  * Checkpoints live in <out>/checkpoints/<name>/, each written atomically;
@@ -18,13 +19,20 @@ import { join } from 'node:path';
 import { CHECKPOINTS_DIR, LATEST_FILE, modelFiles, readModelDir } from '../models/files.js';
 import type { ClassifierModel } from '../models/model.js';
 import { assignWeights, decodeWeights, encodeWeights, modelFromArtifacts, type WeightEntry } from '../models/serialization.js';
+import { makeDataSpec, parseDataSpec, type DataSource, type DataSpec } from '../data/spec.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/files.js';
 import type { RngState } from '../util/rng.js';
 import type { Adam, AdamState } from './adam.js';
 import type { WeightAverage, WeightAverageState } from './weightAverage.js';
-import type { TrainOptions } from './trainer.js';
+import type { TrainOptions } from './options.js';
 
 export const TRAINING_FORMAT = 'capsnet-training';
+/**
+ * Version 2 records the data as a DataSpec (data/spec.ts); version 1 held
+ * the train command's data flags by name, and is read as version 2
+ * (upgradeVersion1).
+ */
+export const TRAINING_VERSION = 2;
 /** Folder of a run holding the decoded pictures of a --data folder (made before the first checkpoint). */
 export const DATA_CACHE_DIR = 'data-cache';
 const KEEP_CHECKPOINTS = 2;
@@ -43,7 +51,7 @@ export interface EpochMetrics {
 
 export interface TrainingState {
   format: typeof TRAINING_FORMAT;
-  version: 1;
+  version: typeof TRAINING_VERSION;
   /** The options training was started with (JSON). */
   options: TrainOptions;
   /** Epochs completed. */
@@ -96,9 +104,9 @@ export function writeCheckpoint(
   }
   const { entries, data } = encodeWeights(named);
   const training: TrainingState = {
-    format: TRAINING_FORMAT,
-    version: 1,
     ...state,
+    format: TRAINING_FORMAT,
+    version: TRAINING_VERSION,
     optimizer: { type: 'adam', learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.epsilon, step: opt.step, weights: entries },
     ...(avg ? { average: { decay: average!.decay, count: avg.count } } : {}),
   };
@@ -151,7 +159,64 @@ export function readStateFile(dir: string): TrainingState {
     throw new Error(`${trainingPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not valid JSON'}`);
   }
   if (state.format !== TRAINING_FORMAT) throw new Error(`${trainingPath}: not a capsnet training checkpoint`);
+  if ((state.version as number) === 1) upgradeVersion1(state as unknown as Version1State);
+  else if (state.version !== TRAINING_VERSION) throw new Error(`${trainingPath}: training checkpoint version ${state.version}; this capsnet reads versions 1 to ${TRAINING_VERSION}`);
+  if (state.options.data !== undefined) parseDataSpec(state.options.data, `${trainingPath}: options.data`);
   return state;
+}
+
+/** A version-1 training.json: its options also held the train command's data flags, and its --resume. */
+interface Version1State extends Omit<TrainingState, 'version' | 'options'> {
+  version: 1 | typeof TRAINING_VERSION;
+  options: Omit<TrainOptions, 'data'> & { data?: DataSpec | Record<string, unknown>; resume?: boolean };
+}
+
+/**
+ * Read a version-1 state as version 2, in place: the data flags that
+ * `capsnet train` recorded become the DataSpec they chose. The flag names
+ * are the ones version 1 wrote, fixed here whatever the flags are called
+ * now, so that runs saved then still resume.
+ */
+function upgradeVersion1(state: Version1State): void {
+  const { resume: _resume, data, ...options } = state.options;
+  const spec = data === undefined ? undefined : dataSpecFromVersion1(data as Record<string, unknown>);
+  state.options = { ...options, ...(spec ? { data: spec } : {}) };
+  state.version = TRAINING_VERSION;
+}
+
+/** The DataSpec of version 1's data flags; undefined when they name no data. */
+function dataSpecFromVersion1(flags: Record<string, unknown>): DataSpec | undefined {
+  const text = (name: string) => {
+    const v = flags[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const count = (name: string) => {
+    const v = flags[name];
+    return typeof v === 'number' ? v : undefined;
+  };
+  let source: DataSource;
+  const path = text('data');
+  const images = text('images');
+  const labels = text('labels');
+  const dataset = text('dataset');
+  if (path !== undefined) {
+    const channels = Number(flags.channels);
+    source = {
+      kind: 'user',
+      path,
+      valSplit: count('val-split'),
+      seed: count('data-seed'),
+      imageSize: count('image-size'),
+      channels: channels === 1 || channels === 3 ? channels : undefined,
+      skipInvalid: flags['skip-invalid'] === true || undefined,
+      cacheDir: text('cache-dir'),
+    };
+  } else if (images !== undefined && labels !== undefined) {
+    source = { kind: 'idx', images, labels, testImages: text('test-images'), testLabels: text('test-labels') };
+  } else if (dataset !== undefined) {
+    source = { kind: 'dataset', name: dataset, seed: count('data-seed'), count: count('data-count'), testCount: count('test-data-count'), file: text('data-file') };
+  } else return undefined;
+  return makeDataSpec(source, { trainLimit: count('train-limit'), testLimit: count('test-limit') });
 }
 
 /** The training state of <out>'s latest checkpoint, without loading weights. */

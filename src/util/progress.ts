@@ -40,8 +40,8 @@ export class Progress {
       itemsPerStep: 1,
       write: (s) => process.stderr.write(s),
       isTTY: typeof process !== 'undefined' && !!process.stderr?.isTTY,
-      // Off a terminal, a line every 30 s (CAPSNET_PROGRESS_INTERVAL overrides).
-      intervalSeconds: Number(process.env.CAPSNET_PROGRESS_INTERVAL ?? 30),
+      // Off a terminal, a line every 30 s (CAPSNET_PROGRESS_INTERVAL overrides; browsers have no process).
+      intervalSeconds: Number((typeof process !== 'undefined' && process.env.CAPSNET_PROGRESS_INTERVAL) || 30),
       enabled: true,
       startAt: 0,
       unit: 'img',

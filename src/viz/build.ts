@@ -3,18 +3,26 @@
  * can serve:
  *
  *   index.html, style.css   the page
- *   app.js                  the app and the library, bundled by esbuild
- *   wasm/*.wasm             tfjs's wasm binaries (the fallback without WebGL)
+ *   app.js                  the page's script (views, drawing, the Train panel), bundled by esbuild
+ *   worker.js               its Web Worker: tfjs, its backends and the library, which run
+ *                           and train the model off the page's thread
+ *   wasm/*.wasm             tfjs's wasm binaries (the fallback without a GPU)
  *   samples.bin, .json      MNIST test images (uint8, 28x28) and their labels
  *                           (`capsnet viz --model` serves a model's own test
  *                           images the same way, under models/custom/)
  *   samples-<set>.bin, .json  the same for every other sample set that is
  *                           installed (Fashion-MNIST), shown with models
  *                           trained on it
+ *   train-<set>.json, train-<set>-{train,test}.bin.gz
+ *                           the data the Train panel trains on: the first
+ *                           TRAIN_IMAGES training and TEST_IMAGES test images
+ *                           of MNIST and (when installed) Fashion-MNIST,
+ *                           gzipped bytes, the labels in the JSON
  *   models.json             the models the page offers, first one by default
  *                           (models/<id>/, which the server maps to each
  *                           shipped model in pretrained/, so the weights
- *                           exist once)
+ *                           exist once), the architectures it can train
+ *                           and the packed training sets
  *   models/<id>/            only with --standalone: copies of the shipped
  *                           models, for a static host
  *
@@ -26,10 +34,13 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { imageBytes, imageSize, type ImageDataset } from '../data/dataset.js';
+import { gzipSync } from 'fflate';
+import { imageBytes, imageSize, take, type ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashionMnist.js';
 import { loadMnist } from '../data/mnist.js';
+import '../models/index.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
+import { architectureNames, createModel } from '../models/registry.js';
 
 export const APP_DIR = join(PACKAGE_ROOT, 'src', 'viz', 'app');
 export const DEFAULT_VIZ_OUT = join(PACKAGE_ROOT, 'dist', 'viz');
@@ -51,10 +62,36 @@ export interface VizModelEntry {
  * Test images the page offers as inputs, by the dataset name a model's
  * metadata gives. MNIST is always there; the others when installed.
  */
-export const SAMPLE_SETS: Record<string, { title: string; load: () => ImageDataset }> = {
-  mnist: { title: 'MNIST', load: () => loadMnist('test') },
-  'fashion-mnist': { title: 'Fashion-MNIST', load: () => loadFashionMnist('test') },
+export const SAMPLE_SETS: Record<string, { title: string; load: () => ImageDataset; loadTrain: () => ImageDataset }> = {
+  mnist: { title: 'MNIST', load: () => loadMnist('test'), loadTrain: () => loadMnist('train') },
+  'fashion-mnist': { title: 'Fashion-MNIST', load: () => loadFashionMnist('test'), loadTrain: () => loadFashionMnist('train') },
 };
+
+/** Images of each packed training set (train-<set>-train.bin.gz): the first of the training split, as --train-limit takes them. */
+export const TRAIN_IMAGES = 6000;
+/** Images of each packed test set: the first of the test split, as --test-limit takes them. */
+export const TEST_IMAGES = 1000;
+
+/**
+ * The architectures the Train panel offers, when registered: presets small
+ * enough to train in a browser tab, each with a word on what it is.
+ */
+const TRAINABLE: { arch: string; preset: string; name: string }[] = [
+  { arch: 'capsnet', preset: 'small', name: 'Small CapsNet (dynamic routing)' },
+  { arch: 'efficient', preset: 'mnist', name: 'Efficient-CapsNet (self-attention routing)' },
+  { arch: 'cnn', preset: 'small', name: 'Small CNN (no capsules, for comparison)' },
+];
+
+/** The trainable architectures that are registered, labelled with their parameter counts. */
+export function trainableArchitectures(): { arch: string; preset: string; label: string }[] {
+  const registered = new Set(architectureNames());
+  return TRAINABLE.filter((t) => registered.has(t.arch)).map((t) => {
+    const model = createModel(t.arch, t.preset);
+    const n = model.countParams();
+    model.dispose();
+    return { arch: t.arch, preset: t.preset, label: `${t.name}, ${n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`} parameters` };
+  });
+}
 
 /** The files of a sample set: samples.* for MNIST, samples-<set>.* for the others. */
 export function sampleFile(set: string): string {
@@ -160,6 +197,50 @@ function writeSampleSets(outDir: string): string[] {
   return written;
 }
 
+/**
+ * Pack a dataset for the Train panel: the first TRAIN_IMAGES training and
+ * TEST_IMAGES test images as gzipped bytes, and a JSON file with the
+ * labels, the class names and the image size.
+ */
+function writeTrainSet(outDir: string, set: string, train: ImageDataset, test: ImageDataset): void {
+  const split = (ds: ImageDataset, n: number, part: string) => {
+    const t = take(ds, n);
+    const file = `train-${set}-${part}.bin.gz`;
+    const bytes = new Uint8Array(t.count * imageSize(t));
+    for (let i = 0; i < t.count; i++) bytes.set(imageBytes(t, i), i * imageSize(t));
+    writeFileSync(join(outDir, file), gzipSync(bytes, { level: 9 }));
+    return { file, count: t.count, labels: Array.from(t.labels) };
+  };
+  const meta = {
+    dataset: set,
+    title: SAMPLE_SETS[set].title,
+    height: train.height,
+    width: train.width,
+    channels: train.channels,
+    classNames: train.classNames ?? Array.from({ length: train.numClasses }, (_, j) => String(j)),
+    train: split(train, TRAIN_IMAGES, 'train'),
+    test: split(test, TEST_IMAGES, 'test'),
+  };
+  writeFileSync(join(outDir, `train-${set}.json`), JSON.stringify(meta));
+}
+
+/** Pack every sample set that has a training split installed; returns their names and titles. */
+function writeTrainSets(outDir: string): { dataset: string; title: string }[] {
+  const written: { dataset: string; title: string }[] = [];
+  for (const [set, { title, load, loadTrain }] of Object.entries(SAMPLE_SETS)) {
+    let train: ImageDataset;
+    let test: ImageDataset;
+    try {
+      [train, test] = [loadTrain(), load()];
+    } catch {
+      continue; // not installed: the panel offers the others
+    }
+    writeTrainSet(outDir, set, train, test);
+    written.push({ dataset: set, title });
+  }
+  return written;
+}
+
 /** Copy a model directory's model.json and weights file into `dst`. */
 export function copyModelDir(src: string, dst: string): void {
   mkdirSync(dst, { recursive: true });
@@ -200,8 +281,9 @@ export async function buildViz(options: { outDir?: string; minify?: boolean; sta
   const tmp = mkdtempSync(`${outDir}.tmp-`);
   try {
     await esbuild.build({
-      entryPoints: [join(APP_DIR, 'main.ts')],
-      outfile: join(tmp, 'app.js'),
+      // The page's script and its worker, which alone holds tfjs and the model.
+      entryPoints: { app: join(APP_DIR, 'main.ts'), worker: join(APP_DIR, 'worker.ts') },
+      outdir: tmp,
       bundle: true,
       format: 'esm',
       platform: 'browser',
@@ -222,10 +304,12 @@ export async function buildViz(options: { outDir?: string; minify?: boolean; sta
     for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copyFileSync(join(wasmDist, f), join(tmp, 'wasm', f));
 
     const sampleSets = writeSampleSets(tmp);
+    const trainSets = writeTrainSets(tmp);
 
     const models = shippedModels();
     if (options.standalone) for (const m of models) copyModelDir(m.dir, join(tmp, 'models', m.entry.id));
-    writeFileSync(join(tmp, 'models.json'), JSON.stringify({ models: models.map((m) => m.entry), sampleSets }, null, 1));
+    const list = { models: models.map((m) => m.entry), sampleSets, trainable: trainableArchitectures(), trainSets, trainImages: TRAIN_IMAGES, testImages: TEST_IMAGES };
+    writeFileSync(join(tmp, 'models.json'), JSON.stringify(list, null, 1));
 
     const bytes = walk(tmp).reduce((n, f) => n + statSync(f).size, 0);
     writeFileSync(join(tmp, STAMP), JSON.stringify({ builtAt: new Date().toISOString(), models: models.map((m) => m.entry.id) }));

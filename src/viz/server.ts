@@ -21,6 +21,7 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json; charset=utf-8',
   '.wasm': 'application/wasm',
   '.bin': 'application/octet-stream',
+  '.gz': 'application/gzip',
   '.onnx': 'application/octet-stream',
   '.png': 'image/png',
   '.svg': 'image/svg+xml',
@@ -89,15 +90,16 @@ export function startVizServer(options: VizServerOptions): Promise<VizServer> {
   const modelDir = options.modelDir ? resolve(options.modelDir) : undefined;
   const modelsJson = (): string => {
     const built = existsSync(join(root, 'models.json'))
-      ? (JSON.parse(readFileSync(join(root, 'models.json'), 'utf8')) as { models: VizModelEntry[]; sampleSets?: string[] })
-      : { models: [] as VizModelEntry[], sampleSets: undefined };
+      ? (JSON.parse(readFileSync(join(root, 'models.json'), 'utf8')) as { models: VizModelEntry[] } & Record<string, unknown>)
+      : { models: [] as VizModelEntry[] };
     const custom: VizModelEntry = {
       id: CUSTOM_MODEL_ID,
       label: options.modelLabel ?? 'model given with --model',
       url: `models/${CUSTOM_MODEL_ID}/model.json`,
       ...(options.modelSamples ? { samples: `models/${CUSTOM_MODEL_ID}/samples` } : {}),
     };
-    return JSON.stringify({ models: modelDir ? [custom, ...built.models] : built.models, sampleSets: built.sampleSets });
+    // The build's list (sample sets, what the Train panel offers) with the --model first.
+    return JSON.stringify({ ...built, models: modelDir ? [custom, ...built.models] : built.models });
   };
   const shippedDirs = shippedModels().map((m) => ({ prefix: `/models/${m.entry.id}/`, dir: resolve(m.dir) }));
   const server = createServer((req, res) => {

@@ -1,89 +1,109 @@
 /**
- * Loads the compiled addon (build/Release/capsnet_native.node) and types its
- * entry points. Every entry point checks its arguments in C++ and throws a
- * JS error on a mismatch; the kernels in this folder compute shapes and
- * allocate outputs, the addon fills them.
+ * Loads the compiled addon (build/Release/capsnet_native.node) and checks it
+ * against the table of src/backend/kernelTable.ts, from which its type is
+ * derived. Every entry point takes one object of named settings and throws
+ * a JS error naming the one at fault: a setting it does not declare (refused
+ * here), or one that is missing or of the wrong type or length (refused in
+ * C++, see args.h). The kernels in ../kernels/ compute shapes and allocate
+ * outputs, the addon fills them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { NATIVE_ENTRIES, NATIVE_OPS, type NativeEntry, type NativeEntryName, type OpCodes, type OpFamily } from '../../backend/kernelTable.js';
 
-type F32 = Float32Array;
+export type { GemmIsa, NativeInfo, NativeMemoryStats, OpCode, OpCodes } from '../../backend/kernelTable.js';
 
-export type GemmIsa = 'avx512' | 'avx2' | 'portable';
+/** A call of entry E: one settings object (none for entries without settings), its result. */
+type EntryCall<E> = E extends NativeEntry<infer S, infer R, string | undefined> ? ([S] extends [void] ? () => R : (settings: S) => R) : never;
 
-/** What the addon runs (see src/native/engine/gemm/blas.h). */
-export interface NativeInfo {
-  /** The GEMM in use. */
-  gemm: 'builtin' | 'openblas';
-  /** builtin: its kernel's instruction set; openblas: its core name (e.g. "Haswell"). */
-  gemmIsa: string;
-  /** Built-in kernels this CPU runs, best first, comma-separated. */
-  gemmIsas: string;
-  /** The build's default GEMM. */
-  gemmDefault: 'builtin' | 'openblas';
-  /** openblas_get_config() when OpenBLAS is linked, else "". */
-  openblas: string;
-  /** Why CAPSNET_GEMM / CAPSNET_GEMM_ISA was ignored, else "". */
-  gemmWarning: string;
-  threads: number;
-  /** SIMD level the engine's other kernels were compiled for. */
-  simd: string;
-  /** Whether the engine flushes denormal floats to zero (x86; see src/native/engine/denormals.h). */
-  flushesDenormals: boolean;
-}
-
-export interface NativeAddon {
-  info(): NativeInfo;
-  setThreads(n: number): void;
-  /** 'builtin' (isa '' = best for this CPU, or 'avx512' | 'avx2' | 'portable') or 'openblas'; throws when unavailable. */
-  setGemm(library: 'builtin' | 'openblas', isa: '' | GemmIsa): void;
-  allocBuffer(bytes: number): ArrayBuffer;
-  releaseBuffer(buffer: ArrayBuffer): boolean;
-  accountBuffer(buffer: ArrayBuffer): void;
-  memoryStats(): { buffers: number; bytes: number; kept: number; keptCap: number };
-  unary(op: number, x: F32, y: F32, alpha: number, beta: number): void;
-  binary(op: number, a: F32, aShape: number[], b: F32, bShape: number[], out: F32 | Uint8Array, outShape: number[]): void;
-  reduce(op: number, x: F32, outer: number, r: number, inner: number, out: F32 | Int32Array): void;
-  softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
-  transpose(x: F32, shape: number[], perm: number[], out: F32): void;
-  copyBlock(src: F32, srcShape: number[], srcBegin: number[], dst: F32, dstShape: number[], dstBegin: number[], block: number[]): void;
-  fill(dst: F32, value: number): void;
-  gather(x: F32, outer: number, dim: number, inner: number, indices: Int32Array, out: F32): void;
-  cast(kind: number, x: F32 | Int32Array | Uint8Array, out: F32 | Int32Array | Uint8Array): void;
-  /** Row-major c = alpha * op(a) op(b) + beta * c with leading dimensions, as the kernels call it (tests, bench). */
-  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, a: F32, lda: number, b: F32, ldb: number, beta: number, c: F32, ldc: number): void;
-  batchMatMul(a: F32, b: F32, out: F32, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
-  biasActivation(y: F32, rows: number, cols: number, bias: F32, activation: number, alpha: number): void;
-  /** Per-thread im2col buffer, in floats (tests shrink it to exercise blocking). */
-  setColumnBlock(floats: number): void;
-  /** Frequency-domain convolution: 0 never, 1 where it pays (default), 2 wherever the geometry allows. */
-  setSpectralMode(mode: number): void;
-  /** Most spectrum columns the frequency-domain convolution handles per block: 0 as memory allows (default); tests set 1 or 2. */
-  setSpectralColumns(columns: number): void;
-  conv2d(x: F32, filter: F32, out: F32, bias: F32, activation: number, alpha: number, ...geometry: number[]): void;
-  conv2dBackpropInput(dy: F32, filter: F32, dx: F32, ...geometry: number[]): void;
-  conv2dBackpropFilter(x: F32, dy: F32, dw: F32, ...geometry: number[]): void;
-  squash(s: F32, out: F32, dim: number): void;
-  biasRelu(x: F32, bias: F32, y: F32): void;
-  biasReluGrad(dy: F32, y: F32, dx: F32, dbias: F32): void;
-  squashGrad(dy: F32, s: F32, ds: F32, dim: number): void;
-  predictionVectors(u: F32, W: F32, uHat: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
-  predictionVectorsGradInput(dy: F32, W: F32, du: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
-  predictionVectorsGradWeights(dy: F32, u: F32, dW: F32, B: number, I: number, J: number, Dout: number, Din: number): void;
-  matrixVotes(M: F32, W: F32, V: F32, R: number, N: number, J: number): void;
-  matrixVotesGradInput(dV: F32, W: F32, dM: F32, R: number, N: number, J: number): void;
-  matrixVotesGradWeights(dV: F32, M: F32, dW: F32, R: number, N: number, J: number): void;
-  dynamicRouting(uHat: F32, v: F32, couplings: F32[], B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
-  dynamicRoutingGrad(uHat: F32, dv: F32, duHat: F32, B: number, I: number, J: number, D: number, R: number, stopGradientInner: boolean): void;
-  /** Trailing arguments: B, P, N, J, D, lambdas (Float32Array), varianceFloor, costScale, logitBound, meanEps, geometry (7 integers or none). */
-  emRouting(votes: F32, activations: F32, betaU: F32, betaA: F32, poses: F32, act: F32, routing: F32, ...settings: unknown[]): void;
-  emRoutingGrad(votes: F32, activations: F32, betaU: F32, betaA: F32, dPoses: F32, dAct: F32, dVotes: F32, dActivations: F32, dBetaU: F32, dBetaA: F32, ...settings: unknown[]): void;
-  adamUpdate(w: F32, g: F32, m: F32, v: F32, w2: F32, m2: F32, v2: F32, lrT: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, epsilon: number): void;
-}
+/** The addon, typed from NATIVE_ENTRIES. */
+export type NativeAddon = { readonly [K in NativeEntryName]: EntryCall<(typeof NATIVE_ENTRIES)[K]> };
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+
+const REBUILD = '(rebuild with node scripts/build-native.mjs)';
+
+/**
+ * The code of every op name of NATIVE_OPS, from the addon's own op tables
+ * (each op's name at its code); throws naming an op or family the addon
+ * lacks.
+ */
+export function opCodes(addon: Pick<NativeAddon, 'opTables'>): OpCodes {
+  const tables = addon.opTables();
+  const codes: Record<string, Record<string, number>> = {};
+  for (const family of Object.keys(NATIVE_OPS) as OpFamily[]) {
+    const table = tables[family];
+    if (!Array.isArray(table)) throw new Error(`the native addon has no op table '${family}' ${REBUILD}`);
+    codes[family] = {};
+    for (const name of NATIVE_OPS[family]) {
+      const code = table.indexOf(name);
+      if (code < 0) throw new Error(`the native addon's ${family} op table lacks '${name}' ${REBUILD}`);
+      codes[family][name] = code;
+    }
+  }
+  return codes as unknown as OpCodes;
+}
+
+/** An addon function as C++ exports it: the values of its settings in the order of `settings`, its names (entry.h). */
+type RawEntry = ((...values: unknown[]) => unknown) & { readonly settings?: unknown };
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function settingsError(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_CAPSNET_NATIVE_ARG' });
+}
+
+/**
+ * Entry `name` as JS calls it, with one object of named settings: it refuses
+ * a second argument, a settings value that is not an object, and a setting
+ * the entry does not declare (naming it), and passes the values on in the
+ * order the entry declares them. The function is generated from that
+ * declaration, so that its property reads are as fast as written-out ones:
+ * a tiny op pays tens of nanoseconds for its names, where reading them
+ * through N-API would cost microseconds.
+ */
+function namedEntry(name: string, raw: RawEntry): (settings?: object) => unknown {
+  const names = raw.settings;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && IDENTIFIER.test(n))) {
+    throw new Error(`the native addon's entry '${name}' does not declare its settings ${REBUILD}`);
+  }
+  const cases = names.length === 0 ? '' : `${names.map((n) => `case ${JSON.stringify(n)}:`).join(' ')} break;`;
+  const values = names.map((n) => `settings[${JSON.stringify(n)}]`).join(', ');
+  const body = `return function (settings) {
+    if (arguments.length > 1) throw fail(entry + ': takes one settings object, got ' + arguments.length + ' arguments');
+    if (settings === undefined) return raw();
+    if (typeof settings !== 'object' || settings === null) throw fail(entry + ': expected one settings object');
+    for (const key in settings) {
+      switch (key) { ${cases} default: throw fail(entry + ": unknown setting '" + key + "'"); }
+    }
+    return raw(${values});
+  };`;
+  const call = new Function('raw', 'fail', 'entry', body)(raw, settingsError, name) as (settings?: object) => unknown;
+  return Object.defineProperty(call, 'name', { value: name });
+}
+
+/**
+ * Why `addon` does not match src/backend/kernelTable.ts, or null when it
+ * does: every declared entry must be a function of the addon and every
+ * function of the addon a declared entry, and every op name the kernels use
+ * must be in the addon's op tables.
+ */
+export function checkAddon(addon: Record<string, unknown>): string | null {
+  for (const name of Object.keys(NATIVE_ENTRIES)) {
+    if (typeof addon[name] !== 'function') return `the native addon lacks entry '${name}' ${REBUILD}`;
+  }
+  for (const name of Object.keys(addon)) {
+    if (!Object.hasOwn(NATIVE_ENTRIES, name)) return `the native addon exports '${name}', which src/backend/kernelTable.ts does not declare ${REBUILD}`;
+  }
+  try {
+    opCodes(addon as unknown as NativeAddon);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  return null;
+}
 
 /** build/Release/, from dist/src/native/boundary/ (compiled) or src/native/boundary/ (sources). */
 function candidatePaths(): string[] {
@@ -121,11 +141,19 @@ export function loadAddon(): AddonLoad {
         // An unreadable manifest is no reason to refuse the addon.
       }
     }
+    let addon: Record<string, unknown>;
     try {
-      const addon = createRequire(import.meta.url)(path) as NativeAddon;
-      return { ok: true, addon, path };
+      addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
     } catch (e) {
       return { ok: false, reason: `the addon does not load: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const mismatch = checkAddon(addon);
+    if (mismatch) return { ok: false, reason: mismatch };
+    try {
+      const named = Object.fromEntries(Object.keys(NATIVE_ENTRIES).map((name) => [name, namedEntry(name, addon[name] as RawEntry)]));
+      return { ok: true, addon: named as unknown as NativeAddon, path };
+    } catch (e) {
+      return { ok: false, reason: e instanceof Error ? e.message : String(e) };
     }
   })();
   return cached;

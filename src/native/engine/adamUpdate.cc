@@ -6,27 +6,27 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 #include "simd.h"
 
 namespace capsnet {
 namespace {
 
-// adamUpdate(w, g, m, v, w2, m2, v2, lrT, beta1, oneMinusBeta1, beta2,
-// oneMinusBeta2, epsilon): the update of adamUpdateReference, in the same
+// adamUpdate({ w, g, m, v, w2, m2, v2, lrT, beta1, oneMinusBeta1, beta2,
+// oneMinusBeta2, epsilon }): the update of adamUpdateReference, in the same
 // float32 operation order.
-void adamUpdate(Args& a) {
-  View<float> w = a.f32(0, "w");
+CAPSNET_ENTRY(adamUpdate, "w", "g", "m", "v", "w2", "m2", "v2", "lrT", "beta1", "oneMinusBeta1", "beta2", "oneMinusBeta2", "epsilon") {
+  View<float> w = a.f32("w");
   int64_t n = w.length;
-  View<float> g = a.f32(1, "g", n), m = a.f32(2, "m", n), v = a.f32(3, "v", n);
-  View<float> w2 = a.f32(4, "w2", n), m2 = a.f32(5, "m2", n), v2 = a.f32(6, "v2", n);
-  const float lrT = static_cast<float>(a.number(7, "lrT"));
-  const float b1 = static_cast<float>(a.number(8, "beta1"));
-  const float c1 = static_cast<float>(a.number(9, "oneMinusBeta1"));
-  const float b2 = static_cast<float>(a.number(10, "beta2"));
-  const float c2 = static_cast<float>(a.number(11, "oneMinusBeta2"));
-  const float eps = static_cast<float>(a.number(12, "epsilon"));
+  View<float> g = a.f32("g", n), m = a.f32("m", n), v = a.f32("v", n);
+  View<float> w2 = a.f32("w2", n), m2 = a.f32("m2", n), v2 = a.f32("v2", n);
+  const float lrT = static_cast<float>(a.number("lrT"));
+  const float b1 = static_cast<float>(a.number("beta1"));
+  const float c1 = static_cast<float>(a.number("oneMinusBeta1"));
+  const float b2 = static_cast<float>(a.number("beta2"));
+  const float c2 = static_cast<float>(a.number("oneMinusBeta2"));
+  const float eps = static_cast<float>(a.number("epsilon"));
   parallelFor(n, 1 << 15, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       float gi = g.data[i];
@@ -41,8 +41,5 @@ void adamUpdate(Args& a) {
 
 }  // namespace
 
-void addAdamUpdateExports(std::vector<Export>& out) {
-  out.push_back({"adamUpdate", entry<adamUpdate>});
-}
 
 }  // namespace capsnet

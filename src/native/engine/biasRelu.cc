@@ -7,18 +7,18 @@
 #include <cstring>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 
 namespace capsnet {
 namespace {
 
-// biasRelu(x, bias, y): y[r, c] = max(x[r, c] + bias[c], 0) for every row r
+// biasRelu({ x, bias, y }): y[r, c] = max(x[r, c] + bias[c], 0) for every row r
 // of bias.length channels.
-void biasRelu(Args& a) {
-  View<float> x = a.f32(0, "x");
-  View<float> bias = a.f32(1, "bias");
-  View<float> y = a.f32(2, "y", x.length);
+CAPSNET_ENTRY(biasRelu, "x", "bias", "y") {
+  View<float> x = a.f32("x");
+  View<float> bias = a.f32("bias");
+  View<float> y = a.f32("y", x.length);
   const int64_t C = bias.length;
   require(C > 0 && x.length % C == 0, "biasRelu", "length is not a multiple of the channel count");
   requireDisjoint(y, bias, "biasRelu");
@@ -35,14 +35,14 @@ void biasRelu(Args& a) {
 // so that the sum's order, and so its rounding, does not depend on threads.
 constexpr int64_t kRowsPerPartial = 256;
 
-// biasReluGrad(dy, y, dx, dbias): dx = dy where y > 0, else 0 (ReLU's
+// biasReluGrad({ dy, y, dx, dbias }): dx = dy where y > 0, else 0 (ReLU's
 // gradient, read from its output: y > 0 exactly where x + bias > 0), and
 // dbias[c] = sum over rows of dx[r, c], summed in double.
-void biasReluGrad(Args& a) {
-  View<float> dy = a.f32(0, "dy");
-  View<float> y = a.f32(1, "y", dy.length);
-  View<float> dx = a.f32(2, "dx", dy.length);
-  View<float> dbias = a.f32(3, "dbias");
+CAPSNET_ENTRY(biasReluGrad, "dy", "y", "dx", "dbias") {
+  View<float> dy = a.f32("dy");
+  View<float> y = a.f32("y", dy.length);
+  View<float> dx = a.f32("dx", dy.length);
+  View<float> dbias = a.f32("dbias");
   const int64_t C = dbias.length;
   require(C > 0 && dy.length % C == 0, "biasReluGrad", "length is not a multiple of the channel count");
   requireDisjoint(dx, y, "biasReluGrad");
@@ -74,9 +74,5 @@ void biasReluGrad(Args& a) {
 
 }  // namespace
 
-void addBiasReluExports(std::vector<Export>& out) {
-  out.push_back({"biasRelu", entry<biasRelu>});
-  out.push_back({"biasReluGrad", entry<biasReluGrad>});
-}
 
 }  // namespace capsnet

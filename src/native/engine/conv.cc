@@ -15,14 +15,11 @@
 #include <vector>
 
 #include "blas.h"
-#include "common.h"
 #include "conv.h"
+#include "entry.h"
 #include "parallel.h"
 
 namespace capsnet {
-
-void biasActivation(float* y, int64_t rows, int64_t cols, const float* bias, int64_t biasLen, int activation,
-                    float alpha);
 
 namespace {
 
@@ -31,26 +28,30 @@ namespace {
 // lower it to exercise the blocking on small shapes.
 std::atomic<int64_t> columnBlock{int64_t{1} << 20};
 
-// Arguments from index `first` on: B, H, W, Ci, OH, OW, Co, KH, KW, strideH,
-// strideW, dilationH, dilationW, padTop, padLeft.
-ConvGeometry readGeometry(const Args& a, size_t first) {
+// The geometry settings every convolution entry takes, named as tfjs's
+// Conv2DInfo names them (padTop and padLeft are its padInfo.top and .left).
+#define CAPSNET_CONV_GEOMETRY                                                                                     \
+  "batchSize", "inHeight", "inWidth", "inChannels", "outHeight", "outWidth", "outChannels", "filterHeight", \
+      "filterWidth", "strideHeight", "strideWidth", "dilationHeight", "dilationWidth", "padTop", "padLeft"
+
+ConvGeometry readGeometry(Args& a) {
   const int64_t big = INT32_MAX;
   ConvGeometry g;
-  g.B = a.integer(first + 0, "batch", 0, big);
-  g.H = a.integer(first + 1, "inHeight", 0, big);
-  g.W = a.integer(first + 2, "inWidth", 0, big);
-  g.Ci = a.integer(first + 3, "inChannels", 1, big);
-  g.OH = a.integer(first + 4, "outHeight", 0, big);
-  g.OW = a.integer(first + 5, "outWidth", 0, big);
-  g.Co = a.integer(first + 6, "outChannels", 1, big);
-  g.KH = a.integer(first + 7, "filterHeight", 1, big);
-  g.KW = a.integer(first + 8, "filterWidth", 1, big);
-  g.sh = a.integer(first + 9, "strideHeight", 1, big);
-  g.sw = a.integer(first + 10, "strideWidth", 1, big);
-  g.dh = a.integer(first + 11, "dilationHeight", 1, big);
-  g.dw = a.integer(first + 12, "dilationWidth", 1, big);
-  g.padTop = a.integer(first + 13, "padTop", 0, big);
-  g.padLeft = a.integer(first + 14, "padLeft", 0, big);
+  g.B = a.integer("batchSize", 0, big);
+  g.H = a.integer("inHeight", 0, big);
+  g.W = a.integer("inWidth", 0, big);
+  g.Ci = a.integer("inChannels", 1, big);
+  g.OH = a.integer("outHeight", 0, big);
+  g.OW = a.integer("outWidth", 0, big);
+  g.Co = a.integer("outChannels", 1, big);
+  g.KH = a.integer("filterHeight", 1, big);
+  g.KW = a.integer("filterWidth", 1, big);
+  g.sh = a.integer("strideHeight", 1, big);
+  g.sw = a.integer("strideWidth", 1, big);
+  g.dh = a.integer("dilationHeight", 1, big);
+  g.dw = a.integer("dilationWidth", 1, big);
+  g.padTop = a.integer("padTop", 0, big);
+  g.padLeft = a.integer("padLeft", 0, big);
   // Products used as sizes and offsets must fit comfortably in int64 and
   // the GEMM dimensions in int32 (cblas's blasint).
   checkedMul(checkedMul(checkedMul(g.B, g.H, "conv"), g.W, "conv"), g.Ci, "conv input");
@@ -142,17 +143,18 @@ std::vector<Buffer> scratch(int count, int64_t elements) {
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// conv2d(x, filter, out, bias, activation, alpha, ...geometry):
-// out = act(conv(x, filter) + bias).
-void conv2d(Args& a) {
-  ConvGeometry g = readGeometry(a, 6);
-  View<float> x = a.f32(0, "x", g.B * g.H * g.W * g.Ci);
-  View<float> f = a.f32(1, "filter", g.K() * g.Co);
-  View<float> out = a.f32(2, "out", g.M() * g.Co);
-  View<float> bias = a.f32(3, "bias");
+// conv2d({ x, filter, out, bias, activation = linear, alpha = 0,
+// ...geometry }): out = act(conv(x, filter) + bias); bias has outChannels
+// entries, one, or none (empty or absent).
+CAPSNET_ENTRY(conv2d, "x", "filter", "out", "bias", "activation", "alpha", CAPSNET_CONV_GEOMETRY) {
+  ConvGeometry g = readGeometry(a);
+  View<float> x = a.f32("x", g.B * g.H * g.W * g.Ci);
+  View<float> f = a.f32("filter", g.K() * g.Co);
+  View<float> out = a.f32("out", g.M() * g.Co);
+  View<float> bias = a.optionalF32("bias");
   require(bias.length == 0 || bias.length == 1 || bias.length == g.Co, "conv2d", "bias must have 0, 1 or outChannels entries");
-  int activation = static_cast<int>(a.integer(4, "activation", 0, 5));
-  float alpha = static_cast<float>(a.number(5, "alpha"));
+  Activation activation = a.op<Activation>("activation", Activation::Linear);
+  float alpha = static_cast<float>(a.number("alpha", 0.0));
   requireDisjoint(out, x, "conv2d");
   requireDisjoint(out, f, "conv2d");
   requireDisjoint(out, bias, "conv2d");
@@ -195,12 +197,13 @@ void conv2d(Args& a) {
   }, threads);
 }
 
-// conv2dBackpropInput(dy, filter, dx, ...geometry): dx = col2im(dy filter^T).
-void conv2dBackpropInput(Args& a) {
-  ConvGeometry g = readGeometry(a, 3);
-  View<float> dy = a.f32(0, "dy", g.M() * g.Co);
-  View<float> f = a.f32(1, "filter", g.K() * g.Co);
-  View<float> dx = a.f32(2, "dx", g.B * g.H * g.W * g.Ci);
+// conv2dBackpropInput({ dy, filter, dx, ...geometry }):
+// dx = col2im(dy filter^T).
+CAPSNET_ENTRY(conv2dBackpropInput, "dy", "filter", "dx", CAPSNET_CONV_GEOMETRY) {
+  ConvGeometry g = readGeometry(a);
+  View<float> dy = a.f32("dy", g.M() * g.Co);
+  View<float> f = a.f32("filter", g.K() * g.Co);
+  View<float> dx = a.f32("dx", g.B * g.H * g.W * g.Ci);
   requireDisjoint(dx, dy, "conv2dBackpropInput");
   requireDisjoint(dx, f, "conv2dBackpropInput");
   const int64_t P = g.P(), Ci = g.Ci, Co = g.Co, ohw = g.OH * g.OW, image = g.H * g.W * Ci;
@@ -250,12 +253,12 @@ void conv2dBackpropInput(Args& a) {
   }
 }
 
-// conv2dBackpropFilter(x, dy, dw, ...geometry): dw = im2col(x)^T dy.
-void conv2dBackpropFilter(Args& a) {
-  ConvGeometry g = readGeometry(a, 3);
-  View<float> x = a.f32(0, "x", g.B * g.H * g.W * g.Ci);
-  View<float> dy = a.f32(1, "dy", g.M() * g.Co);
-  View<float> dw = a.f32(2, "dw", g.K() * g.Co);
+// conv2dBackpropFilter({ x, dy, dw, ...geometry }): dw = im2col(x)^T dy.
+CAPSNET_ENTRY(conv2dBackpropFilter, "x", "dy", "dw", CAPSNET_CONV_GEOMETRY) {
+  ConvGeometry g = readGeometry(a);
+  View<float> x = a.f32("x", g.B * g.H * g.W * g.Ci);
+  View<float> dy = a.f32("dy", g.M() * g.Co);
+  View<float> dw = a.f32("dw", g.K() * g.Co);
   requireDisjoint(dw, x, "conv2dBackpropFilter");
   requireDisjoint(dw, dy, "conv2dBackpropFilter");
   const int64_t M = g.M(), P = g.P(), K = g.K(), Ci = g.Ci, Co = g.Co;
@@ -331,26 +334,26 @@ void conv2dBackpropFilter(Args& a) {
   }
 }
 
-// setSpectralMode(mode): 0 never use the frequency-domain path, 1 where it
-// pays (default), 2 wherever the geometry allows (tests compare the paths).
-void setSpectralMode(Args& a) { capsnet::setSpectralMode(static_cast<int>(a.integer(0, "mode", 0, 2))); }
+// setSpectralMode({ mode }): 'never' use the frequency-domain path, 'auto'
+// where it pays (default), 'always' wherever the geometry allows (tests
+// compare the paths).
+CAPSNET_ENTRY(setSpectralMode, "mode") {
+  const std::string mode = a.string("mode");
+  if (mode == "never") capsnet::setSpectralMode(SpectralMode::Never);
+  else if (mode == "auto") capsnet::setSpectralMode(SpectralMode::Auto);
+  else if (mode == "always") capsnet::setSpectralMode(SpectralMode::Always);
+  else fail("setSpectralMode: mode must be 'never', 'auto' or 'always', got '" + mode + "'");
+}
 
-// setColumnBlock(floats): the per-thread column buffer size (at least 1024).
-void setColumnBlock(Args& a) { columnBlock.store(a.integer(0, "floats", 1024, int64_t{1} << 30)); }
+// setColumnBlock({ floats }): the per-thread column buffer size (at least
+// 1024).
+CAPSNET_ENTRY(setColumnBlock, "floats") { columnBlock.store(a.integer("floats", 1024, int64_t{1} << 30)); }
 
-// setSpectralColumns(columns): at most this many spectrum columns per block
-// on the frequency-domain path, 0 for as many as its memory budget allows.
-void setSpectralColumns(Args& a) { capsnet::setSpectralColumns(a.integer(0, "columns", 0, 1 << 20)); }
+// setSpectralColumns({ columns }): at most this many spectrum columns per
+// block on the frequency-domain path, 0 for as many as its memory budget
+// allows.
+CAPSNET_ENTRY(setSpectralColumns, "columns") { capsnet::setSpectralColumns(a.integer("columns", 0, 1 << 20)); }
 
 }  // namespace
-
-void addConvExports(std::vector<Export>& out) {
-  out.push_back({"setColumnBlock", entry<setColumnBlock>});
-  out.push_back({"setSpectralMode", entry<setSpectralMode>});
-  out.push_back({"setSpectralColumns", entry<setSpectralColumns>});
-  out.push_back({"conv2d", entry<conv2d>});
-  out.push_back({"conv2dBackpropInput", entry<conv2dBackpropInput>});
-  out.push_back({"conv2dBackpropFilter", entry<conv2dBackpropFilter>});
-}
 
 }  // namespace capsnet

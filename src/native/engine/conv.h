@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "biasActivation.h"
+
 namespace capsnet {
 
 // NHWC input [B, H, W, Ci], HWIO filter [KH, KW, Ci, Co], output
@@ -16,18 +18,20 @@ struct ConvGeometry {
   int64_t K() const { return KH * KW * Ci; }
 };
 
-// True when the spectral path should compute this convolution: by default
-// where it takes markedly less time than im2col + GEMM. Mode 0 turns it
-// off, 1 is the default, 2 uses it wherever the geometry allows (tests).
+// When the spectral path computes a convolution: never, where it takes
+// markedly less time than im2col + GEMM (Auto, the default), or wherever
+// the geometry allows (Always, for tests that compare the paths).
+enum class SpectralMode { Never, Auto, Always };
+
 bool spectralPays(const ConvGeometry& g);
-void setSpectralMode(int mode);
+void setSpectralMode(SpectralMode mode);
 // At most this many spectrum columns per block (0: as memory allows; tests).
 void setSpectralColumns(int64_t columns);
 
 // The three convolution kernels on the spectral path (see spectral.cc);
 // same contracts as their im2col counterparts in conv.cc.
 void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, float* out, const float* bias,
-                    int64_t biasLen, int activation, float alpha);
+                    int64_t biasLen, Activation activation, float alpha);
 void spectralBackpropInput(const ConvGeometry& g, const float* dy, const float* filter, float* dx);
 void spectralBackpropFilter(const ConvGeometry& g, const float* x, const float* dy, float* dw);
 

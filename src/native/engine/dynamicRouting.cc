@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 #include "simd.h"
 #include "squash.h"
@@ -289,26 +289,30 @@ struct RoutingArgs {
   bool stopInner;
 };
 
-RoutingArgs readRouting(const Args& a, size_t first) {
+// The settings both entries share.
+#define CAPSNET_ROUTING_SETTINGS "batch", "inCaps", "outCaps", "outDim", "iterations", "stopGradientInner"
+
+RoutingArgs readRouting(Args& a) {
   RoutingArgs r;
-  r.B = a.integer(first, "batch", 0, INT32_MAX);
-  r.I = a.integer(first + 1, "inCaps", 1, INT32_MAX);
-  r.J = a.integer(first + 2, "outCaps", 1, INT32_MAX);
-  r.D = a.integer(first + 3, "outDim", 1, INT32_MAX);
-  r.R = a.integer(first + 4, "iterations", 1, 1000);
-  r.stopInner = a.boolean(first + 5, "stopGradientInner");
+  r.B = a.integer("batch", 0, INT32_MAX);
+  r.I = a.integer("inCaps", 1, INT32_MAX);
+  r.J = a.integer("outCaps", 1, INT32_MAX);
+  r.D = a.integer("outDim", 1, INT32_MAX);
+  r.R = a.integer("iterations", 1, 1000);
+  r.stopInner = a.boolean("stopGradientInner");
   checkedMul(checkedMul(checkedMul(r.B, r.I, "routing"), r.J, "routing"), checkedMul(r.D, r.R + 1, "routing"), "routing");
   return r;
 }
 
-// dynamicRouting(uHat, v, couplings, B, I, J, D, R, stopGradientInner):
+// dynamicRouting({ uHat, v, couplings, batch, inCaps, outCaps, outDim,
+// iterations, stopGradientInner }):
 // couplings is an array of R Float32Arrays [B, I, J], one per iteration.
-void dynamicRouting(Args& a) {
-  RoutingArgs p = readRouting(a, 3);
+CAPSNET_ENTRY(dynamicRouting, "uHat", "v", "couplings", CAPSNET_ROUTING_SETTINGS) {
+  RoutingArgs p = readRouting(a);
   const int64_t IJ = p.I * p.J, JD = p.J * p.D;
-  View<float> uHat = a.f32(0, "uHat", p.B * p.I * JD);
-  View<float> v = a.f32(1, "v", p.B * JD);
-  std::vector<View<float>> cOut = a.f32List(2, "couplings", p.R, p.B * IJ);
+  View<float> uHat = a.f32("uHat", p.B * p.I * JD);
+  View<float> v = a.f32("v", p.B * JD);
+  std::vector<View<float>> cOut = a.f32List("couplings", p.R, p.B * IJ);
   requireDisjoint(v, uHat, "dynamicRouting");
   for (const View<float>& c : cOut) {
     requireDisjoint(c, uHat, "dynamicRouting");
@@ -328,15 +332,16 @@ void dynamicRouting(Args& a) {
   }, threads);
 }
 
-// dynamicRoutingGrad(uHat, dv, duHat, B, I, J, D, R, stopGradientInner):
+// dynamicRoutingGrad({ uHat, dv, duHat, batch, inCaps, outCaps, outDim,
+// iterations, stopGradientInner }):
 // the gradient of v with respect to uHat through all iterations (or only
 // the last one with stopGradientInner), from a recomputed forward pass.
-void dynamicRoutingGrad(Args& a) {
-  RoutingArgs p = readRouting(a, 3);
+CAPSNET_ENTRY(dynamicRoutingGrad, "uHat", "dv", "duHat", CAPSNET_ROUTING_SETTINGS) {
+  RoutingArgs p = readRouting(a);
   const int64_t I = p.I, J = p.J, D = p.D, R = p.R, IJ = I * J, JD = J * D;
-  View<float> uHat = a.f32(0, "uHat", p.B * I * JD);
-  View<float> dv = a.f32(1, "dv", p.B * JD);
-  View<float> duHat = a.f32(2, "duHat", p.B * I * JD);
+  View<float> uHat = a.f32("uHat", p.B * I * JD);
+  View<float> dv = a.f32("dv", p.B * JD);
+  View<float> duHat = a.f32("duHat", p.B * I * JD);
   requireDisjoint(duHat, uHat, "dynamicRoutingGrad");
   requireDisjoint(duHat, dv, "dynamicRoutingGrad");
   if (p.B == 0) return;
@@ -374,9 +379,5 @@ void dynamicRoutingGrad(Args& a) {
 
 }  // namespace
 
-void addDynamicRoutingExports(std::vector<Export>& out) {
-  out.push_back({"dynamicRouting", entry<dynamicRouting>});
-  out.push_back({"dynamicRoutingGrad", entry<dynamicRoutingGrad>});
-}
 
 }  // namespace capsnet

@@ -7,59 +7,68 @@
 #include <cmath>
 #include <cstring>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 
 namespace capsnet {
 namespace {
 
-// Keep in sync with UnaryOp in elementwise.ts.
-enum UnaryOp {
-  kNeg = 0,
-  kAbs,
-  kSquare,
-  kSqrt,
-  kRsqrt,
-  kExp,
-  kLog,
-  kLog1p,
-  kExpm1,
-  kReciprocal,
-  kRelu,
-  kRelu6,
-  kSigmoid,
-  kTanh,
-  kStep,
-  kLeakyRelu,
-  kElu,
-  kFloor,
-  kCeil,
-  kRound,
-  kSign,
-  kSin,
-  kCos,
-  kClip,
-  kUnaryCount
+// The unary ops, named as tfjs names their kernels; JS takes the codes from
+// opTables() (see entry.h), never from its own numbering.
+enum class UnaryOp {
+  Neg,
+  Abs,
+  Square,
+  Sqrt,
+  Rsqrt,
+  Exp,
+  Log,
+  Log1p,
+  Expm1,
+  Reciprocal,
+  Relu,
+  Relu6,
+  Sigmoid,
+  Tanh,
+  Step,
+  LeakyRelu,
+  Elu,
+  Floor,
+  Ceil,
+  Round,
+  Sign,
+  Sin,
+  Cos,
+  ClipByValue,
+  Count
 };
+constexpr const char* kUnaryOpNames[] = {
+    "Neg", "Abs", "Square", "Sqrt", "Rsqrt", "Exp", "Log", "Log1p", "Expm1", "Reciprocal", "Relu", "Relu6",
+    "Sigmoid", "Tanh", "Step", "LeakyRelu", "Elu", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "ClipByValue"};
+CAPSNET_OP_TABLE(unary, UnaryOp, kUnaryOpNames);
 
-// Keep in sync with BinaryOp in elementwise.ts.
-enum BinaryOp {
-  kAdd = 0,
-  kSub,
-  kMul,
-  kDiv,
-  kMaximum,
-  kMinimum,
-  kPow,
-  kSquaredDifference,
-  kGreater,
-  kGreaterEqual,
-  kLess,
-  kLessEqual,
-  kEqual,
-  kNotEqual,
-  kBinaryCount
+// The binary ops; the comparisons (from Greater on) write a Uint8Array.
+enum class BinaryOp {
+  Add,
+  Sub,
+  Multiply,
+  RealDiv,
+  Maximum,
+  Minimum,
+  Pow,
+  SquaredDifference,
+  Greater,
+  GreaterEqual,
+  Less,
+  LessEqual,
+  Equal,
+  NotEqual,
+  Count
 };
+constexpr const char* kBinaryOpNames[] = {
+    "Add", "Sub", "Multiply", "RealDiv", "Maximum", "Minimum", "Pow",
+    "SquaredDifference", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"};
+CAPSNET_OP_TABLE(binary, BinaryOp, kBinaryOpNames);
 
 constexpr int64_t kGrain = 1 << 15;
 
@@ -76,44 +85,45 @@ void mapUnary(const float* x, float* y, int64_t n, F f) {
 inline float nanMax(float a, float b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
 inline float nanMin(float a, float b) { return (a != a || b != b) ? NAN : (a < b ? a : b); }
 
-// unary(op, x, y, alpha, beta): y = op(x). alpha: Step's value for x <= 0,
-// LeakyRelu's slope, Clip's lower bound; beta: Clip's upper bound.
-void unary(Args& a) {
-  int op = static_cast<int>(a.integer(0, "op", 0, kUnaryCount - 1));
-  View<float> x = a.f32(1, "x");
-  View<float> y = a.f32(2, "y", x.length);
-  float alpha = static_cast<float>(a.number(3, "alpha"));
-  float beta = static_cast<float>(a.number(4, "beta"));
+// unary({ op, x, y, alpha = 0, beta = 0 }): y = op(x). alpha: Step's value
+// for x <= 0, LeakyRelu's slope, ClipByValue's lower bound; beta:
+// ClipByValue's upper bound.
+CAPSNET_ENTRY(unary, "op", "x", "y", "alpha", "beta") {
+  UnaryOp op = a.op<UnaryOp>("op");
+  View<float> x = a.f32("x");
+  View<float> y = a.f32("y", x.length);
+  float alpha = static_cast<float>(a.number("alpha", 0.0));
+  float beta = static_cast<float>(a.number("beta", 0.0));
   const float* xs = x.data;
   float* ys = y.data;
   int64_t n = x.length;
   switch (op) {
-    case kNeg: mapUnary(xs, ys, n, [](float v) { return -v; }); break;
-    case kAbs: mapUnary(xs, ys, n, [](float v) { return std::fabs(v); }); break;
-    case kSquare: mapUnary(xs, ys, n, [](float v) { return v * v; }); break;
-    case kSqrt: mapUnary(xs, ys, n, [](float v) { return std::sqrt(v); }); break;
-    case kRsqrt: mapUnary(xs, ys, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
-    case kExp: mapUnary(xs, ys, n, [](float v) { return std::exp(v); }); break;
-    case kLog: mapUnary(xs, ys, n, [](float v) { return std::log(v); }); break;
-    case kLog1p: mapUnary(xs, ys, n, [](float v) { return std::log1p(v); }); break;
-    case kExpm1: mapUnary(xs, ys, n, [](float v) { return std::expm1(v); }); break;
-    case kReciprocal: mapUnary(xs, ys, n, [](float v) { return 1.0f / v; }); break;
-    case kRelu: mapUnary(xs, ys, n, [](float v) { return v < 0.0f ? 0.0f : v; }); break;
-    case kRelu6: mapUnary(xs, ys, n, [](float v) { return v != v ? v : std::min(std::max(v, 0.0f), 6.0f); }); break;
-    case kSigmoid: mapUnary(xs, ys, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
-    case kTanh: mapUnary(xs, ys, n, [](float v) { return std::tanh(v); }); break;
-    case kStep: mapUnary(xs, ys, n, [alpha](float v) { return v != v ? v : (v > 0.0f ? 1.0f : alpha); }); break;
-    case kLeakyRelu: mapUnary(xs, ys, n, [alpha](float v) { return v < 0.0f ? alpha * v : v; }); break;
-    case kElu: mapUnary(xs, ys, n, [](float v) { return v >= 0.0f ? v : std::expm1(v); }); break;
-    case kFloor: mapUnary(xs, ys, n, [](float v) { return std::floor(v); }); break;
-    case kCeil: mapUnary(xs, ys, n, [](float v) { return std::ceil(v); }); break;
+    case UnaryOp::Neg: mapUnary(xs, ys, n, [](float v) { return -v; }); break;
+    case UnaryOp::Abs: mapUnary(xs, ys, n, [](float v) { return std::fabs(v); }); break;
+    case UnaryOp::Square: mapUnary(xs, ys, n, [](float v) { return v * v; }); break;
+    case UnaryOp::Sqrt: mapUnary(xs, ys, n, [](float v) { return std::sqrt(v); }); break;
+    case UnaryOp::Rsqrt: mapUnary(xs, ys, n, [](float v) { return 1.0f / std::sqrt(v); }); break;
+    case UnaryOp::Exp: mapUnary(xs, ys, n, [](float v) { return std::exp(v); }); break;
+    case UnaryOp::Log: mapUnary(xs, ys, n, [](float v) { return std::log(v); }); break;
+    case UnaryOp::Log1p: mapUnary(xs, ys, n, [](float v) { return std::log1p(v); }); break;
+    case UnaryOp::Expm1: mapUnary(xs, ys, n, [](float v) { return std::expm1(v); }); break;
+    case UnaryOp::Reciprocal: mapUnary(xs, ys, n, [](float v) { return 1.0f / v; }); break;
+    case UnaryOp::Relu: mapUnary(xs, ys, n, [](float v) { return v < 0.0f ? 0.0f : v; }); break;
+    case UnaryOp::Relu6: mapUnary(xs, ys, n, [](float v) { return v != v ? v : std::min(std::max(v, 0.0f), 6.0f); }); break;
+    case UnaryOp::Sigmoid: mapUnary(xs, ys, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }); break;
+    case UnaryOp::Tanh: mapUnary(xs, ys, n, [](float v) { return std::tanh(v); }); break;
+    case UnaryOp::Step: mapUnary(xs, ys, n, [alpha](float v) { return v != v ? v : (v > 0.0f ? 1.0f : alpha); }); break;
+    case UnaryOp::LeakyRelu: mapUnary(xs, ys, n, [alpha](float v) { return v < 0.0f ? alpha * v : v; }); break;
+    case UnaryOp::Elu: mapUnary(xs, ys, n, [](float v) { return v >= 0.0f ? v : std::expm1(v); }); break;
+    case UnaryOp::Floor: mapUnary(xs, ys, n, [](float v) { return std::floor(v); }); break;
+    case UnaryOp::Ceil: mapUnary(xs, ys, n, [](float v) { return std::ceil(v); }); break;
     // Half to even, as tfjs rounds.
-    case kRound: mapUnary(xs, ys, n, [](float v) { return std::nearbyint(v); }); break;
-    case kSign: mapUnary(xs, ys, n, [](float v) { return v < 0.0f ? -1.0f : (v > 0.0f ? 1.0f : 0.0f); }); break;
-    case kSin: mapUnary(xs, ys, n, [](float v) { return std::sin(v); }); break;
-    case kCos: mapUnary(xs, ys, n, [](float v) { return std::cos(v); }); break;
-    case kClip: mapUnary(xs, ys, n, [alpha, beta](float v) { return v != v ? v : std::min(std::max(v, alpha), beta); }); break;
-    default: fail("unary: unknown op");
+    case UnaryOp::Round: mapUnary(xs, ys, n, [](float v) { return std::nearbyint(v); }); break;
+    case UnaryOp::Sign: mapUnary(xs, ys, n, [](float v) { return v < 0.0f ? -1.0f : (v > 0.0f ? 1.0f : 0.0f); }); break;
+    case UnaryOp::Sin: mapUnary(xs, ys, n, [](float v) { return std::sin(v); }); break;
+    case UnaryOp::Cos: mapUnary(xs, ys, n, [](float v) { return std::cos(v); }); break;
+    case UnaryOp::ClipByValue: mapUnary(xs, ys, n, [alpha, beta](float v) { return v != v ? v : std::min(std::max(v, alpha), beta); }); break;
+    case UnaryOp::Count: fail("unary: unknown op");
   }
 }
 
@@ -231,57 +241,53 @@ void broadcastBinary(const Plan& p, const float* a, const float* b, Out* out, F 
   });
 }
 
-// binary(op, a, aShape, b, bShape, out, outShape): out = a op b with
+// binary({ op, a, aShape, b, bShape, out, outShape }): out = a op b with
 // broadcasting; out is a Float32Array, or a Uint8Array for comparisons.
-void binary(Args& args) {
-  int op = static_cast<int>(args.integer(0, "op", 0, kBinaryCount - 1));
-  std::vector<int64_t> aShape = args.dims(2, "aShape");
-  std::vector<int64_t> bShape = args.dims(4, "bShape");
-  std::vector<int64_t> outShape = args.dims(6, "outShape");
-  View<float> a = args.f32(1, "a", checkedProduct(aShape, "a"));
-  View<float> b = args.f32(3, "b", checkedProduct(bShape, "b"));
+CAPSNET_ENTRY(binary, "op", "a", "aShape", "b", "bShape", "out", "outShape") {
+  BinaryOp op = a.op<BinaryOp>("op");
+  const bool comparison = op >= BinaryOp::Greater;
+  std::vector<int64_t> aShape = a.dims("aShape");
+  std::vector<int64_t> bShape = a.dims("bShape");
+  std::vector<int64_t> outShape = a.dims("outShape");
+  View<float> lhs = a.f32("a", checkedProduct(aShape, "a"));
+  View<float> rhs = a.f32("b", checkedProduct(bShape, "b"));
   Plan p = plan(aShape, bShape, outShape);
   if (p.total == 0) {
-    if (op >= kGreater) args.array<uint8_t>(5, "out", 0);
-    else args.f32(5, "out", 0);
+    if (comparison) a.array<uint8_t>("out", 0);
+    else a.f32("out", 0);
     return;
   }
-  if (op >= kGreater) {
-    View<uint8_t> out = args.array<uint8_t>(5, "out", p.total);
+  if (comparison) {
+    View<uint8_t> out = a.array<uint8_t>("out", p.total);
     uint8_t* o = out.data;
     switch (op) {
-      case kGreater: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x > y; }); break;
-      case kGreaterEqual: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x >= y; }); break;
-      case kLess: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x < y; }); break;
-      case kLessEqual: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x <= y; }); break;
-      case kEqual: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x == y; }); break;
-      case kNotEqual: broadcastBinary(p, a.data, b.data, o, [](float x, float y) -> uint8_t { return x != y; }); break;
+      case BinaryOp::Greater: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x > y; }); break;
+      case BinaryOp::GreaterEqual: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x >= y; }); break;
+      case BinaryOp::Less: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x < y; }); break;
+      case BinaryOp::LessEqual: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x <= y; }); break;
+      case BinaryOp::Equal: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x == y; }); break;
+      case BinaryOp::NotEqual: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) -> uint8_t { return x != y; }); break;
       default: fail("binary: unknown comparison");
     }
     return;
   }
-  View<float> out = args.f32(5, "out", p.total);
+  View<float> out = a.f32("out", p.total);
   float* o = out.data;
   switch (op) {
-    case kAdd: broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return x + y; }); break;
-    case kSub: broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return x - y; }); break;
-    case kMul: broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return x * y; }); break;
-    case kDiv: broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return x / y; }); break;
-    case kMaximum: broadcastBinary(p, a.data, b.data, o, nanMax); break;
-    case kMinimum: broadcastBinary(p, a.data, b.data, o, nanMin); break;
-    case kPow:
-      broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return static_cast<float>(std::pow(static_cast<double>(x), static_cast<double>(y))); });
+    case BinaryOp::Add: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return x + y; }); break;
+    case BinaryOp::Sub: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return x - y; }); break;
+    case BinaryOp::Multiply: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return x * y; }); break;
+    case BinaryOp::RealDiv: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return x / y; }); break;
+    case BinaryOp::Maximum: broadcastBinary(p, lhs.data, rhs.data, o, nanMax); break;
+    case BinaryOp::Minimum: broadcastBinary(p, lhs.data, rhs.data, o, nanMin); break;
+    case BinaryOp::Pow:
+      broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return static_cast<float>(std::pow(static_cast<double>(x), static_cast<double>(y))); });
       break;
-    case kSquaredDifference: broadcastBinary(p, a.data, b.data, o, [](float x, float y) { return (x - y) * (x - y); }); break;
+    case BinaryOp::SquaredDifference: broadcastBinary(p, lhs.data, rhs.data, o, [](float x, float y) { return (x - y) * (x - y); }); break;
     default: fail("binary: unknown op");
   }
 }
 
 }  // namespace
-
-void addElementwiseExports(std::vector<Export>& out) {
-  out.push_back({"unary", entry<unary>});
-  out.push_back({"binary", entry<binary>});
-}
 
 }  // namespace capsnet

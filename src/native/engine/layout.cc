@@ -5,18 +5,19 @@
 #include <cstring>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 
 namespace capsnet {
 namespace {
 
-// transpose(x, shape, perm, out): out = x with axes permuted, for 4-byte
-// elements (Float32Array or Int32Array viewed as floats by the caller).
-void transpose(Args& a) {
-  std::vector<int64_t> shape = a.dims(1, "shape");
+// transpose({ x, shape, perm, out }): out = x with axes permuted, for
+// 4-byte elements (Float32Array or Int32Array viewed as floats by the
+// caller).
+CAPSNET_ENTRY(transpose, "x", "shape", "perm", "out") {
+  std::vector<int64_t> shape = a.dims("shape");
   size_t rank = shape.size();
-  std::vector<int64_t> perm = a.intList(2, "perm", 0, static_cast<int64_t>(rank) - 1, 8);
+  std::vector<int64_t> perm = a.intList("perm", 0, static_cast<int64_t>(rank) - 1, 8);
   require(perm.size() == rank, "transpose", "perm must have one entry per axis");
   std::vector<bool> used(rank, false);
   for (int64_t p : perm) {
@@ -24,8 +25,8 @@ void transpose(Args& a) {
     used[p] = true;
   }
   int64_t total = checkedProduct(shape, "transpose");
-  View<float> x = a.f32(0, "x", total);
-  View<float> out = a.f32(3, "out", total);
+  View<float> x = a.f32("x", total);
+  View<float> out = a.f32("out", total);
   requireDisjoint(x, out, "transpose");
   if (total == 0) return;
 
@@ -114,6 +115,12 @@ void transpose(Args& a) {
   });
 }
 
+// The dtype conversions of cast(), named "from>to" (JS takes the codes from
+// opTables(), see entry.h).
+enum class CastKind { Float32ToInt32, Int32ToFloat32, BoolToFloat32, Float32ToBool, Int32ToBool, BoolToInt32, Count };
+constexpr const char* kCastKindNames[] = {"float32>int32", "int32>float32", "bool>float32", "float32>bool", "int32>bool", "bool>int32"};
+CAPSNET_OP_TABLE(cast, CastKind, kCastKindNames);
+
 // JS's ToInt32, which tfjs's cpu Cast applies through Int32Array: NaN and
 // infinities become 0, other values are truncated and wrapped mod 2^32.
 inline int32_t toInt32(float v) {
@@ -125,15 +132,15 @@ inline int32_t toInt32(float v) {
   return static_cast<int32_t>(static_cast<uint32_t>(m));
 }
 
-// copyBlock(src, srcShape, srcBegin, dst, dstShape, dstBegin, block): copy
-// the block of shape `block` at srcBegin in src to dstBegin in dst, for
+// copyBlock({ src, srcShape, srcBegin, dst, dstShape, dstBegin, block }):
+// copy the block of shape `block` at srcBegin in src to dstBegin in dst, for
 // 4-byte elements. Slice, pad and concat are each one or more such copies.
-void copyBlock(Args& a) {
-  std::vector<int64_t> srcShape = a.dims(1, "srcShape");
-  std::vector<int64_t> srcBegin = a.dims(2, "srcBegin");
-  std::vector<int64_t> dstShape = a.dims(4, "dstShape");
-  std::vector<int64_t> dstBegin = a.dims(5, "dstBegin");
-  std::vector<int64_t> block = a.dims(6, "block");
+CAPSNET_ENTRY(copyBlock, "src", "srcShape", "srcBegin", "dst", "dstShape", "dstBegin", "block") {
+  std::vector<int64_t> srcShape = a.dims("srcShape");
+  std::vector<int64_t> srcBegin = a.dims("srcBegin");
+  std::vector<int64_t> dstShape = a.dims("dstShape");
+  std::vector<int64_t> dstBegin = a.dims("dstBegin");
+  std::vector<int64_t> block = a.dims("block");
   const int64_t rank = static_cast<int64_t>(block.size());
   require(rank >= 1 && static_cast<int64_t>(srcShape.size()) == rank && static_cast<int64_t>(srcBegin.size()) == rank && static_cast<int64_t>(dstShape.size()) == rank &&
               static_cast<int64_t>(dstBegin.size()) == rank,
@@ -142,8 +149,8 @@ void copyBlock(Args& a) {
     require(srcBegin[k] + block[k] <= srcShape[k], "copyBlock", "the block leaves the source");
     require(dstBegin[k] + block[k] <= dstShape[k], "copyBlock", "the block leaves the destination");
   }
-  View<float> src = a.f32(0, "src", checkedProduct(srcShape, "copyBlock source"));
-  View<float> dst = a.f32(3, "dst", checkedProduct(dstShape, "copyBlock destination"));
+  View<float> src = a.f32("src", checkedProduct(srcShape, "copyBlock source"));
+  View<float> dst = a.f32("dst", checkedProduct(dstShape, "copyBlock destination"));
   requireDisjoint(src, dst, "copyBlock");
   const int64_t total = checkedProduct(block, "copyBlock block");
   if (total == 0) return;
@@ -183,22 +190,24 @@ void copyBlock(Args& a) {
   });
 }
 
-// fill(dst, value): every element of dst (4-byte) set to value's bits, as a float.
-void fillValue(Args& a) {
-  View<float> dst = a.f32(0, "dst");
-  const float v = static_cast<float>(a.number(1, "value"));
+// fill({ dst, value }): every element of dst (4-byte) set to value, as a
+// float.
+CAPSNET_ENTRY(fill, "dst", "value") {
+  View<float> dst = a.f32("dst");
+  const float v = static_cast<float>(a.number("value"));
   parallelFor(dst.length, 1 << 16, [&](int64_t begin, int64_t end) { std::fill(dst.data + begin, dst.data + end, v); });
 }
 
-// gather(x, outer, dim, inner, indices, out): out[o, k, :] = x[o, indices[k], :]
-// for 4-byte elements; every index must lie in [0, dim).
-void gather(Args& a) {
-  const int64_t outer = a.integer(1, "outer", 0, INT32_MAX);
-  const int64_t dim = a.integer(2, "dim", 0, INT32_MAX);
-  const int64_t inner = a.integer(3, "inner", 0, INT32_MAX);
-  View<float> x = a.f32(0, "x", checkedProduct({outer, dim, inner}, "gather input"));
-  View<int32_t> idx = a.array<int32_t>(4, "indices");
-  View<float> out = a.f32(5, "out", checkedProduct({outer, idx.length, inner}, "gather output"));
+// gather({ x, outer, dim, inner, indices, out }):
+// out[o, k, :] = x[o, indices[k], :] for 4-byte elements; every index must
+// lie in [0, dim).
+CAPSNET_ENTRY(gather, "x", "outer", "dim", "inner", "indices", "out") {
+  const int64_t outer = a.integer("outer", 0, INT32_MAX);
+  const int64_t dim = a.integer("dim", 0, INT32_MAX);
+  const int64_t inner = a.integer("inner", 0, INT32_MAX);
+  View<float> x = a.f32("x", checkedProduct({outer, dim, inner}, "gather input"));
+  View<int32_t> idx = a.array<int32_t>("indices");
+  View<float> out = a.f32("out", checkedProduct({outer, idx.length, inner}, "gather output"));
   requireDisjoint(x, out, "gather");
   for (int64_t k = 0; k < idx.length; k++) {
     if (idx.data[k] < 0 || idx.data[k] >= dim) fail("gather: index " + std::to_string(idx.data[k]) + " is not in [0, " + std::to_string(dim) + ")");
@@ -213,71 +222,64 @@ void gather(Args& a) {
   });
 }
 
-// cast(kind, x, out): kind 0 float32->int32, 1 int32->float32,
-// 2 bool->float32, 3 float32->bool, 4 int32->bool, 5 bool->int32.
-void cast(Args& a) {
-  int kind = static_cast<int>(a.integer(0, "kind", 0, 5));
+// cast({ kind, x, out }): x converted from one dtype to another, as tfjs's
+// cpu Cast does; bool is a Uint8Array of 0 and 1.
+CAPSNET_ENTRY(cast, "kind", "x", "out") {
+  CastKind kind = a.op<CastKind>("kind");
   constexpr int64_t grain = 1 << 15;
   switch (kind) {
-    case 0: {
-      View<float> x = a.f32(1, "x");
-      View<int32_t> y = a.array<int32_t>(2, "out", x.length);
+    case CastKind::Float32ToInt32: {
+      View<float> x = a.f32("x");
+      View<int32_t> y = a.array<int32_t>("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = toInt32(x.data[i]);
       });
       break;
     }
-    case 1: {
-      View<int32_t> x = a.array<int32_t>(1, "x");
-      View<float> y = a.f32(2, "out", x.length);
+    case CastKind::Int32ToFloat32: {
+      View<int32_t> x = a.array<int32_t>("x");
+      View<float> y = a.f32("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = static_cast<float>(x.data[i]);
       });
       break;
     }
-    case 2: {
-      View<uint8_t> x = a.array<uint8_t>(1, "x");
-      View<float> y = a.f32(2, "out", x.length);
+    case CastKind::BoolToFloat32: {
+      View<uint8_t> x = a.array<uint8_t>("x");
+      View<float> y = a.f32("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] ? 1.0f : 0.0f;
       });
       break;
     }
-    case 3: {
-      View<float> x = a.f32(1, "x");
-      View<uint8_t> y = a.array<uint8_t>(2, "out", x.length);
+    case CastKind::Float32ToBool: {
+      View<float> x = a.f32("x");
+      View<uint8_t> y = a.array<uint8_t>("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] != 0.0f;
       });
       break;
     }
-    case 4: {
-      View<int32_t> x = a.array<int32_t>(1, "x");
-      View<uint8_t> y = a.array<uint8_t>(2, "out", x.length);
+    case CastKind::Int32ToBool: {
+      View<int32_t> x = a.array<int32_t>("x");
+      View<uint8_t> y = a.array<uint8_t>("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] != 0;
       });
       break;
     }
-    default: {
-      View<uint8_t> x = a.array<uint8_t>(1, "x");
-      View<int32_t> y = a.array<int32_t>(2, "out", x.length);
+    case CastKind::BoolToInt32: {
+      View<uint8_t> x = a.array<uint8_t>("x");
+      View<int32_t> y = a.array<int32_t>("out", x.length);
       parallelFor(x.length, grain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) y.data[i] = x.data[i] ? 1 : 0;
       });
       break;
     }
+    case CastKind::Count: fail("cast: unknown kind");
   }
 }
 
 }  // namespace
-
-void addLayoutExports(std::vector<Export>& out) {
-  out.push_back({"transpose", entry<transpose>});
-  out.push_back({"cast", entry<cast>});
-  out.push_back({"copyBlock", entry<copyBlock>});
-  out.push_back({"fill", entry<fillValue>});
-  out.push_back({"gather", entry<gather>});
-}
 
 }  // namespace capsnet

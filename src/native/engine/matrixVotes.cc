@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -22,21 +22,24 @@ struct VoteDims {
   int64_t R, N, J;
 };
 
-VoteDims readVoteDims(const Args& a, size_t first) {
+// The size settings of the three entries.
+#define CAPSNET_VOTE_SIZES "rows", "slots", "types"
+
+VoteDims readVoteDims(Args& a) {
   VoteDims d;
-  d.R = a.integer(first, "rows", 0, INT32_MAX);
-  d.N = a.integer(first + 1, "slots", 0, INT32_MAX);
-  d.J = a.integer(first + 2, "types", 0, INT32_MAX);
+  d.R = a.integer("rows", 0, INT32_MAX);
+  d.N = a.integer("slots", 0, INT32_MAX);
+  d.J = a.integer("types", 0, INT32_MAX);
   checkedMul(checkedMul(checkedMul(d.R, d.N, "matrixVotes"), d.J, "matrixVotes"), 16, "matrixVotes");
   return d;
 }
 
-// matrixVotes(M, W, V, R, N, J).
-void matrixVotes(Args& a) {
-  VoteDims d = readVoteDims(a, 3);
-  View<float> M = a.f32(0, "M", d.R * d.N * 16);
-  View<float> W = a.f32(1, "W", d.N * d.J * 16);
-  View<float> V = a.f32(2, "V", d.R * d.N * d.J * 16);
+// matrixVotes({ M, W, V, rows, slots, types }): the votes above.
+CAPSNET_ENTRY(matrixVotes, "M", "W", "V", CAPSNET_VOTE_SIZES) {
+  VoteDims d = readVoteDims(a);
+  View<float> M = a.f32("M", d.R * d.N * 16);
+  View<float> W = a.f32("W", d.N * d.J * 16);
+  View<float> V = a.f32("V", d.R * d.N * d.J * 16);
   requireDisjoint(V, M, "matrixVotes");
   requireDisjoint(V, W, "matrixVotes");
   if (V.length == 0) return;
@@ -54,12 +57,13 @@ void matrixVotes(Args& a) {
   });
 }
 
-// matrixVotesGradInput(dV, W, dM, R, N, J): dM[r, n] = sum_j dV[r, n, j] W[n, j]^T.
-void matrixVotesGradInput(Args& a) {
-  VoteDims d = readVoteDims(a, 3);
-  View<float> dV = a.f32(0, "dV", d.R * d.N * d.J * 16);
-  View<float> W = a.f32(1, "W", d.N * d.J * 16);
-  View<float> dM = a.f32(2, "dM", d.R * d.N * 16);
+// matrixVotesGradInput({ dV, W, dM, rows, slots, types }):
+// dM[r, n] = sum_j dV[r, n, j] W[n, j]^T.
+CAPSNET_ENTRY(matrixVotesGradInput, "dV", "W", "dM", CAPSNET_VOTE_SIZES) {
+  VoteDims d = readVoteDims(a);
+  View<float> dV = a.f32("dV", d.R * d.N * d.J * 16);
+  View<float> W = a.f32("W", d.N * d.J * 16);
+  View<float> dM = a.f32("dM", d.R * d.N * 16);
   requireDisjoint(dM, dV, "matrixVotesGradInput");
   requireDisjoint(dM, W, "matrixVotesGradInput");
   if (dM.length == 0) return;
@@ -78,14 +82,15 @@ void matrixVotesGradInput(Args& a) {
   });
 }
 
-// matrixVotesGradWeights(dV, M, dW, R, N, J): dW[n, j] = sum_r M[r, n]^T dV[r, n, j].
+// matrixVotesGradWeights({ dV, M, dW, rows, slots, types }):
+// dW[n, j] = sum_r M[r, n]^T dV[r, n, j].
 // One task per slot n sums over the rows in order, so the result does not
 // depend on the thread count.
-void matrixVotesGradWeights(Args& a) {
-  VoteDims d = readVoteDims(a, 3);
-  View<float> dV = a.f32(0, "dV", d.R * d.N * d.J * 16);
-  View<float> M = a.f32(1, "M", d.R * d.N * 16);
-  View<float> dW = a.f32(2, "dW", d.N * d.J * 16);
+CAPSNET_ENTRY(matrixVotesGradWeights, "dV", "M", "dW", CAPSNET_VOTE_SIZES) {
+  VoteDims d = readVoteDims(a);
+  View<float> dV = a.f32("dV", d.R * d.N * d.J * 16);
+  View<float> M = a.f32("M", d.R * d.N * 16);
+  View<float> dW = a.f32("dW", d.N * d.J * 16);
   requireDisjoint(dW, dV, "matrixVotesGradWeights");
   requireDisjoint(dW, M, "matrixVotesGradWeights");
   if (dW.length == 0) return;
@@ -107,10 +112,5 @@ void matrixVotesGradWeights(Args& a) {
 
 }  // namespace
 
-void addMatrixVotesExports(std::vector<Export>& out) {
-  out.push_back({"matrixVotes", entry<matrixVotes>});
-  out.push_back({"matrixVotesGradInput", entry<matrixVotesGradInput>});
-  out.push_back({"matrixVotesGradWeights", entry<matrixVotesGradWeights>});
-}
 
 }  // namespace capsnet

@@ -31,7 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "memory.h"
 
 namespace capsnet {
@@ -163,14 +163,14 @@ void finalize(napi_env /*env*/, void* /*data*/, void* hint) {
   delete block;
 }
 
-// allocBuffer(bytes) -> ArrayBuffer, uninitialized, 64-byte aligned (so
+// allocBuffer({ bytes }) -> ArrayBuffer, uninitialized, 64-byte aligned (so
 // that kernels can use aligned streaming stores). The alignment comes from
 // over-allocating with plain malloc, not from aligned_alloc: glibc serves an
 // aligned request from a slightly larger block, so a freed block would never
 // fit the next request of the same size and the heap would grow by one
 // block per allocation.
-void allocBuffer(Args& a) {
-  int64_t bytes = a.integer(0, "bytes", 1, int64_t{1} << 40);
+CAPSNET_ENTRY(allocBuffer, "bytes") {
+  int64_t bytes = a.integer("bytes", 1, int64_t{1} << 40);
   Memory m = obtain(static_cast<size_t>(bytes));
   void* origin = m.origin;
   void* data = m.data;
@@ -197,12 +197,12 @@ void allocBuffer(Args& a) {
   a.result = buffer;
 }
 
-// releaseBuffer(arrayBuffer) -> boolean: detach and free a buffer from
+// releaseBuffer({ buffer }) -> boolean: detach and free a buffer from
 // allocBuffer. False (and nothing done) for any other or an already
 // released buffer.
-void releaseBuffer(Args& a) {
+CAPSNET_ENTRY(releaseBuffer, "buffer") {
   napi_env env = a.env();
-  napi_value v = a.raw(0);
+  napi_value v = a.value("buffer");
   bool isBuffer = false;
   napi_is_arraybuffer(env, v, &isBuffer);
   if (!isBuffer) fail("releaseBuffer: expected an ArrayBuffer");
@@ -228,17 +228,18 @@ void releaseBuffer(Args& a) {
   napi_get_boolean(env, released, &a.result);
 }
 
-// accountBuffer(arrayBuffer): a buffer from allocBuffer will be left to the
+// accountBuffer({ buffer }): a buffer from allocBuffer will be left to the
 // garbage collector; count its bytes as V8 does for ordinary buffers, so that
 // memory held only by garbage still prompts a collection.
-void accountBuffer(Args& a) {
+CAPSNET_ENTRY(accountBuffer, "buffer") {
   napi_env env = a.env();
+  napi_value v = a.value("buffer");
   void* data = nullptr;
   size_t length = 0;
   bool isBuffer = false;
-  napi_is_arraybuffer(env, a.raw(0), &isBuffer);
+  napi_is_arraybuffer(env, v, &isBuffer);
   if (!isBuffer) fail("accountBuffer: expected an ArrayBuffer");
-  if (napi_get_arraybuffer_info(env, a.raw(0), &data, &length) != napi_ok) fail("accountBuffer: unreadable ArrayBuffer");
+  if (napi_get_arraybuffer_info(env, v, &data, &length) != napi_ok) fail("accountBuffer: unreadable ArrayBuffer");
   Block* block = nullptr;
   if (data) {
     std::lock_guard<std::mutex> g(blocksMutex);
@@ -255,7 +256,7 @@ void accountBuffer(Args& a) {
 // memoryStats() -> { buffers, bytes, kept, keptCap }: engine-owned buffers
 // still allocated, their bytes, the bytes of freed large blocks kept for
 // reuse, and the most bytes kept.
-void memoryStats(Args& a) {
+CAPSNET_ENTRY(memoryStats) {
   napi_env env = a.env();
   size_t count;
   int64_t bytes;
@@ -281,12 +282,6 @@ void memoryStats(Args& a) {
 
 }  // namespace
 
-void addMemoryExports(std::vector<Export>& out) {
-  out.push_back({"allocBuffer", entry<allocBuffer>});
-  out.push_back({"releaseBuffer", entry<releaseBuffer>});
-  out.push_back({"accountBuffer", entry<accountBuffer>});
-  out.push_back({"memoryStats", entry<memoryStats>});
-}
 
 ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<size_t>(n > 0 ? n : 1)) {
   Memory m = obtain(bytes_, kScratchReuseMinBytes);

@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -20,14 +20,16 @@ struct CapsDims {
   int64_t JD() const { return J * Dout; }
 };
 
-// Arguments from index `first`: batch, inCaps, outCaps, outDim, inDim.
-CapsDims readCapsDims(const Args& a, size_t first) {
+// The size settings of the three entries.
+#define CAPSNET_CAPSULE_SIZES "batch", "inCaps", "outCaps", "outDim", "inDim"
+
+CapsDims readCapsDims(Args& a) {
   CapsDims d;
-  d.B = a.integer(first, "batch", 0, INT32_MAX);
-  d.I = a.integer(first + 1, "inCaps", 0, INT32_MAX);
-  d.J = a.integer(first + 2, "outCaps", 0, INT32_MAX);
-  d.Dout = a.integer(first + 3, "outDim", 0, INT32_MAX);
-  d.Din = a.integer(first + 4, "inDim", 0, INT32_MAX);
+  d.B = a.integer("batch", 0, INT32_MAX);
+  d.I = a.integer("inCaps", 0, INT32_MAX);
+  d.J = a.integer("outCaps", 0, INT32_MAX);
+  d.Dout = a.integer("outDim", 0, INT32_MAX);
+  d.Din = a.integer("inDim", 0, INT32_MAX);
   checkedMul(checkedMul(checkedMul(d.B, d.I, "capsules"), d.J, "capsules"), checkedMul(d.Dout, d.Din + 1, "capsules"), "capsules");
   return d;
 }
@@ -210,13 +212,13 @@ void predictionVectorsGradWeightsImpl(const CapsDims& d, const float* dy, const 
   });
 }
 
-// predictionVectors(u, W, uHat, B, I, J, Dout, Din):
+// predictionVectors({ u, W, uHat, batch, inCaps, outCaps, outDim, inDim }):
 // uHat[b, i, j, :] = W[i, j] u[b, i], W[i, j] being Dout x Din.
-void predictionVectors(Args& a) {
-  CapsDims d = readCapsDims(a, 3);
-  View<float> u = a.f32(0, "u", d.B * d.I * d.Din);
-  View<float> W = a.f32(1, "W", d.I * d.JD() * d.Din);
-  View<float> out = a.f32(2, "uHat", d.B * d.I * d.JD());
+CAPSNET_ENTRY(predictionVectors, "u", "W", "uHat", CAPSNET_CAPSULE_SIZES) {
+  CapsDims d = readCapsDims(a);
+  View<float> u = a.f32("u", d.B * d.I * d.Din);
+  View<float> W = a.f32("W", d.I * d.JD() * d.Din);
+  View<float> out = a.f32("uHat", d.B * d.I * d.JD());
   requireDisjoint(out, u, "predictionVectors");
   requireDisjoint(out, W, "predictionVectors");
   if (out.length == 0) return;
@@ -231,13 +233,13 @@ void predictionVectors(Args& a) {
   else predictionVectorsImpl<0>(d, u.data, W.data, out.data);
 }
 
-// predictionVectorsGradInput(dy, W, du, B, I, J, Dout, Din):
+// predictionVectorsGradInput({ dy, W, du, batch, inCaps, outCaps, outDim, inDim }):
 // du[b, i, :] = sum over (j, d) of W[i, j, d, :] dy[b, i, j, d].
-void predictionVectorsGradInput(Args& a) {
-  CapsDims d = readCapsDims(a, 3);
-  View<float> dy = a.f32(0, "dy", d.B * d.I * d.JD());
-  View<float> W = a.f32(1, "W", d.I * d.JD() * d.Din);
-  View<float> du = a.f32(2, "du", d.B * d.I * d.Din);
+CAPSNET_ENTRY(predictionVectorsGradInput, "dy", "W", "du", CAPSNET_CAPSULE_SIZES) {
+  CapsDims d = readCapsDims(a);
+  View<float> dy = a.f32("dy", d.B * d.I * d.JD());
+  View<float> W = a.f32("W", d.I * d.JD() * d.Din);
+  View<float> du = a.f32("du", d.B * d.I * d.Din);
   requireDisjoint(du, dy, "predictionVectorsGradInput");
   requireDisjoint(du, W, "predictionVectorsGradInput");
   if (du.length == 0) return;
@@ -248,13 +250,13 @@ void predictionVectorsGradInput(Args& a) {
   else predictionVectorsGradInputImpl<0>(d, dy.data, W.data, du.data);
 }
 
-// predictionVectorsGradWeights(dy, u, dW, B, I, J, Dout, Din):
+// predictionVectorsGradWeights({ dy, u, dW, batch, inCaps, outCaps, outDim, inDim }):
 // dW[i, j, d, :] = sum over b of dy[b, i, j, d] u[b, i, :].
-void predictionVectorsGradWeights(Args& a) {
-  CapsDims d = readCapsDims(a, 3);
-  View<float> dy = a.f32(0, "dy", d.B * d.I * d.JD());
-  View<float> u = a.f32(1, "u", d.B * d.I * d.Din);
-  View<float> dW = a.f32(2, "dW", d.I * d.JD() * d.Din);
+CAPSNET_ENTRY(predictionVectorsGradWeights, "dy", "u", "dW", CAPSNET_CAPSULE_SIZES) {
+  CapsDims d = readCapsDims(a);
+  View<float> dy = a.f32("dy", d.B * d.I * d.JD());
+  View<float> u = a.f32("u", d.B * d.I * d.Din);
+  View<float> dW = a.f32("dW", d.I * d.JD() * d.Din);
   requireDisjoint(dW, dy, "predictionVectorsGradWeights");
   requireDisjoint(dW, u, "predictionVectorsGradWeights");
   if (dW.length == 0) return;
@@ -267,10 +269,5 @@ void predictionVectorsGradWeights(Args& a) {
 
 }  // namespace
 
-void addPredictionVectorsExports(std::vector<Export>& out) {
-  out.push_back({"predictionVectors", entry<predictionVectors>});
-  out.push_back({"predictionVectorsGradInput", entry<predictionVectorsGradInput>});
-  out.push_back({"predictionVectorsGradWeights", entry<predictionVectorsGradWeights>});
-}
 
 }  // namespace capsnet

@@ -8,14 +8,17 @@
 #include <cmath>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 
 namespace capsnet {
 namespace {
 
-// Keep in sync with ReduceOp in reduce.ts.
-enum ReduceOp { kSum = 0, kMean, kMax, kMin, kProd, kArgMax, kArgMin, kReduceCount };
+// The reductions, named as tfjs names their kernels (JS takes the codes
+// from opTables(), see entry.h). ArgMax and ArgMin write an Int32Array.
+enum class ReduceOp { Sum, Mean, Max, Min, Prod, ArgMax, ArgMin, Count };
+constexpr const char* kReduceOpNames[] = {"Sum", "Mean", "Max", "Min", "Prod", "ArgMax", "ArgMin"};
+CAPSNET_OP_TABLE(reduce, ReduceOp, kReduceOpNames);
 
 double sumRow(const float* x, int64_t n) {
   // Independent lanes so that the loop vectorizes without reassociating.
@@ -32,21 +35,22 @@ double sumRow(const float* x, int64_t n) {
 inline float pickMax(float m, float v) { return (v != v || v > m) ? v : m; }
 inline float pickMin(float m, float v) { return (v != v || v < m) ? v : m; }
 
-// reduce(op, x, outer, r, inner, out)
-void reduce(Args& a) {
-  int op = static_cast<int>(a.integer(0, "op", 0, kReduceCount - 1));
-  int64_t outer = a.integer(2, "outer", 0, INT64_MAX / 2);
-  int64_t r = a.integer(3, "r", 1, INT64_MAX / 2);
-  int64_t inner = a.integer(4, "inner", 0, INT64_MAX / 2);
+// reduce({ op, x, outer, r, inner, out }): out[o, i] = op over j of
+// x[o, j, i], for x [outer, r, inner].
+CAPSNET_ENTRY(reduce, "op", "x", "outer", "r", "inner", "out") {
+  ReduceOp op = a.op<ReduceOp>("op");
+  int64_t outer = a.integer("outer", 0, INT64_MAX / 2);
+  int64_t r = a.integer("r", 1, INT64_MAX / 2);
+  int64_t inner = a.integer("inner", 0, INT64_MAX / 2);
   int64_t total = checkedMul(checkedMul(outer, r, "reduce"), inner, "reduce");
-  View<float> x = a.f32(1, "x", total);
+  View<float> x = a.f32("x", total);
   int64_t outLen = checkedMul(outer, inner, "reduce");
   const float* xs = x.data;
 
-  if (op == kArgMax || op == kArgMin) {
-    View<int32_t> out = a.array<int32_t>(5, "out", outLen);
+  if (op == ReduceOp::ArgMax || op == ReduceOp::ArgMin) {
+    View<int32_t> out = a.array<int32_t>("out", outLen);
     if (r > INT32_MAX) fail("reduce: axis too long for int32 indices");
-    bool isMax = op == kArgMax;
+    bool isMax = op == ReduceOp::ArgMax;
     parallelFor(outLen, 1024, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; k++) {
         int64_t o = k / inner, i = k % inner;
@@ -66,12 +70,12 @@ void reduce(Args& a) {
     return;
   }
 
-  View<float> out = a.f32(5, "out", outLen);
+  View<float> out = a.f32("out", outLen);
   float* ys = out.data;
   if (outLen == 0) return;
 
-  if (op == kSum || op == kMean) {
-    const double scale = op == kMean ? 1.0 / static_cast<double>(r) : 1.0;
+  if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+    const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(r) : 1.0;
     if (inner == 1) {
       if (outer >= threadCount()) {
         parallelFor(outer, std::max<int64_t>(1, 16384 / r), [&](int64_t begin, int64_t end) {
@@ -122,13 +126,13 @@ void reduce(Args& a) {
     for (int64_t k = begin; k < end; k++) {
       int64_t o = k / inner, i = k % inner;
       const float* p = xs + o * r * inner + i;
-      if (op == kProd) {
+      if (op == ReduceOp::Prod) {
         double acc = 1.0;
         for (int64_t j = 0; j < r; j++) acc *= p[j * inner];
         ys[k] = static_cast<float>(acc);
       } else {
         float m = p[0];
-        if (op == kMax)
+        if (op == ReduceOp::Max)
           for (int64_t j = 1; j < r; j++) m = pickMax(m, p[j * inner]);
         else
           for (int64_t j = 1; j < r; j++) m = pickMin(m, p[j * inner]);
@@ -138,15 +142,15 @@ void reduce(Args& a) {
   });
 }
 
-// softmax(x, rows, cols, out, log): softmax (or log-softmax) over the last
-// axis of x [rows, cols].
-void softmax(Args& a) {
-  int64_t rows = a.integer(1, "rows", 0, INT64_MAX / 2);
-  int64_t cols = a.integer(2, "cols", 1, INT64_MAX / 2);
+// softmax({ x, rows, cols, out, log = false }): softmax (or log-softmax)
+// over the last axis of x [rows, cols].
+CAPSNET_ENTRY(softmax, "x", "rows", "cols", "out", "log") {
+  int64_t rows = a.integer("rows", 0, INT64_MAX / 2);
+  int64_t cols = a.integer("cols", 1, INT64_MAX / 2);
   int64_t total = checkedMul(rows, cols, "softmax");
-  View<float> x = a.f32(0, "x", total);
-  View<float> out = a.f32(3, "out", total);
-  bool log = a.boolean(4, "log");
+  View<float> x = a.f32("x", total);
+  View<float> out = a.f32("out", total);
+  bool log = a.boolean("log", false);
   const float* xs = x.data;
   float* ys = out.data;
   parallelFor(rows, std::max<int64_t>(1, 8192 / cols), [&](int64_t begin, int64_t end) {
@@ -174,10 +178,5 @@ void softmax(Args& a) {
 }
 
 }  // namespace
-
-void addReduceExports(std::vector<Export>& out) {
-  out.push_back({"reduce", entry<reduce>});
-  out.push_back({"softmax", entry<softmax>});
-}
 
 }  // namespace capsnet

@@ -30,6 +30,7 @@
 #include <memory>
 #include <vector>
 
+#include "biasActivation.h"
 #include "blas.h"
 #include "conv.h"
 #include "memory.h"
@@ -37,14 +38,9 @@
 
 namespace capsnet {
 
-void biasActivation(float* y, int64_t rows, int64_t cols, const float* bias, int64_t biasLen, int activation,
-                    float alpha);
-
 namespace {
 
-// 0: never, 1: where the cost model says it pays, 2: wherever the
-// geometry allows (tests).
-std::atomic<int> spectralMode{1};
+std::atomic<SpectralMode> spectralMode{SpectralMode::Auto};
 // Most columns per block; 0: as many as kColumnBlockBudget allows (tests
 // set 1 or 2 to run the blocked loops on small geometries).
 std::atomic<int64_t> spectralColumns{0};
@@ -658,18 +654,18 @@ int64_t frequencyChunk(const Plan& p) {
 
 }  // namespace
 
-void setSpectralMode(int mode) { spectralMode.store(mode); }
+void setSpectralMode(SpectralMode mode) { spectralMode.store(mode); }
 void setSpectralColumns(int64_t columns) { spectralColumns.store(columns); }
 
 bool spectralPays(const ConvGeometry& g) {
-  const int mode = spectralMode.load();
-  if (mode == 0) return false;
+  const SpectralMode mode = spectralMode.load();
+  if (mode == SpectralMode::Never) return false;
   if (g.dh != 1 || g.dw != 1 || g.Ci < 16 || g.Co < 16 || g.OH < 1 || g.OW < 1) return false;
   const int64_t Qy = (g.KH + g.sh - 1) / g.sh, Qx = (g.KW + g.sw - 1) / g.sw;
   if (Qy * Qx < 4) return false;
   const int64_t Ny = g.OH + Qy - 1, Nx = g.OW + Qx - 1;
   if (Ny > kMaxTransform || Nx > kMaxTransform) return false;
-  if (mode == 2) return true;
+  if (mode == SpectralMode::Always) return true;
   // Estimated multiply-adds. im2col: OH OW KH KW Ci Co per image. Spectral:
   // 4 per complex term for every frequency, phase and channel pair per
   // image, plus a third for the transforms and memory passes; and, once per
@@ -691,7 +687,7 @@ bool spectralPays(const ConvGeometry& g) {
 }
 
 void spectralConv2d(const ConvGeometry& g, const float* x, const float* filter, float* out, const float* bias,
-                    int64_t biasLen, int activation, float alpha) {
+                    int64_t biasLen, Activation activation, float alpha) {
   Plan p(g);
   const int64_t Co = g.Co, K = p.K;
   const int64_t group = imageGroup(p), chunk = frequencyChunk(p), columns = columnBlock(p, group);

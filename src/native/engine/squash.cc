@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "entry.h"
 #include "parallel.h"
 #include "simd.h"
 #include "squash.h"
@@ -15,11 +15,11 @@
 namespace capsnet {
 namespace {
 
-// squash(s, out, dim): squash every run of `dim` values.
-void squash(Args& a) {
-  int64_t D = a.integer(2, "dim", 1, INT32_MAX);
-  View<float> s = a.f32(0, "s");
-  View<float> v = a.f32(1, "out", s.length);
+// squash({ s, out, dim }): squash every run of `dim` values.
+CAPSNET_ENTRY(squash, "s", "out", "dim") {
+  int64_t D = a.integer("dim", 1, INT32_MAX);
+  View<float> s = a.f32("s");
+  View<float> v = a.f32("out", s.length);
   require(s.length % D == 0, "squash", "length is not a multiple of the capsule dimension");
   int64_t rows = s.length / D;
   parallelFor(rows, std::max<int64_t>(1, 4096 / D), [&](int64_t b, int64_t e) {
@@ -27,12 +27,12 @@ void squash(Args& a) {
   });
 }
 
-// squashGrad(dy, s, ds, dim)
-void squashGrad(Args& a) {
-  int64_t D = a.integer(3, "dim", 1, INT32_MAX);
-  View<float> dy = a.f32(0, "dy");
-  View<float> s = a.f32(1, "s", dy.length);
-  View<float> ds = a.f32(2, "ds", dy.length);
+// squashGrad({ dy, s, ds, dim }): ds, the gradient of squash at s times dy.
+CAPSNET_ENTRY(squashGrad, "dy", "s", "ds", "dim") {
+  int64_t D = a.integer("dim", 1, INT32_MAX);
+  View<float> dy = a.f32("dy");
+  View<float> s = a.f32("s", dy.length);
+  View<float> ds = a.f32("ds", dy.length);
   require(s.length % D == 0, "squashGrad", "length is not a multiple of the capsule dimension");
   int64_t rows = s.length / D;
   parallelFor(rows, std::max<int64_t>(1, 4096 / D), [&](int64_t b, int64_t e) {
@@ -42,9 +42,5 @@ void squashGrad(Args& a) {
 
 }  // namespace
 
-void addSquashExports(std::vector<Export>& out) {
-  out.push_back({"squash", entry<squash>});
-  out.push_back({"squashGrad", entry<squashGrad>});
-}
 
 }  // namespace capsnet

@@ -27,7 +27,7 @@ function adamUpdate(addon: NativeAddon, args: KernelArgs): TensorInfo[] {
   const w2 = allocF32(n);
   const m2 = allocF32(n);
   const v2 = allocF32(n);
-  if (n > 0) addon.adamUpdate(w.v, g.v, m.v, v.v, w2, m2, v2, lrT, beta1, 1 - beta1, beta2, 1 - beta2, epsilon);
+  if (n > 0) addon.adamUpdate({ w: w.v, g: g.v, m: m.v, v: v.v, w2, m2, v2, lrT, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, epsilon });
   const b: Backend = args.backend;
   return [output(b, w.t.shape, 'float32', w2), output(b, w.t.shape, 'float32', m2), output(b, w.t.shape, 'float32', v2)];
 }

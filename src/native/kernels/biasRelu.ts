@@ -19,7 +19,7 @@ export function biasReluKernels(addon: NativeAddon): Pick<FusedKernelTable<Nativ
       const bias = f32Input(K.biasRelu, args, 'bias');
       channels(K.biasRelu, x.t.shape, bias.t.shape);
       const out = allocF32(x.v.length);
-      if (x.v.length > 0) addon.biasRelu(x.v, bias.v, out);
+      if (x.v.length > 0) addon.biasRelu({ x: x.v, bias: bias.v, y: out });
       return output(args.backend, x.t.shape, 'float32', out);
     },
     biasReluGrad: (args) => {
@@ -30,7 +30,7 @@ export function biasReluKernels(addon: NativeAddon): Pick<FusedKernelTable<Nativ
       const C = y.t.shape[y.t.shape.length - 1];
       const dx = allocF32(y.v.length);
       const dbias = new Float32Array(C);
-      if (y.v.length > 0) addon.biasReluGrad(dy.v, y.v, dx, dbias);
+      if (y.v.length > 0) addon.biasReluGrad({ dy: dy.v, y: y.v, dx, dbias });
       return [output(args.backend, y.t.shape, 'float32', dx), output(args.backend, [C], 'float32', dbias)];
     },
   };

@@ -3,32 +3,33 @@
  * (conv.cc). NHWC only; NCHW and prelu activations go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from '../boundary/addon.js';
-import { BINARY_OPS } from './elementwise.js';
-import { ACTIVATIONS } from './matmul.js';
+import { Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D } from '@tensorflow/tfjs';
+import type { ConvGeometry } from '../../backend/kernelTable.js';
+import type { NativeAddon, OpCodes } from '../boundary/addon.js';
+import { activationCode } from './matmul.js';
 import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
-/** The 15 geometry arguments conv.cc reads, in order. */
-function geometry(c: ConvInfo): number[] {
-  return [
-    c.batchSize,
-    c.inHeight,
-    c.inWidth,
-    c.inChannels,
-    c.outHeight,
-    c.outWidth,
-    c.outChannels,
-    c.filterHeight,
-    c.filterWidth,
-    c.strideHeight,
-    c.strideWidth,
-    c.dilationHeight,
-    c.dilationWidth,
-    c.padInfo.top,
-    c.padInfo.left,
-  ];
+/** The geometry settings of the addon's convolution entries. */
+function geometry(c: ConvInfo): ConvGeometry {
+  return {
+    batchSize: c.batchSize,
+    inHeight: c.inHeight,
+    inWidth: c.inWidth,
+    inChannels: c.inChannels,
+    outHeight: c.outHeight,
+    outWidth: c.outWidth,
+    outChannels: c.outChannels,
+    filterHeight: c.filterHeight,
+    filterWidth: c.filterWidth,
+    strideHeight: c.strideHeight,
+    strideWidth: c.strideWidth,
+    dilationHeight: c.dilationHeight,
+    dilationWidth: c.dilationWidth,
+    padTop: c.padInfo.top,
+    padLeft: c.padInfo.left,
+  };
 }
 
 function isChannelsLast(attrs: Record<string, unknown>): boolean {
@@ -50,11 +51,11 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Record<string,
   );
 }
 
-export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
-  const conv2dFallback = cpuKernel('Conv2D');
-  const fusedFallback = cpuKernel('FusedConv2D');
-  const inputFallback = cpuKernel('Conv2DBackpropInput');
-  const filterFallback = cpuKernel('Conv2DBackpropFilter');
+export function convKernels(addon: NativeAddon, codes: OpCodes): NativeKernelConfig[] {
+  const conv2dFallback = cpuKernel(Conv2D);
+  const fusedFallback = cpuKernel(FusedConv2D);
+  const inputFallback = cpuKernel(Conv2DBackpropInput);
+  const filterFallback = cpuKernel(Conv2DBackpropFilter);
   const none: Float32Array = new Float32Array(0);
 
   const forward = (args: KernelArgs, fused: boolean) => {
@@ -63,7 +64,7 @@ export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
     const xs = f32(args.backend, x);
     const fs = f32(args.backend, filter);
     if (!x || !filter || !xs || !fs || x.shape.length !== 4 || filter.shape.length !== 4 || !isChannelsLast(args.attrs)) return fallback(args);
-    const act = fused ? ACTIVATIONS[String(args.attrs.activation ?? 'linear')] : ACTIVATIONS.linear;
+    const act = activationCode(codes, fused ? args.attrs.activation : 'linear');
     if (act === undefined) return fallback(args);
     let biasValues: Float32Array = none;
     if (fused && bias) {
@@ -77,25 +78,26 @@ export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
     // A bias that is not per-channel (rare) is added after the convolution.
     const perChannel = biasValues.length === 0 || (bias!.shape.length <= 1 && (biasValues.length === 1 || biasValues.length === info.outChannels));
     if (out.length === 0) return output(args.backend, shape, 'float32', out);
+    const alpha = Number(args.attrs.leakyreluAlpha ?? 0.2);
     if (perChannel) {
-      addon.conv2d(xs, fs, out, biasValues, act, Number(args.attrs.leakyreluAlpha ?? 0.2), ...geometry(info));
+      addon.conv2d({ x: xs, filter: fs, out, bias: biasValues, activation: act, alpha, ...geometry(info) });
       return output(args.backend, shape, 'float32', out);
     }
-    addon.conv2d(xs, fs, out, none, ACTIVATIONS.linear, 0, ...geometry(info));
+    addon.conv2d({ x: xs, filter: fs, out, ...geometry(info) });
     const sumShape = tf.backend_util.assertAndGetBroadcastShape(shape, bias!.shape);
     const sum = allocF32(sizeOf(sumShape));
-    addon.binary(BINARY_OPS.Add, out, shape, biasValues, bias!.shape, sum, sumShape);
+    addon.binary({ op: codes.binary.Add, a: out, aShape: shape, b: biasValues, bShape: bias!.shape, out: sum, outShape: sumShape });
     releaseScratch(out);
     const cols = sumShape[sumShape.length - 1];
-    if (sum.length > 0) addon.biasActivation(sum, sum.length / cols, cols, none, act, Number(args.attrs.leakyreluAlpha ?? 0.2));
+    if (sum.length > 0) addon.biasActivation({ y: sum, rows: sum.length / cols, cols, activation: act, alpha });
     return output(args.backend, sumShape, 'float32', sum);
   };
 
   return [
-    { kernelName: 'Conv2D', kernelFunc: (args) => forward(args, false) },
-    { kernelName: 'FusedConv2D', kernelFunc: (args) => forward(args, true) },
+    { kernelName: Conv2D, kernelFunc: (args) => forward(args, false) },
+    { kernelName: FusedConv2D, kernelFunc: (args) => forward(args, true) },
     {
-      kernelName: 'Conv2DBackpropInput',
+      kernelName: Conv2DBackpropInput,
       kernelFunc: (args: KernelArgs) => {
         const { dy, filter } = args.inputs;
         const dys = f32(args.backend, dy);
@@ -106,12 +108,12 @@ export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
         const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
         if (!tf.util.arraysEqual(dy.shape, expected)) return inputFallback(args);
         const dx = allocF32(sizeOf(inputShape));
-        if (dx.length > 0) addon.conv2dBackpropInput(dys, fs, dx, ...geometry(info));
+        if (dx.length > 0) addon.conv2dBackpropInput({ dy: dys, filter: fs, dx, ...geometry(info) });
         return output(args.backend, [...inputShape], 'float32', dx);
       },
     },
     {
-      kernelName: 'Conv2DBackpropFilter',
+      kernelName: Conv2DBackpropFilter,
       kernelFunc: (args: KernelArgs) => {
         const { x, dy } = args.inputs;
         const xs = f32(args.backend, x);
@@ -122,7 +124,7 @@ export function convKernels(addon: NativeAddon): NativeKernelConfig[] {
         const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
         if (!tf.util.arraysEqual(dy.shape, expected)) return filterFallback(args);
         const dw = allocF32(sizeOf(filterShape));
-        if (dw.length > 0) addon.conv2dBackpropFilter(xs, dys, dw, ...geometry(info));
+        if (dw.length > 0) addon.conv2dBackpropFilter({ x: xs, dy: dys, dw, ...geometry(info) });
         return output(args.backend, [...filterShape], 'float32', dw);
       },
     },

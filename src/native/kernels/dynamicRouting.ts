@@ -23,7 +23,7 @@ export function dynamicRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable
       if (I === 0 || J === 0 || D === 0) fail(K.dynamicRouting, `uHat [${t.shape}] has an empty capsule axis`);
       const vOut = allocF32(B * J * D);
       const couplings = Array.from({ length: iterations }, () => allocF32(B * I * J));
-      if (B > 0) addon.dynamicRouting(v, vOut, couplings, B, I, J, D, iterations, stop);
+      if (B > 0) addon.dynamicRouting({ uHat: v, v: vOut, couplings, batch: B, inCaps: I, outCaps: J, outDim: D, iterations, stopGradientInner: stop });
       return [output(args.backend, [B, J, D], 'float32', vOut), ...couplings.map((c) => output(args.backend, [B, I, J], 'float32', c))];
     },
     dynamicRoutingGrad: (args) => {
@@ -34,7 +34,7 @@ export function dynamicRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable
       if (I === 0 || J === 0 || D === 0) fail(K.dynamicRoutingGrad, `uHat [${uHat.t.shape}] has an empty capsule axis`);
       if (dv.t.shape[0] !== B || dv.t.shape[1] !== J || dv.t.shape[2] !== D) fail(K.dynamicRoutingGrad, `dv [${dv.t.shape}] does not fit uHat [${uHat.t.shape}]`);
       const out = allocF32(uHat.v.length);
-      if (B > 0) addon.dynamicRoutingGrad(uHat.v, dv.v, out, B, I, J, D, iterations, stop);
+      if (B > 0) addon.dynamicRoutingGrad({ uHat: uHat.v, dv: dv.v, duHat: out, batch: B, inCaps: I, outCaps: J, outDim: D, iterations, stopGradientInner: stop });
       return output(args.backend, uHat.t.shape, 'float32', out);
     },
   };

@@ -1,74 +1,35 @@
 /**
  * Elementwise kernels (elementwise.cc): unary maps and broadcasting binary
- * ops on float32 tensors. Other dtypes go to the cpu kernels.
+ * ops on float32 tensors, one kernel per op name of NATIVE_OPS. Other dtypes
+ * go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from '../boundary/addon.js';
+import { ClipByValue, Equal, Greater, GreaterEqual, LeakyRelu, Less, LessEqual, NotEqual, Step } from '@tensorflow/tfjs';
+import { NATIVE_OPS, type OpName } from '../../backend/kernelTable.js';
+import type { NativeAddon, OpCodes } from '../boundary/addon.js';
 import { allocF32, allocU8, cpuKernel, f32, output, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
 
-/** Kernel name -> op code of unary() in elementwise.cc (same order as its enum). */
-export const UNARY_OPS: Record<string, number> = {
-  Neg: 0,
-  Abs: 1,
-  Square: 2,
-  Sqrt: 3,
-  Rsqrt: 4,
-  Exp: 5,
-  Log: 6,
-  Log1p: 7,
-  Expm1: 8,
-  Reciprocal: 9,
-  Relu: 10,
-  Relu6: 11,
-  Sigmoid: 12,
-  Tanh: 13,
-  Step: 14,
-  LeakyRelu: 15,
-  Elu: 16,
-  Floor: 17,
-  Ceil: 18,
-  Round: 19,
-  Sign: 20,
-  Sin: 21,
-  Cos: 22,
-  ClipByValue: 23,
-};
+/** The binary ops with a bool output. */
+const COMPARISONS: ReadonlySet<OpName<'binary'>> = new Set([Greater, GreaterEqual, Less, LessEqual, Equal, NotEqual]);
 
-/** Kernel name -> op code of binary() in elementwise.cc. Codes from 8 on are comparisons with bool output. */
-export const BINARY_OPS: Record<string, number> = {
-  Add: 0,
-  Sub: 1,
-  Multiply: 2,
-  RealDiv: 3,
-  Maximum: 4,
-  Minimum: 5,
-  Pow: 6,
-  SquaredDifference: 7,
-  Greater: 8,
-  GreaterEqual: 9,
-  Less: 10,
-  LessEqual: 11,
-  Equal: 12,
-  NotEqual: 13,
-};
-const FIRST_COMPARISON = 8;
-
-function unaryParams(name: string, attrs: Record<string, unknown>): [number, number] {
+/** unary()'s alpha and beta for the ops that have parameters. */
+function unaryParams(name: OpName<'unary'>, attrs: Record<string, unknown>): { alpha?: number; beta?: number } {
   switch (name) {
-    case 'Step':
-      return [Number(attrs.alpha ?? 0), 0];
-    case 'LeakyRelu':
-      return [Number(attrs.alpha ?? 0.2), 0];
-    case 'ClipByValue':
-      return [Number(attrs.clipValueMin), Number(attrs.clipValueMax)];
+    case Step:
+      return { alpha: Number(attrs.alpha ?? 0) };
+    case LeakyRelu:
+      return { alpha: Number(attrs.alpha ?? 0.2) };
+    case ClipByValue:
+      return { alpha: Number(attrs.clipValueMin), beta: Number(attrs.clipValueMax) };
     default:
-      return [0, 0];
+      return {};
   }
 }
 
-export function elementwiseKernels(addon: NativeAddon): NativeKernelConfig[] {
+export function elementwiseKernels(addon: NativeAddon, codes: OpCodes): NativeKernelConfig[] {
   const out: NativeKernelConfig[] = [];
-  for (const [name, op] of Object.entries(UNARY_OPS)) {
+  for (const name of NATIVE_OPS.unary) {
+    const op = codes.unary[name];
     const fallback = cpuKernel(name);
     out.push({
       kernelName: name,
@@ -76,16 +37,16 @@ export function elementwiseKernels(addon: NativeAddon): NativeKernelConfig[] {
         const x = args.inputs.x;
         const xs = f32(args.backend, x);
         if (!x || !xs) return fallback(args);
-        const [alpha, beta] = unaryParams(name, args.attrs);
         const y = allocF32(xs.length);
-        if (xs.length > 0) addon.unary(op, xs, y, alpha, beta);
+        if (xs.length > 0) addon.unary({ op, x: xs, y, ...unaryParams(name, args.attrs) });
         return output(args.backend, x.shape, 'float32', y);
       },
     });
   }
-  for (const [name, op] of Object.entries(BINARY_OPS)) {
+  for (const name of NATIVE_OPS.binary) {
+    const op = codes.binary[name];
     const fallback = cpuKernel(name);
-    const comparison = op >= FIRST_COMPARISON;
+    const comparison = COMPARISONS.has(name);
     out.push({
       kernelName: name,
       kernelFunc: (args: KernelArgs) => {
@@ -96,7 +57,7 @@ export function elementwiseKernels(addon: NativeAddon): NativeKernelConfig[] {
         const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
         const n = sizeOf(shape);
         const y = comparison ? allocU8(n) : allocF32(n);
-        if (n > 0) addon.binary(op, as, a.shape, bs, b.shape, y, shape);
+        if (n > 0) addon.binary({ op, a: as, aShape: a.shape, b: bs, bShape: b.shape, out: y, outShape: shape });
         return output(args.backend, shape, comparison ? 'bool' : 'float32', y);
       },
     });

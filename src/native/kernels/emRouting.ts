@@ -7,6 +7,7 @@
  * these kernels read the same settings.
  */
 import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import type { EmRoutingSettings } from '../../backend/kernelTable.js';
 import type { NativeAddon } from '../boundary/addon.js';
 import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernel } from './kernelUtil.js';
 
@@ -18,32 +19,59 @@ interface EmShape {
   D: number;
 }
 
-/** The addon's trailing arguments: B, P, N, J, D, lambdas, floor, cost scale, logit bound, mean epsilon, geometry. */
-function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>): unknown[] {
+interface EmInputs {
+  votes: Float32Array;
+  activations: Float32Array;
+  betaU: Float32Array;
+  betaA: Float32Array;
+}
+
+/**
+ * The settings both entries share, from the attributes of emKernelAttrs: the
+ * sizes, the routing settings, and the child geometry when there is one
+ * ([inHeight, inWidth, inTypes, kernel, stride, outHeight, outWidth] there).
+ */
+function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>, inputs: EmInputs): EmRoutingSettings {
   const lambdas = attrs.lambdas as number[] | undefined;
   if (!Array.isArray(lambdas) || lambdas.length !== Number(attrs.iterations)) fail(kernel, `lambdas must hold one value per iteration, got ${String(lambdas)}`);
-  const geometry = (attrs.geometry as number[] | undefined) ?? [];
-  if (geometry.length !== 0 && geometry.length !== 7) fail(kernel, `geometry must be empty or have 7 entries, got [${geometry}]`);
+  const g = (attrs.geometry as number[] | undefined) ?? [];
+  if (g.length !== 0 && g.length !== 7) fail(kernel, `geometry must be empty or have 7 entries, got [${g}]`);
   const num = (name: string) => {
     const x = Number(attrs[name]);
     if (!Number.isFinite(x)) fail(kernel, `${name} must be a finite number, got ${String(attrs[name])}`);
     return x;
   };
-  return [s.B, s.P, s.N, s.J, s.D, Float32Array.from(lambdas), num('varianceFloor'), num('costScale'), num('logitBound'), num('meanEps'), geometry];
+  const geometry = g.length === 7 ? { inHeight: g[0], inWidth: g[1], inTypes: g[2], kernel: g[3], stride: g[4], outHeight: g[5], outWidth: g[6] } : {};
+  return {
+    ...inputs,
+    batch: s.B,
+    positions: s.P,
+    slots: s.N,
+    types: s.J,
+    poseSize: s.D,
+    lambdas: Float32Array.from(lambdas),
+    varianceFloor: num('varianceFloor'),
+    costScale: num('costScale'),
+    logitBound: num('logitBound'),
+    meanEps: num('meanEps'),
+    ...geometry,
+  };
 }
 
 /** The inputs both kernels share, checked against the votes' shape. */
-function routingInputs(kernel: string, args: KernelArgs): { s: EmShape; votes: Float32Array; act: Float32Array; betaU: Float32Array; betaA: Float32Array } {
+function routingInputs(kernel: string, args: KernelArgs): { s: EmShape; inputs: EmInputs } {
   const v = args.inputs.votes;
   if (!v || v.shape.length !== 5) fail(kernel, `votes must have rank 5 [batch, P, N, J, D], got [${v?.shape}]`);
   const [B, P, N, J, D] = v.shape;
   if (P === 0 || N === 0 || J === 0 || D === 0) fail(kernel, `votes [${v.shape}] have an empty axis`);
   return {
     s: { B, P, N, J, D },
-    votes: f32Input(kernel, args, 'votes', [B, P, N, J, D]).v,
-    act: f32Input(kernel, args, 'activations', [B, P, N]).v,
-    betaU: f32Input(kernel, args, 'betaU', [J]).v,
-    betaA: f32Input(kernel, args, 'betaA', [J]).v,
+    inputs: {
+      votes: f32Input(kernel, args, 'votes', [B, P, N, J, D]).v,
+      activations: f32Input(kernel, args, 'activations', [B, P, N]).v,
+      betaU: f32Input(kernel, args, 'betaU', [J]).v,
+      betaA: f32Input(kernel, args, 'betaA', [J]).v,
+    },
   };
 }
 
@@ -51,16 +79,16 @@ export function emRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<Nati
   const K = FUSED_KERNELS;
   return {
     emRouting: (args) => {
-      const { s, votes, act, betaU, betaA } = routingInputs(K.emRouting, args);
+      const { s, inputs } = routingInputs(K.emRouting, args);
       const { B, P, N, J, D } = s;
       const poses = allocF32(B * P * J * D);
       const actOut = allocF32(B * P * J);
       const routing = allocF32(B * P * N * J);
-      addon.emRouting(votes, act, betaU, betaA, poses, actOut, routing, ...settings(K.emRouting, s, args.attrs));
+      addon.emRouting({ ...settings(K.emRouting, s, args.attrs, inputs), poses, act: actOut, routing });
       return [output(args.backend, [B, P, J, D], 'float32', poses), output(args.backend, [B, P, J], 'float32', actOut), output(args.backend, [B, P, N, J], 'float32', routing)];
     },
     emRoutingGrad: (args) => {
-      const { s, votes, act, betaU, betaA } = routingInputs(K.emRoutingGrad, args);
+      const { s, inputs } = routingInputs(K.emRoutingGrad, args);
       const { B, P, N, J, D } = s;
       const dPoses = f32Input(K.emRoutingGrad, args, 'dPoses', [B, P, J, D]);
       const dAct = f32Input(K.emRoutingGrad, args, 'dActivations', [B, P, J]);
@@ -68,7 +96,7 @@ export function emRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<Nati
       const dActivations = allocF32(B * P * N);
       const dBetaU = allocF32(J);
       const dBetaA = allocF32(J);
-      addon.emRoutingGrad(votes, act, betaU, betaA, dPoses.v, dAct.v, dVotes, dActivations, dBetaU, dBetaA, ...settings(K.emRoutingGrad, s, args.attrs));
+      addon.emRoutingGrad({ ...settings(K.emRoutingGrad, s, args.attrs, inputs), dPoses: dPoses.v, dAct: dAct.v, dVotes, dActivations, dBetaU, dBetaA });
       return [
         output(args.backend, [B, P, N, J, D], 'float32', dVotes),
         output(args.backend, [B, P, N], 'float32', dActivations),

@@ -5,18 +5,9 @@
  * kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from '../boundary/addon.js';
+import { Cast, Concat, GatherV2, PadV2, Slice, Transpose, Unpack } from '@tensorflow/tfjs';
+import type { NativeAddon, OpCode, OpCodes } from '../boundary/addon.js';
 import { allocF32, allocI32, allocU8, cpuKernel, output, sizeOf, values, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
-
-/** (from, to) -> cast() kind in layout.cc. */
-const CAST_KINDS: Record<string, number> = {
-  'float32>int32': 0,
-  'int32>float32': 1,
-  'bool>float32': 2,
-  'float32>bool': 3,
-  'int32>bool': 4,
-  'bool>int32': 5,
-};
 
 /** A tensor's values as floats when its elements are 4 bytes (float32, int32), else null. */
 function words(backend: KernelArgs['backend'], x: TensorInfo): Float32Array | null {
@@ -32,17 +23,19 @@ function asDtype(out: Float32Array, dtype: tf.DataType): Float32Array | Int32Arr
 
 const zeros = (rank: number) => new Array<number>(rank).fill(0);
 
-export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
-  const transposeFallback = cpuKernel('Transpose');
-  const castFallback = cpuKernel('Cast');
-  const sliceFallback = cpuKernel('Slice');
-  const padFallback = cpuKernel('PadV2');
-  const concatFallback = cpuKernel('Concat');
-  const unpackFallback = cpuKernel('Unpack');
-  const gatherFallback = cpuKernel('GatherV2');
+export function layoutKernels(addon: NativeAddon, codes: OpCodes): NativeKernelConfig[] {
+  const transposeFallback = cpuKernel(Transpose);
+  const castFallback = cpuKernel(Cast);
+  const sliceFallback = cpuKernel(Slice);
+  const padFallback = cpuKernel(PadV2);
+  const concatFallback = cpuKernel(Concat);
+  const unpackFallback = cpuKernel(Unpack);
+  const gatherFallback = cpuKernel(GatherV2);
+  // cast()'s kind for "from>to", when the engine has that cast.
+  const castKinds: Readonly<Partial<Record<string, OpCode<'cast'>>>> = codes.cast;
   return [
     {
-      kernelName: 'Slice',
+      kernelName: Slice,
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.x;
         const src = x ? words(args.backend, x) : null;
@@ -50,12 +43,12 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs.begin as number[], args.attrs.size as number[]);
         tf.slice_util.assertParamsValid(x, begin, size);
         const out = allocF32(sizeOf(size));
-        if (out.length > 0) addon.copyBlock(src, x.shape, begin, out, size, zeros(size.length), size);
+        if (out.length > 0) addon.copyBlock({ src, srcShape: x.shape, srcBegin: begin, dst: out, dstShape: size, dstBegin: zeros(size.length), block: size });
         return output(args.backend, size, x.dtype, asDtype(out, x.dtype));
       },
     },
     {
-      kernelName: 'PadV2',
+      kernelName: PadV2,
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.x;
         const src = x ? words(args.backend, x) : null;
@@ -64,13 +57,13 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         const shape = x.shape.map((d, k) => paddings[k][0] + d + paddings[k][1]);
         const out = allocF32(sizeOf(shape));
         if (out.length === 0) return output(args.backend, shape, x.dtype, out);
-        addon.fill(out, Number(args.attrs.constantValue ?? 0));
-        if (src.length > 0) addon.copyBlock(src, x.shape, zeros(x.shape.length), out, shape, paddings.map((p) => p[0]), x.shape);
+        addon.fill({ dst: out, value: Number(args.attrs.constantValue ?? 0) });
+        if (src.length > 0) addon.copyBlock({ src, srcShape: x.shape, srcBegin: zeros(x.shape.length), dst: out, dstShape: shape, dstBegin: paddings.map((p) => p[0]), block: x.shape });
         return output(args.backend, shape, x.dtype, out);
       },
     },
     {
-      kernelName: 'Concat',
+      kernelName: Concat,
       kernelFunc: (args: KernelArgs) => {
         const list = Object.values(args.inputs) as TensorInfo[];
         if (list.length === 0 || list[0].shape.length === 0) return concatFallback(args);
@@ -86,7 +79,7 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         list.forEach((t, i) => {
           const begin = zeros(rank);
           begin[axis] = offset;
-          if (srcs[i]!.length > 0) addon.copyBlock(srcs[i]!, t.shape, zeros(rank), out, shape, begin, t.shape);
+          if (srcs[i]!.length > 0) addon.copyBlock({ src: srcs[i]!, srcShape: t.shape, srcBegin: zeros(rank), dst: out, dstShape: shape, dstBegin: begin, block: t.shape });
           offset += t.shape[axis];
         });
         return output(args.backend, shape, dtype, asDtype(out, dtype));
@@ -96,7 +89,7 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
       // tf.unstack, and the gradient of tf.stack: one block copy per output.
       // (The cpu kernel slices element by element in JS: 146 ms a step for
       // MultiMNIST's two stacked reconstructions, [100, 2, 1296].)
-      kernelName: 'Unpack',
+      kernelName: Unpack,
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.value;
         const src = x ? words(args.backend, x) : null;
@@ -108,13 +101,13 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
           const begin = zeros(x.shape.length);
           begin[axis] = j;
           const out = allocF32(sizeOf(shape));
-          if (out.length > 0) addon.copyBlock(src, x.shape, begin, out, block, zeros(block.length), block);
+          if (out.length > 0) addon.copyBlock({ src, srcShape: x.shape, srcBegin: begin, dst: out, dstShape: block, dstBegin: zeros(block.length), block });
           return output(args.backend, shape, x.dtype, asDtype(out, x.dtype));
         });
       },
     },
     {
-      kernelName: 'GatherV2',
+      kernelName: GatherV2,
       kernelFunc: (args: KernelArgs) => {
         const { x, indices } = args.inputs;
         const src = x ? words(args.backend, x) : null;
@@ -125,12 +118,12 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         const out = allocF32(sizeOf(shape));
         const outer = sizeOf(x.shape.slice(0, axis));
         const inner = sizeOf(x.shape.slice(axis + 1));
-        addon.gather(src, outer, x.shape[axis], inner, idx, out);
+        addon.gather({ x: src, outer, dim: x.shape[axis], inner, indices: idx, out });
         return output(args.backend, shape, x.dtype, asDtype(out, x.dtype));
       },
     },
     {
-      kernelName: 'Transpose',
+      kernelName: Transpose,
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.x;
         if (!x) return transposeFallback(args);
@@ -140,23 +133,23 @@ export function layoutKernels(addon: NativeAddon): NativeKernelConfig[] {
         const perm = args.attrs.perm as number[];
         const shape = perm.map((p) => x.shape[p]);
         const out = allocF32(src.length);
-        if (src.length > 0) addon.transpose(src, x.shape, perm, out);
+        if (src.length > 0) addon.transpose({ x: src, shape: x.shape, perm, out });
         return output(args.backend, shape, x.dtype, asDtype(out, x.dtype));
       },
     },
     {
-      kernelName: 'Cast',
+      kernelName: Cast,
       kernelFunc: (args: KernelArgs) => {
         const x = args.inputs.x;
         const to = args.attrs.dtype as tf.DataType;
-        const kind = x ? CAST_KINDS[`${x.dtype}>${to}`] : undefined;
+        const kind = x ? castKinds[`${x.dtype}>${to}`] : undefined;
         if (!x || kind === undefined) return castFallback(args);
         const v = values(args.backend, x);
         const ok = (x.dtype === 'float32' && v instanceof Float32Array) || (x.dtype === 'int32' && v instanceof Int32Array) || (x.dtype === 'bool' && v instanceof Uint8Array);
         if (!ok) return castFallback(args);
         const n = (v as Float32Array).length;
         const out = to === 'float32' ? allocF32(n) : to === 'int32' ? allocI32(n) : allocU8(n);
-        if (n > 0) addon.cast(kind, v as Float32Array, out);
+        if (n > 0) addon.cast({ kind, x: v as Float32Array, out });
         return output(args.backend, x.shape, to, out);
       },
     },

@@ -1,13 +1,17 @@
 /**
- * BatchMatMul and _FusedMatMul on sgemm (matmul.cc).
+ * BatchMatMul and _FusedMatMul on sgemm (matmul.cc), with the fused bias and
+ * activation of biasActivation.cc.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from '../boundary/addon.js';
-import { BINARY_OPS } from './elementwise.js';
+import { BatchMatMul, _FusedMatMul } from '@tensorflow/tfjs';
+import type { NativeAddon, OpCode, OpCodes } from '../boundary/addon.js';
 import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type Backend, type KernelArgs, type NativeKernelConfig, type TensorInfo } from './kernelUtil.js';
 
-/** Fused activation name -> code of biasActivation() in matmul.cc; prelu is not covered. */
-export const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, sigmoid: 4, elu: 5 };
+/** The engine's code for a fused kernel's `activation` attribute (absent: linear), or undefined for one it lacks (prelu). */
+export function activationCode(codes: OpCodes, activation: unknown): OpCode<'activation'> | undefined {
+  const byName: Readonly<Partial<Record<string, OpCode<'activation'>>>> = codes.activation;
+  return byName[String(activation ?? 'linear')];
+}
 
 interface MatMulResult {
   values: Float32Array;
@@ -36,16 +40,16 @@ function batchMatMul(addon: NativeAddon, backend: Backend, a: TensorInfo, b: Ten
   const batch = Math.max(batchA, batchB);
   const shape = [...outer, M, N];
   const out = allocF32(sizeOf(shape));
-  if (out.length > 0) addon.batchMatMul(av, bv, out, batchA, batchB, M, N, K, transA, transB);
+  if (out.length > 0) addon.batchMatMul({ a: av, b: bv, out, batchA, batchB, M, N, K, transA, transB });
   return { values: out, shape, rows: batch * M, cols: N };
 }
 
-export function matmulKernels(addon: NativeAddon): NativeKernelConfig[] {
-  const matMulFallback = cpuKernel('BatchMatMul');
-  const fusedFallback = cpuKernel('_FusedMatMul');
+export function matmulKernels(addon: NativeAddon, codes: OpCodes): NativeKernelConfig[] {
+  const matMulFallback = cpuKernel(BatchMatMul);
+  const fusedFallback = cpuKernel(_FusedMatMul);
   return [
     {
-      kernelName: 'BatchMatMul',
+      kernelName: BatchMatMul,
       kernelFunc: (args: KernelArgs) => {
         const { a, b } = args.inputs;
         const r = a && b ? batchMatMul(addon, args.backend, a, b, Boolean(args.attrs.transposeA), Boolean(args.attrs.transposeB)) : null;
@@ -54,11 +58,10 @@ export function matmulKernels(addon: NativeAddon): NativeKernelConfig[] {
       },
     },
     {
-      kernelName: '_FusedMatMul',
+      kernelName: _FusedMatMul,
       kernelFunc: (args: KernelArgs) => {
         const { a, b, bias } = args.inputs;
-        const activation = String(args.attrs.activation ?? 'linear');
-        const act = ACTIVATIONS[activation];
+        const act = activationCode(codes, args.attrs.activation);
         if (!a || !b || act === undefined || (bias && !f32(args.backend, bias))) return fusedFallback(args);
         const r = batchMatMul(addon, args.backend, a, b, Boolean(args.attrs.transposeA), Boolean(args.attrs.transposeB));
         if (!r) return fusedFallback(args);
@@ -72,13 +75,13 @@ export function matmulKernels(addon: NativeAddon): NativeKernelConfig[] {
         if (bias && !(bias.shape.length <= 1 && (biasValues.length === r.cols || biasValues.length === 1))) {
           shape = tf.backend_util.assertAndGetBroadcastShape(r.shape, bias.shape);
           const sum = allocF32(sizeOf(shape));
-          if (sum.length > 0) addon.binary(BINARY_OPS.Add, y, r.shape, biasValues, bias.shape, sum, shape);
+          if (sum.length > 0) addon.binary({ op: codes.binary.Add, a: y, aShape: r.shape, b: biasValues, bShape: bias.shape, out: sum, outShape: shape });
           releaseScratch(y);
           y = sum;
           epilogueBias = new Float32Array(0);
         }
         const cols = shape[shape.length - 1];
-        if (y.length > 0) addon.biasActivation(y, y.length / cols, cols, epilogueBias, act, alpha);
+        if (y.length > 0) addon.biasActivation({ y, rows: y.length / cols, cols, bias: epilogueBias, activation: act, alpha });
         return output(args.backend, shape, 'float32', y);
       },
     },

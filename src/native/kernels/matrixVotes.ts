@@ -16,7 +16,7 @@ export function matrixVotesKernels(addon: NativeAddon): Pick<FusedKernelTable<Na
       const J = W.t.shape[1];
       if (M.t.shape[3] !== 16 || W.t.shape[0] !== N || W.t.shape[2] !== 4 || W.t.shape[3] !== 4) fail(K.matrixVotes, `M [${M.t.shape}] does not fit W [${W.t.shape}]`);
       const out = allocF32(B * P * N * J * 16);
-      if (out.length > 0) addon.matrixVotes(M.v, W.v, out, B * P, N, J);
+      if (out.length > 0) addon.matrixVotes({ M: M.v, W: W.v, V: out, rows: B * P, slots: N, types: J });
       return output(args.backend, [B, P, N, J, 16], 'float32', out);
     },
     matrixVotesGradInput: (args) => {
@@ -25,7 +25,7 @@ export function matrixVotesKernels(addon: NativeAddon): Pick<FusedKernelTable<Na
       const [B, P, N, J] = dy.t.shape;
       if (dy.t.shape[4] !== 16 || W.t.shape[0] !== N || W.t.shape[1] !== J) fail(K.matrixVotesGradInput, `dy [${dy.t.shape}] does not fit W [${W.t.shape}]`);
       const out = allocF32(B * P * N * 16);
-      if (out.length > 0) addon.matrixVotesGradInput(dy.v, W.v, out, B * P, N, J);
+      if (out.length > 0) addon.matrixVotesGradInput({ dV: dy.v, W: W.v, dM: out, rows: B * P, slots: N, types: J });
       return output(args.backend, [B, P, N, 16], 'float32', out);
     },
     matrixVotesGradWeights: (args) => {
@@ -34,7 +34,7 @@ export function matrixVotesKernels(addon: NativeAddon): Pick<FusedKernelTable<Na
       const [B, P, N, J] = dy.t.shape;
       if (dy.t.shape[4] !== 16 || M.t.shape[0] !== B || M.t.shape[1] !== P || M.t.shape[2] !== N) fail(K.matrixVotesGradWeights, `dy [${dy.t.shape}] does not fit M [${M.t.shape}]`);
       const out = allocF32(N * J * 16);
-      if (out.length > 0) addon.matrixVotesGradWeights(dy.v, M.v, out, B * P, N, J);
+      if (out.length > 0) addon.matrixVotesGradWeights({ dV: dy.v, M: M.v, dW: out, rows: B * P, slots: N, types: J });
       return output(args.backend, [N, J, 4, 4], 'float32', out);
     },
   };

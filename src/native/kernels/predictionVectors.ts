@@ -17,7 +17,7 @@ export function predictionVectorsKernels(addon: NativeAddon): Pick<FusedKernelTa
       const [I2, J, Dout, Din2] = W.t.shape;
       if (I !== I2 || Din !== Din2) fail(K.predictionVectors, `u [${u.t.shape}] does not fit W [${W.t.shape}]`);
       const out = allocF32(B * I * J * Dout);
-      if (out.length > 0) addon.predictionVectors(u.v, W.v, out, B, I, J, Dout, Din);
+      if (out.length > 0) addon.predictionVectors({ u: u.v, W: W.v, uHat: out, batch: B, inCaps: I, outCaps: J, outDim: Dout, inDim: Din });
       return output(args.backend, [B, I, J, Dout], 'float32', out);
     },
     predictionVectorsGradInput: (args) => {
@@ -27,7 +27,7 @@ export function predictionVectorsKernels(addon: NativeAddon): Pick<FusedKernelTa
       const [I2, J2, Dout2, Din] = W.t.shape;
       if (I !== I2 || J !== J2 || Dout !== Dout2) fail(K.predictionVectorsGradInput, `dy [${dy.t.shape}] does not fit W [${W.t.shape}]`);
       const out = allocF32(B * I * Din);
-      if (out.length > 0) addon.predictionVectorsGradInput(dy.v, W.v, out, B, I, J, Dout, Din);
+      if (out.length > 0) addon.predictionVectorsGradInput({ dy: dy.v, W: W.v, du: out, batch: B, inCaps: I, outCaps: J, outDim: Dout, inDim: Din });
       return output(args.backend, [B, I, Din], 'float32', out);
     },
     predictionVectorsGradWeights: (args) => {
@@ -37,7 +37,7 @@ export function predictionVectorsKernels(addon: NativeAddon): Pick<FusedKernelTa
       const [B2, I2, Din] = u.t.shape;
       if (B !== B2 || I !== I2) fail(K.predictionVectorsGradWeights, `dy [${dy.t.shape}] does not fit u [${u.t.shape}]`);
       const out = allocF32(I * J * Dout * Din);
-      if (out.length > 0) addon.predictionVectorsGradWeights(dy.v, u.v, out, B, I, J, Dout, Din);
+      if (out.length > 0) addon.predictionVectorsGradWeights({ dy: dy.v, u: u.v, dW: out, batch: B, inCaps: I, outCaps: J, outDim: Dout, inDim: Din });
       return output(args.backend, [I, J, Dout, Din], 'float32', out);
     },
   };

@@ -4,11 +4,10 @@
  * reduction over the trailing block.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeAddon } from '../boundary/addon.js';
+import { ArgMax, ArgMin, Softmax } from '@tensorflow/tfjs';
+import { NATIVE_OPS } from '../../backend/kernelTable.js';
+import type { NativeAddon, OpCodes } from '../boundary/addon.js';
 import { allocF32, allocI32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelArgs, type NativeKernelConfig } from './kernelUtil.js';
-
-/** Kernel name -> op code of reduce() in reduce.cc. */
-const REDUCE_OPS: Record<string, number> = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4, ArgMax: 5, ArgMin: 6 };
 
 export interface ReducePlan {
   outer: number;
@@ -62,11 +61,12 @@ export function reducePlan(shape: number[], axes: number[]): ReducePlan {
   };
 }
 
-export function reduceKernels(addon: NativeAddon): NativeKernelConfig[] {
+export function reduceKernels(addon: NativeAddon, codes: OpCodes): NativeKernelConfig[] {
   const out: NativeKernelConfig[] = [];
-  for (const [name, op] of Object.entries(REDUCE_OPS)) {
+  for (const name of NATIVE_OPS.reduce) {
+    const op = codes.reduce[name];
     const fallback = cpuKernel(name);
-    const isArg = name === 'ArgMax' || name === 'ArgMin';
+    const isArg = name === ArgMax || name === ArgMin;
     out.push({
       kernelName: name,
       kernelFunc: (args: KernelArgs) => {
@@ -82,20 +82,20 @@ export function reduceKernels(addon: NativeAddon): NativeKernelConfig[] {
         let src = xs;
         if (plan.perm) {
           src = allocF32(xs.length);
-          addon.transpose(xs, x.shape, plan.perm, src);
+          addon.transpose({ x: xs, shape: x.shape, perm: plan.perm, out: src });
         }
         const n = plan.outer * plan.inner;
         const y = isArg ? allocI32(n) : allocF32(n);
-        addon.reduce(op, src, plan.outer, plan.r, plan.inner, y);
+        addon.reduce({ op, x: src, outer: plan.outer, r: plan.r, inner: plan.inner, out: y });
         if (src !== xs) releaseScratch(src);
         return output(args.backend, outShape, isArg ? 'int32' : 'float32', y);
       },
     });
   }
 
-  const softmaxFallback = cpuKernel('Softmax');
+  const softmaxFallback = cpuKernel(Softmax);
   out.push({
-    kernelName: 'Softmax',
+    kernelName: Softmax,
     kernelFunc: (args: KernelArgs) => {
       const logits = args.inputs.logits;
       const xs = f32(args.backend, logits);
@@ -106,7 +106,7 @@ export function reduceKernels(addon: NativeAddon): NativeKernelConfig[] {
       const cols = logits.shape[rank - 1];
       if (cols === 0 || xs.length === 0) return softmaxFallback(args);
       const y = allocF32(xs.length);
-      addon.softmax(xs, xs.length / cols, cols, y, false);
+      addon.softmax({ x: xs, rows: xs.length / cols, cols, out: y });
       return output(args.backend, logits.shape, 'float32', y);
     },
   });

@@ -15,7 +15,7 @@ export function squashKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeK
       if (t.shape.length === 0) fail(K.squash, 's must have at least one axis');
       const dim = t.shape[t.shape.length - 1];
       const out = allocF32(v.length);
-      if (v.length > 0) addon.squash(v, out, dim);
+      if (v.length > 0) addon.squash({ s: v, out, dim });
       return output(args.backend, t.shape, 'float32', out);
     },
     squashGrad: (args) => {
@@ -24,7 +24,7 @@ export function squashKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeK
       sameShape(K.squashGrad, dy.t, s.t, 'dy and s');
       if (s.t.shape.length === 0) fail(K.squashGrad, 's must have at least one axis');
       const out = allocF32(s.v.length);
-      if (s.v.length > 0) addon.squashGrad(dy.v, s.v, out, s.t.shape[s.t.shape.length - 1]);
+      if (s.v.length > 0) addon.squashGrad({ dy: dy.v, s: s.v, ds: out, dim: s.t.shape[s.t.shape.length - 1] });
       return output(args.backend, s.t.shape, 'float32', out);
     },
   };

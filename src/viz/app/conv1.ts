@@ -4,25 +4,25 @@
  */
 import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { $ } from './dom.js';
-import type { Analysis } from './engine.js';
 import { state, track, type View } from './state.js';
 
-
-function conv1Layouts(): { kernels: TileLayout; maps: TileLayout } | null {
-  if (!state.conv1Geo) return null;
-  const c = state.conv1Geo.channels;
-  const cols = c >= 128 ? 16 : c >= 32 ? 8 : 4;
-  return { kernels: tileLayout(c, state.conv1Geo.kernel, state.conv1Geo.kernel, cols, 1, 2), maps: tileLayout(c, state.conv1Geo.w, state.conv1Geo.h, cols, 2, 1) };
+/** The first convolution's output grid and kernel size, when the model shows its maps. */
+function conv1Geometry(): { h: number; w: number; channels: number; kernel: number } | null {
+  return state.layout?.featureMaps ?? null;
 }
 
-/** Conv1's ReLU maps in an analysis, when the model reports them. */
-function conv1Maps(a: Analysis | null): Float32Array | null {
-  return a && (a.kind === 'capsnet' || a.kind === 'em') ? a.conv1 : null;
+function conv1Layouts(): { kernels: TileLayout; maps: TileLayout } | null {
+  const g = conv1Geometry();
+  if (!g) return null;
+  const c = g.channels;
+  const cols = c >= 128 ? 16 : c >= 32 ? 8 : 4;
+  return { kernels: tileLayout(c, g.kernel, g.kernel, cols, 1, 2), maps: tileLayout(c, g.w, g.h, cols, 2, 1) };
 }
 
 function strongestMap(maps: Float32Array): number {
-  if (!state.conv1Geo) return 0;
-  const c = state.conv1Geo.channels;
+  const g = conv1Geometry();
+  if (!g) return 0;
+  const c = g.channels;
   const sums = new Float32Array(c);
   for (let i = 0; i < maps.length; i++) sums[i % c] += maps[i];
   let best = 0;
@@ -31,10 +31,11 @@ function strongestMap(maps: Float32Array): number {
 }
 
 function renderConv1(): void {
-  const maps = conv1Maps(state.analysis);
+  const maps = state.analysis?.featureMaps ?? null;
   const l = conv1Layouts();
-  if (!l || !state.conv1Geo) return;
-  const { channels: C, h, w, kernel: k } = state.conv1Geo;
+  const g = conv1Geometry();
+  if (!l || !g) return;
+  const { channels: C, h, w, kernel: k } = g;
   const focus = Math.max(0, state.conv1Focus);
   if (state.kernels) {
     const kd = state.kernels.data;
@@ -91,24 +92,36 @@ function setupConv1Input(): void {
   }
 }
 
-export const conv1View: View = {
-  init: setupConv1Input,
-  setup(engine) {
-    state.conv1Geo = engine.kind === 'plain' ? null : engine.conv1Geometry();
-    $('view-conv1').hidden = !state.conv1Geo;
-    state.conv1Focus = -1;
-    state.kernels = null;
-    if (!state.conv1Geo) return;
-    void track(engine.conv1Kernels()).then((k) => {
+/** Read the kernels of the model shown (again, when training has changed them). */
+function loadKernels(): void {
+  const engine = state.engine;
+  if (!engine?.layout.featureMaps) return;
+  void track(engine.conv1Kernels()).then(
+    (k) => {
+      if (engine !== state.engine) return;
       state.kernels = k;
       renderConv1();
-    });
-    const k = state.conv1Geo.kernel;
+    },
+    () => undefined, // the model was replaced meanwhile; its successor reads its own
+  );
+}
+
+export const conv1View: View = {
+  refresh: loadKernels,
+  init: setupConv1Input,
+  setup(engine) {
+    const g = engine.layout.featureMaps;
+    $('view-conv1').hidden = !g;
+    state.conv1Focus = -1;
+    state.kernels = null;
+    if (!g) return;
+    loadKernels();
+    const k = g.kernel;
     const colourKernels = engine.inputShape[2] === 3;
-    $('conv1-explain').textContent = `The first layer slides each of its ${state.conv1Geo.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+    $('conv1-explain').textContent = `The first layer slides each of its ${g.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
   },
   render() {
-    const maps = conv1Maps(state.analysis);
+    const maps = state.analysis?.featureMaps;
     if (!maps) return;
     if (state.conv1Focus < 0) state.conv1Focus = strongestMap(maps);
     renderConv1();

@@ -9,26 +9,10 @@ import { showSelectedCapsule } from './reconstruction.js';
 import { className, state, type View } from './state.js';
 
 
-/** The class-score card of each kind of model: what its scores are. */
-const SCORE_CARD: Record<Engine['kind'], { title: string; text: string }> = {
-  capsnet: {
-    title: 'Class capsules',
-    text: "One DIM-dimensional capsule per class (the paper's DigitCaps). Its length is the network's confidence that the class is present; the longest is the prediction. Choose a bar to reconstruct from that capsule and move its sliders.",
-  },
-  em: {
-    title: 'Class capsule activations',
-    text: "One matrix capsule per class: a 4×4 pose matrix and an activation between 0 and 1. The most active class capsule is the prediction.",
-  },
-  plain: {
-    title: 'Class scores',
-    text: 'This model has no capsules (for example the CNN baseline): it outputs one probability per class, and the views of capsules, routing and reconstruction do not apply to it.',
-  },
-};
-
 function buildDigitBars(): void {
   const root = $('digit-bars');
   root.replaceChildren();
-  const n = state.engine?.model.numClasses ?? 10;
+  const n = state.engine?.numClasses ?? 10;
   // Word-sized class names (Fashion-MNIST's) get a smaller, wrapping label.
   root.classList.toggle('long-names', Array.from({ length: n }, (_, j) => className(j)).some((name) => name.length > 3));
   for (let j = 0; j < n; j++) {
@@ -54,10 +38,10 @@ function buildDigitBars(): void {
 
 function renderDigits(): void {
   const a = state.analysis;
-  if (!a) return;
+  const layout = state.layout;
+  if (!a || !layout) return;
   const root = $('digit-bars');
-  const isCaps = a.kind === 'capsnet' || a.kind === 'em';
-  const what = a.kind === 'capsnet' ? 'length' : isCaps ? 'activation' : 'probability';
+  const what = layout.scores.name;
   [...root.children].forEach((el, j) => {
     const b = el as HTMLButtonElement;
     const v = a.scores[j];
@@ -69,22 +53,29 @@ function renderDigits(): void {
     b.setAttribute('aria-label', `${className(j)}: ${what} ${v.toFixed(3)}${j === a.prediction ? ', the prediction' : ''}`);
   });
   $('prediction').textContent = className(a.prediction);
-  $('prediction-conf').textContent = `(${a.kind === 'capsnet' ? 'capsule length' : what} ${a.scores[a.prediction].toFixed(3)})`;
+  $('prediction-conf').textContent = `(${what} ${a.scores[a.prediction].toFixed(3)})`;
 }
 
+/** Choosing a class sends its capsule to the decoder views; only capsule vectors can be chosen. */
 function selectClass(j: number): void {
-  const a = state.analysis;
-  if (!a || a.kind !== 'capsnet' || !state.geo) return;
+  if (!state.analysis || state.layout?.classCapsules?.form !== 'vector') return;
   state.selected = j;
   renderDigits();
   showSelectedCapsule();
 }
 
+/** What the card says: the model's words on its scores, and what the page lets you do with them. */
+function explanation(engine: Engine): string {
+  const { scores, classCapsules, primaryCapsules, capsuleLayers, routing } = engine.layout;
+  if (engine.hasDecoder && classCapsules?.form === 'vector') return `${scores.about} Choose a bar to reconstruct from that capsule and move its sliders.`;
+  if (!classCapsules && !primaryCapsules && !capsuleLayers && !routing) return `${scores.about} The views of capsules, routing and reconstruction do not apply to it.`;
+  return scores.about;
+}
+
 export const digitsView: View = {
   setup(engine) {
-    const card = SCORE_CARD[engine.kind];
-    $('h-digits').textContent = card.title;
-    $('digits-explain').textContent = card.text.replace('DIM', String(state.geo?.dim ?? 16));
+    $('h-digits').textContent = engine.layout.scores.title;
+    $('digits-explain').textContent = explanation(engine);
     buildDigitBars();
   },
   render: renderDigits,

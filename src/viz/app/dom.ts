@@ -17,6 +17,11 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial
   return e;
 }
 
+/** `s` with its first letter in upper case, for a label that starts a sentence. */
+export function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
 export function fmtPct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }

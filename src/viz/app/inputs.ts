@@ -33,7 +33,7 @@ export interface ModelEntry {
 export function samplesFor(entry: ModelEntry, e: Engine): string | null {
   if (entry.samples) return entry.samples;
   if (e.preparation) return null;
-  const d = e.json.metadata?.dataset;
+  const d = e.metadata.dataset;
   return sampleFile(typeof d === 'string' && state.sampleSets.includes(d) ? d : 'mnist');
 }
 

@@ -1,77 +1,97 @@
 /**
- * The visualizer page: loads the model list and a model, runs the model on
- * every new input, and hands each analysis (a forward pass with its traced
- * intermediates) to the views. Each view (one file each) has `setup`, run
- * when a model loads, and `render`, run after every analysis; they share
- * state.ts and dom.ts.
+ * The visualizer page: loads the model list and a model into the worker
+ * (engine.ts, worker.ts), asks it to analyse every new input, and hands
+ * each analysis (a forward pass with its traced intermediates) to the
+ * views. Each view (one file each) has `setup`, run when a model loads, and
+ * `render`, run after every analysis; they share state.ts and dom.ts. The
+ * Train panel (train.ts) trains in the same worker, and the views follow
+ * its weights.
  */
+import { capsuleLayersIteration, capsuleLayersView } from './capsuleLayers.js';
 import { conv1View } from './conv1.js';
 import { digitsView } from './digits.js';
-import { $ } from './dom.js';
+import { $, el } from './dom.js';
 import { paintImage } from './draw.js';
-import { emIteration, renderEm, setupEm } from './em.js';
 import { initBackend, Engine, type Analysis, type InputImage } from './engine.js';
 import { loadSamples, sampleFile, samplesFor, selectFirstSample, setupInput, setupInputFor, showNoSamples, type ModelEntry } from './inputs.js';
 import { primaryView } from './primary.js';
+import type { TrainableArch, TrainSetEntry } from './protocol.js';
 import { reconstructionView } from './reconstruction.js';
 import { routingView, stopPlay } from './routing.js';
 import { clearError, onCapsuleFocus, setPageState, showError, state, track, type View } from './state.js';
+import { initTrainPanel, toggleRun, trainInfo, type TrainOffer } from './train.js';
+import { param, setParams } from './url.js';
 
-const params = new URLSearchParams(location.search);
+/**
+ * Every view, in page order. Each shows the parts of the model's inspection
+ * layout it draws and hides itself when the model has none of them.
+ */
+const VIEWS: View[] = [digitsView, reconstructionView, conv1View, primaryView, routingView, capsuleLayersView];
 
-/** The views that CapsNet, the CNN and any other model share, in page order (the EM views are em.ts's). */
-const VIEWS: View[] = [digitsView, reconstructionView, conv1View, primaryView, routingView];
+// ---------------------------------------------------------------- models
 
-const KIND_NAMES: Record<Engine['kind'], string> = {
-  capsnet: 'CapsNet, dynamic routing',
-  em: 'matrix capsules, EM routing',
-  // The one architecture without capsules.
-  plain: 'CNN baseline',
-};
+interface ModelsJson {
+  models?: ModelEntry[];
+  sampleSets?: string[];
+  trainable?: TrainableArch[];
+  trainSets?: TrainSetEntry[];
+  trainImages?: number;
+  testImages?: number;
+}
 
-// ---------------------------------------------------------------- model
-
-async function loadModelList(): Promise<ModelEntry[]> {
-  const forced = params.get('model');
+/** The models the page offers (with ?model=URL first), and what the Train panel offers. */
+async function loadModelList(): Promise<{ models: ModelEntry[]; offer: TrainOffer }> {
+  const forced = param('model');
   const list: ModelEntry[] = [];
-  if (forced) list.push({ id: 'url', label: forced, url: forced });
+  let j: ModelsJson = {};
   try {
     const res = await fetch('models.json');
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const j = (await res.json()) as { models?: ModelEntry[]; sampleSets?: string[] };
-    for (const m of j.models ?? []) list.push(m);
-    if (Array.isArray(j.sampleSets)) state.sampleSets = ['mnist', ...j.sampleSets.filter((x) => x !== 'mnist')];
+    j = (await res.json()) as ModelsJson;
   } catch (e) {
     if (!forced) throw new Error(`could not read the list of models (models.json): ${(e as Error).message}`);
   }
-  if (!list.length) throw new Error('no model is available: start the visualizer with capsnet viz --model DIR, or add ?model=URL/model.json to the address');
-  return list;
+  const shipped = j.models ?? [];
+  // ?model= names a model of the list by its id, or any model.json by its URL.
+  if (forced && !shipped.some((m) => m.id === forced)) list.push({ id: forced, label: forced, url: forced });
+  list.push(...shipped);
+  if (forced) list.sort((a, b) => Number(b.id === forced) - Number(a.id === forced));
+  if (Array.isArray(j.sampleSets)) state.sampleSets = ['mnist', ...j.sampleSets.filter((x) => x !== 'mnist')];
+  const offer: TrainOffer = { trainable: j.trainable ?? [], trainSets: j.trainSets ?? [], trainImages: j.trainImages ?? 0, testImages: j.testImages ?? 0 };
+  if (!list.length && !offer.trainable.length) throw new Error('no model is available: start the visualizer with capsnet viz --model DIR, or add ?model=URL/model.json to the address');
+  return { models: list, offer };
 }
 
 async function loadModel(entry: ModelEntry): Promise<void> {
   setPageState('loading');
   clearError();
-  stopPlay();
   $('model-info').textContent = `Loading ${entry.label}…`;
-  const old = state.engine;
-  state.engine = null;
-  delete document.body.dataset.model;
-  state.analysis = null;
-  old?.dispose();
   let next: Engine;
   try {
-    next = await track(Engine.load(entry.url));
+    next = await track(Engine.load({ kind: 'url', url: entry.url }));
   } catch (e) {
+    state.engine = null;
+    delete document.body.dataset.model;
     $('model-info').textContent = 'No model loaded.';
     showError(`Could not load the model from ${entry.url}: ${(e as Error).message}. Check that the folder holds model.json and its weights file (as written by capsnet train), or choose another model above.`);
     return;
   }
+  await adopt(next, entry);
+}
+
+/**
+ * Show the model the worker holds now: the views set up for it, the test
+ * images of its own data (those `capsnet viz` serves with it, else those of
+ * the dataset it was trained on), and an analysis of the input.
+ */
+async function adopt(next: Engine, entry?: ModelEntry): Promise<void> {
+  setPageState('loading');
+  stopPlay();
   state.engine = next;
-  document.body.dataset.model = next.model.modelType;
+  state.analysis = null;
+  document.body.dataset.model = next.modelType;
   setupInputFor(next);
-  // A model gets the test images of its own data: those `capsnet viz` serves
-  // with it, else those of the dataset it was trained on.
-  const file = samplesFor(entry, next);
+  const file = samplesFor(entry ?? { id: '', label: '', url: '' }, next);
   if (file === null) {
     showNoSamples('This model was trained on a --data folder whose test images are not served here: start the visualizer with capsnet viz --model MODEL --data PATH to choose from them. Uploads work.');
   } else if (file !== state.samples?.file || !next.accepts(state.input)) {
@@ -84,25 +104,24 @@ async function loadModel(entry: ModelEntry): Promise<void> {
 
 function describeModel(): string {
   if (!state.engine) return '';
-  const m = state.engine.model;
-  const params = m.countParams();
-  const p = params >= 1e6 ? `${(params / 1e6).toFixed(2)} M` : `${Math.round(params / 1e3)} k`;
-  const kind = KIND_NAMES[state.engine.kind];
-  let s = `${kind} · ${p} parameters`;
-  if (state.geo) s += ` · ${state.geo.primary.h * state.geo.primary.w * state.geo.primary.types} primary capsules · ${state.geo.iterations} routing iterations`;
+  const e = state.engine;
+  const { title, primaryCapsules: primary, routing } = e.layout;
+  const n = e.summary.params;
+  const p = n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`;
+  let s = `${title} · ${p} parameters`;
+  if (primary) s += ` · ${primary.h * primary.w * primary.types} primary capsules`;
+  if (routing) s += ` · ${routing.iterations} routing iteration${routing.iterations === 1 ? '' : 's'}`;
   s += ` · backend ${state.backendName}${state.backendNote ? ` (${state.backendNote})` : ''}`;
-  if (state.analysis) s += ` · forward pass ${state.analysis.ms.toFixed(0)} ms`;
   return s;
 }
 
 // ---------------------------------------------------------------- analysis
 
-
 /** Run the model on `img`; calls made while one is running collapse to the latest. */
 async function runAnalysis(img: InputImage): Promise<void> {
   state.input = img;
   paintImage($<HTMLCanvasElement>('input-28'), img.data, img.width, img.height, img.channels);
-  if (!state.engine) return; // loadModel analyses `input` once a model is there
+  if (!state.engine) return; // adopt analyses `input` once a model is there
   state.pendingInput = img;
   if (state.analysing) return;
   state.analysing = true;
@@ -112,8 +131,14 @@ async function runAnalysis(img: InputImage): Promise<void> {
       const px = state.pendingInput;
       state.pendingInput = null;
       const e: Engine = state.engine;
-      const a = await e.analyze(px);
-      if (e !== state.engine) break;
+      let a: Analysis;
+      try {
+        a = await e.analyze(px);
+      } catch (err) {
+        if (e !== state.engine) continue; // the model was replaced meanwhile: the new one gets the input
+        throw err;
+      }
+      if (e !== state.engine) continue;
       onAnalysis(a);
     }
   } catch (e) {
@@ -131,7 +156,6 @@ function onAnalysis(a: Analysis): void {
   paintImage($<HTMLCanvasElement>('input-28'), a.modelInput, iw, ih, ic);
   paintImage($<HTMLCanvasElement>('recon-input'), a.modelInput, iw, ih, ic);
   for (const v of VIEWS) v.render();
-  if (a.kind === 'em') renderEm(a);
   $('model-info').textContent = describeModel();
 }
 
@@ -140,14 +164,17 @@ function onAnalysis(a: Analysis): void {
 function setupViews(): void {
   const engine = state.engine;
   if (!engine) return;
-  state.geo = engine.kind === 'capsnet' ? engine.geometry() : null;
-  $('view-em').hidden = engine.kind !== 'em';
+  state.layout = engine.layout;
   const [ih, iw] = engine.inputShape;
   $('seen-caption').textContent = `What the network sees (${ih}×${iw})`;
   for (const v of VIEWS) v.setup(engine);
-  if (engine.kind === 'em') setupEm($('em-content'), engine, { onChange: () => undefined });
 }
 
+/** The weights changed (training): the kernels and every view, on the same input. */
+function refresh(): void {
+  conv1View.refresh?.();
+  void runAnalysis(state.input);
+}
 
 // ---------------------------------------------------------------- start
 
@@ -163,17 +190,21 @@ const api = {
     return state.backendName;
   },
   get modelUrl() {
-    return state.engine?.url ?? null;
+    return state.engine?.summary.source ?? null;
   },
   get prediction() {
     return state.analysis ? { label: state.analysis.prediction, scores: Array.from(state.analysis.scores), source: state.inputSource } : null;
   },
   get iteration() {
-    return state.engine?.kind === 'em' ? emIteration() : state.iteration;
+    return capsuleLayersIteration() ?? state.iteration;
+  },
+  /** The Train panel's state, its loss curve and its checks. */
+  get train() {
+    return trainInfo();
   },
   latencies: state.latencies,
   decodeTimes: state.decodeTimes,
-  /** Resolves once no model work is running or scheduled. */
+  /** Resolves once no model work is running or scheduled (training aside). */
   idle(): Promise<void> {
     return new Promise((resolve) => {
       const check = () => (state.busy === 0 && !state.perturbTimer && !state.pendingInput && !state.decodePending ? resolve() : setTimeout(check, 15));
@@ -196,10 +227,11 @@ async function start(): Promise<void> {
     routingView.render();
   });
   const samplesReady = loadSamples(sampleFile('mnist'));
+  let backend;
   try {
-    const b = await initBackend(params.get('backend'));
-    state.backendName = b.backend;
-    state.backendNote = b.note ?? '';
+    backend = await initBackend(param('backend'));
+    state.backendName = backend.backend;
+    state.backendNote = backend.note ?? '';
   } catch (e) {
     showError(`${(e as Error).message}. Try a current version of Chrome, Firefox, Safari or Edge.`);
     return;
@@ -207,23 +239,24 @@ async function start(): Promise<void> {
   await samplesReady;
   selectFirstSample();
   let models: ModelEntry[];
+  let offer: TrainOffer;
   try {
-    models = await loadModelList();
+    ({ models, offer } = await loadModelList());
   } catch (e) {
     showError((e as Error).message);
     return;
   }
   const select = $<HTMLSelectElement>('model-select');
-  select.replaceChildren(
-    ...models.map((m, i) => {
-      const o = document.createElement('option');
-      o.value = String(i);
-      o.textContent = m.label;
-      return o;
-    }),
-  );
-  select.addEventListener('change', () => void loadModel(models[Number(select.value)]));
-  await loadModel(models[0]);
+  select.replaceChildren(...models.map((m, i) => el('option', { value: String(i), textContent: m.label, title: m.label })));
+  select.addEventListener('change', () => {
+    const m = models[Number(select.value)];
+    setParams({ model: m.id });
+    void loadModel(m);
+  });
+  const autoTrain = initTrainPanel({ adopt: (e) => adopt(e), refresh, showError }, offer, backend);
+  if (models.length) await loadModel(models[0]);
+  else setPageState('ready');
+  if (autoTrain) await toggleRun();
 }
 
 void start();

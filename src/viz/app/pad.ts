@@ -5,7 +5,8 @@
  * model trained on a --data folder, an upload prepared as its training
  * pictures were (metadata.preparation).
  */
-import { borderMean, mnistPreprocess, type ImagePreparation } from '../../index.js';
+import { borderMean, mnistPreprocess } from '../../data/preprocess.js';
+import type { ImagePreparation } from '../../index.js';
 import { paintImage } from './draw.js';
 import type { InputImage } from './engine.js';
 

@@ -1,48 +1,59 @@
 /**
- * CapsNet's primary capsules: one tile per capsule type, brightness the
+ * The primary capsules (vectors): one tile per capsule type, brightness the
  * capsule's length, and the vector and routing of the capsule in focus.
  */
+import type { RoutingPart } from '../../index.js';
 import { absMax, outlinePixel, paintTiles, sequential, tileAt, tileLayout, type TileLayout } from './draw.js';
 import { $, fmtPct } from './dom.js';
 import { className, focusCapsule, state, type CapsuleRef, type View } from './state.js';
 
+/** The primary capsules' grid, when the model has vector primary capsules. */
+export function primaryGrid(): { h: number; w: number; types: number; dim: number } | null {
+  return state.layout?.primaryCapsules ?? null;
+}
+
+/** The routing from the primary capsules to the class capsules, when the model routes from them. */
+export function primaryRouting(): RoutingPart | null {
+  const r = state.layout?.routing;
+  return r && r.senders === 'primary capsules' && primaryGrid() ? r : null;
+}
 
 export function primaryLayout(scale = 4): TileLayout | null {
-  if (!state.geo) return null;
-  const t = state.geo.primary.types;
+  const g = primaryGrid();
+  if (!g) return null;
+  const t = g.types;
   const cols = t >= 16 ? 8 : t >= 4 ? 4 : t;
-  return tileLayout(t, state.geo.primary.w, state.geo.primary.h, cols, scale >= 4 ? 3 : 2, scale);
+  return tileLayout(t, g.w, g.h, cols, scale >= 4 ? 3 : 2, scale);
 }
 
 export function capsuleIndex(c: CapsuleRef): number {
-  return (c.y * state.geo!.primary.w + c.x) * state.geo!.primary.types + c.type;
+  const g = primaryGrid()!;
+  return (c.y * g.w + c.x) * g.types + c.type;
 }
 
 function renderPrimary(): void {
-  const a = state.analysis;
+  const p = state.analysis?.primaryCapsules;
   const l = primaryLayout();
-  if (!a || a.kind !== 'capsnet' || !l || !state.geo) return;
+  if (!p || !l) return;
   const canvas = $<HTMLCanvasElement>('primary-maps');
-  paintTiles(canvas, l, (t, y, x) => sequential(a.primaryLengths[capsuleIndex({ type: t, y, x })]));
+  paintTiles(canvas, l, (t, y, x) => sequential(p.lengths[capsuleIndex({ type: t, y, x })]));
   if (state.capsFocus) outlinePixel(canvas, l, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x);
   renderCapsuleInfo();
 }
 
 export function renderCapsuleInfo(): void {
   const a = state.analysis;
+  const p = a?.primaryCapsules;
+  const g = primaryGrid();
   const root = $('capsule-info');
-  if (!a || a.kind !== 'capsnet' || !state.geo) return;
+  if (!a || !p || !g || !state.layout) return;
   if (!state.capsFocus) {
     root.textContent = 'Hover over a capsule, or focus the map and use the arrow keys, to see its vector and where it sends its output.';
     return;
   }
   const i = capsuleIndex(state.capsFocus);
-  const d = state.geo.primary.dim;
-  const v = a.primary.subarray(i * d, (i + 1) * d);
-  const J = state.geo.classes;
-  const c = a.couplings[state.iteration].subarray(i * J, (i + 1) * J);
-  let top = 0;
-  for (let j = 1; j < J; j++) if (c[j] > c[top]) top = j;
+  const d = g.dim;
+  const v = p.vectors.subarray(i * d, (i + 1) * d);
   const vec = document.createElement('div');
   vec.className = 'vec';
   vec.setAttribute('aria-hidden', 'true');
@@ -63,13 +74,22 @@ export function renderCapsuleInfo(): void {
   const text = document.createElement('div');
   const title = document.createElement('div');
   title.innerHTML = '';
-  title.textContent = `Capsule type ${state.capsFocus.type + 1}, row ${state.capsFocus.y + 1}, column ${state.capsFocus.x + 1} (number ${i + 1} of ${a.primaryLengths.length}): length ${a.primaryLengths[i].toFixed(3)}.`;
-  const route = document.createElement('div');
-  route.textContent = `At routing iteration ${state.iteration + 1} it sends ${fmtPct(c[top])} of its output to digit capsule ${className(top)}.`;
+  title.textContent = `Capsule type ${state.capsFocus.type + 1}, row ${state.capsFocus.y + 1}, column ${state.capsFocus.x + 1} (number ${i + 1} of ${p.lengths.length}): length ${p.lengths[i].toFixed(3)}.`;
+  text.append(title);
+  if (primaryRouting() && a.routing) {
+    // Where the capsule sends most at the routing iteration shown.
+    const J = a.scores.length;
+    const c = a.routing.coefficients[state.iteration].subarray(i * J, (i + 1) * J);
+    let top = 0;
+    for (let j = 1; j < J; j++) if (c[j] > c[top]) top = j;
+    const route = document.createElement('div');
+    route.textContent = `At routing iteration ${state.iteration + 1} it sends ${fmtPct(c[top])} of its output to digit capsule ${className(top)}.`;
+    text.append(route);
+  }
   const nums = document.createElement('div');
   nums.className = 'numbers';
   nums.textContent = `[${Array.from(v, (x) => x.toFixed(3)).join(', ')}]`;
-  text.append(title, route, nums);
+  text.append(nums);
   root.replaceChildren(vec, text);
 }
 
@@ -81,8 +101,9 @@ function setupPrimaryInput(): void {
     if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
   });
   canvas.addEventListener('keydown', (e) => {
-    if (!state.geo) return;
-    const { types, h, w } = state.geo.primary;
+    const g = primaryGrid();
+    if (!g) return;
+    const { types, h, w } = g;
     const c = state.capsFocus ?? { type: 0, y: 0, x: 0 };
     let { type, y, x } = c;
     if (!state.capsFocus && e.key.startsWith('Arrow')) {
@@ -113,23 +134,25 @@ function setupPrimaryInput(): void {
 }
 
 function strongestCapsule(): CapsuleRef | null {
-  const a = state.analysis;
-  if (!a || a.kind !== 'capsnet' || !state.geo) return null;
+  const lengths = state.analysis?.primaryCapsules?.lengths;
+  const g = primaryGrid();
+  if (!lengths || !g) return null;
   let best = 0;
-  for (let i = 1; i < a.primaryLengths.length; i++) if (a.primaryLengths[i] > a.primaryLengths[best]) best = i;
-  const T = state.geo.primary.types;
+  for (let i = 1; i < lengths.length; i++) if (lengths[i] > lengths[best]) best = i;
+  const T = g.types;
   const pos = Math.floor(best / T);
-  return { type: best % T, y: Math.floor(pos / state.geo.primary.w), x: pos % state.geo.primary.w };
+  return { type: best % T, y: Math.floor(pos / g.w), x: pos % g.w };
 }
 
 export const primaryView: View = {
   init: setupPrimaryInput,
   setup(engine) {
-    $('view-primary').hidden = engine.kind !== 'capsnet';
+    const p = engine.layout.primaryCapsules;
+    $('view-primary').hidden = !p;
     state.capsFocus = null;
-    if (!state.geo) return;
-    const { h, w, types, dim } = state.geo.primary;
-    $('primary-explain').textContent = `A second convolution's outputs are cut into small vectors, the primary capsules, and squashed so that each vector's length lies between 0 and 1. Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. Hover or use the arrow keys (Page Up and Down change the type) to read a capsule.`;
+    if (!p) return;
+    const { h, w, types, dim } = p;
+    $('primary-explain').textContent = `${p.about} Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. Hover or use the arrow keys (Page Up and Down change the type) to read a capsule.`;
   },
   render: renderPrimary,
 };

@@ -1,13 +1,18 @@
 /**
- * CapsNet's decoder views: the reconstruction from the selected class
- * capsule with one slider per dimension, and the perturbation grid (paper
- * Fig. 4: each dimension stepped from -0.25 to +0.25). Both run only the
- * decoder.
+ * The decoder views, for a model with a decoder and class capsule vectors:
+ * the reconstruction from the selected class capsule with one slider per
+ * dimension, and the perturbation grid (CapsNet paper, Fig. 4: each
+ * dimension stepped from -0.25 to +0.25). Both run only the decoder.
  */
 import { paintImage } from './draw.js';
 import { $, fix2, median } from './dom.js';
 import { className, state, track, showError, type View } from './state.js';
 
+/** The class capsules' dimension, when the page can decode them (a decoder and vector class capsules). */
+function decodedDim(): number | null {
+  const caps = state.layout?.classCapsules;
+  return state.engine?.hasDecoder && caps?.form === 'vector' ? caps.dim : null;
+}
 
 function buildSliders(dim: number): void {
   const root = $('sliders');
@@ -53,7 +58,7 @@ function syncSliders(): void {
 
 /** Decode `vector` and redraw; moves made during a decode collapse to the latest. */
 async function requestDecode(t0: number, measure: boolean): Promise<void> {
-  if (!state.engine || !state.geo?.hasDecoder) return;
+  if (!state.engine || !decodedDim()) return;
   state.decodePending = { t0, measure };
   if (state.decodeRunning) return;
   state.decodeRunning = true;
@@ -101,8 +106,8 @@ function schedulePerturb(): void {
 }
 
 async function renderPerturb(): Promise<void> {
-  if (!state.engine || !state.geo?.hasDecoder) return;
-  const dim = state.geo.dim;
+  const dim = decodedDim();
+  if (!state.engine || !dim) return;
   const n = dim * DELTAS.length;
   const vectors = new Float32Array(n * dim);
   for (let d = 0; d < dim; d++) {
@@ -153,7 +158,8 @@ async function renderPerturb(): Promise<void> {
 }
 
 function applyPerturbCell(row: number, col: number): void {
-  if (!state.geo || row < 0 || row >= state.geo.dim || col < 0 || col >= DELTAS.length) return;
+  const dim = decodedDim();
+  if (!dim || row < 0 || row >= dim || col < 0 || col >= DELTAS.length) return;
   state.vector[row] += DELTAS[col];
   syncSliders();
   void requestDecode(performance.now(), false);
@@ -174,11 +180,12 @@ function setupPerturbInput(): void {
     }
   });
   canvas.addEventListener('keydown', (e) => {
-    if (!state.geo) return;
+    const dim = decodedDim();
+    if (!dim) return;
     const moves: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
     if (moves[e.key]) {
       e.preventDefault();
-      state.perturbCursor.row = Math.min(state.geo.dim - 1, Math.max(0, state.perturbCursor.row + moves[e.key][0]));
+      state.perturbCursor.row = Math.min(dim - 1, Math.max(0, state.perturbCursor.row + moves[e.key][0]));
       state.perturbCursor.col = Math.min(DELTAS.length - 1, Math.max(0, state.perturbCursor.col + moves[e.key][1]));
       void track(renderPerturb());
     } else if (e.key === 'Enter' || e.key === ' ') {
@@ -192,10 +199,10 @@ function setupPerturbInput(): void {
 
 /** Send the selected class's capsule, as the model computed it, to the sliders, the reconstruction and the grid. */
 export function showSelectedCapsule(): void {
-  const a = state.analysis;
-  const geo = state.geo;
-  if (!a || a.kind !== 'capsnet' || !geo?.hasDecoder) return;
-  state.base = a.digitCaps.slice(state.selected * geo.dim, (state.selected + 1) * geo.dim);
+  const caps = state.analysis?.classCapsules;
+  const dim = decodedDim();
+  if (!caps || !dim) return;
+  state.base = caps.slice(state.selected * dim, (state.selected + 1) * dim);
   state.vector = state.base.slice();
   syncSliders();
   void requestDecode(performance.now(), false);
@@ -212,12 +219,12 @@ export const reconstructionView: View = {
       schedulePerturb();
     });
   },
-  setup(engine) {
-    const geo = state.geo;
-    for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !(engine.kind === 'capsnet' && geo?.hasDecoder);
-    if (!geo) return;
-    $('recon-explain').textContent = `The decoder redraws the digit from the ${geo.dim} numbers of one digit capsule alone (all others are set to zero). Moving a slider changes one number of that capsule and re-runs only the decoder, so you see what each dimension encodes: stroke thickness, slant, width, a loop's size…`;
-    buildSliders(geo.dim);
+  setup() {
+    const dim = decodedDim();
+    for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !dim;
+    if (!dim) return;
+    $('recon-explain').textContent = `The decoder redraws the digit from the ${dim} numbers of one digit capsule alone (all others are set to zero). Moving a slider changes one number of that capsule and re-runs only the decoder, so you see what each dimension encodes: stroke thickness, slant, width, a loop's size…`;
+    buildSliders(dim);
   },
   render: showSelectedCapsule,
 };

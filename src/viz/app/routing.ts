@@ -1,19 +1,29 @@
 /**
- * CapsNet's dynamic routing: for each routing iteration, the couplings of
- * every primary capsule to each digit capsule, the digit capsule each one
- * sends most to, and the digit capsule lengths those couplings give.
+ * Routing from the primary capsules to the class capsules (CapsNet's
+ * routing by agreement, or any routing whose senders are the primary
+ * capsules): for each iteration, the coefficients of every primary capsule
+ * to each class capsule, the class capsule each one sends most to, and the
+ * class capsule lengths those coefficients give.
  */
 import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, robustScale, sequential, tileAt, type RGB } from './draw.js';
-import { $, fmtPct } from './dom.js';
-import { capsuleIndex, primaryLayout, renderCapsuleInfo } from './primary.js';
+import { $, capitalize, fmtPct } from './dom.js';
+import { capsuleIndex, primaryLayout, primaryRouting, renderCapsuleInfo } from './primary.js';
 import { className, focusCapsule, state, type View } from './state.js';
 
+/** How the view draws the coefficients, after the model's words on what they are. */
+const ROUTING_DISPLAY =
+  'Each map below is one digit capsule, with the primary capsules in the same layout as above: red marks capsules that send it more than an even share, blue less (or, with "COEFFICIENT", brighter means more). ' +
+  'Long capsules matter most, so colours are weighted by capsule length unless you untick it. The percentage is the share of all capsule length routed to that digit. The last map shows, for every primary capsule, the digit it sends most to.';
+
+function classCount(): number {
+  return state.engine?.numClasses ?? 0;
+}
 
 function buildRoutingMaps(): void {
   const root = $('routing-maps');
   root.replaceChildren();
-  if (!state.geo) return;
-  for (let j = 0; j < state.geo.classes; j++) {
+  if (!primaryRouting()) return;
+  for (let j = 0; j < classCount(); j++) {
     const fig = document.createElement('figure');
     const canvas = document.createElement('canvas');
     canvas.className = 'pixel';
@@ -30,7 +40,7 @@ function buildRoutingMaps(): void {
   }
   const legend = $('routing-legend');
   legend.replaceChildren(
-    ...Array.from({ length: state.geo.classes }, (_, j) => {
+    ...Array.from({ length: classCount() }, (_, j) => {
       const s = document.createElement('span');
       const i = document.createElement('i');
       i.style.background = cssColor(CLASS_COLORS[j % CLASS_COLORS.length]);
@@ -47,7 +57,7 @@ function buildRoutingMaps(): void {
 }
 
 function updateIterationLabel(): void {
-  const r = state.geo?.iterations ?? 1;
+  const r = primaryRouting()?.iterations ?? 1;
   $('iter-value').textContent = `${state.iteration + 1} of ${r}`;
   $<HTMLButtonElement>('iter-prev').disabled = state.iteration <= 0;
   $<HTMLButtonElement>('iter-next').disabled = state.iteration >= r - 1;
@@ -55,11 +65,13 @@ function updateIterationLabel(): void {
 
 function renderRouting(): void {
   const a = state.analysis;
-  if (!a || a.kind !== 'capsnet' || !state.geo) return;
+  const routing = primaryRouting();
+  if (!a || !routing || !a.routing || !a.primaryCapsules) return;
   updateIterationLabel();
-  const J = state.geo.classes;
-  const c = a.couplings[state.iteration];
-  const len = a.primaryLengths;
+  const J = classCount();
+  const coefficients = a.routing.coefficients;
+  const c = coefficients[state.iteration];
+  const len = a.routing.senderWeights;
   const l = primaryLayout(2)!;
   const totalLen = len.reduce((s, x) => s + x, 0) || 1;
   const even = 1 / J;
@@ -70,7 +82,7 @@ function renderRouting(): void {
   let scale = 1e-6;
   if (state.routingMode === 'delta') {
     const deltas: number[] = [];
-    for (const cc of a.couplings) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) deltas.push((cc[i * J + j] - even) * weight(i));
+    for (const cc of coefficients) for (let i = 0; i < len.length; i++) for (let j = 0; j < J; j++) deltas.push((cc[i * J + j] - even) * weight(i));
     scale = robustScale(deltas);
     $('routing-scale').textContent = `White: an even split (1/${J} = ${even.toFixed(3)}). Full red or blue: ${scale.toPrecision(2)} or more above or below that${state.weightByLength ? ', times the capsule length relative to the longest capsule' : ''}.`;
   } else {
@@ -89,7 +101,7 @@ function renderRouting(): void {
     const fig = canvas.parentElement!;
     fig.classList.toggle('predicted', j === a.prediction);
     fig.querySelector('figcaption')!.textContent = `${className(j)} · ${fmtPct(share)}`;
-    canvas.setAttribute('aria-label', `Couplings to digit capsule ${className(j)} at iteration ${state.iteration + 1}: it receives ${fmtPct(share)} of the primary capsules' total length`);
+    canvas.setAttribute('aria-label', `${capitalize(routing.coefficient)}s to digit capsule ${className(j)} at iteration ${state.iteration + 1}: it receives ${fmtPct(share)} of the primary capsules' total length`);
   }
   const lw = primaryLayout(4)!;
   const winner = $<HTMLCanvasElement>('routing-winner');
@@ -116,7 +128,13 @@ function renderRouting(): void {
   );
   if (state.capsFocus) outlinePixel(winner, lw, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x, '#ffffff');
   const bars = $('iter-bars');
-  const lens = a.iterationLengths[state.iteration];
+  // Shown when the model says what each iteration's coefficients give.
+  const lens = a.routing.scores?.[state.iteration];
+  bars.hidden = $('iter-bars-title').hidden = !lens;
+  if (!lens) {
+    renderCapsuleInfo();
+    return;
+  }
   let top = 0;
   for (let j = 1; j < J; j++) if (lens[j] > lens[top]) top = j;
   bars.replaceChildren(
@@ -133,8 +151,9 @@ function renderRouting(): void {
 }
 
 function setIteration(r: number): void {
-  if (!state.geo) return;
-  state.iteration = Math.min(state.geo.iterations - 1, Math.max(0, r));
+  const routing = primaryRouting();
+  if (!routing) return;
+  state.iteration = Math.min(routing.iterations - 1, Math.max(0, r));
   renderRouting();
 }
 
@@ -159,11 +178,11 @@ function setupRoutingInput(): void {
       stopPlay();
       return;
     }
-    if (!state.geo) return;
+    if (!primaryRouting()) return;
     $('iter-play').setAttribute('aria-pressed', 'true');
     $('iter-play').textContent = 'Pause';
     setIteration(0);
-    state.playTimer = window.setInterval(() => setIteration((state.iteration + 1) % (state.geo?.iterations ?? 1)), 1000);
+    state.playTimer = window.setInterval(() => setIteration((state.iteration + 1) % (primaryRouting()?.iterations ?? 1)), 1000);
   });
   $<HTMLSelectElement>('iter-mode').addEventListener('change', (e) => {
     state.routingMode = (e.target as HTMLSelectElement).value === 'value' ? 'value' : 'delta';
@@ -177,10 +196,15 @@ function setupRoutingInput(): void {
 
 export const routingView: View = {
   init: setupRoutingInput,
-  setup(engine) {
-    $('view-routing').hidden = engine.kind !== 'capsnet';
-    state.iteration = state.geo ? state.geo.iterations - 1 : 0;
-    if (state.geo) buildRoutingMaps();
+  setup() {
+    const routing = primaryRouting();
+    $('view-routing').hidden = !routing;
+    state.iteration = routing ? routing.iterations - 1 : 0;
+    if (!routing) return;
+    $('h-routing').textContent = routing.title;
+    $('routing-explain').textContent = `${routing.about} ${ROUTING_DISPLAY.replace('COEFFICIENT', routing.coefficient)}`;
+    $('iter-mode-value').textContent = routing.coefficient;
+    buildRoutingMaps();
     updateIterationLabel();
   },
   render: renderRouting,

@@ -4,7 +4,8 @@
  * page (main.ts) loads models and runs analyses.
  */
 import { $ } from './dom.js';
-import { grayDigit, type Analysis, type CapsGeometry, type Conv1Geometry, type Engine, type InputImage } from './engine.js';
+import type { InspectionLayout } from '../../index.js';
+import { grayDigit, type Analysis, type Engine, type InputImage } from './engine.js';
 
 /**
  * A set of test images to choose from: samples*.json and .bin, written by
@@ -46,13 +47,14 @@ export interface View {
   init?(): void;
   setup(engine: Engine): void;
   render(): void;
+  /** The model's weights changed (training): read again what `setup` read of them. */
+  refresh?(): void;
 }
 
 export const state = {
   engine: null as Engine | null,
-  /** CapsNet's geometry, when the model is a CapsNet. */
-  geo: null as CapsGeometry | null,
-  conv1Geo: null as Conv1Geometry | null,
+  /** The parts the loaded model shows (its inspection layout). */
+  layout: null as InspectionLayout | null,
   analysis: null as Analysis | null,
   input: grayDigit(new Float32Array(28 * 28)) as InputImage,
   inputSource: '',

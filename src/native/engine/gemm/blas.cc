@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "common.h"
 #include "gemm.h"
@@ -45,17 +46,20 @@ constexpr bool kHaveOpenblas = false;
 std::atomic<const gemm::Kernel*> active{nullptr};
 std::atomic<bool> initialised{false};
 
+// The built-in kernels' names, best first. The last is this build's
+// portable kernel: "neon" on arm64, "portable" elsewhere (see gemm.cc).
+std::vector<const char*> isaNames() { return {"avx512", "avx2", gemm::portableKernel()->isa}; }
+
+// Null for a name this build does not compile (AVX on arm64).
 const gemm::Kernel* kernelFor(const std::string& isa) {
   if (isa == "avx512") return gemm::avx512Kernel();
   if (isa == "avx2") return gemm::avx2Kernel();
-  if (isa == "portable") return gemm::portableKernel();
+  if (isa == gemm::portableKernel()->isa) return gemm::portableKernel();
   return nullptr;
 }
 
-const char* const kIsas[] = {"avx512", "avx2", "portable"};
-
 const gemm::Kernel* bestKernel() {
-  for (const char* isa : kIsas)
+  for (const char* isa : isaNames())
     if (gemm::cpuSupports(isa)) return kernelFor(isa);
   return gemm::portableKernel();
 }
@@ -79,7 +83,9 @@ void setGemm(const std::string& library, const std::string& isa) {
     active = bestKernel();
     return;
   }
-  if (!kernelFor(isa)) fail("setGemm: instruction set must be avx512, avx2 or portable, got '" + isa + "'");
+  const std::vector<const char*> names = isaNames();
+  if (std::find(names.begin(), names.end(), isa) == names.end())
+    fail(std::string("setGemm: instruction set must be avx512, avx2 or ") + names.back() + ", got '" + isa + "'");
   if (!gemm::cpuSupports(isa.c_str())) fail("setGemm: this CPU cannot run the " + isa + " GEMM kernel");
   active = kernelFor(isa);
 }
@@ -110,7 +116,7 @@ std::string initBlas() {
 GemmInfo gemmInfo() {
   GemmInfo g;
   g.defaultLibrary = kDefaultOpenblas ? "openblas" : "builtin";
-  for (const char* isa : kIsas) {
+  for (const char* isa : isaNames()) {
     if (!gemm::cpuSupports(isa)) continue;
     if (!g.isas.empty()) g.isas += ",";
     g.isas += isa;

@@ -3,14 +3,15 @@
 // sgemmParallel here, which run one of two implementations:
 //
 // - builtin: the engine's own packed GEMM (gemm.h) with micro-kernels for
-//   AVX-512, AVX2 + FMA and portable C++, picked at load time from the CPU's
-//   features. Needs nothing but a C++ compiler, and is the default.
+//   AVX-512, AVX2 + FMA and portable C++ (NEON intrinsics on arm64), picked at
+//   load time from the CPU's features. Needs nothing but a C++ compiler, and is the default.
 // - openblas: OpenBLAS's cblas_sgemm, single-threaded (the engine splits
 //   work over its own pool, see parallel.h). Present when the build linked
 //   OpenBLAS (CAPSNET_BLAS=openblas, or auto with OpenBLAS found).
 //
 // CAPSNET_GEMM=builtin|openblas and CAPSNET_GEMM_ISA=avx512|avx2|portable
-// override the choice when the addon loads; setGemm does the same at run time.
+// (neon on arm64, where the portable kernel is the NEON one) override the
+// choice when the addon loads; setGemm does the same at run time.
 #pragma once
 
 #include <cstdint>

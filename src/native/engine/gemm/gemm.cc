@@ -9,6 +9,10 @@
 #include <new>
 #include <stdexcept>
 
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 namespace capsnet {
 namespace gemm {
 namespace {
@@ -177,10 +181,30 @@ void direct(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alp
   }
 }
 
-// Portable micro-kernel: 6 x 8 on 4-wide vectors (GCC's and clang's vector
-// extension: SSE2 on any x86-64, NEON on arm64; the engine's supported
-// compilers all have it): 12 accumulators, two
-// B vectors and a broadcast fit the 16 registers of the smallest of them.
+// Portable micro-kernel, on 4-wide vectors. On arm64 it is written with NEON
+// intrinsics and named "neon": 8 x 8, since AArch64 has 32 vector registers
+// (16 accumulators, two B vectors and a broadcast use 19), and vfmaq_f32 is a
+// fused multiply-add (one rounding per step, like the AVX kernels' FMA).
+// Elsewhere it uses GCC's and clang's vector extension (SSE2 on any x86-64;
+// the engine's supported compilers all have it): 6 x 8, so that 12
+// accumulators, two B vectors and a broadcast fit the 16 registers of the
+// smallest of those targets.
+#if defined(__aarch64__) && defined(__ARM_NEON)
+constexpr const char* kPortableIsa = "neon";
+constexpr int kPortableMr = 8, kPortableNr = 8;
+struct PortableVec {
+  using V = float32x4_t;
+  static constexpr int kLanes = 4;
+  static V zero() { return vdupq_n_f32(0.0f); }
+  static V load(const float* p) { return vld1q_f32(p); }
+  static V loadu(const float* p) { return vld1q_f32(p); }
+  static void storeu(float* p, V v) { vst1q_f32(p, v); }
+  static V broadcast(const float* p) { return vld1q_dup_f32(p); }
+  static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
+  static V mul(V a, V b) { return vmulq_f32(a, b); }
+};
+#else
+constexpr const char* kPortableIsa = "portable";
 constexpr int kPortableMr = 6, kPortableNr = 8;
 struct PortableVec {
   typedef float V __attribute__((vector_size(16)));
@@ -197,6 +221,7 @@ struct PortableVec {
   static V fma(V a, V b, V c) { return a * b + c; }
   static V mul(V a, V b) { return a * b; }
 };
+#endif
 
 
 }  // namespace
@@ -211,7 +236,7 @@ namespace gemm {
 
 
 const Kernel* portableKernel() {
-  static const Kernel k{"portable", kPortableMr, kPortableNr, 256, 120, 4096, microKernel<PortableVec, kPortableMr>};
+  static const Kernel k{kPortableIsa, kPortableMr, kPortableNr, 256, 120, 4096, microKernel<PortableVec, kPortableMr>};
   return &k;
 }
 
@@ -277,7 +302,8 @@ void run(const Kernel& kern, bool transA, bool transB, int64_t M, int64_t N, int
 }
 
 bool cpuSupports(const char* isa) {
-  if (std::strcmp(isa, "portable") == 0) return true;
+  // The portable kernel runs on every CPU of its architecture.
+  if (std::strcmp(isa, kPortableIsa) == 0) return true;
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
   // __builtin_cpu_supports also checks that the OS saves the wider
   // registers (XCR0), so a kernel it allows cannot fault.

@@ -21,7 +21,7 @@ namespace gemm {
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
 
 struct Kernel {
-  const char* isa;  // "avx512", "avx2", "portable"
+  const char* isa;  // "avx512", "avx2", "portable" ("neon" on arm64)
   int mr, nr;       // register tile
   int64_t kc, mc, nc;  // cache blocks: kc*nr floats stay in L1, mc*kc in L2, kc*nc in L3
   MicroKernel run;

@@ -1,0 +1,392 @@
+/**
+ * The Train panel: choose an architecture (or the model shown, to
+ * fine-tune it), the data and the schedule; run, pause, step one batch,
+ * reset; watch the loss and the test accuracy while every view follows the
+ * changing weights. Training runs in the worker (training.ts) with the
+ * library's training step. The model leaves the page in capsnet's
+ * saved-model format (a zip of model.json and weights.bin) and comes back
+ * the same way.
+ *
+ * The panel's element carries its state for tests and scripts:
+ * data-train-state (idle, running, paused, done), data-train-epoch,
+ * data-train-test-accuracy (a fraction) and data-train-backend.
+ */
+import { strToU8, unzipSync, zipSync } from 'fflate';
+import { drawChart } from './chart.js';
+import { $, el, fmtPct } from './dom.js';
+import { Engine, worker } from './engine.js';
+import type { AccuracyCheck, BackendChoice, ModelSummary, TrainableArch, TrainSetEntry, TrainSetup, TrainStatus } from './protocol.js';
+import { state } from './state.js';
+import { choiceParam, numberParam, param, setParams } from './url.js';
+
+/** What the page gives the panel: how to show a model the worker now holds, and its own errors. */
+export interface TrainPanelHooks {
+  /** Show `engine` (set up the views for it and analyse the input). */
+  adopt(engine: Engine): Promise<void>;
+  /** The weights changed: analyse the input again. */
+  refresh(): void;
+  showError(message: string): void;
+}
+
+/** The fresh models offered, and the datasets packed for training (models.json). */
+export interface TrainOffer {
+  trainable: TrainableArch[];
+  trainSets: TrainSetEntry[];
+  /** Images in the packed sets (the most a run can use). */
+  trainImages: number;
+  testImages: number;
+}
+
+/** The schedule's settings: the address's names (capsnet train's flags), their limits and defaults. */
+const NUMBERS = {
+  'train-limit': { id: 'train-limit', min: 1, max: 60000, integer: true },
+  'test-limit': { id: 'test-limit', min: 1, max: 10000, integer: true },
+  epochs: { id: 'train-epochs', min: 1, max: 100, integer: true, default: 1 },
+  'batch-size': { id: 'train-batch', min: 1, max: 512, integer: true, default: 32 },
+  lr: { id: 'train-lr', min: 1e-6, max: 1, integer: false, default: 0.001 },
+} as const;
+type NumberKey = keyof typeof NUMBERS;
+
+/** capsnet train's defaults for what the panel does not show. */
+const LR_DECAY = 0.96;
+const SHIFT = 2;
+const SEED = 1;
+const CHECKS_PER_EPOCH = 4;
+
+const CURRENT = 'current';
+
+let hooks: TrainPanelHooks;
+let offer: TrainOffer;
+let backend: BackendChoice;
+/** The setup the worker trains with, once set up; a changed control makes it stale. */
+let active: TrainSetup | null = null;
+let status: TrainStatus | null = null;
+let losses: { x: number; y: number }[] = [];
+let checks: AccuracyCheck[] = [];
+/** Serializes the panel's requests (a click while one runs waits for it). */
+let queue: Promise<unknown> = Promise.resolve();
+
+function panel(): HTMLElement {
+  return $('view-train');
+}
+
+function numberInput(key: NumberKey): HTMLInputElement {
+  return $<HTMLInputElement>(NUMBERS[key].id);
+}
+
+/** The settings as the controls have them, checked, or an error naming the first bad one. */
+function readSetup(): TrainSetup {
+  const archValue = $<HTMLSelectElement>('train-arch').value;
+  const values = {} as Record<NumberKey, number>;
+  for (const [key, spec] of Object.entries(NUMBERS) as [NumberKey, (typeof NUMBERS)[NumberKey]][]) {
+    const input = numberInput(key);
+    const v = Number(input.value);
+    const max = key === 'train-limit' ? offer.trainImages : key === 'test-limit' ? offer.testImages : spec.max;
+    if (input.value === '' || !Number.isFinite(v) || v < spec.min || v > max || (spec.integer && !Number.isInteger(v))) {
+      throw new Error(`${input.labels?.[0]?.textContent?.trim() ?? key}: expected ${spec.integer ? 'a whole number' : 'a number'} from ${spec.min} to ${max}`);
+    }
+    values[key] = v;
+  }
+  const [arch, preset] = archValue.split('/');
+  return {
+    start: archValue === CURRENT ? { kind: 'current' } : { kind: 'fresh', arch, preset },
+    dataset: $<HTMLSelectElement>('train-dataset').value,
+    dataUrl: document.baseURI,
+    trainLimit: values['train-limit'],
+    testLimit: values['test-limit'],
+    epochs: values.epochs,
+    batchSize: values['batch-size'],
+    learningRate: values.lr,
+    lrDecay: LR_DECAY,
+    shift: SHIFT,
+    seed: SEED,
+    checksPerEpoch: numberParam('checks', { min: 1, max: 100, integer: true }) ?? CHECKS_PER_EPOCH,
+  };
+}
+
+/** The controls' settings into the address. */
+function writeParams(): void {
+  const values: Record<string, string | number> = {};
+  const archValue = $<HTMLSelectElement>('train-arch').value;
+  if (archValue === CURRENT) values.arch = CURRENT;
+  else [values.arch, values.preset] = archValue.split('/');
+  values.dataset = $<HTMLSelectElement>('train-dataset').value;
+  for (const key of Object.keys(NUMBERS) as NumberKey[]) values[key] = numberInput(key).value;
+  setParams({ preset: null, ...values });
+}
+
+/** The address's settings into the controls; a bad value is an error naming it, and the default stays. */
+function readParams(): void {
+  const archs = offer.trainable.map((t) => t.arch);
+  const arch = choiceParam('arch', [...new Set([...archs, CURRENT])]);
+  const select = $<HTMLSelectElement>('train-arch');
+  if (arch === CURRENT) select.value = CURRENT;
+  else if (arch) {
+    const presets = offer.trainable.filter((t) => t.arch === arch).map((t) => t.preset);
+    const preset = choiceParam('preset', presets) ?? presets[0];
+    select.value = `${arch}/${preset}`;
+  }
+  const dataset = choiceParam('dataset', offer.trainSets.map((s) => s.dataset));
+  if (dataset) $<HTMLSelectElement>('train-dataset').value = dataset;
+  for (const [key, spec] of Object.entries(NUMBERS) as [NumberKey, (typeof NUMBERS)[NumberKey]][]) {
+    const max = key === 'train-limit' ? offer.trainImages : key === 'test-limit' ? offer.testImages : spec.max;
+    const v = numberParam(key, { min: spec.min, max, integer: spec.integer });
+    if (v !== null) numberInput(key).value = String(v);
+  }
+}
+
+function setAttributes(): void {
+  const p = panel();
+  p.dataset.trainState = status?.state ?? 'idle';
+  p.dataset.trainEpoch = String(status?.epoch ?? 0);
+  p.dataset.trainTestAccuracy = status?.testAccuracy != null ? String(status.testAccuracy) : '';
+  p.dataset.trainBackend = backend.backend;
+}
+
+function describeStatus(): string {
+  const parts: string[] = [`Backend ${backend.backend}${backend.note ? ` (${backend.note})` : ''}`];
+  if (!status || !active) return `${parts[0]}. Press Train to start.`;
+  if (status.imagesPerSecond !== null) parts.push(`${status.imagesPerSecond.toFixed(1)} images/s`);
+  parts.push(status.activity);
+  const last = losses[losses.length - 1];
+  if (last) parts.push(`loss ${last.y.toFixed(4)}`);
+  if (status.testAccuracy !== null) parts.push(`test accuracy ${fmtPct(status.testAccuracy)} on ${status.testCount} images`);
+  return `${parts.join(' · ')}.`;
+}
+
+function renderCharts(): void {
+  const epochLen = status && status.stepsPerEpoch ? status.stepsPerEpoch : 1;
+  const epochs = status?.epochs ?? active?.epochs ?? 1;
+  drawChart($<HTMLCanvasElement>('train-loss-chart'), [{ points: losses.map((p) => ({ x: p.x / epochLen, y: p.y })), color: '#2756c5', smooth: 0.9 }], {
+    xLabel: 'epochs',
+    xMax: epochs,
+    yMin: 0,
+    formatY: (v) => v.toFixed(2),
+    formatX: (v) => String(Number(v.toFixed(2))),
+  });
+  drawChart($<HTMLCanvasElement>('train-acc-chart'), [{ points: checks.map((c) => ({ x: c.epochs, y: 100 * c.accuracy })), color: '#b2182b', dots: true }], {
+    xLabel: 'epochs',
+    xMax: epochs,
+    yMin: 0,
+    yMax: 100,
+    formatY: (v) => `${v}%`,
+    formatX: (v) => String(Number(v.toFixed(2))),
+  });
+  $('train-acc-caption').textContent = `Test accuracy on the first ${status?.testCount ?? active?.testLimit ?? '…'} test images, ${active?.checksPerEpoch ?? CHECKS_PER_EPOCH} times an epoch`;
+}
+
+function renderButtons(): void {
+  const s = status?.state ?? 'idle';
+  const run = $<HTMLButtonElement>('train-run');
+  run.textContent = s === 'running' ? 'Pause' : s === 'paused' ? 'Continue' : s === 'done' ? 'Train again' : 'Train';
+  run.setAttribute('aria-pressed', String(s === 'running'));
+  $<HTMLButtonElement>('train-step').disabled = s === 'running' || s === 'done';
+  $<HTMLButtonElement>('train-reset').disabled = !active || s === 'running';
+  for (const id of ['train-arch', 'train-dataset', ...Object.values(NUMBERS).map((n) => n.id), 'train-load']) $<HTMLInputElement>(id).disabled = s === 'running';
+}
+
+function render(): void {
+  setAttributes();
+  renderButtons();
+  $('train-status').textContent = describeStatus();
+  renderCharts();
+}
+
+function onStatus(s: TrainStatus): void {
+  // The new losses are those of the last steps up to step s.step.
+  for (const [i, y] of s.losses.entries()) losses.push({ x: s.step - s.losses.length + i + 1, y });
+  checks.push(...s.checks);
+  status = s;
+  if (s.error) hooks.showError(`Training stopped: ${s.error}`);
+  render();
+}
+
+/** Run one request of the panel after the ones before it; errors go to the page. */
+function enqueue(f: () => Promise<void>): Promise<void> {
+  const next = queue.then(f).catch((e: Error) => hooks.showError(e.message));
+  queue = next;
+  return next;
+}
+
+/** Set up training with the controls' settings (a new model, or the one shown), unless the worker has them already. */
+async function ensureSetup(): Promise<void> {
+  const setup = readSetup();
+  if (active && JSON.stringify(active) === JSON.stringify(setup) && status?.state !== 'done') return;
+  const { summary, status: s } = await worker().call('trainSetup', { setup });
+  active = setup;
+  losses = [];
+  checks = [];
+  status = s;
+  render();
+  await adopt(summary);
+}
+
+async function adopt(summary: ModelSummary): Promise<void> {
+  await hooks.adopt(new Engine(summary));
+}
+
+/** Train (or continue), or pause when training. */
+export function toggleRun(): Promise<void> {
+  return enqueue(async () => {
+    if (status?.state === 'running') {
+      onStatus((await worker().call('trainControl', { action: 'pause' })).status);
+      return;
+    }
+    await ensureSetup();
+    onStatus((await worker().call('trainControl', { action: 'run' })).status);
+  });
+}
+
+function step(): Promise<void> {
+  return enqueue(async () => {
+    await ensureSetup();
+    onStatus((await worker().call('trainControl', { action: 'step' })).status);
+  });
+}
+
+function reset(): Promise<void> {
+  return enqueue(async () => {
+    if (!active) return;
+    const r = await worker().call('trainControl', { action: 'reset' });
+    losses = [];
+    checks = [];
+    status = r.status;
+    render();
+    if (r.summary) await adopt(r.summary);
+  });
+}
+
+/** A folder name for the downloaded model: what it is and what it was trained on. */
+function downloadName(): string {
+  const e = state.engine;
+  const dataset = String(e?.metadata.dataset ?? active?.dataset ?? 'model');
+  const what = active?.start.kind === 'fresh' ? `${active.start.arch}-${active.start.preset}` : (e?.modelType ?? 'model');
+  return `${what}-${dataset}${active ? '-browser' : ''}`.replace(/[^a-z0-9._-]+/gi, '-');
+}
+
+async function download(): Promise<void> {
+  const e = state.engine;
+  if (!e) throw new Error('no model to download');
+  const { json, weights } = await e.save();
+  const dir = downloadName();
+  const zip = zipSync({ [dir]: { 'model.json': strToU8(json), 'weights.bin': weights } }, { level: 6 });
+  const url = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+  const a = el('a', { href: url, download: `${dir}.zip` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  const meta = JSON.parse(json) as { metadata?: { testAccuracy?: number; testImages?: { dataset: string; first: number } } };
+  const t = meta.metadata?.testImages;
+  $('train-download-note').textContent = t
+    ? `Saved ${dir}.zip in capsnet's model format. Unzip it and run: capsnet eval --model ${dir} --dataset ${t.dataset} --test-limit ${t.first} (this page measured ${fmtPct(meta.metadata!.testAccuracy!)} on those images).`
+    : `Saved ${dir}.zip in capsnet's model format. Unzip it and use the folder wherever capsnet takes --model.`;
+}
+
+/** model.json and its weights file from a zip, or from the two files picked together. */
+async function readModelFiles(files: File[]): Promise<{ json: unknown; weights: Uint8Array; name: string }> {
+  const entries = new Map<string, Uint8Array>();
+  for (const f of files) {
+    const bytes = new Uint8Array(await f.arrayBuffer());
+    if (/\.zip$/i.test(f.name)) for (const [path, data] of Object.entries(unzipSync(bytes))) entries.set(path.split('/').pop()!, data);
+    else entries.set(f.name, bytes);
+  }
+  const name = files.map((f) => f.name).join(', ');
+  const jsonBytes = entries.get('model.json');
+  if (!jsonBytes) throw new Error(`${name}: choose a model's model.json together with its weights.bin, or the .zip that Download model saves`);
+  let json: { weightsManifest?: { paths?: string[] }[] };
+  try {
+    json = JSON.parse(new TextDecoder().decode(jsonBytes)) as typeof json;
+  } catch {
+    throw new Error(`${name}: model.json is not valid JSON`);
+  }
+  const weightsName = json.weightsManifest?.[0]?.paths?.[0] ?? 'weights.bin';
+  const weights = entries.get(weightsName);
+  if (!weights) throw new Error(`${name}: model.json's weights file ${weightsName} was not chosen with it`);
+  return { json, weights, name };
+}
+
+async function loadFiles(files: File[]): Promise<void> {
+  const { json, weights, name } = await readModelFiles(files);
+  const engine = await Engine.load({ kind: 'files', json, weights, name });
+  active = null;
+  status = null;
+  losses = [];
+  checks = [];
+  $<HTMLSelectElement>('train-arch').value = CURRENT;
+  writeParams();
+  render();
+  await hooks.adopt(engine);
+}
+
+function buildControls(): void {
+  const arch = $<HTMLSelectElement>('train-arch');
+  arch.replaceChildren(
+    ...offer.trainable.map((t) => el('option', { value: `${t.arch}/${t.preset}`, textContent: t.label })),
+    el('option', { value: CURRENT, textContent: 'The model shown (fine-tune it)' }),
+  );
+  const data = $<HTMLSelectElement>('train-dataset');
+  data.replaceChildren(...offer.trainSets.map((s) => el('option', { value: s.dataset, textContent: s.title })));
+  numberInput('train-limit').max = String(offer.trainImages);
+  numberInput('train-limit').value = String(offer.trainImages);
+  numberInput('test-limit').max = String(offer.testImages);
+  numberInput('test-limit').value = String(offer.testImages);
+  for (const key of ['epochs', 'batch-size', 'lr'] as const) numberInput(key).value = String(NUMBERS[key].default);
+}
+
+/**
+ * Set the panel up: the offered models and data, the address's settings,
+ * the buttons. Returns whether the address asks to start training (?train=1).
+ */
+export function initTrainPanel(h: TrainPanelHooks, o: TrainOffer, b: BackendChoice): boolean {
+  hooks = h;
+  offer = o;
+  backend = b;
+  const p = panel();
+  p.hidden = !o.trainable.length || !o.trainSets.length;
+  if (p.hidden) return false;
+  buildControls();
+  try {
+    readParams();
+  } catch (e) {
+    hooks.showError((e as Error).message);
+  }
+  worker().on((e) => {
+    if (e.event === 'status') onStatus(e.status);
+    else if (e.event === 'weights' && state.engine?.generation === e.generation) hooks.refresh();
+  });
+  $('train-run').addEventListener('click', () => void toggleRun());
+  $('train-step').addEventListener('click', () => void step());
+  $('train-reset').addEventListener('click', () => void reset());
+  $('train-download').addEventListener('click', () => void enqueue(download));
+  $('train-share').addEventListener('click', () => {
+    writeParams();
+    void navigator.clipboard?.writeText(location.href).then(
+      () => ($('train-download-note').textContent = 'The link to this setup is copied.'),
+      () => ($('train-download-note').textContent = `The link to this setup: ${location.href}`),
+    );
+  });
+  const load = $<HTMLInputElement>('train-load');
+  load.addEventListener('change', () => {
+    const files = [...(load.files ?? [])];
+    load.value = '';
+    if (files.length) void enqueue(() => loadFiles(files));
+  });
+  for (const id of ['train-arch', 'train-dataset', ...Object.values(NUMBERS).map((n) => n.id)]) $(id).addEventListener('change', writeParams);
+  window.addEventListener('resize', renderCharts);
+  render();
+  return param('train') === '1';
+}
+
+/** What the page's API (window.capsviz.train) reports. */
+export function trainInfo(): { state: string; epoch: number; testAccuracy: number | null; losses: number[]; checks: AccuracyCheck[]; imagesPerSecond: number | null; backend: string } {
+  return {
+    state: status?.state ?? 'idle',
+    epoch: status?.epoch ?? 0,
+    testAccuracy: status?.testAccuracy ?? null,
+    losses: losses.map((p) => p.y),
+    checks: [...checks],
+    imagesPerSecond: status?.imagesPerSecond ?? null,
+    backend: backend?.backend ?? '',
+  };
+}
