@@ -21,13 +21,14 @@
  *
  * Debian bookworm's arm64 node is 18, older than the `engines` field asks
  * for; the kernel tests run on it because they need nothing newer. The one
- * test that starts the `capsnet` command is left out (EXCLUDED below): the
- * command loads sharp, which needs node 20 and whose arm64 build npm did not
- * install on this x86-64 machine. The addon's own report of its kernel, which
- * that test reads through `capsnet info`, is checked before the tests.
+ * test that starts the `capsnet` command cannot run here (CANNOT_RUN below):
+ * the command loads sharp, which needs node 20 and whose arm64 build npm did
+ * not install on this x86-64 machine. The addon's own report of its kernel,
+ * which that test reads through `capsnet info`, is checked before the tests.
  *
- *   node scripts/test-arm64.mjs [TEST_FILE.test.js ...]
- *                               the tests to run (default: the list below)
+ *   node scripts/test-arm64.mjs [--all] [TEST_FILE.test.js ...]
+ *                               the tests to run (default: the list below);
+ *                               --all also runs the SLOW ones
  *   CAPSNET_ARM64_JOBS=N        parallel compiler jobs (default: the CPU count)
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -46,11 +47,18 @@ const armNode = path.join(sysroot, 'usr', 'bin', 'node');
 const cross = 'aarch64-linux-gnu-g++';
 /** The engine's kernel and GEMM tests (compiled into dist/test/). */
 const DEFAULT_TESTS = ['gemm.test.js', 'nativeKernels.test.js', 'nativeCapsules.test.js', 'nativeSafety.test.js'];
-/** Tests that cannot run under this emulation, by name, with why. */
-const EXCLUDED = [
+/** Tests that cannot run under this emulation, by the start of their names, with why. */
+const CANNOT_RUN = [
   {
     name: 'CAPSNET_GEMM_ISA and CAPSNET_GEMM choose the GEMM when the engine loads',
     why: 'starts the capsnet command, which loads sharp (node >= 20, and no arm64 build of it installed here)',
+  },
+];
+/** Tests left out unless --all: emulated, they take longer than all the others together. */
+const SLOW = [
+  {
+    name: 'frequency-domain convolutions (polyphase DFT) equal the cpu kernels',
+    why: 'over half an hour emulated (run it with --all)',
   },
 ];
 /** Host packages (Debian names) and the commands they provide. */
@@ -289,15 +297,20 @@ function runEmulated(args) {
  * ones. node runs a test whose parent matches, and the file's top-level tests
  * have the root test, named "<root>", as their parent: so it must not match.
  */
-function namePattern() {
+function namePattern(excluded) {
   const escape = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return `^(?!<root>$|${EXCLUDED.map((e) => escape(e.name)).join('|')})`;
+  return `^(?!<root>$|${excluded.map((e) => escape(e.name)).join('|')})`;
 }
 
 async function main() {
   if (process.platform !== 'linux') fail('this runs on Linux (it emulates linux-arm64 with qemu-user)');
   if (process.arch === 'arm64') fail('this machine is arm64 already: build and test natively (npm ci, npm test)');
-  const tests = process.argv.slice(2).length > 0 ? process.argv.slice(2) : DEFAULT_TESTS;
+  const args = process.argv.slice(2);
+  const all = args.includes('--all');
+  const named = args.filter((a) => a !== '--all');
+  for (const a of named) if (a.startsWith('-')) fail(`unknown option ${a} (only --all)`);
+  const tests = named.length > 0 ? named : DEFAULT_TESTS;
+  const excluded = all ? CANNOT_RUN : [...CANNOT_RUN, ...SLOW];
   for (const t of tests) if (!existsSync(path.join(root, 'dist', 'test', path.basename(t)))) fail(`dist/test/${path.basename(t)} not found (run npm run build)`);
   mkdirSync(work, { recursive: true });
   ensureHostPackages();
@@ -324,13 +337,13 @@ console.log(JSON.stringify({ backend: backend.blas, ...loaded.addon.info() }));`
 
   // Each file runs in one emulated process: node --test would start one per
   // file by itself, which the host cannot do without binfmt_misc.
-  for (const e of EXCLUDED) say(`left out: "${e.name}": ${e.why}`);
+  for (const e of excluded) say(`left out: "${e.name}": ${e.why}`);
   const results = [];
   for (const t of tests) {
     const file = path.join('dist', 'test', path.basename(t));
     say(`running ${file}`);
     const t0 = Date.now();
-    const r = await runEmulated([`--test-name-pattern=${namePattern()}`, file]);
+    const r = await runEmulated([`--test-name-pattern=${namePattern(excluded)}`, file]);
     const count = (key) => Number(r.output.match(new RegExp(`^# ${key} (\\d+)$`, 'm'))?.[1] ?? NaN);
     const skippedNative = (r.output.match(/# SKIP native engine unavailable/g) ?? []).length;
     const excluded = (r.output.match(/# SKIP test name does not match pattern/g) ?? []).length;

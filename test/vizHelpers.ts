@@ -5,6 +5,8 @@ import { PACKAGE_ROOT } from '../src/models/pretrained.js';
 
 export const CHROMIUM = process.env.CAPSNET_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+/** WebGPU on the CPU (SwiftShader's Vulkan), where the machine has no GPU: slow, but the real WebGPU backend. */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
 /** Screenshots and measurements, for people to look at (gitignored). */
 export const ARTIFACTS = join(PACKAGE_ROOT, 'test-artifacts', 'viz');
 
@@ -19,6 +21,16 @@ export interface VizPageApi {
   decodeTimes: number[];
   idle(): Promise<void>;
   scoresFor(images: number[], n: number): Promise<number[]>;
+  /** The Train panel: its state, the loss of every step, its test-accuracy checks. */
+  train: {
+    state: string;
+    epoch: number;
+    testAccuracy: number | null;
+    losses: number[];
+    checks: { epochs: number; step: number; accuracy: number; correct: number; count: number }[];
+    imagesPerSecond: number | null;
+    backend: string;
+  };
 }
 
 declare global {

@@ -5,6 +5,7 @@
 import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { $ } from './dom.js';
 import { state, track, type View } from './state.js';
+import { param, setParams } from './url.js';
 
 /** The first convolution's output grid and kernel size, when the model shows its maps. */
 function conv1Geometry(): { h: number; w: number; channels: number; kernel: number } | null {
@@ -77,6 +78,7 @@ function setupConv1Input(): void {
       const hit = l && tileAt(canvas, l, e);
       if (hit && hit.tile !== state.conv1Focus) {
         state.conv1Focus = hit.tile;
+        setParams({ kernel: hit.tile + 1 });
         renderConv1();
       }
     });
@@ -87,6 +89,7 @@ function setupConv1Input(): void {
       if (step[e.key] === undefined) return;
       e.preventDefault();
       state.conv1Focus = Math.min(l.count - 1, Math.max(0, Math.max(0, state.conv1Focus) + step[e.key]));
+      setParams({ kernel: state.conv1Focus + 1 });
       renderConv1();
     });
   }
@@ -112,7 +115,9 @@ export const conv1View: View = {
   setup(engine) {
     const g = engine.layout.featureMaps;
     $('view-conv1').hidden = !g;
-    state.conv1Focus = -1;
+    // The address's kernel=N (1-based), else the strongest map of the first input.
+    const named = Number(param('kernel'));
+    state.conv1Focus = g && Number.isInteger(named) && named >= 1 && named <= g.channels ? named - 1 : -1;
     state.kernels = null;
     if (!g) return;
     loadKernels();

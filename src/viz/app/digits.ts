@@ -7,6 +7,7 @@ import { $ } from './dom.js';
 import type { Engine } from './engine.js';
 import { showSelectedCapsule } from './reconstruction.js';
 import { className, state, type View } from './state.js';
+import { setParams } from './url.js';
 
 
 function buildDigitBars(): void {
@@ -60,6 +61,8 @@ function renderDigits(): void {
 function selectClass(j: number): void {
   if (!state.analysis || state.layout?.classCapsules?.form !== 'vector') return;
   state.selected = j;
+  state.chosenClass = j;
+  setParams({ capsule: j });
   renderDigits();
   showSelectedCapsule();
 }

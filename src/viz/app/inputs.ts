@@ -7,6 +7,7 @@ import { $ } from './dom.js';
 import { grayDigit, type Engine, type InputImage } from './engine.js';
 import { DrawingPad, imageFileToInput, imageFileToPrepared, NotAnImageError } from './pad.js';
 import { state, track, type Samples } from './state.js';
+import { param, setParams } from './url.js';
 
 let onInput: (img: InputImage) => void = () => undefined;
 
@@ -134,11 +135,17 @@ function sampleTitle(s: Samples, k: number): string {
   return `${s.title} test image #${s.indices[k]} (label ${name === String(s.labels[k]) ? name : `${s.labels[k]}, ${name}`})`;
 }
 
-/** Select test image #0 of the loaded set (or its first image) as the input, without running the model. */
+/**
+ * Select the test image the address names (image=N: test image #N of the
+ * set), else #0 (or the set's first image), as the input, without running
+ * the model.
+ */
 export function selectFirstSample(): void {
   if (!state.samples) return;
+  const named = param('image');
+  const k = named !== null && /^\d+$/.test(named) ? state.samples.indices.indexOf(Number(named)) : -1;
   const first = state.samples.indices.indexOf(0);
-  chooseSample(first >= 0 ? first : 0, false);
+  chooseSample(k >= 0 ? k : first >= 0 ? first : 0, false);
 }
 
 function sampleImage(k: number): InputImage {
@@ -149,6 +156,7 @@ function sampleImage(k: number): InputImage {
 function chooseSample(k: number, run = true): void {
   if (!state.samples) return;
   state.currentSample = k;
+  if (run) setParams({ image: state.samples.indices[k] });
   const root = $('samples');
   [...root.children].forEach((b, i) => {
     b.setAttribute('aria-pressed', String(i === k));
@@ -165,6 +173,7 @@ function chooseSample(k: number, run = true): void {
 
 function unpressSamples(): void {
   state.currentSample = -1;
+  setParams({ image: null });
   [...$('samples').children].forEach((b, i) => {
     b.setAttribute('aria-pressed', 'false');
     (b as HTMLElement).tabIndex = i === 0 ? 0 : -1;

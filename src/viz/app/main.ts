@@ -119,6 +119,11 @@ function describeModel(): string {
 
 /** Run the model on `img`; calls made while one is running collapse to the latest. */
 async function runAnalysis(img: InputImage): Promise<void> {
+  if (img !== state.input && state.chosenClass !== null) {
+    // A new input: the decoder views follow its prediction again.
+    state.chosenClass = null;
+    setParams({ capsule: null });
+  }
   state.input = img;
   paintImage($<HTMLCanvasElement>('input-28'), img.data, img.width, img.height, img.channels);
   if (!state.engine) return; // adopt analyses `input` once a model is there
@@ -151,7 +156,8 @@ async function runAnalysis(img: InputImage): Promise<void> {
 
 function onAnalysis(a: Analysis): void {
   state.analysis = a;
-  state.selected = a.prediction;
+  const n = a.scores.length;
+  state.selected = state.chosenClass !== null && state.chosenClass < n ? state.chosenClass : a.prediction;
   const [ih, iw, ic] = state.engine!.inputShape;
   paintImage($<HTMLCanvasElement>('input-28'), a.modelInput, iw, ih, ic);
   paintImage($<HTMLCanvasElement>('recon-input'), a.modelInput, iw, ih, ic);
@@ -170,10 +176,24 @@ function setupViews(): void {
   for (const v of VIEWS) v.setup(engine);
 }
 
-/** The weights changed (training): the kernels and every view, on the same input. */
+/**
+ * The shortest time between two refreshes while training: the views' work
+ * shares the worker with training, and on a fast GPU a refresh after every
+ * step would halve the training speed.
+ */
+const REFRESH_MS = 400;
+let lastRefresh = 0;
+let refreshTimer = 0;
+
+/** The weights changed (training): the kernels and every view, on the same input, at most every REFRESH_MS. */
 function refresh(): void {
-  conv1View.refresh?.();
-  void runAnalysis(state.input);
+  if (refreshTimer) return;
+  refreshTimer = window.setTimeout(() => {
+    refreshTimer = 0;
+    lastRefresh = performance.now();
+    for (const v of VIEWS) v.refresh?.();
+    void runAnalysis(state.input);
+  }, Math.max(0, lastRefresh + REFRESH_MS - performance.now()));
 }
 
 // ---------------------------------------------------------------- start
@@ -238,6 +258,9 @@ async function start(): Promise<void> {
   }
   await samplesReady;
   selectFirstSample();
+  // The address's choice of class capsule holds for the first input.
+  const capsule = param('capsule');
+  if (capsule !== null && /^\d+$/.test(capsule)) state.chosenClass = Number(capsule);
   let models: ModelEntry[];
   let offer: TrainOffer;
   try {

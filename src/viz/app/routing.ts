@@ -9,6 +9,7 @@ import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, rob
 import { $, capitalize, fmtPct } from './dom.js';
 import { capsuleIndex, primaryLayout, primaryRouting, renderCapsuleInfo } from './primary.js';
 import { className, focusCapsule, state, type View } from './state.js';
+import { param, setParams } from './url.js';
 
 /** How the view draws the coefficients, after the model's words on what they are. */
 const ROUTING_DISPLAY =
@@ -150,10 +151,11 @@ function renderRouting(): void {
   renderCapsuleInfo();
 }
 
-function setIteration(r: number): void {
+function setIteration(r: number, remember = true): void {
   const routing = primaryRouting();
   if (!routing) return;
   state.iteration = Math.min(routing.iterations - 1, Math.max(0, r));
+  if (remember) setParams({ iter: state.iteration + 1 });
   renderRouting();
 }
 
@@ -182,24 +184,38 @@ function setupRoutingInput(): void {
     $('iter-play').setAttribute('aria-pressed', 'true');
     $('iter-play').textContent = 'Pause';
     setIteration(0);
-    state.playTimer = window.setInterval(() => setIteration((state.iteration + 1) % (primaryRouting()?.iterations ?? 1)), 1000);
+    state.playTimer = window.setInterval(() => setIteration((state.iteration + 1) % (primaryRouting()?.iterations ?? 1), false), 1000);
   });
   $<HTMLSelectElement>('iter-mode').addEventListener('change', (e) => {
     state.routingMode = (e.target as HTMLSelectElement).value === 'value' ? 'value' : 'delta';
+    setParams({ colour: state.routingMode === 'value' ? 'value' : null });
     renderRouting();
   });
   $<HTMLInputElement>('iter-weight').addEventListener('change', (e) => {
     state.weightByLength = (e.target as HTMLInputElement).checked;
+    setParams({ weight: state.weightByLength ? null : 0 });
     renderRouting();
   });
 }
 
+/** The address's routing choices: iter=N (1-based), colour=value, weight=0. */
+function readRoutingParams(): void {
+  state.routingMode = param('colour') === 'value' ? 'value' : 'delta';
+  state.weightByLength = param('weight') !== '0';
+  $<HTMLSelectElement>('iter-mode').value = state.routingMode;
+  $<HTMLInputElement>('iter-weight').checked = state.weightByLength;
+}
+
 export const routingView: View = {
-  init: setupRoutingInput,
+  init() {
+    setupRoutingInput();
+    readRoutingParams();
+  },
   setup() {
     const routing = primaryRouting();
     $('view-routing').hidden = !routing;
-    state.iteration = routing ? routing.iterations - 1 : 0;
+    const iter = Number(param('iter'));
+    state.iteration = routing ? (Number.isInteger(iter) && iter >= 1 ? Math.min(iter, routing.iterations) - 1 : routing.iterations - 1) : 0;
     if (!routing) return;
     $('h-routing').textContent = routing.title;
     $('routing-explain').textContent = `${routing.about} ${ROUTING_DISPLAY.replace('COEFFICIENT', routing.coefficient)}`;

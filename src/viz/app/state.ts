@@ -62,8 +62,9 @@ export const state = {
   /** Sample sets the build wrote besides MNIST's (models.json). */
   sampleSets: ['mnist'],
   currentSample: -1,
-  /** The class whose capsule the decoder views show. */
+  /** The class whose capsule the decoder views show: the one chosen (kept while the input stays), else the prediction. */
   selected: 0,
+  chosenClass: null as number | null,
   /** That capsule as the model computed it, and as the sliders changed it. */
   base: new Float32Array(16) as Float32Array,
   vector: new Float32Array(16) as Float32Array,
