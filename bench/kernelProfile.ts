@@ -9,6 +9,8 @@ export interface KernelTiming {
   kernel: string;
   calls: number;
   ms: number;
+  /** CPU time of the process (every thread) spent in the kernel: less sensitive than ms to other work on the machine. */
+  cpuMs: number;
   /** Largest output, in elements. */
   maxOutput: number;
 }
@@ -35,12 +37,15 @@ export function installKernelTimers(backend: string): void {
     tf.registerKernel({
       ...config,
       kernelFunc: ((args: Parameters<tf.KernelFunc>[0]) => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const out = inner(args);
         const ms = performance.now() - t0;
-        const entry = timings.get(name) ?? { kernel: name, calls: 0, ms: 0, maxOutput: 0 };
+        const cpu = process.cpuUsage(c0);
+        const entry = timings.get(name) ?? { kernel: name, calls: 0, ms: 0, cpuMs: 0, maxOutput: 0 };
         entry.calls++;
         entry.ms += ms;
+        entry.cpuMs += (cpu.user + cpu.system) / 1000;
         entry.maxOutput = Math.max(entry.maxOutput, outputSize(out));
         timings.set(name, entry);
         return out;

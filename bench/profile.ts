@@ -44,10 +44,10 @@ function table(title: string, steps: number, totalMs: number, cpu: number, nativ
   // CPU time counts every thread of the engine's pool: it moves less than
   // the wall clock when other work shares the cores.
   console.log(`\n${title}: ${(totalMs / steps).toFixed(1)} ms per batch (CPU time ${(cpu / steps).toFixed(1)} ms), of which kernels ${(kernelMs / steps).toFixed(1)} ms`);
-  console.log(`${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'ms'.padStart(9)} ${'%'.padStart(6)}  ${'largest output'.padStart(14)}  impl`);
+  console.log(`${'kernel'.padEnd(34)} ${'calls'.padStart(6)} ${'ms'.padStart(9)} ${'CPU ms'.padStart(9)} ${'%'.padStart(6)}  ${'largest output'.padStart(14)}  impl`);
   for (const r of rows) {
     const impl = natives.has(r.kernel) ? 'native' : 'js (cpu kernel)';
-    console.log(`${r.kernel.padEnd(34)} ${(r.calls / steps).toFixed(0).padStart(6)} ${(r.ms / steps).toFixed(2).padStart(9)} ${((100 * r.ms) / kernelMs).toFixed(1).padStart(6)}  ${String(r.maxOutput).padStart(14)}  ${impl}`);
+    console.log(`${r.kernel.padEnd(34)} ${(r.calls / steps).toFixed(0).padStart(6)} ${(r.ms / steps).toFixed(2).padStart(9)} ${(r.cpuMs / steps).toFixed(2).padStart(9)} ${((100 * r.ms) / kernelMs).toFixed(1).padStart(6)}  ${String(r.maxOutput).padStart(14)}  ${impl}`);
   }
 }
 

@@ -6,7 +6,8 @@
  *
  * @module capsnet
  */
-export { squash, squashReference, capsuleLength } from './capsules/squash.js';
+export { squash, squashReference, capsuleLength, efficientSquash, efficientSquashReference } from './capsules/squash.js';
+export { selfAttentionRouting, selfAttentionRoutingReference, type SelfAttentionRoutingResult } from './capsules/selfAttentionRouting.js';
 export { dynamicRouting, dynamicRoutingReference, type DynamicRoutingOptions, type DynamicRoutingResult } from './capsules/dynamicRouting.js';
 export { predictionVectors, predictionVectorsReference } from './capsules/predictionVectors.js';
 export { emRouting, emRoutingReference, type EmRoutingOptions, type EmRoutingResult } from './capsules/emRouting.js';
@@ -29,6 +30,11 @@ export { ConvCapsules } from './layers/convCapsules.js';
 export { ClassCapsules, type CoordinateAddition } from './layers/classCapsules.js';
 export { matrixVotes } from './capsules/matrixVotes.js';
 export type { MatrixCapsules } from './layers/matrixCapsules.js';
+export { BatchNormalization, batchNormTraining, batchNormTrainingReference, type BatchNormalizationConfig, type BatchNormTrainingResult } from './layers/batchNormalization.js';
+export { InstanceNormalization, type InstanceNormalizationConfig } from './layers/instanceNormalization.js';
+export { DepthwiseConv2D, type DepthwiseConv2DConfig } from './layers/depthwiseConv2d.js';
+export { EfficientPrimaryCapsules, type EfficientPrimaryCapsulesConfig } from './layers/efficientPrimaryCapsules.js';
+export { SelfAttentionCapsules, type SelfAttentionCapsulesConfig } from './layers/selfAttentionCapsules.js';
 export { parseIdx, encodeIdx, type IdxArray } from './data/idx.js';
 export { type ImageDataset, take, validateDataset } from './data/dataset.js';
 export { makeBatch, type Batch } from './data/batches.js';

@@ -43,7 +43,7 @@ function presentParts(parts: Inspection): string[] {
 for (const name of architectureNames()) {
   test(`${name}: inspect gives the parts its layout declares, with their shapes and the model's scores`, () => {
     const arch = getArchitecture(name);
-    const preset = arch.presets.includes('small') ? 'small' : arch.defaultPreset;
+    const preset = arch.quickPreset;
     const model = createModel(name, preset, { inputShape: [28, 28, 1], numClasses: 10 }, 3);
     try {
       const layout = model.inspection;

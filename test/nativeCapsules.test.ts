@@ -1,18 +1,22 @@
 /**
  * The native fused capsule kernels against the plain-tfjs references on the
- * same backend (fused kernels switched off): values and gradients of squash,
- * prediction vectors and dynamic routing, bias + ReLU, and the Adam update, on random
- * shapes and edge cases.
+ * same backend (fused kernels switched off): values and gradients of squash
+ * (both kinds), prediction vectors, dynamic routing, self-attention routing
+ * (also against the float64 fixture), bias + ReLU, training-mode batch norm,
+ * and the Adam update, on random shapes and edge cases.
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { FUSED_KERNELS, hasFusedKernel, setFusedKernelsEnabled } from '../src/backend/fused.js';
 import { dynamicRouting } from '../src/capsules/dynamicRouting.js';
 import { emRouting } from '../src/capsules/emRouting.js';
 import type { EmGeometry } from '../src/capsules/emGeometry.js';
 import { matrixVotes } from '../src/capsules/matrixVotes.js';
 import { predictionVectors } from '../src/capsules/predictionVectors.js';
-import { squash } from '../src/capsules/squash.js';
+import { selfAttentionRouting } from '../src/capsules/selfAttentionRouting.js';
+import { efficientSquash, squash } from '../src/capsules/squash.js';
+import { batchNormTraining } from '../src/layers/batchNormalization.js';
 import { biasRelu } from '../src/layers/biasRelu.js';
 import { adamUpdateReference } from '../src/training/adam.js';
 import { loadAddon, nativeKernelNames } from '../src/native/index.js';
@@ -108,6 +112,183 @@ nativeTest('squash of a zero capsule is zero with a zero gradient; huge capsules
   const g = tf.grad((x: tf.Tensor) => tf.sum(squash(x)))(s).dataSync();
   assert.ok(g.every(Number.isFinite));
   assert.ok(Math.abs(g[0]) < 1e-6 && Math.abs(g[1]) < 1e-6 && Math.abs(g[2]) < 1e-6);
+});
+
+/** True when running fn called the kernel `name` (so a comparison is not of the reference with itself). */
+function runsKernel(name: string, fn: () => unknown): boolean {
+  const engine = tf.engine();
+  let called = false;
+  const original = engine.runKernel.bind(engine);
+  engine.runKernel = ((kernelName: string, ...rest: unknown[]) => {
+    if (kernelName === name) called = true;
+    return (original as (...a: unknown[]) => unknown)(kernelName, ...rest);
+  }) as typeof engine.runKernel;
+  try {
+    tf.tidy(() => {
+      fn();
+    });
+  } finally {
+    engine.runKernel = original;
+  }
+  return called;
+}
+
+nativeTest('efficientSquash: values and gradients equal the reference (random shapes, zero, tiny and huge capsules)', () => {
+  const rng = new Rng(41);
+  const cases: { shape: number[]; data?: (n: number) => Float32Array }[] = [
+    { shape: [4, 8] },
+    { shape: [100, 16, 8] },
+    { shape: [1, 1] },
+    { shape: [3, 5, 7] },
+    { shape: [6, 4], data: (n) => new Float32Array(n) },
+    { shape: [5, 8], data: (n) => randn(rng, n, 1e-6) },
+    { shape: [5, 8], data: (n) => randn(rng, n, 30) },
+    { shape: [5, 8], data: (n) => randn(rng, n, 1e18) },
+  ];
+  assert.ok(runsKernel(FUSED_KERNELS.efficientSquash, () => efficientSquash(tf.ones([2, 3]))));
+  for (const c of cases) {
+    const n = size(c.shape);
+    const s = tf.tensor(c.data ? c.data(n) : randn(rng, n), c.shape);
+    const up = tf.tensor(randn(rng, n), c.shape);
+    const [fused, ref] = fusedAndReference(() => {
+      const v = efficientSquash(s);
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(efficientSquash(x), up)))(s);
+      return [v.dataSync(), g.dataSync()] as const;
+    });
+    assertClose(fused[0], ref[0], { ...TOL, what: `efficientSquash ${c.shape}` });
+    assertClose(fused[1], ref[1], { ...TOL, what: `efficientSquash grad ${c.shape}` });
+    tf.dispose([s, up]);
+  }
+});
+
+nativeTest('batchNormTraining: y, the batch statistics and every gradient equal the reference (odd shapes, constant channels, large means)', () => {
+  const rng = new Rng(42);
+  // Channel counts off the vector width, row counts off the partial-sum
+  // block (256), the model's own maps, a channel constant over the batch
+  // (variance 0: eps alone keeps y finite), values far from zero.
+  const cases: { shape: number[]; mean?: number; constant?: boolean }[] = [
+    { shape: [5, 3] },
+    { shape: [2, 9, 9, 17] },
+    { shape: [300, 64] },
+    { shape: [2, 1] },
+    { shape: [10, 24, 24, 32] },
+    { shape: [4, 6, 6, 8], constant: true },
+    { shape: [50, 7], mean: 1000 },
+  ];
+  assert.ok(runsKernel(FUSED_KERNELS.batchNormTraining, () => batchNormTraining(tf.ones([2, 3]), tf.ones([3]) as tf.Tensor1D, tf.zeros([3]) as tf.Tensor1D, 1e-3)));
+  for (const c of cases) {
+    const n = size(c.shape);
+    const C = c.shape[c.shape.length - 1];
+    const values = randn(rng, n);
+    for (let i = 0; i < n; i++) {
+      values[i] += c.mean ?? 0;
+      if (c.constant && i % C === 1) values[i] = 0.25;
+    }
+    const x = tf.tensor(values, c.shape);
+    const gamma = tf.tensor1d(randn(rng, C, 0.3).map((g) => 1 + g));
+    const beta = tf.tensor1d(randn(rng, C));
+    const upY = tf.tensor(randn(rng, n), c.shape);
+    const upMean = tf.tensor1d(randn(rng, C));
+    const upVariance = tf.tensor1d(randn(rng, C));
+    const before = tf.memory().numTensors;
+    const [fused, ref] = fusedAndReference(() => {
+      const out = batchNormTraining(x, gamma as tf.Tensor1D, beta as tf.Tensor1D, 1e-3);
+      // Through y only (the layer's case), and through the statistics too.
+      const throughY = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3).y, upY)))([x, gamma, beta]);
+      const throughAll = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const r = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3);
+        return tf.addN([tf.sum(tf.mul(r.y, upY)), tf.sum(tf.mul(r.mean, upMean)), tf.sum(tf.mul(r.variance, upVariance))]);
+      })([x, gamma, beta]);
+      return { y: out.y.dataSync(), mean: out.mean.dataSync(), variance: out.variance.dataSync(), throughY: throughY.map((g) => g.dataSync()), throughAll: throughAll.map((g) => g.dataSync()) };
+    });
+    assert.equal(tf.memory().numTensors, before, `tensors left behind for [${c.shape}]`);
+    const what = `[${c.shape}]${c.constant ? ' constant channel' : ''}${c.mean ? ` mean ${c.mean}` : ''}`;
+    assert.ok(fused.y.every(Number.isFinite), `${what}: y is finite`);
+    const tol = { rtol: 1e-4, atol: 1e-5 };
+    assertClose(fused.mean, ref.mean, { rtol: 1e-5, atol: 1e-6, what: `mean ${what}` });
+    assertClose(fused.variance, ref.variance, { ...tol, what: `variance ${what}` });
+    assertClose(fused.y, ref.y, { ...tol, what: `y ${what}` });
+    ['dx', 'dgamma', 'dbeta'].forEach((name, k) => {
+      assertClose(fused.throughY[k], ref.throughY[k], { ...tol, what: `${name} through y ${what}` });
+      assertClose(fused.throughAll[k], ref.throughAll[k], { ...tol, what: `${name} through y and the statistics ${what}` });
+    });
+    tf.dispose([x, gamma, beta, upY, upMean, upVariance]);
+  }
+});
+
+nativeTest('batchNormTraining normalizes each channel to the mean beta and the standard deviation |gamma| (biased, as eps allows)', () => {
+  const rng = new Rng(43);
+  const x = tf.tensor4d(randn(rng, 8 * 5 * 5 * 3, 4), [8, 5, 5, 3]);
+  const gamma = tf.tensor1d([2, -0.5, 1]);
+  const beta = tf.tensor1d([1, 0, -3]);
+  const { y } = batchNormTraining(x, gamma, beta, 1e-3);
+  const m = tf.moments(y, [0, 1, 2]);
+  assertClose(m.mean.dataSync(), [1, 0, -3], { rtol: 1e-5, atol: 1e-5, what: 'channel means' });
+  const variance = tf.moments(x, [0, 1, 2]).variance.dataSync();
+  const expected = [2, -0.5, 1].map((g, c) => (g * g * variance[c]) / (variance[c] + 1e-3));
+  assertClose(m.variance.dataSync(), expected, { rtol: 1e-4, what: 'channel variances' });
+});
+
+interface RoutingFixture { shape: [number, number, number, number]; u_hat: number[]; b: number[]; v: number[]; c: number[]; upstream: number[]; grad_u_hat: number[]; grad_b: number[] }
+
+nativeTest('selfAttentionRouting: the fused kernel matches the float64 fixture (v, couplings, gradients of uHat and priors)', () => {
+  const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/efficient-primitives.json', import.meta.url), 'utf8')) as { routing: RoutingFixture[] };
+  assert.ok(fixture.routing.length >= 5);
+  for (const c of fixture.routing) {
+    const [batch, inCaps, outCaps, dim] = c.shape;
+    const uHat = tf.tensor4d(c.u_hat, c.shape);
+    const priors = tf.tensor2d(c.b, [inCaps, outCaps]);
+    const up = tf.tensor3d(c.upstream, [batch, outCaps, dim]);
+    assert.ok(runsKernel(FUSED_KERNELS.selfAttentionRouting, () => selfAttentionRouting(uHat, priors)), 'the fused kernel runs');
+    const { v, couplings } = selfAttentionRouting(uHat, priors);
+    const [gu, gb] = tf.grads((x: tf.Tensor, p: tf.Tensor) => tf.sum(tf.mul(selfAttentionRouting(x as tf.Tensor4D, p as tf.Tensor2D).v, up)))([uHat, priors]);
+    const what = `fixture [${c.shape}]`;
+    assertClose(v.dataSync(), c.v, { ...TOL, what: `v ${what}` });
+    assertClose(couplings.dataSync(), c.c, { ...TOL, what: `couplings ${what}` });
+    assertClose(gu.dataSync(), c.grad_u_hat, { ...TOL, what: `duHat ${what}` });
+    assertClose(gb.dataSync(), c.grad_b, { ...TOL, what: `dpriors ${what}` });
+    tf.dispose([uHat, priors, up, v, couplings, gu, gb]);
+  }
+});
+
+nativeTest('selfAttentionRouting: v, couplings and the gradients (through v and the couplings) equal the reference', () => {
+  const rng = new Rng(44);
+  // [batch, inCaps, outCaps, dim], scale of uHat: the MNIST model's shape,
+  // single capsules, dimensions off the vector width, large agreements
+  // (a saturated softmax), all-zero predictions.
+  const cases: [number[], number][] = [
+    [[100, 16, 10, 16], 0.3],
+    [[1, 1, 1, 1], 1],
+    [[3, 5, 4, 7], 1],
+    [[2, 9, 1, 3], 1],
+    [[2, 6, 5, 16], 20],
+    [[2, 4, 3, 5], 0],
+  ];
+  for (const [shape, scale] of cases) {
+    const [B, I, J, D] = shape;
+    const uHat = tf.tensor4d(randn(rng, B * I * J * D, scale), [B, I, J, D]);
+    const priors = tf.tensor2d(randn(rng, I * J, 0.5), [I, J]);
+    const upV = tf.tensor3d(randn(rng, B * J * D), [B, J, D]);
+    const upC = tf.tensor3d(randn(rng, B * I * J), [B, I, J]);
+    const [fused, ref] = fusedAndReference(() => {
+      const out = selfAttentionRouting(uHat, priors);
+      const throughV = tf.grads((x: tf.Tensor, p: tf.Tensor) => tf.sum(tf.mul(selfAttentionRouting(x as tf.Tensor4D, p as tf.Tensor2D).v, upV)))([uHat, priors]);
+      const throughBoth = tf.grads((x: tf.Tensor, p: tf.Tensor) => {
+        const r = selfAttentionRouting(x as tf.Tensor4D, p as tf.Tensor2D);
+        return tf.add(tf.sum(tf.mul(r.v, upV)), tf.sum(tf.mul(r.couplings, upC)));
+      })([uHat, priors]);
+      return { v: out.v.dataSync(), c: out.couplings.dataSync(), throughV: throughV.map((g) => g.dataSync()), throughBoth: throughBoth.map((g) => g.dataSync()) };
+    });
+    const what = `[${shape}] scale ${scale}`;
+    assertClose(fused.v, ref.v, { ...TOL, what: `v ${what}` });
+    assertClose(fused.c, ref.c, { ...TOL, what: `couplings ${what}` });
+    ['duHat', 'dpriors'].forEach((name, k) => {
+      assert.ok(fused.throughBoth[k].every(Number.isFinite), `${name} ${what} is finite`);
+      assertClose(fused.throughV[k], ref.throughV[k], { ...TOL, what: `${name} through v ${what}` });
+      assertClose(fused.throughBoth[k], ref.throughBoth[k], { ...TOL, what: `${name} through v and the couplings ${what}` });
+    });
+    tf.dispose([uHat, priors, upV, upC]);
+  }
 });
 
 nativeTest('predictionVectors: values and both gradients equal the reference', () => {

@@ -1,7 +1,7 @@
 /**
  * The native backend's kernels against tfjs's cpu backend on the same data:
  * convolutions (forward, fused, both gradients; strides, padding, dilation,
- * odd sizes, the im2col blocking), matmuls, elementwise ops with
+ * odd sizes, the im2col blocking), depthwise convolutions, matmuls, elementwise ops with
  * broadcasting, reductions, softmax, transpose, slice, pad, concat, unstack,
  * gather and casts.
  */
@@ -169,6 +169,41 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
   } finally {
     loaded.addon.setSpectralMode({ mode: 'auto' });
     loaded.addon.setSpectralColumns({ columns: 0 });
+  }
+});
+
+nativeTest('DepthwiseConv2dNative and its two gradients equal the cpu kernels (channel multipliers, strides, padding, dilation, odd shapes)', async () => {
+  const rng = new Rng(31);
+  // [x, filter [KH, KW, C, multiplier], strides, padding, dilations]: the
+  // primary capsules of Efficient-CapsNet on MNIST and on MultiMNIST (a
+  // kernel as large as the maps; 5x5 stride 2), channel counts off the
+  // vector width, multipliers above 1, unequal strides, same padding with
+  // stride 2, a 1x1 kernel (filter gradient split by channels), a kernel
+  // wider than tall.
+  const cases: [number[], number[], number | [number, number], 'valid' | 'same' | number, (number | [number, number])?][] = [
+    [[4, 9, 9, 128], [9, 9, 128, 1], 1, 'valid'],
+    [[3, 9, 9, 128], [5, 5, 128, 1], 2, 'valid'],
+    [[2, 7, 6, 5], [3, 3, 5, 2], 2, 'same'],
+    [[3, 8, 8, 3], [3, 3, 3, 3], 1, 'same'],
+    [[2, 10, 7, 17], [4, 3, 17, 1], [2, 1], 'valid'],
+    [[2, 6, 6, 40], [1, 1, 40, 2], 1, 'valid'],
+    [[1, 5, 9, 4], [2, 5, 4, 1], 1, 1],
+    [[2, 11, 11, 9], [3, 3, 9, 1], 1, 'valid', 2],
+    [[1, 9, 12, 2], [3, 2, 2, 3], 1, 'same', [2, 3]],
+  ];
+  for (const [x, f, strides, pad, dilations = 1] of cases) {
+    const info = tf.backend_util.computeConv2DInfo(x as [number, number, number, number], f as [number, number, number, number], strides, dilations, pad, undefined, true);
+    const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+    // tfjs takes the gradients of undilated depthwise convolutions only.
+    const dilated = dilations !== 1;
+    const taps = info.filterHeight * info.filterWidth;
+    const tol = { ...TOL, atol: TOL.atol * Math.max(1, Math.sqrt(Math.max(taps, info.batchSize * info.outHeight * info.outWidth)) / 10) };
+    await compare(`depthwise ${x} ${f} s=${strides} ${pad} d=${dilations}`, [f32(rng, x), f32(rng, f, 0.3), f32(rng, dyShape)], (a, w, dy) => {
+      const y = tf.depthwiseConv2d(a as tf.Tensor4D, w as tf.Tensor4D, strides, pad, 'NHWC', dilations);
+      if (dilated) return [y];
+      const [dx, dw] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(p as tf.Tensor4D, q as tf.Tensor4D, strides, pad), dy)))([a, w]);
+      return [y, dx, dw];
+    }, tol);
   }
 });
 

@@ -38,6 +38,9 @@ const GEOMETRY: ConvGeometry = {
   padLeft: 0,
 };
 
+/** The same input as a depthwise convolution with channel multiplier 2 (filter [3, 3, 3, 2]). */
+const DEPTHWISE: ConvGeometry = { ...GEOMETRY, outChannels: 6 };
+
 /** Each case must throw; `pattern` matches the message. */
 function rejects(cases: [string, () => unknown, RegExp?][]): void {
   for (const [what, fn, pattern] of cases) {
@@ -132,6 +135,22 @@ nativeTest('matmul and convolution entry points reject malformed settings', () =
       a.conv2dBackpropInput({ dy: shared.subarray(0, 72), filter: f, dx: shared, ...GEOMETRY });
     }, /overlaps/],
     ['conv2dBackpropFilter: dw too long', () => a.conv2dBackpropFilter({ x, dy: y, dw: F(109), ...GEOMETRY }), /expected 108 elements/],
+    // Depthwise: 3 channels with multiplier 2, filter [3, 3, 3, 2].
+    ['depthwiseConv2d: outChannels not a multiple of inChannels', () => a.depthwiseConv2d({ x, filter: F(54), out: F(2 * 3 * 3 * 4), ...GEOMETRY }), /multiple of inChannels/],
+    ['depthwiseConv2d: filter too short', () => a.depthwiseConv2d({ x, filter: F(53), out: F(108), ...DEPTHWISE }), /expected 54 elements/],
+    ['depthwiseConv2d: output too short', () => a.depthwiseConv2d({ x, filter: F(54), out: F(107), ...DEPTHWISE }), /expected 108 elements/],
+    ['depthwiseConv2d: output aliasing the input', () => {
+      const shared = F(150);
+      a.depthwiseConv2d({ x: shared, filter: F(54), out: shared.subarray(0, 108), ...DEPTHWISE });
+    }, /overlaps/],
+    ['depthwiseConv2d: zero dilation', () => a.depthwiseConv2d({ x, filter: F(54), out: F(108), ...DEPTHWISE, dilationWidth: 0 }), /dilationWidth/],
+    ['depthwiseConv2dBackpropInput: dx too short', () => a.depthwiseConv2dBackpropInput({ dy: F(108), filter: F(54), dx: F(149), ...DEPTHWISE }), /expected 150 elements/],
+    ['depthwiseConv2dBackpropInput: dx aliasing the filter', () => {
+      const shared = F(150);
+      a.depthwiseConv2dBackpropInput({ dy: F(108), filter: shared.subarray(96), dx: shared, ...DEPTHWISE });
+    }, /overlaps/],
+    ['depthwiseConv2dBackpropFilter: dy too long', () => a.depthwiseConv2dBackpropFilter({ x, dy: F(109), dw: F(54), ...DEPTHWISE }), /expected 108 elements/],
+    ['depthwiseConv2dBackpropFilter: sizes that overflow', () => a.depthwiseConv2dBackpropFilter({ x, dy: F(108), dw: F(54), ...DEPTHWISE, batchSize: 2 ** 30, inHeight: 2 ** 30, inWidth: 2 ** 30 }), /overflow|too large/],
   ]);
 });
 
@@ -139,6 +158,7 @@ nativeTest('capsule entry points reject malformed settings', () => {
   const a = addon();
   const caps = { batch: 2, inCaps: 3, outCaps: 5, outDim: 6, inDim: 4 };
   const routing = { batch: 1, inCaps: 3, outCaps: 2, outDim: 4, iterations: 3, stopGradientInner: false };
+  const attention = { batch: 2, inCaps: 3, outCaps: 5, outDim: 6 };
   const adam = { lrT: 1e-3, beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.999, oneMinusBeta2: 0.001, epsilon: 1e-7 };
   rejects([
     ['squash: length not a multiple of the dimension', () => a.squash({ s: F(10), out: F(10), dim: 3 }), /multiple/],
@@ -163,6 +183,37 @@ nativeTest('capsule entry points reject malformed settings', () => {
     ['dynamicRouting: stopGradientInner not a boolean', () => a.dynamicRouting({ uHat: F(24), v: F(8), couplings: [F(6), F(6), F(6)], ...routing, stopGradientInner: 1 as unknown as boolean }), /boolean/],
     ['dynamicRoutingGrad: dv too short', () => a.dynamicRoutingGrad({ uHat: F(24), dv: F(7), duHat: F(24), ...routing }), /expected 8 elements/],
     ['adamUpdate: lengths differ', () => a.adamUpdate({ w: F(5), g: F(5), m: F(4), v: F(5), w2: F(5), m2: F(5), v2: F(5), ...adam }), /expected 5 elements/],
+    ['efficientSquash: length not a multiple of the dimension', () => a.efficientSquash({ s: F(10), out: F(10), dim: 4 }), /multiple/],
+    ['efficientSquashGrad: ds too short', () => a.efficientSquashGrad({ dy: F(8), s: F(8), ds: F(7), dim: 2 }), /expected 8 elements/],
+    ['batchNormTraining: x not a multiple of the channels', () => a.batchNormTraining({ x: F(10), gamma: F(3), beta: F(3), epsilon: 1e-3, y: F(10), mean: F(3), variance: F(3) }), /multiple of the channel count/],
+    ['batchNormTraining: empty x', () => a.batchNormTraining({ x: F(0), gamma: F(3), beta: F(3), epsilon: 1e-3, y: F(0), mean: F(3), variance: F(3) }), /non-empty/],
+    ['batchNormTraining: beta too short', () => a.batchNormTraining({ x: F(12), gamma: F(3), beta: F(2), epsilon: 1e-3, y: F(12), mean: F(3), variance: F(3) }), /expected 3 elements/],
+    ['batchNormTraining: negative epsilon', () => a.batchNormTraining({ x: F(12), gamma: F(3), beta: F(3), epsilon: -1, y: F(12), mean: F(3), variance: F(3) }), /epsilon/],
+    ['batchNormTraining: y aliasing x', () => {
+      const shared = F(12);
+      a.batchNormTraining({ x: shared, gamma: F(3), beta: F(3), epsilon: 1e-3, y: shared, mean: F(3), variance: F(3) });
+    }, /overlaps/],
+    ['batchNormTraining: mean aliasing variance', () => {
+      const shared = F(3);
+      a.batchNormTraining({ x: F(12), gamma: F(3), beta: F(3), epsilon: 1e-3, y: F(12), mean: shared, variance: shared });
+    }, /overlaps/],
+    ['batchNormTrainingGrad: x shorter than dy', () => a.batchNormTrainingGrad({ dy: F(12), x: F(9), gamma: F(3), mean: F(3), variance: F(3), epsilon: 1e-3, dx: F(12), dgamma: F(3), dbeta: F(3) }), /expected 12 elements/],
+    ['batchNormTrainingGrad: dmean of the wrong length', () => a.batchNormTrainingGrad({ dy: F(12), x: F(12), gamma: F(3), mean: F(3), variance: F(3), epsilon: 1e-3, dmean: F(2), dx: F(12), dgamma: F(3), dbeta: F(3) }), /dmean/],
+    ['batchNormTrainingGrad: dx aliasing dy', () => {
+      const shared = F(12);
+      a.batchNormTrainingGrad({ dy: shared, x: F(12), gamma: F(3), mean: F(3), variance: F(3), epsilon: 1e-3, dx: shared, dgamma: F(3), dbeta: F(3) });
+    }, /overlaps/],
+    ['selfAttentionRouting: priors too short', () => a.selfAttentionRouting({ uHat: F(2 * 3 * 5 * 6), priors: F(14), v: F(60), couplings: F(30), ...attention }), /expected 15 elements/],
+    ['selfAttentionRouting: zero output capsules', () => a.selfAttentionRouting({ uHat: F(0), priors: F(0), v: F(0), couplings: F(0), ...attention, outCaps: 0 }), /outCaps/],
+    ['selfAttentionRouting: couplings aliasing v', () => {
+      const shared = F(60);
+      a.selfAttentionRouting({ uHat: F(180), priors: F(15), v: shared, couplings: shared.subarray(0, 30), ...attention });
+    }, /overlaps/],
+    ['selfAttentionRoutingGrad: dcouplings of the wrong length', () => a.selfAttentionRoutingGrad({ uHat: F(180), priors: F(15), dv: F(60), dcouplings: F(29), duHat: F(180), dpriors: F(15), ...attention }), /dcouplings/],
+    ['selfAttentionRoutingGrad: duHat aliasing uHat', () => {
+      const shared = F(180);
+      a.selfAttentionRoutingGrad({ uHat: shared, priors: F(15), dv: F(60), duHat: shared, dpriors: F(15), ...attention });
+    }, /overlaps/],
   ]);
 });
 
@@ -236,6 +287,13 @@ nativeTest('fused capsule kernels reject wrong dtypes and shapes with readable e
     ['dynamicRoutingGrad with a wrong dv', run(FUSED_KERNELS.dynamicRoutingGrad, { uHat: tf.zeros([1, 2, 3, 4]), dv: tf.zeros([1, 3, 5]) }, { iterations: 3, stopGradientInner: false }), /does not fit/],
     ['adamUpdate with a missing moment', run(FUSED_KERNELS.adamUpdate, { w: tf.zeros([3]), g: tf.zeros([3]), m: tf.zeros([3]) }, { lr: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, step: 1 }), /missing input v/],
     ['adamUpdate with step 0', run(FUSED_KERNELS.adamUpdate, { w: tf.zeros([3]), g: tf.zeros([3]), m: tf.zeros([3]), v: tf.zeros([3]) }, { lr: 1, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, step: 0 }), /step/],
+    ['efficientSquash of int32', run(FUSED_KERNELS.efficientSquash, { s: tf.tensor2d([[1, 2]], [1, 2], 'int32') }), /float32/],
+    ['batchNormTraining with gamma of the wrong length', run(FUSED_KERNELS.batchNormTraining, { x: tf.zeros([4, 3]), gamma: tf.ones([2]), beta: tf.zeros([3]) }, { epsilon: 1e-3 }), /gamma \[2\] does not match the channels of \[4,3\]/],
+    ['batchNormTraining of a vector', run(FUSED_KERNELS.batchNormTraining, { x: tf.zeros([4]), gamma: tf.ones([4]), beta: tf.zeros([4]) }, { epsilon: 1e-3 }), /at least two non-empty axes/],
+    ['batchNormTraining without epsilon', run(FUSED_KERNELS.batchNormTraining, { x: tf.zeros([4, 3]), gamma: tf.ones([3]), beta: tf.zeros([3]) }), /epsilon must be/],
+    ['batchNormTrainingGrad with dy and x of different shapes', run(FUSED_KERNELS.batchNormTrainingGrad, { dy: tf.zeros([4, 3]), x: tf.zeros([2, 3]), gamma: tf.ones([3]), mean: tf.zeros([3]), variance: tf.ones([3]) }, { epsilon: 1e-3 }), /dy and x/],
+    ['selfAttentionRouting with mismatched priors', run(FUSED_KERNELS.selfAttentionRouting, { uHat: tf.zeros([2, 4, 3, 5]), priors: tf.zeros([3, 4]) }), /priors must have shape \[4,3\]/],
+    ['selfAttentionRoutingGrad with a wrong dv', run(FUSED_KERNELS.selfAttentionRoutingGrad, { uHat: tf.zeros([2, 4, 3, 5]), priors: tf.zeros([4, 3]), dv: tf.zeros([2, 3, 4]) }), /dv must have shape \[2,3,5\]/],
   ]);
   // The process is alive and the engine still computes.
   assert.deepEqual(Array.from(tf.add(tf.tensor1d([1, 2]), tf.tensor1d([3, 4])).dataSync()), [4, 6]);

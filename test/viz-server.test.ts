@@ -1,20 +1,23 @@
 /**
  * The visualizer's static build, its loopback server, and the `capsnet viz`
- * command (no browser needed; the browser tests are in viz.test.ts).
+ * command (no browser needed; the browser tests are in viz.test.ts and
+ * viz-train.test.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get } from 'node:http';
 import { createInterface } from 'node:readline';
+import { gunzipSync } from 'node:zlib';
 import { fashionMnistDir, loadFashionMnist } from '../src/data/fashionMnist.js';
+import { loadMnist } from '../src/data/mnist.js';
 import '../src/models/index.js';
 import { createModel } from '../src/models/registry.js';
 import { saveModel } from '../src/models/files.js';
-import { DEFAULT_VIZ_OUT, ensureVizBuilt, isBuildFresh, SAMPLES_PER_CLASS } from '../src/viz/build.js';
+import { DEFAULT_VIZ_OUT, ensureVizBuilt, isBuildFresh, SAMPLES_PER_CLASS, TEST_IMAGES, TRAIN_IMAGES } from '../src/viz/build.js';
 import { startVizServer } from '../src/viz/server.js';
 
 const BIN = new URL('../../bin/capsnet.js', import.meta.url).pathname;
@@ -39,9 +42,18 @@ function rawStatus(port: number, path: string): Promise<number> {
 test('the static build holds the page, the bundle, wasm binaries, samples and a model list', async () => {
   await ensureVizBuilt();
   assert.ok(isBuildFresh(), 'a build right after building is fresh');
-  for (const f of ['index.html', 'style.css', 'app.js', 'models.json', 'samples.json', 'samples.bin', 'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'wasm/tfjs-backend-wasm-threaded-simd.wasm']) {
+  for (const f of ['index.html', 'style.css', 'app.js', 'worker.js', 'models.json', 'samples.json', 'samples.bin', 'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'wasm/tfjs-backend-wasm-threaded-simd.wasm']) {
     assert.ok(existsSync(join(DEFAULT_VIZ_OUT, f)), f);
   }
+  // The page's script leaves tfjs and the model to its worker.
+  assert.ok(statSync(join(DEFAULT_VIZ_OUT, 'app.js')).size < 200_000, `app.js is ${statSync(join(DEFAULT_VIZ_OUT, 'app.js')).size} bytes`);
+  // The Train panel's data: the first TRAIN_IMAGES and TEST_IMAGES of MNIST, gzipped, the labels in the JSON.
+  const packed = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'train-mnist.json'), 'utf8')) as { train: { file: string; count: number; labels: number[] }; test: { file: string; count: number; labels: number[] } };
+  const mnistTrain = loadMnist('train');
+  assert.equal(packed.train.count, TRAIN_IMAGES);
+  assert.equal(packed.test.count, TEST_IMAGES);
+  assert.deepEqual(packed.train.labels, Array.from(mnistTrain.labels.subarray(0, TRAIN_IMAGES)));
+  assert.deepEqual(new Uint8Array(gunzipSync(readFileSync(join(DEFAULT_VIZ_OUT, packed.train.file)))), mnistTrain.images.subarray(0, TRAIN_IMAGES * 784));
   const meta = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'samples.json'), 'utf8'));
   assert.equal(meta.count, 10 * SAMPLES_PER_CLASS);
   assert.equal(readFileSync(join(DEFAULT_VIZ_OUT, 'samples.bin')).length, meta.count * 28 * 28);
@@ -50,7 +62,7 @@ test('the static build holds the page, the bundle, wasm binaries, samples and a 
   // Every other installed sample set beside it, named in models.json.
   const list = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'models.json'), 'utf8')) as { sampleSets: string[] };
   const fashionInstalled = existsSync(join(fashionMnistDir(), 't10k-images-idx3-ubyte.gz'));
-  assert.deepEqual(list.sampleSets, fashionInstalled ? ['mnist', 'fashion-mnist'] : ['mnist']);
+  assert.deepEqual(list.sampleSets, fashionInstalled ? ['mnist', 'fashion-mnist', 'multimnist'] : ['mnist', 'multimnist']);
   if (fashionInstalled) {
     const fm = JSON.parse(readFileSync(join(DEFAULT_VIZ_OUT, 'samples-fashion-mnist.json'), 'utf8'));
     assert.equal(fm.title, 'Fashion-MNIST');
@@ -88,6 +100,16 @@ test('the server serves the app and a --model directory on loopback, and nothing
     assert.equal(((await mj.json()) as { modelType: string }).modelType, 'capsnet');
     const w = await fetch(new URL('models/custom/weights.bin', srv.url));
     assert.equal(Buffer.from(await w.arrayBuffer()).length, readFileSync(join(modelDir, 'weights.bin')).length);
+    // Weights are fetched once: the browser asks again with the ETag and an unchanged file is a 304 without a body.
+    const etag = w.headers.get('etag');
+    assert.match(etag ?? '', /^"[0-9a-z]+-[0-9a-z]+"$/);
+    assert.equal(w.headers.get('cache-control'), 'no-cache');
+    const again = await fetch(new URL('models/custom/weights.bin', srv.url), { headers: { 'If-None-Match': etag! } });
+    assert.equal(again.status, 304);
+    assert.equal((await again.arrayBuffer()).byteLength, 0);
+    const other = await fetch(new URL('models/custom/weights.bin', srv.url), { headers: { 'If-None-Match': '"another"' } });
+    assert.equal(other.status, 200);
+    await other.arrayBuffer();
     for (const bad of ['/../package.json', '/../../package.json', '/%2e%2e/%2e%2e/package.json', '/models/custom/..%2f..%2fpackage.json', '/models/custom/../../../package.json', '/nope.js']) {
       assert.equal(await rawStatus(srv.port, bad), 404, bad);
     }

@@ -271,10 +271,44 @@ test('the layout fits a phone screen, and a finger draws', { skip }, async () =>
         .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} (${Math.round(e.getBoundingClientRect().right)}px)`),
     );
     assert.deepEqual(wide, [], 'nothing reaches past the right edge of the screen');
+    // Tapping a map selects what is under the finger, and the captions say Tap.
+    assert.match((await phone.textContent('#primary-explain')) ?? '', /Tap a capsule/);
+    const maps = phone.locator('#primary-maps');
+    await maps.scrollIntoViewIfNeeded();
+    const mb = (await maps.boundingBox())!;
+    const tapped: string[] = [];
+    for (const [fx, fy] of [[0.05, 0.05], [0.9, 0.9]]) {
+      await phone.touchscreen.tap(mb.x + fx * mb.width, mb.y + fy * mb.height);
+      tapped.push(((await phone.textContent('#capsule-info')) ?? '').split(':')[0]);
+    }
+    assert.match(tapped[0], /^Capsule type 1, row 1, column 1/);
+    assert.notEqual(tapped[1], tapped[0], 'a tap elsewhere selects another capsule');
     await shot(phone, 'phone');
   } finally {
     await phone.close();
   }
+});
+
+test('an empty pad detects nothing; the primary capsules and the routing say what their colours mean', { skip }, async () => {
+  await page.click('#clear');
+  await page.evaluate(() => window.capsviz.idle());
+  assert.equal(await page.textContent('#prediction'), 'nothing detected');
+  assert.match((await page.textContent('#prediction-conf')) ?? '', /^\(the highest capsule length, \d's, is 0\.\d{3}; a class counts as present above 0\.5\)$/);
+  await page.click('#samples button >> nth=70'); // a 7
+  await page.evaluate(() => window.capsviz.idle());
+  assert.equal(await page.textContent('#prediction'), '7');
+  // The primary capsules' colours span this input's lengths, with a legend.
+  const lo = Number(await page.textContent('#primary-scale-lo'));
+  const hi = Number(await page.textContent('#primary-scale-hi'));
+  assert.ok(lo >= 0 && hi <= 1 && hi > lo, `legend from ${lo} to ${hi}`);
+  const px = await canvasPixels(page, '#primary-maps');
+  const reds = new Set<number>();
+  for (let i = 0; i < px.length; i += 4) if (px[i + 2] !== 255 || px[i] !== 255) reds.add(px[i]);
+  assert.ok(Math.min(...reds) < 40 && Math.max(...reds) > 240, 'the maps run from dark to bright');
+  // The routing view says how far the coefficients are from an even split.
+  assert.match((await page.textContent('#routing-summary')) ?? '', /the prediction, lie between \d+\.\d% and \d+\.\d%; to the others between \d+\.\d% and \d+\.\d%\. An even split is 10\.0%\./);
+  assert.match((await page.textContent('#routing-legend')) ?? '', /tie \(an even split\)/);
+  await page.locator('#view-primary').screenshot({ path: join(ARTIFACTS, 'primary-capsules.png') });
 });
 
 test('a broken model URL shows an error, not a blank page', { skip }, async () => {
@@ -325,6 +359,10 @@ test('a model trained on Fashion-MNIST gets Fashion-MNIST test images and classi
     t.diagnostic(`Fashion-MNIST model in the browser: ${right}/${meta.count} samples right`);
     assert.ok(right >= 0.7 * meta.count, `${right}/${meta.count} right`);
     assert.equal((await p.evaluate(() => window.capsviz.prediction!)).label, scores.slice(k0 * 10, k0 * 10 + 10).indexOf(Math.max(...scores.slice(k0 * 10, k0 * 10 + 10))));
+    // Class names stand whole, one line each (not broken inside a word).
+    const labelWidths = await p.$$eval('#digit-bars .lbl', (els) => els.map((e) => e.getBoundingClientRect().width));
+    assert.ok(labelWidths.every((w) => w < 20), `one line per class name (widths ${labelWidths.map((w) => w.toFixed(0)).join(', ')})`);
+    assert.match((await p.getAttribute('#pad', 'aria-label')) ?? '', /draw a picture/);
     await shot(p, 'fashion-model');
     // Back to an MNIST model: back to digits.
     await p.selectOption('#model-select', '0');
@@ -364,7 +402,57 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
     t.diagnostic(`shipped EM model in the browser: ${right}/${n} samples right; largest activation difference from Node ${maxDiff.toExponential(2)}`);
     assert.ok(right >= 0.9 * n, `${right}/${n} right`);
     assert.ok(maxDiff < 1e-3, `activations within 1e-3 of Node's (${maxDiff})`);
+    // The caption says what this model does with its routing: its prediction gathers almost nothing (docs/em-capsules-mnist.md).
+    assert.match((await p.textContent('#em-routing-summary')) ?? '', /, the prediction, receives \d+\.\d% of the capsule activation .*does not predict the class the capsules agree on/);
     await p.locator('#view-em').screenshot({ path: join(ARTIFACTS, 'em-model.png') });
+    assert.deepEqual(pageErrors(p), []);
+  } finally {
+    await p.close();
+  }
+});
+
+const multiModel = listPretrained().find((p) => p.name === 'multimnist' && p.available);
+
+test('MultiMNIST: pairs of digits, the two predicted classes with a reconstruction each, drawing and 36x36 uploads on the whole frame', { skip: skip || (!multiModel ? 'the MultiMNIST model is not in this copy' : false) }, async (t) => {
+  const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
+  const index = served.models.findIndex((m) => m.id === 'multimnist');
+  const meta = JSON.parse(readFileSync(join(buildDir, 'samples-multimnist.json'), 'utf8')) as { classes: number[][]; objects: number; height: number };
+  assert.equal(meta.objects, 2);
+  assert.equal(meta.height, 36);
+  assert.ok(meta.classes.every((c) => c.length === 2), 'every sample holds two digits of different classes');
+  const p = await open();
+  try {
+    await p.selectOption('#model-select', String(index));
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && /^MultiMNIST/.test(window.capsviz.prediction?.source ?? ''), null, { timeout: 120_000 });
+    await p.evaluate(() => window.capsviz.idle());
+    assert.equal(await p.textContent('#h-samples'), 'MultiMNIST test images');
+    const source = (await p.evaluate(() => window.capsviz.prediction!.source))!;
+    assert.match(source, /^MultiMNIST test image #\d+ \(labels \d and \d\)$/);
+    const scores = (await p.evaluate(() => window.capsviz.prediction!.scores))!;
+    const top2 = scores.map((v, j) => [v, j]).sort((a, b) => b[0] - a[0]).slice(0, 2).map(([, j]) => String(j));
+    assert.equal(await p.textContent('#prediction'), top2.join(' and '));
+    assert.equal(await p.isVisible('#recon-each'), true);
+    const overlay = await canvasPixels(p, '#recon-overlay');
+    let red = 0;
+    let green = 0;
+    for (let i = 0; i < overlay.length; i += 4) {
+      if (overlay[i] > 128 && overlay[i + 1] < 100) red++;
+      if (overlay[i + 1] > 128 && overlay[i] < 100) green++;
+    }
+    t.diagnostic(`MultiMNIST: ${source}, predicted ${top2.join(' and ')}; the overlay has ${red} red and ${green} green pixels`);
+    assert.ok(red > 10 && green > 10, 'one reconstruction in red, the other in green');
+    // Drawing is on, on the whole frame.
+    assert.equal(await p.getAttribute('#pad', 'aria-disabled'), 'false');
+    // A 36x36 upload goes in where its ink is: two bars near the left and right edges stay there.
+    const png = new PNG({ width: 36, height: 36 });
+    for (let y = 0; y < 36; y++) for (let x = 0; x < 36; x++) png.data.set((x >= 3 && x < 6) || (x >= 30 && x < 33) ? [255, 255, 255, 255] : [0, 0, 0, 255], 4 * (y * 36 + x));
+    await p.setInputFiles('#upload', { name: 'bars.png', mimeType: 'image/png', buffer: PNG.sync.write(png) });
+    await p.waitForFunction(() => window.capsviz.prediction?.source === 'uploaded "bars.png"');
+    const seen = await canvasPixels(p, '#input-28');
+    assert.equal(seen.length, 36 * 36 * 4);
+    assert.ok(seen[4 * (18 * 36 + 4)] > 200 && seen[4 * (18 * 36 + 31)] > 200 && seen[4 * (18 * 36 + 18)] === 0, 'the bars stay at the edges');
+    assert.match((await p.textContent('#input-status')) ?? '', /taken as the 36×36 frame, pixel for pixel/);
+    await shot(p, 'multimnist');
     assert.deepEqual(pageErrors(p), []);
   } finally {
     await p.close();

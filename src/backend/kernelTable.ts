@@ -151,6 +151,14 @@ export interface CapsuleSizes {
   inDim: number;
 }
 
+/** Self-attention routing of uHat [batch, inCaps, outCaps, outDim] with priors [inCaps, outCaps]. */
+export interface SelfAttentionSizes {
+  batch: number;
+  inCaps: number;
+  outCaps: number;
+  outDim: number;
+}
+
 /** Matrix-capsule votes: M [rows, slots, 16], W [slots, types, 16], V [rows, slots, types, 16]. */
 export interface VoteSizes {
   rows: number;
@@ -236,6 +244,8 @@ export const NATIVE_ENTRIES = {
   setColumnBlock: entry<{ floats: number }>(),
   /** Frequency-domain convolution: never, where it pays (default), or wherever the geometry allows. */
   setSpectralMode: entry<{ mode: 'never' | 'auto' | 'always' }>(),
+  /** Winograd's F(4x4, 3x3) for 3x3 stride-1 convolutions: never, where it pays (default), or wherever the geometry allows. */
+  setWinogradMode: entry<{ mode: 'never' | 'auto' | 'always' }>(),
   /** Most spectrum columns the frequency-domain convolution handles per block: 0 as memory allows (default); tests set 1 or 2. */
   setSpectralColumns: entry<{ columns: number }>(),
 
@@ -245,7 +255,7 @@ export const NATIVE_ENTRIES = {
   accountBuffer: entry<{ buffer: ArrayBuffer }>(),
   memoryStats: entry<void, NativeMemoryStats>(),
 
-  // tfjs kernels (engine/elementwise.cc, reduce.cc, layout.cc, matmul.cc, biasActivation.cc, conv.cc).
+  // tfjs kernels (engine/elementwise.cc, reduce.cc, layout.cc, matmul.cc, biasActivation.cc, conv.cc, depthwiseConv.cc).
   unary: entry<{ op: OpCode<'unary'>; x: F32; y: F32; alpha?: number; beta?: number }>(),
   binary: entry<{ op: OpCode<'binary'>; a: F32; aShape: number[]; b: F32; bShape: number[]; out: F32 | Uint8Array; outShape: number[] }>(),
   reduce: entry<{ op: OpCode<'reduce'>; x: F32; outer: number; r: number; inner: number; out: F32 | Int32Array }>(),
@@ -262,6 +272,10 @@ export const NATIVE_ENTRIES = {
   conv2d: entry<ConvGeometry & { x: F32; filter: F32; out: F32; bias?: F32; activation?: OpCode<'activation'>; alpha?: number }>(),
   conv2dBackpropInput: entry<ConvGeometry & { dy: F32; filter: F32; dx: F32 }>(),
   conv2dBackpropFilter: entry<ConvGeometry & { x: F32; dy: F32; dw: F32 }>(),
+  // Depthwise convolutions (engine/depthwiseConv.cc): outChannels is inChannels times the channel multiplier.
+  depthwiseConv2d: entry<ConvGeometry & { x: F32; filter: F32; out: F32 }>(),
+  depthwiseConv2dBackpropInput: entry<ConvGeometry & { dy: F32; filter: F32; dx: F32 }>(),
+  depthwiseConv2dBackpropFilter: entry<ConvGeometry & { x: F32; dy: F32; dw: F32 }>(),
 
   // Fused kernels (src/backend/fused.ts): one engine file each, named after the op.
   squash: fused('CapsSquash').settings<{ s: F32; out: F32; dim: number }>(),
@@ -280,6 +294,15 @@ export const NATIVE_ENTRIES = {
   adamUpdate: fused('CapsAdamUpdate').settings<{ w: F32; g: F32; m: F32; v: F32; w2: F32; m2: F32; v2: F32; lrT: number; beta1: number; oneMinusBeta1: number; beta2: number; oneMinusBeta2: number; epsilon: number }>(),
   biasRelu: fused('CapsBiasRelu').settings<{ x: F32; bias: F32; y: F32 }>(),
   biasReluGrad: fused('CapsBiasReluGrad').settings<{ dy: F32; y: F32; dx: F32; dbias: F32 }>(),
+  efficientSquash: fused('CapsEfficientSquash').settings<{ s: F32; out: F32; dim: number }>(),
+  efficientSquashGrad: fused('CapsEfficientSquashGrad').settings<{ dy: F32; s: F32; ds: F32; dim: number }>(),
+  /** x [rows, channels]: y, and the batch mean and biased variance per channel. */
+  batchNormTraining: fused('CapsBatchNormTraining').settings<{ x: F32; gamma: F32; beta: F32; epsilon: number; y: F32; mean: F32; variance: F32 }>(),
+  /** dmean and dvariance: the gradients reaching the statistics themselves (absent: none). */
+  batchNormTrainingGrad: fused('CapsBatchNormTrainingGrad').settings<{ dy: F32; x: F32; gamma: F32; mean: F32; variance: F32; epsilon: number; dmean?: F32; dvariance?: F32; dx: F32; dgamma: F32; dbeta: F32 }>(),
+  selfAttentionRouting: fused('CapsSelfAttentionRouting').settings<SelfAttentionSizes & { uHat: F32; priors: F32; v: F32; couplings: F32 }>(),
+  /** dcouplings: the gradient reaching the coupling coefficients (absent: none). */
+  selfAttentionRoutingGrad: fused('CapsSelfAttentionRoutingGrad').settings<SelfAttentionSizes & { uHat: F32; priors: F32; dv: F32; dcouplings?: F32; duHat: F32; dpriors: F32 }>(),
 } as const;
 
 type Entries = typeof NATIVE_ENTRIES;

@@ -21,6 +21,7 @@
  * its maximum, so large agreements saturate instead of overflowing.
  */
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, fusedOp, runKernel } from '../backend/fused.js';
 import { efficientSquash } from './squash.js';
 
 export interface SelfAttentionRoutingResult {
@@ -54,11 +55,33 @@ export function selfAttentionRoutingReference(uHat: tf.Tensor4D, priors: tf.Tens
 }
 
 /**
+ * The fused routing, squash included: [v, couplings] in one kernel; its
+ * gradient in uHat and the priors is the CapsSelfAttentionRoutingGrad
+ * kernel (which takes the couplings' gradient too, when they have one).
+ */
+const fusedSelfAttentionRouting = fusedOp(FUSED_KERNELS.selfAttentionRouting, {
+  inputsToSave: ['uHat', 'priors'],
+  gradFunc: (dys, saved) => {
+    const [uHat, priors] = saved;
+    const [dv, dcouplings] = dys as (tf.Tensor | null)[];
+    const [batch, , outCaps, outDim] = uHat.shape;
+    const inputs: tf.NamedTensorMap = { uHat, priors, dv: dv ?? tf.zeros([batch, outCaps, outDim]) };
+    if (dcouplings) inputs.dcouplings = dcouplings;
+    const [duHat, dpriors] = runKernel(FUSED_KERNELS.selfAttentionRoutingGrad, inputs) as tf.Tensor[];
+    return { uHat: () => duHat, priors: () => dpriors };
+  },
+});
+
+/**
  * Route prediction vectors uHat [batch, inCaps, outCaps, outDim] to output
- * capsules with learned priors [inCaps, outCaps]. The plain tfjs definition
- * runs on every backend; a fused kernel, when one is added, goes here as it
- * does in dynamicRouting().
+ * capsules with learned priors [inCaps, outCaps]: the fused kernel where the
+ * backend has it (as dynamicRouting() does), else the plain tfjs definition.
  */
 export function selfAttentionRouting(uHat: tf.Tensor4D, priors: tf.Tensor2D): SelfAttentionRoutingResult {
+  checkInputs(uHat, priors);
+  if (uHat.dtype === 'float32' && priors.dtype === 'float32' && fusedSelfAttentionRouting.available()) {
+    const [v, couplings] = fusedSelfAttentionRouting.run({ uHat, priors }) as tf.Tensor[];
+    return { v: v as tf.Tensor3D, couplings: couplings as tf.Tensor3D };
+  }
   return selfAttentionRoutingReference(uHat, priors);
 }

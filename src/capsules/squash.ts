@@ -89,13 +89,22 @@ export function efficientSquashReference<T extends tf.Tensor>(s: T, axis = -1): 
   });
 }
 
-/**
- * Efficient-CapsNet's squash along `axis` (default: the last). The plain
- * tfjs definition runs on every backend; a fused kernel, when one is added,
- * goes here as it does in squash().
- */
+/** The fused Efficient-CapsNet squash along the last axis; its gradient is the CapsEfficientSquashGrad kernel. */
+const fusedEfficientSquash = fusedOp(FUSED_KERNELS.efficientSquash, {
+  inputsToSave: ['s'],
+  gradFunc: (dy, saved) => {
+    const [s] = saved;
+    return { s: () => runKernel(FUSED_KERNELS.efficientSquashGrad, { dy: dy as tf.Tensor, s }) as tf.Tensor };
+  },
+});
+
+/** Efficient-CapsNet's squash along `axis` (default: the last), fused where the backend has the kernel, as squash() is. */
 export function efficientSquash<T extends tf.Tensor>(s: T, axis = -1): T {
-  return efficientSquashReference(s, axis);
+  const ax = normalizeAxis(axis, s.rank);
+  if (ax === s.rank - 1 && s.dtype === 'float32' && fusedEfficientSquash.available()) {
+    return fusedEfficientSquash.run({ s }) as T;
+  }
+  return efficientSquashReference(s, ax);
 }
 
 /**

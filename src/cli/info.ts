@@ -2,7 +2,7 @@
 import { describeBackend } from '../backend/node.js';
 import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
-import { createModel } from '../models/registry.js';
+import { createModel, getArchitecture } from '../models/registry.js';
 import { estimateTrainingMemory, formatBytes } from '../training/memoryEstimate.js';
 import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
@@ -14,7 +14,7 @@ export const infoSpec = commandSpec({
   flags: [
     // No default here, so that an --arch given with a saved model can be checked against it.
     { ...COMMON_FLAGS.arch, default: undefined, help: 'architecture (capsnet, cnn, em) of a fresh model [default: capsnet]; with --model, if given, it must match the saved one' },
-    { name: 'preset', type: 'string', default: 'paper', help: 'preset of --arch' },
+    { name: 'preset', type: 'string', help: 'preset of --arch [default: the architecture\'s, e.g. paper; efficient: mnist]' },
     { name: 'image-size', type: 'int', min: 1, arg: 'N', help: 'build the preset for NxN inputs [default: the preset\'s]' },
     { name: 'channels', type: 'string', choices: ['1', '3'], help: 'build the preset for gray (1) or colour (3) inputs [default: the preset\'s]' },
     { name: 'classes', type: 'int', min: 2, help: 'build the preset for this many classes [default: the preset\'s]' },
@@ -53,18 +53,19 @@ export async function runInfo({ flags }: ArgsOf<typeof infoSpec>): Promise<numbe
       throw new UsageError(`--arch ${flags.arch} does not match ${source}, which is ${model.modelType}; leave --arch out to describe a saved model`);
     }
   } else {
-    const base = createModel(arch, flags.preset);
+    const preset = flags.preset ?? getArchitecture(arch).defaultPreset;
+    const base = createModel(arch, preset);
     const [h, w, c] = base.inputShape;
     const n = flags['image-size'];
     const inputShape = [n ?? h, n ?? w, flags.channels !== undefined ? Number(flags.channels) : c];
     const numClasses = flags.classes ?? base.numClasses;
     base.dispose();
     try {
-      model = createModel(arch, flags.preset, { inputShape, numClasses });
+      model = createModel(arch, preset, { inputShape, numClasses });
     } catch (e) {
-      throw new Error(`${arch} preset '${flags.preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
+      throw new Error(`${arch} preset '${preset}' cannot take ${inputShape.join('x')} inputs: ${(e as Error).message}`);
     }
-    source = `${arch} preset '${flags.preset}'`;
+    source = `${arch} preset '${preset}'`;
   }
   const memory = flags.memory ? await estimateTrainingMemory(model, flags['batch-size']) : undefined;
   const layers = model.summary();

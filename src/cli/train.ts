@@ -19,7 +19,7 @@ export const trainSpec = commandSpec({
     'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
   flags: [
     COMMON_FLAGS.arch,
-    { name: 'preset', type: 'string', default: 'small', help: 'preset of --arch (paper, small); input size and classes follow the dataset' },
+    { name: 'preset', type: 'string', help: 'preset of --arch (capsnet, cnn, em: paper, small; efficient: mnist, multimnist, smallnorb) [default: small; efficient: mnist]; input size and classes follow the dataset' },
     TRAINING_DATASET_FLAG,
     ...dataFlags('images', 'labels', 'data-seed', 'data-count', 'data-file', 'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir'),
     ...dataFlags('test-images', 'test-labels', 'train-limit', 'test-limit', 'test-data-count'),
@@ -66,7 +66,8 @@ function flagSetting(arch: Architecture, flag: string, key: keyof ArchitectureSe
 export async function runTrain({ flags }: ArgsOf<typeof trainSpec>): Promise<number> {
   const dataset = flags.data !== undefined ? basename(resolve(flags.data)) : flags.images ? 'idx' : flags.dataset;
   const arch = getArchitecture(flags.arch);
-  const out = flags.out ?? join('runs', `${arch.name}-${flags.preset}-${dataset}`);
+  const preset = flags.preset ?? arch.quickPreset;
+  const out = flags.out ?? join('runs', `${arch.name}-${preset}-${dataset}`);
   if (flags.images && !(flags['test-images'] && flags['test-labels'])) {
     throw new UsageError('with --images/--labels, also give --test-images and --test-labels');
   }
@@ -78,7 +79,7 @@ export async function runTrain({ flags }: ArgsOf<typeof trainSpec>): Promise<num
   const overrides = mergeConfig(flagSetting(arch, 'routing', 'routingIterations', flags.routing), flagSetting(arch, 'recon-weight', 'reconstructionWeight', flags['recon-weight']));
   const options: TrainOptions & { resume?: boolean } = {
     model: arch.name,
-    preset: flags.preset,
+    preset,
     overrides,
     dataset,
     // With --resume only an explicit --epochs changes the run's length.
@@ -125,7 +126,7 @@ export async function runTrain({ flags }: ArgsOf<typeof trainSpec>): Promise<num
       checkEvery: flags['check-every'],
     }).catch((e: Error) => {
       // A layer's kernel larger than what is left of the image: name the image size and the way out.
-      if (/does not fit/.test(e.message)) throw new Error(`images of ${trainData.height}x${trainData.width} are too small for ${arch.name} preset '${flags.preset}' (${e.message}); use a larger --image-size`);
+      if (/does not fit/.test(e.message)) throw new Error(`images of ${trainData.height}x${trainData.width} are too small for ${arch.name} preset '${preset}' (${e.message}); use a larger --image-size`);
       throw e;
     });
     const last = result.history[result.history.length - 1];

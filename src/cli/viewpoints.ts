@@ -39,7 +39,7 @@ export const viewpointsSpec = commandSpec({
   flags: [
     { name: 'family', type: 'string', choices: Object.keys(VIEWPOINT_FAMILIES), default: 'mnist', help: 'familiar and novel viewpoint sets' },
     { name: 'archs', type: 'string', arg: 'ARCH,ARCH,...', default: 'cnn,capsnet,em', help: 'architectures, baseline first (cnn, capsnet, em)' },
-    { name: 'preset', type: 'string', default: 'small', help: 'preset of every model (paper, small)' },
+    { name: 'preset', type: 'string', help: 'preset of every model (paper, small) [default: each architecture\'s quick preset: small; efficient: mnist]' },
     { name: 'baseline-epochs', type: 'int', min: 1, default: 2, help: 'epochs of the baseline' },
     { name: 'max-epochs', type: 'int', min: 1, default: 8, help: 'most epochs of every other model' },
     { name: 'check-images', type: 'int', min: 1, default: 10_000, help: 'check the familiar-view error every this many training images' },
@@ -96,12 +96,12 @@ export async function runViewpoints({ flags }: ArgsOf<typeof viewpointsSpec>): P
   const testSets = await Promise.all(setNames.map((name) => loadData({ source: { kind: 'dataset', name }, testLimit: flags['test-limit'] }, 'test')));
   const familiarTest = testSets[0];
   const out = flags.out;
-  const preset = flags.preset;
   let target = NaN;
   const rows: ViewpointRow[] = [];
 
   for (const [index, type] of types.entries()) {
     const baseline = index === 0;
+    const preset = flags.preset ?? getArchitecture(type).quickPreset;
     // An architecture with a schedule of its own (the EM capsule network) takes the --em-* flags.
     const ownSchedule = getArchitecture(type).separateSchedule;
     const batchSize = (ownSchedule ? flags['em-batch-size'] : flags['batch-size']) as number;

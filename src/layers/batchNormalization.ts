@@ -22,6 +22,7 @@
  * counts only gamma and beta.
  */
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, fusedOp, runKernel } from '../backend/fused.js';
 import type { Rng } from '../util/rng.js';
 import { Layer, type Shape } from './layer.js';
 
@@ -53,10 +54,33 @@ export function batchNormTrainingReference(x: tf.Tensor, gamma: tf.Tensor1D, bet
 }
 
 /**
- * Training-mode batch norm. The plain tfjs definition runs on every backend;
- * a fused kernel, when one is added, goes here as it does in squash().
+ * The fused training-mode batch norm: [y, mean, variance] in one kernel; its
+ * gradient, CapsBatchNormTrainingGrad, gives dx, dgamma and dbeta in one
+ * more pass (and takes the gradients reaching the statistics, if any).
+ */
+const fusedBatchNormTraining = fusedOp(FUSED_KERNELS.batchNormTraining, {
+  inputsToSave: ['x', 'gamma'],
+  outputsToSave: [false, true, true],
+  gradFunc: (dys, saved, attrs) => {
+    const [x, gamma, mean, variance] = saved;
+    const [dy, dmean, dvariance] = dys as (tf.Tensor | null)[];
+    const inputs: tf.NamedTensorMap = { dy: dy ?? tf.zerosLike(x), x, gamma, mean, variance };
+    if (dmean) inputs.dmean = dmean;
+    if (dvariance) inputs.dvariance = dvariance;
+    const [dx, dgamma, dbeta] = runKernel(FUSED_KERNELS.batchNormTrainingGrad, inputs, { epsilon: attrs.epsilon }) as tf.Tensor[];
+    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+  },
+});
+
+/**
+ * Training-mode batch norm: the fused kernel where the backend has it (as
+ * squash() does), else the plain tfjs definition.
  */
 export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): BatchNormTrainingResult {
+  if (x.dtype === 'float32' && x.rank >= 2 && x.size > 0 && fusedBatchNormTraining.available()) {
+    const [y, mean, variance] = fusedBatchNormTraining.run({ x, gamma, beta }, { epsilon }) as tf.Tensor[];
+    return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  }
   return batchNormTrainingReference(x, gamma, beta, epsilon);
 }
 

@@ -10,6 +10,7 @@ registerArchitecture({
   description: 'CapsNet with dynamic routing (Sabour et al. 2017)',
   presets: CAPSNET_PRESETS,
   defaultPreset: 'paper',
+  quickPreset: 'small',
   configFor: capsNetConfig,
   settings: {
     routingIterations: (n) => ({ digit: { routingIterations: n } }),
@@ -24,6 +25,7 @@ registerArchitecture({
   description: 'CNN baseline of Sabour et al. 2017 (3 conv layers, 2 FC layers, dropout, softmax)',
   presets: CNN_PRESETS,
   defaultPreset: 'paper',
+  quickPreset: 'small',
   configFor: cnnConfig,
   settings: { routingIterations: null, reconstructionWeight: null },
   separateSchedule: false,
@@ -35,6 +37,7 @@ registerArchitecture({
   description: 'Matrix capsules with EM routing (Hinton, Sabour, Frosst 2018)',
   presets: EM_CAPSNET_PRESETS,
   defaultPreset: 'paper',
+  quickPreset: 'small',
   configFor: emCapsNetConfig,
   settings: { routingIterations: (n) => ({ routing: { iterations: n } }), reconstructionWeight: null },
   // EM routing trains at a larger learning rate and in smaller batches than
@@ -49,6 +52,7 @@ registerArchitecture({
   description: 'Efficient-CapsNet with self-attention routing (Mazzia, Salvetti, Chiaberge 2021)',
   presets: EFFICIENT_CAPSNET_PRESETS,
   defaultPreset: 'mnist',
+  quickPreset: 'mnist',
   configFor: efficientCapsNetConfig,
   settings: { routingIterations: null, reconstructionWeight: (w) => ({ loss: { reconstructionWeight: w } }) },
   separateSchedule: false,

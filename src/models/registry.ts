@@ -25,7 +25,10 @@ export interface Architecture<C extends ModelConfig = ModelConfig> {
   name: string;
   description: string;
   presets: readonly string[];
+  /** The preset a model is built from when none is named (capsnet info, library callers). */
   defaultPreset: string;
+  /** The preset that trains in minutes on a laptop: what capsnet train and capsnet viewpoints build when --preset is not given. */
+  quickPreset: string;
   /** The full config of a preset with overrides merged in. */
   configFor(preset: string, overrides?: ConfigOverrides): C;
   /** For each setting the architecture has, the config overrides that apply it. */

@@ -9,13 +9,16 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { opCodes, type NativeAddon } from './boundary/addon.js';
 import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../backend/fused.js';
 import { adamUpdateKernels } from './kernels/adamUpdate.js';
+import { batchNormKernels } from './kernels/batchNorm.js';
 import { biasReluKernels } from './kernels/biasRelu.js';
 import { dynamicRoutingKernels } from './kernels/dynamicRouting.js';
 import { emRoutingKernels } from './kernels/emRouting.js';
 import { matrixVotesKernels } from './kernels/matrixVotes.js';
 import { predictionVectorsKernels } from './kernels/predictionVectors.js';
+import { selfAttentionRoutingKernels } from './kernels/selfAttentionRouting.js';
 import { squashKernels } from './kernels/squash.js';
 import { convKernels } from './kernels/conv.js';
+import { depthwiseConvKernels } from './kernels/depthwiseConv.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { asKernelFunc, type NativeKernel, type NativeKernelConfig } from './kernels/kernelUtil.js';
 import { layoutKernels } from './kernels/layout.js';
@@ -75,6 +78,7 @@ export function nativeKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...layoutKernels(addon, codes),
     ...matmulKernels(addon, codes),
     ...convKernels(addon, codes),
+    ...depthwiseConvKernels(addon),
     ...fusedKernelConfigs(addon),
   ];
 }
@@ -104,6 +108,8 @@ function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
     ...emRoutingKernels(addon),
     ...adamUpdateKernels(addon),
     ...biasReluKernels(addon),
+    ...batchNormKernels(addon),
+    ...selfAttentionRoutingKernels(addon),
   };
   return (Object.keys(table) as FusedKernelKey[]).map((key) => ({ kernelName: FUSED_KERNELS[key], kernelFunc: table[key] }));
 }

@@ -30,29 +30,59 @@ export interface EvalOptions {
   forwardOptions?: ForwardOptions;
 }
 
-/** Scores [count, classes] for every image of a dataset. */
-export function predictScores(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): Float32Array {
+/**
+ * A pass over a dataset in order, batch by batch: each batch's scores as a
+ * tensor (read and disposed by the caller), stored into one array of
+ * scores [count, classes].
+ */
+function scorePass(model: ClassifierModel, ds: ImageDataset, options: EvalOptions) {
   checkCompatible(model, ds);
   const { batchSize = 100 } = options;
   const k = model.numClasses;
   const scores = new Float32Array(ds.count * k);
   const order = sequentialOrder(ds.count);
-  const nb = batchCount(ds.count, batchSize);
-  const progress = new Progress({ label: `eval ${ds.name}`, total: nb, itemsPerStep: batchSize, enabled: options.progress ?? false });
-  for (let b = 0; b < nb; b++) {
-    const idx = batchIndices(order, b, batchSize);
-    const batch = makeBatch(ds, idx);
-    const s = tf.tidy(() => {
-      const x = tf.tensor4d(batch.x, [batch.size, ds.height, ds.width, ds.channels]);
-      const out = model.forward(x, { training: false, decode: 'none', ...options.forwardOptions });
-      return out.scores;
-    });
-    scores.set(s.dataSync(), idx[0] * k);
-    s.dispose();
-    progress.update(b + 1);
+  const batches = batchCount(ds.count, batchSize);
+  const progress = new Progress({ label: `eval ${ds.name}`, total: batches, itemsPerStep: batchSize, enabled: options.progress ?? false });
+  return {
+    batches,
+    /** Batch b's scores, and where they go in the array. */
+    batch(b: number): { at: number; t: tf.Tensor2D } {
+      const idx = batchIndices(order, b, batchSize);
+      const batch = makeBatch(ds, idx);
+      const t = tf.tidy(() => model.forward(tf.tensor4d(batch.x, [batch.size, ds.height, ds.width, ds.channels]), { training: false, decode: 'none', ...options.forwardOptions }).scores);
+      return { at: idx[0] * k, t };
+    },
+    store(b: number, at: number, values: ArrayLike<number>): void {
+      scores.set(values, at);
+      progress.update(b + 1);
+    },
+    finish(): Float32Array {
+      progress.finish();
+      return scores;
+    },
+  };
+}
+
+/** Scores [count, classes] for every image of a dataset. */
+export function predictScores(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): Float32Array {
+  const pass = scorePass(model, ds, options);
+  for (let b = 0; b < pass.batches; b++) {
+    const { at, t } = pass.batch(b);
+    pass.store(b, at, t.dataSync());
+    t.dispose();
   }
-  progress.finish();
-  return scores;
+  return pass.finish();
+}
+
+/** predictScores for backends that cannot read values synchronously (WebGPU in a Web Worker). */
+export async function predictScoresAsync(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): Promise<Float32Array> {
+  const pass = scorePass(model, ds, options);
+  for (let b = 0; b < pass.batches; b++) {
+    const { at, t } = pass.batch(b);
+    pass.store(b, at, await t.data());
+    t.dispose();
+  }
+  return pass.finish();
 }
 
 /** Throw a one-line error when the model cannot take the dataset's images. */
@@ -89,8 +119,18 @@ export function topK(row: Float32Array, k: number): number[] {
 export function evaluate(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): EvalResult {
   const t0 = performance.now();
   const scores = predictScores(model, ds, options);
-  const seconds = (performance.now() - t0) / 1000;
-  const k = model.numClasses;
+  return evalResult(model.numClasses, ds, scores, (performance.now() - t0) / 1000);
+}
+
+/** evaluate for backends that cannot read values synchronously (WebGPU in a Web Worker). */
+export async function evaluateAsync(model: ClassifierModel, ds: ImageDataset, options: EvalOptions = {}): Promise<EvalResult> {
+  const t0 = performance.now();
+  const scores = await predictScoresAsync(model, ds, options);
+  return evalResult(model.numClasses, ds, scores, (performance.now() - t0) / 1000);
+}
+
+/** Accuracy, per-class accuracy and confusion of `scores` [count, k] against the dataset's labels. */
+function evalResult(k: number, ds: ImageDataset, scores: Float32Array, seconds: number): EvalResult {
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   const perCount = new Array<number>(k).fill(0);
   const perCorrect = new Array<number>(k).fill(0);

@@ -18,8 +18,15 @@ export interface StepResult {
   correct: number;
 }
 
-/** One optimizer step on one batch. */
-export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): StepResult {
+/** What a step leaves to read: its loss, the loss's terms and the batch's scores, kept until read. */
+interface StepTensors {
+  value: tf.Scalar;
+  terms: Record<string, tf.Scalar>;
+  scores: tf.Tensor2D;
+}
+
+/** The gradients of the model's loss on one batch, applied by the optimizer. */
+function applyStep(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): StepTensors {
   const [h, w, ch] = model.inputShape;
   const byVariable = new Map(model.params.map((p) => [p.value.name, p.name]));
   let scores: tf.Tensor2D | null = null;
@@ -44,12 +51,38 @@ export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch,
   const named = new Map<string, tf.Tensor>();
   for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
   optimizer.applyGradients(model.params, named);
-  const loss = value.dataSync()[0];
-  const termValues = Object.fromEntries(Object.entries(terms).map(([k, t]) => [k, t.dataSync()[0]]));
-  const correct = countCorrect(scores!.dataSync() as Float32Array, batch.targets, batch.size, model.numClasses);
-  tf.dispose([value, scores!, ...Object.values(grads), ...Object.values(terms)]);
-  if (!Number.isFinite(loss)) throw new Error(`training diverged: the loss is ${loss} at step ${optimizer.step}; try a lower learning rate`);
-  return { loss, terms: termValues, correct };
+  tf.dispose(Object.values(grads));
+  return { value, terms, scores: scores! };
+}
+
+/** The step's result from the values read off its tensors, which it disposes. */
+function stepResult(t: StepTensors, read: { loss: number; terms: Record<string, number>; scores: Float32Array }, batch: Batch, classes: number, step: number): StepResult {
+  tf.dispose([t.value, t.scores, ...Object.values(t.terms)]);
+  if (!Number.isFinite(read.loss)) throw new Error(`training diverged: the loss is ${read.loss} at step ${step}; try a lower learning rate`);
+  return { loss: read.loss, terms: read.terms, correct: countCorrect(read.scores, batch.targets, batch.size, classes) };
+}
+
+/** One optimizer step on one batch. */
+export function trainStep(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): StepResult {
+  const t = applyStep(model, optimizer, batch, progress);
+  const read = {
+    loss: t.value.dataSync()[0],
+    terms: Object.fromEntries(Object.entries(t.terms).map(([k, v]) => [k, v.dataSync()[0]])),
+    scores: t.scores.dataSync() as Float32Array,
+  };
+  return stepResult(t, read, batch, model.numClasses, optimizer.step);
+}
+
+/**
+ * trainStep for backends that cannot read values synchronously (WebGPU in
+ * a Web Worker): the same step, its results awaited.
+ */
+export async function trainStepAsync(model: ClassifierModel, optimizer: Adam, batch: Batch, progress: { fraction: number; rng: Rng }): Promise<StepResult> {
+  const t = applyStep(model, optimizer, batch, progress);
+  const names = Object.keys(t.terms);
+  const [loss, scores, ...terms] = await Promise.all([t.value.data(), t.scores.data(), ...names.map((k) => t.terms[k].data())]);
+  const read = { loss: loss[0], terms: Object.fromEntries(names.map((k, i) => [k, terms[i][0]])), scores: scores as Float32Array };
+  return stepResult(t, read, batch, model.numClasses, optimizer.step);
 }
 
 /** Examples of a batch whose target classes are its highest scores. */

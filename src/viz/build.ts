@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'fflate';
 import { imageBytes, imageSize, take, type ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist } from '../data/fashionMnist.js';
+import { loadDataset } from '../data/index.js';
 import { loadMnist } from '../data/mnist.js';
 import '../models/index.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
@@ -58,13 +59,18 @@ export interface VizModelEntry {
   samples?: string;
 }
 
+/** MultiMNIST test pairs the sample set is chosen from (the first of capsnet eval's, which are generated in the same order). */
+const MULTIMNIST_PAIRS = 1000;
+
 /**
  * Test images the page offers as inputs, by the dataset name a model's
- * metadata gives. MNIST is always there; the others when installed.
+ * metadata gives, and the training sets the Train panel offers (`loadTrain`).
+ * MNIST is always there; the others when installed.
  */
-export const SAMPLE_SETS: Record<string, { title: string; load: () => ImageDataset; loadTrain: () => ImageDataset }> = {
+export const SAMPLE_SETS: Record<string, { title: string; load: () => ImageDataset; loadTrain?: () => ImageDataset }> = {
   mnist: { title: 'MNIST', load: () => loadMnist('test'), loadTrain: () => loadMnist('train') },
   'fashion-mnist': { title: 'Fashion-MNIST', load: () => loadFashionMnist('test'), loadTrain: () => loadFashionMnist('train') },
+  multimnist: { title: 'MultiMNIST', load: () => loadDataset('multimnist', 'test', { count: MULTIMNIST_PAIRS }) },
 };
 
 /** Images of each packed training set (train-<set>-train.bin.gz): the first of the training split, as --train-limit takes them. */
@@ -140,10 +146,20 @@ export interface SampleFiles {
   bin: Uint8Array;
 }
 
+/** The bytes of image i: stored, or drawn by a generated set (MultiMNIST) from its floats in [0, 1]. */
+function sampleBytes(ds: ImageDataset, i: number): Uint8Array {
+  if (!ds.render) return imageBytes(ds, i);
+  const px = new Float32Array(imageSize(ds));
+  ds.render(i, px, 0);
+  return Uint8Array.from(px, (v) => Math.round(255 * v));
+}
+
 /**
  * Samples: the first test images of each class, in class order,
  * SAMPLES_PER_CLASS of each (fewer when there are more than 10 classes, so
- * that the page offers about 100 images, but at least one per class).
+ * that the page offers about 100 images, but at least one per class). For
+ * images of several objects (MultiMNIST's two digits) the class is the
+ * first object's, and `objects` and `classes` say what each image holds.
  */
 export function pickSamples(ds: ImageDataset, set: string, title: string): SampleFiles {
   const size = imageSize(ds);
@@ -159,7 +175,8 @@ export function pickSamples(ds: ImageDataset, set: string, title: string): Sampl
     }
   }
   const images = new Uint8Array(picked.length * size);
-  picked.forEach((i, k) => images.set(imageBytes(ds, i), k * size));
+  picked.forEach((i, k) => images.set(sampleBytes(ds, i), k * size));
+  const classesOf = (i: number) => Array.from({ length: ds.numClasses }, (_, j) => j).filter((j) => ds.multiLabels![i * ds.numClasses + j]);
   const meta = {
     dataset: set,
     title,
@@ -170,6 +187,7 @@ export function pickSamples(ds: ImageDataset, set: string, title: string): Sampl
     labels: picked.map((i) => ds.labels[i]),
     classNames: ds.classNames ?? Array.from({ length: ds.numClasses }, (_, j) => String(j)),
     indices: picked,
+    ...(ds.multiLabels ? { objects: ds.components?.perImage ?? 2, classes: picked.map(classesOf) } : {}),
   };
   return { json: JSON.stringify(meta), bin: images };
 }
@@ -228,6 +246,7 @@ function writeTrainSet(outDir: string, set: string, train: ImageDataset, test: I
 function writeTrainSets(outDir: string): { dataset: string; title: string }[] {
   const written: { dataset: string; title: string }[] = [];
   for (const [set, { title, load, loadTrain }] of Object.entries(SAMPLE_SETS)) {
+    if (!loadTrain) continue;
     let train: ImageDataset;
     let test: ImageDataset;
     try {

@@ -67,17 +67,31 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
+/**
+ * A file's validator: its size and modification time. The browser keeps
+ * what it fetched and asks again with If-None-Match; an unchanged file is a
+ * 304 without a body, so switching back to a model does not download its
+ * weights again, and a rebuilt or retrained file is fetched anew.
+ */
+function etagOf(size: number, mtimeMs: number): string {
+  return `"${size.toString(36)}-${Math.floor(mtimeMs).toString(36)}"`;
+}
+
 function sendFile(req: IncomingMessage, res: ServerResponse, path: string | null): void {
-  if (!path || !existsSync(path) || !statSync(path).isFile()) {
+  const st = path && existsSync(path) ? statSync(path) : null;
+  if (!path || !st?.isFile()) {
     send(res, 404, 'not found\n');
     return;
   }
-  const size = statSync(path).size;
-  res.writeHead(200, {
-    'Content-Type': TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
-    'Content-Length': size,
-    'Cache-Control': 'no-cache',
-  });
+  const etag = etagOf(st.size, st.mtimeMs);
+  const headers = { 'Content-Type': TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream', 'Cache-Control': 'no-cache', ETag: etag };
+  if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const size = st.size;
+  res.writeHead(200, { ...headers, 'Content-Length': size });
   if (req.method === 'HEAD') {
     res.end();
     return;

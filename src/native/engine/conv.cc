@@ -1,5 +1,7 @@
 // 2-D convolution (NHWC input, HWIO filter) and both of its gradients, as
-// im2col / col2im around sgemm.
+// im2col / col2im around sgemm; 3x3 stride-1 layers go to Winograd's
+// F(4x4, 3x3) (winograd.cc) and large kernels to the frequency domain
+// (spectral.cc) where those pay.
 //
 // The column matrix of a whole batch can be huge (the primary-capsule layer
 // of CapsNet at batch 100 has 3600 x 20736 entries, 300 MB), so it is never
@@ -21,20 +23,7 @@
 
 namespace capsnet {
 
-namespace {
-
-// Floats per thread for a column block: 4 MiB keeps two threads' blocks in
-// a shared L3 while leaving the GEMMs large enough to run near peak. Tests
-// lower it to exercise the blocking on small shapes.
-std::atomic<int64_t> columnBlock{int64_t{1} << 20};
-
-// The geometry settings every convolution entry takes, named as tfjs's
-// Conv2DInfo names them (padTop and padLeft are its padInfo.top and .left).
-#define CAPSNET_CONV_GEOMETRY                                                                                     \
-  "batchSize", "inHeight", "inWidth", "inChannels", "outHeight", "outWidth", "outChannels", "filterHeight", \
-      "filterWidth", "strideHeight", "strideWidth", "dilationHeight", "dilationWidth", "padTop", "padLeft"
-
-ConvGeometry readGeometry(Args& a) {
+ConvGeometry readConvGeometry(Args& a) {
   const int64_t big = INT32_MAX;
   ConvGeometry g;
   g.B = a.integer("batchSize", 0, big);
@@ -61,6 +50,13 @@ ConvGeometry readGeometry(Args& a) {
   require(g.M() <= INT32_MAX && K <= INT32_MAX, "conv", "too large for 32-bit GEMM dimensions");
   return g;
 }
+
+namespace {
+
+// Floats per thread for a column block: 4 MiB keeps two threads' blocks in
+// a shared L3 while leaving the GEMMs large enough to run near peak. Tests
+// lower it to exercise the blocking on small shapes.
+std::atomic<int64_t> columnBlock{int64_t{1} << 20};
 
 struct Block {
   int64_t r0, rows;  // output pixels
@@ -147,7 +143,7 @@ int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // ...geometry }): out = act(conv(x, filter) + bias); bias has outChannels
 // entries, one, or none (empty or absent).
 CAPSNET_ENTRY(conv2d, "x", "filter", "out", "bias", "activation", "alpha", CAPSNET_CONV_GEOMETRY) {
-  ConvGeometry g = readGeometry(a);
+  ConvGeometry g = readConvGeometry(a);
   View<float> x = a.f32("x", g.B * g.H * g.W * g.Ci);
   View<float> f = a.f32("filter", g.K() * g.Co);
   View<float> out = a.f32("out", g.M() * g.Co);
@@ -160,6 +156,7 @@ CAPSNET_ENTRY(conv2d, "x", "filter", "out", "bias", "activation", "alpha", CAPSN
   requireDisjoint(out, bias, "conv2d");
   const int64_t M = g.M(), P = g.P(), Ci = g.Ci, Co = g.Co;
   if (M == 0) return;
+  if (winogradPays(g)) return winogradConv2d(g, x.data, f.data, out.data, bias.data, bias.length, activation, alpha);
   if (spectralPays(g)) return spectralConv2d(g, x.data, f.data, out.data, bias.data, bias.length, activation, alpha);
   const int64_t block = columnBlock.load();
 
@@ -200,7 +197,7 @@ CAPSNET_ENTRY(conv2d, "x", "filter", "out", "bias", "activation", "alpha", CAPSN
 // conv2dBackpropInput({ dy, filter, dx, ...geometry }):
 // dx = col2im(dy filter^T).
 CAPSNET_ENTRY(conv2dBackpropInput, "dy", "filter", "dx", CAPSNET_CONV_GEOMETRY) {
-  ConvGeometry g = readGeometry(a);
+  ConvGeometry g = readConvGeometry(a);
   View<float> dy = a.f32("dy", g.M() * g.Co);
   View<float> f = a.f32("filter", g.K() * g.Co);
   View<float> dx = a.f32("dx", g.B * g.H * g.W * g.Ci);
@@ -213,6 +210,7 @@ CAPSNET_ENTRY(conv2dBackpropInput, "dy", "filter", "dx", CAPSNET_CONV_GEOMETRY) 
     std::memset(dx.data, 0, sizeof(float) * dx.length);
     return;
   }
+  if (winogradPays(g)) return winogradBackpropInput(g, dy.data, f.data, dx.data);
   if (spectralPays(g)) return spectralBackpropInput(g, dy.data, f.data, dx.data);
   const int threads = threadCount();
   // Tasks own whole images, so that their scatter-adds never overlap.
@@ -255,7 +253,7 @@ CAPSNET_ENTRY(conv2dBackpropInput, "dy", "filter", "dx", CAPSNET_CONV_GEOMETRY) 
 
 // conv2dBackpropFilter({ x, dy, dw, ...geometry }): dw = im2col(x)^T dy.
 CAPSNET_ENTRY(conv2dBackpropFilter, "x", "dy", "dw", CAPSNET_CONV_GEOMETRY) {
-  ConvGeometry g = readGeometry(a);
+  ConvGeometry g = readConvGeometry(a);
   View<float> x = a.f32("x", g.B * g.H * g.W * g.Ci);
   View<float> dy = a.f32("dy", g.M() * g.Co);
   View<float> dw = a.f32("dw", g.K() * g.Co);
@@ -268,6 +266,7 @@ CAPSNET_ENTRY(conv2dBackpropFilter, "x", "dy", "dw", CAPSNET_CONV_GEOMETRY) {
     std::memset(dw.data, 0, sizeof(float) * dw.length);
     return;
   }
+  if (winogradPays(g)) return winogradBackpropFilter(g, x.data, dy.data, dw.data);
   if (spectralPays(g)) return spectralBackpropFilter(g, x.data, dy.data, dw.data);
   const int threads = threadCount();
 
@@ -343,6 +342,17 @@ CAPSNET_ENTRY(setSpectralMode, "mode") {
   else if (mode == "auto") capsnet::setSpectralMode(SpectralMode::Auto);
   else if (mode == "always") capsnet::setSpectralMode(SpectralMode::Always);
   else fail("setSpectralMode: mode must be 'never', 'auto' or 'always', got '" + mode + "'");
+}
+
+// setWinogradMode({ mode }): 'never' use Winograd's F(4x4, 3x3) for 3x3
+// stride-1 convolutions, 'auto' where it pays (default), 'always' wherever
+// the geometry allows (tests compare the paths).
+CAPSNET_ENTRY(setWinogradMode, "mode") {
+  const std::string mode = a.string("mode");
+  if (mode == "never") capsnet::setWinogradMode(WinogradMode::Never);
+  else if (mode == "auto") capsnet::setWinogradMode(WinogradMode::Auto);
+  else if (mode == "always") capsnet::setWinogradMode(WinogradMode::Always);
+  else fail("setWinogradMode: mode must be 'never', 'auto' or 'always', got '" + mode + "'");
 }
 
 // setColumnBlock({ floats }): the per-thread column buffer size (at least

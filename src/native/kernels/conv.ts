@@ -11,8 +11,8 @@ import { allocF32, cpuKernel, f32, output, releaseScratch, sizeOf, type KernelAr
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
-/** The geometry settings of the addon's convolution entries. */
-function geometry(c: ConvInfo): ConvGeometry {
+/** The geometry settings of the addon's convolution entries (depthwise ones too: outChannels is then inChannels times the multiplier). */
+export function convGeometry(c: ConvInfo): ConvGeometry {
   return {
     batchSize: c.batchSize,
     inHeight: c.inHeight,
@@ -32,11 +32,11 @@ function geometry(c: ConvInfo): ConvGeometry {
   };
 }
 
-function isChannelsLast(attrs: Record<string, unknown>): boolean {
+export function isChannelsLast(attrs: Record<string, unknown>): boolean {
   return (attrs.dataFormat ?? 'NHWC') === 'NHWC';
 }
 
-type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+export type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
 function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>, dilations: number | [number, number]): ConvInfo {
   return tf.backend_util.computeConv2DInfo(
@@ -80,10 +80,10 @@ export function convKernels(addon: NativeAddon, codes: OpCodes): NativeKernelCon
     if (out.length === 0) return output(args.backend, shape, 'float32', out);
     const alpha = Number(args.attrs.leakyreluAlpha ?? 0.2);
     if (perChannel) {
-      addon.conv2d({ x: xs, filter: fs, out, bias: biasValues, activation: act, alpha, ...geometry(info) });
+      addon.conv2d({ x: xs, filter: fs, out, bias: biasValues, activation: act, alpha, ...convGeometry(info) });
       return output(args.backend, shape, 'float32', out);
     }
-    addon.conv2d({ x: xs, filter: fs, out, ...geometry(info) });
+    addon.conv2d({ x: xs, filter: fs, out, ...convGeometry(info) });
     const sumShape = tf.backend_util.assertAndGetBroadcastShape(shape, bias!.shape);
     const sum = allocF32(sizeOf(sumShape));
     addon.binary({ op: codes.binary.Add, a: out, aShape: shape, b: biasValues, bShape: bias!.shape, out: sum, outShape: sumShape });
@@ -108,7 +108,7 @@ export function convKernels(addon: NativeAddon, codes: OpCodes): NativeKernelCon
         const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
         if (!tf.util.arraysEqual(dy.shape, expected)) return inputFallback(args);
         const dx = allocF32(sizeOf(inputShape));
-        if (dx.length > 0) addon.conv2dBackpropInput({ dy: dys, filter: fs, dx, ...geometry(info) });
+        if (dx.length > 0) addon.conv2dBackpropInput({ dy: dys, filter: fs, dx, ...convGeometry(info) });
         return output(args.backend, [...inputShape], 'float32', dx);
       },
     },
@@ -124,7 +124,7 @@ export function convKernels(addon: NativeAddon, codes: OpCodes): NativeKernelCon
         const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
         if (!tf.util.arraysEqual(dy.shape, expected)) return filterFallback(args);
         const dw = allocF32(sizeOf(filterShape));
-        if (dw.length > 0) addon.conv2dBackpropFilter({ x: xs, dy: dys, dw, ...geometry(info) });
+        if (dw.length > 0) addon.conv2dBackpropFilter({ x: xs, dy: dys, dw, ...convGeometry(info) });
         return output(args.backend, [...filterShape], 'float32', dw);
       },
     },

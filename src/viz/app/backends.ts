@@ -37,8 +37,11 @@ interface AdapterInfoLike {
   isFallbackAdapter?: boolean;
 }
 
-/** The WebGPU adapter's description when it is a software (fallback) adapter, else null (also without WebGPU). */
-async function softwareWebGPU(): Promise<string | null> {
+/**
+ * The browser's WebGPU adapter: null without one (no WebGPU, or no usable
+ * device), else its description when it is a software (fallback) adapter.
+ */
+async function webGPUAdapter(): Promise<{ software: string | null } | null> {
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) return null;
   try {
@@ -46,7 +49,7 @@ async function softwareWebGPU(): Promise<string | null> {
     if (!adapter) return null;
     const info = adapter.info ?? {};
     const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
-    return adapter.isFallbackAdapter || info.isFallbackAdapter || SOFTWARE.test(text) ? text || 'a fallback adapter' : null;
+    return { software: adapter.isFallbackAdapter || info.isFallbackAdapter || SOFTWARE.test(text) ? text || 'a fallback adapter' : null };
   } catch {
     return null;
   }
@@ -68,8 +71,10 @@ export async function chooseBackend(forced: string | null, wasmUrl: string): Pro
   setWasmPaths(wasmUrl);
   // Training needs the convolution gradients that tfjs's wasm backend lacks.
   registerWasmExtraKernels();
-  const [softGpu, softGl] = [await softwareWebGPU(), softwareWebGL()];
-  let order: BackendName[] = [...BACKEND_ORDER];
+  const adapter = await webGPUAdapter();
+  const [softGpu, softGl] = [adapter?.software ?? null, softwareWebGL()];
+  // Without an adapter tfjs's WebGPU backend cannot start: not tried unless asked for.
+  let order: BackendName[] = BACKEND_ORDER.filter((b) => b !== 'webgpu' || adapter);
   let note: string | undefined;
   if (forced) {
     if (!(BACKEND_ORDER as readonly string[]).includes(forced)) throw new Error(`unknown backend '${forced}' in the address: expected ${BACKEND_ORDER.join(', ')}`);

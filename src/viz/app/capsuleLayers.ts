@@ -73,6 +73,7 @@ function setup(e: Engine): void {
         textContent: `Each map is one class capsule over the grid of the last convolutional capsule layer (one square per capsule type). ${routing.about} Red means more than an even share, blue less. The percentage is the share of all capsule activation assigned to that class.`,
       }),
       stepper,
+      el('p', { className: 'summary', id: 'em-routing-summary' }),
       el('p', { className: 'meta', id: 'em-routing-scale' }),
       el('div', { className: 'routing-maps', id: 'em-routing-maps' }),
     );
@@ -172,6 +173,7 @@ function renderRouting(): void {
   const layout = tileLayout(types, w, h, cols, 1, scaleUp);
   let total = 0;
   for (let i = 0; i < senders; i++) total += act[i];
+  $('em-routing-summary').textContent = assignmentSummary(R, act, senders, J, a.prediction, it, n, routing.coefficient);
   const root = $('em-routing-maps');
   if (root.children.length !== J) {
     root.replaceChildren(
@@ -198,6 +200,30 @@ function renderRouting(): void {
     fig.querySelector('figcaption')!.textContent = `${name} · ${fmtPct(share)}`;
     canvas.setAttribute('aria-label', `${capitalize(routing.coefficient)}s to class capsule ${name} at iteration ${it + 1}: ${fmtPct(share)} of the capsule activation`);
   }
+}
+
+/**
+ * In words, where the assignments of iteration `it` go: the prediction's
+ * share of the capsule activation and the class with the most. A model may
+ * classify by what its classes are left with rather than what they gather
+ * (the shipped EM model gives its prediction almost nothing at the last
+ * iteration: docs/em-capsules-mnist.md); the sentence says which it is.
+ */
+function assignmentSummary(R: Float32Array, act: Float32Array, senders: number, J: number, prediction: number, it: number, iterations: number, coefficient: string): string {
+  const shares = new Float64Array(J);
+  let total = 0;
+  for (let i = 0; i < senders; i++) {
+    total += act[i];
+    for (let j = 0; j < J; j++) shares[j] += R[i * J + j] * act[i];
+  }
+  for (let j = 0; j < J; j++) shares[j] /= total || 1;
+  let most = 0;
+  for (let j = 1; j < J; j++) if (shares[j] > shares[most]) most = j;
+  const name = (j: number) => engine!.classNames[j];
+  const at = `At iteration ${it + 1} of ${iterations}`;
+  let s = `${at}, ${name(prediction)}, the prediction, receives ${fmtPct(shares[prediction])} of the capsule activation through its ${coefficient}s (an even share is ${fmtPct(1 / J)}); ${most === prediction ? 'that is the most of any class.' : `${name(most)} receives the most, ${fmtPct(shares[most])}.`}`;
+  if (shares[prediction] < 1 / J) s += ' So this model does not predict the class the capsules agree on: its prediction gathers less than an even share, and its activation comes from what routing leaves it, not from the votes it gets.';
+  return s;
 }
 
 function renderLayers(a: Analysis): void {

@@ -3,7 +3,7 @@
  * one kernel and its map shown large.
  */
 import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
-import { $ } from './dom.js';
+import { $, onPoint, pointWord } from './dom.js';
 import { state, track, type View } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -73,7 +73,7 @@ function setupConv1Input(): void {
   for (const id of ['conv1-kernels', 'conv1-maps']) {
     const canvas = $<HTMLCanvasElement>(id);
     const layout = () => (id === 'conv1-kernels' ? conv1Layouts()?.kernels : conv1Layouts()?.maps);
-    canvas.addEventListener('pointermove', (e) => {
+    onPoint(canvas, (e) => {
       const l = layout();
       const hit = l && tileAt(canvas, l, e);
       if (hit && hit.tile !== state.conv1Focus) {
@@ -123,7 +123,7 @@ export const conv1View: View = {
     loadKernels();
     const k = g.kernel;
     const colourKernels = engine.inputShape[2] === 3;
-    $('conv1-explain').textContent = `The first layer slides each of its ${g.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. Hover or use the arrow keys on the maps to inspect one.`;
+    $('conv1-explain').textContent = `The first layer slides each of its ${g.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. ${pointWord()} a map, or use the arrow keys on the maps, to inspect one.`;
   },
   render() {
     const maps = state.analysis?.featureMaps;

@@ -6,7 +6,7 @@
 import { $ } from './dom.js';
 import type { Engine } from './engine.js';
 import { showSelectedCapsule } from './reconstruction.js';
-import { className, state, type View } from './state.js';
+import { className, PRESENT, reportedClasses, state, type View } from './state.js';
 import { setParams } from './url.js';
 
 
@@ -43,18 +43,25 @@ function renderDigits(): void {
   if (!a || !layout) return;
   const root = $('digit-bars');
   const what = layout.scores.name;
+  const reported = reportedClasses(a);
   [...root.children].forEach((el, j) => {
     const b = el as HTMLButtonElement;
     const v = a.scores[j];
     (b.querySelector('.bar') as HTMLElement).style.height = `${Math.max(0.5, 100 * Math.min(1, v)) * 0.8}%`;
     (b.querySelector('.val') as HTMLElement).textContent = v.toFixed(2);
-    b.classList.toggle('predicted', j === a.prediction);
+    b.classList.toggle('predicted', reported.includes(j));
     b.setAttribute('aria-checked', String(j === state.selected));
     b.tabIndex = j === state.selected ? 0 : -1;
-    b.setAttribute('aria-label', `${className(j)}: ${what} ${v.toFixed(3)}${j === a.prediction ? ', the prediction' : ''}`);
+    b.setAttribute('aria-label', `${className(j)}: ${what} ${v.toFixed(3)}${reported.includes(j) ? ', predicted' : ''}`);
   });
-  $('prediction').textContent = className(a.prediction);
-  $('prediction-conf').textContent = `(${what} ${a.scores[a.prediction].toFixed(3)})`;
+  const top = a.prediction;
+  if (!reported.length) {
+    $('prediction').textContent = 'nothing detected';
+    $('prediction-conf').textContent = `(the highest ${what}, ${className(top)}'s, is ${a.scores[top].toFixed(3)}; a class counts as present above ${PRESENT})`;
+  } else {
+    $('prediction').textContent = reported.map(className).join(' and ');
+    $('prediction-conf').textContent = `(${what} ${reported.map((j) => a.scores[j].toFixed(3)).join(' and ')})`;
+  }
 }
 
 /** Choosing a class sends its capsule to the decoder views; only capsule vectors can be chosen. */

@@ -17,6 +17,22 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial
   return e;
 }
 
+/** Whether the page is used without hover (a phone or tablet): maps then select by tapping, and the captions say so. */
+export function noHover(): boolean {
+  return matchMedia('(hover: none)').matches;
+}
+
+/** How to pick a part of a map, for a caption: 'Tap' on touch screens, 'Hover over' elsewhere. */
+export function pointWord(): string {
+  return noHover() ? 'Tap' : 'Hover over';
+}
+
+/** Call `f` with the pointer's position when it hovers over `el` (mouse, pen) and when it presses or taps it (any pointer, fingers included). */
+export function onPoint(el: HTMLElement, f: (e: PointerEvent) => void): void {
+  el.addEventListener('pointermove', f);
+  el.addEventListener('pointerdown', f);
+}
+
 /** `s` with its first letter in upper case, for a label that starts a sentence. */
 export function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
@@ -30,11 +46,4 @@ export function fmtPct(x: number): string {
 export function fix2(v: number): string {
   const s = v.toFixed(2);
   return s === '-0.00' ? '0.00' : s;
-}
-
-export function median(a: number[]): number {
-  if (!a.length) return NaN;
-  const s = [...a].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

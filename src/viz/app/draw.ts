@@ -93,7 +93,8 @@ export function tileLayout(count: number, tileW: number, tileH: number, cols: nu
   return { count, tileW, tileH, cols: c, gap, scale, rows, width: c * tileW * scale + (c - 1) * gap, height: rows * tileH * scale + (rows - 1) * gap };
 }
 
-function tileOrigin(l: TileLayout, tile: number): [number, number] {
+/** The canvas position of a tile's top left corner. */
+export function tileOrigin(l: TileLayout, tile: number): [number, number] {
   return [(tile % l.cols) * (l.tileW * l.scale + l.gap), Math.floor(tile / l.cols) * (l.tileH * l.scale + l.gap)];
 }
 

@@ -127,10 +127,17 @@ export class Engine {
     return img.channels === 1 || (img.height === h && img.width === w && img.channels === c);
   }
 
-  /** Whether a digit drawn on the pad is an input like the model's: only for 28x28 gray models (MNIST's format). */
-  get drawable(): boolean {
+  /**
+   * How a drawing on the pad becomes the model's input: 'digit' for 28x28
+   * gray models (prepared as MNIST was), 'frame' for larger gray ones that
+   * take digits where they are (MultiMNIST, 40x40 MNIST: the pad is the
+   * frame), null for the rest (colour, pictures prepared otherwise).
+   */
+  get drawing(): 'digit' | 'frame' | null {
     const [h, w, c] = this.inputShape;
-    return h === 28 && w === 28 && c === 1;
+    if (c !== 1) return null;
+    if (h === 28 && w === 28) return 'digit';
+    return h > 28 && w > 28 && !this.preparation ? 'frame' : null;
   }
 
   /** Run the whole network on one image (values in [0, 1]) and read every part it shows. */

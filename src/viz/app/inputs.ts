@@ -5,7 +5,7 @@
 import { paintImage } from './draw.js';
 import { $ } from './dom.js';
 import { grayDigit, type Engine, type InputImage } from './engine.js';
-import { DrawingPad, imageFileToInput, imageFileToPrepared, NotAnImageError } from './pad.js';
+import { DrawingPad, imageFileToFrame, imageFileToInput, imageFileToPrepared, NotAnImageError } from './pad.js';
 import { state, track, type Samples } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -48,6 +48,8 @@ interface SamplesJson {
   height: number;
   width: number;
   channels?: number;
+  objects?: number;
+  classes?: number[][];
 }
 
 /** Load a sample set and show its images as buttons; false when it could not be loaded. */
@@ -80,6 +82,8 @@ export async function loadSamples(file: string): Promise<boolean> {
       width: meta.width,
       channels,
       size,
+      objects: meta.objects ?? 1,
+      classes: meta.classes ?? null,
     };
   } catch (e) {
     showNoSamples(`The test images could not be loaded (${(e as Error).message}); uploads${pad.enabled ? ' and drawing' : ''} still work.`);
@@ -125,14 +129,23 @@ export function showNoSamples(message: string): void {
   pad.showImage(state.input);
 }
 
+/** The classes of sample k: its label, or all its objects' classes. */
+function sampleClasses(s: Samples, k: number): number[] {
+  return s.classes?.[k] ?? [s.labels[k]];
+}
+
 function sampleLabel(s: Samples, k: number): string {
-  const name = s.classNames[s.labels[k]] ?? String(s.labels[k]);
-  return s.dataset === 'mnist' ? `a ${name}` : name;
+  const names = sampleClasses(s, k).map((c) => s.classNames[c] ?? String(c));
+  return s.dataset === 'mnist' ? `a ${names[0]}` : names.join(' and ');
 }
 
 function sampleTitle(s: Samples, k: number): string {
-  const name = s.classNames[s.labels[k]] ?? String(s.labels[k]);
-  return `${s.title} test image #${s.indices[k]} (label ${name === String(s.labels[k]) ? name : `${s.labels[k]}, ${name}`})`;
+  const classes = sampleClasses(s, k);
+  const describe = (c: number) => {
+    const name = s.classNames[c] ?? String(c);
+    return name === String(c) ? name : `${c}, ${name}`;
+  };
+  return `${s.title} test image #${s.indices[k]} (${classes.length > 1 ? `labels ${classes.map(describe).join(' and ')}` : `label ${describe(classes[0])}`})`;
 }
 
 /**
@@ -180,34 +193,77 @@ function unpressSamples(): void {
   });
 }
 
+/** How a drawing becomes the model's input (see Engine.drawing); null: drawing is off. */
+let drawing: 'digit' | 'frame' | null = 'digit';
+
+/** What the classes are, in a word for the page's sentences: digits, when the class names are 0 to 9, else pictures. */
+function subject(): string {
+  const names = state.engine?.classNames ?? [];
+  return names.length && names.every((n, i) => n === String(i)) ? 'digit' : 'picture';
+}
+
+/** The pad's drawing as the model's input. */
+function drawnInput(): InputImage {
+  const [h, w] = state.engine?.inputShape ?? [28, 28];
+  return drawing === 'frame' ? { data: pad.toFrame(w, h), height: h, width: w, channels: 1 } : grayDigit(pad.toInput());
+}
+
+/** A blank input: of the model's frame when it is drawn on as a frame, else 28x28. */
+function emptyInput(): InputImage {
+  const [h, w] = drawing === 'frame' ? state.engine!.inputShape : [28, 28];
+  return { data: new Float32Array(h * w), height: h, width: w, channels: 1 };
+}
+
 const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
   onChange: () => {
     if (!pad.dirty) return;
     if (state.currentSample >= 0) unpressSamples();
     state.inputSource = 'your drawing';
-    $('input-status').textContent = 'Your drawing, centred and scaled like MNIST.';
-    onInput(grayDigit(pad.toInput()));
+    $('input-status').textContent = drawing === 'frame' ? 'Your drawing: the pad is the whole frame.' : 'Your drawing, centred and scaled like MNIST.';
+    onInput(drawnInput());
   },
 });
 
 /**
- * Fit the input card to a model: the drawing pad only for 28x28 gray models
- * (a digit drawn with the mouse is what MNIST's models know); uploads always,
- * prepared as the model's training pictures were when it records how.
+ * Fit the input card to a model: the drawing pad for gray models that take
+ * drawn digits (see Engine.drawing); uploads always, prepared as the
+ * model's training pictures were when it records how.
  */
 export function setupInputFor(e: Engine): void {
-  pad.enabled = e.drawable;
+  drawing = e.drawing;
+  pad.enabled = drawing !== null;
   const [h, w, c] = e.inputShape;
   const kind = `${h}×${w} ${c === 3 ? 'colour' : 'grayscale'}`;
+  const thing = subject();
   $('pad').setAttribute('aria-disabled', String(!pad.enabled));
-  $('pad').setAttribute('aria-label', pad.enabled ? 'Drawing area: draw a digit with the mouse, a pen or a finger' : 'The input, enlarged (drawing is off for this model)');
+  $('pad').setAttribute('aria-label', pad.enabled ? `Drawing area: draw a ${thing} with the mouse, a pen or a finger` : 'The input, enlarged (drawing is off for this model)');
   $('clear').hidden = !pad.enabled;
   const note = $('pad-note');
   note.hidden = pad.enabled;
-  note.textContent = pad.enabled ? '' : `Drawing is off: this model takes ${kind} pictures, not 28×28 gray digits drawn with the mouse. Choose a test image or upload a picture.`;
+  note.textContent = pad.enabled ? '' : `Drawing is off: this model takes ${kind} pictures, not gray digits drawn with the mouse. Choose a test image or upload a picture.`;
+  const draw = pad.enabled ? `draw ${drawing === 'frame' ? `one or two ${thing}s` : `a ${thing}`} with mouse, pen or finger, ` : '';
   $('input-explain').textContent = e.preparation
     ? `What the network looks at: a ${kind} picture. Choose a test image${pad.enabled ? ', draw with mouse, pen or finger,' : ''} or upload a picture; an upload is stretched to ${h}×${w}${c === 3 ? '' : ' and turned gray'}, as this model's training pictures were.`
-    : `What the network looks at: a ${kind} image, bright ink on black. Choose a test image, ${pad.enabled ? 'draw with mouse, pen or finger, ' : ''}or upload a picture. ${pad.enabled ? 'Drawings and uploads are' : 'Uploads are'} cropped, scaled to fit 20×20 and centred by their ink's centre of mass, the way MNIST was made${h !== 28 || w !== 28 ? `, then placed in the middle of the ${h}×${w} frame` : ''}.`;
+    : drawing === 'frame'
+      ? `What the network looks at: a ${kind} image, bright ink on black. Choose a test image, ${draw}or upload a picture. The pad is the whole ${h}×${w} frame: what you draw stays where it is. An upload of ${h}×${w} pixels goes in as it is; others are cropped, scaled to fit 20×20 and centred, the way MNIST was made, in the middle of the frame.`
+      : `What the network looks at: a ${kind} image, bright ink on black. Choose a test image, ${draw}or upload a picture. ${pad.enabled ? 'Drawings and uploads are' : 'Uploads are'} cropped, scaled to fit 20×20 and centred by their ink's centre of mass, the way MNIST was made${h !== 28 || w !== 28 ? `, then placed in the middle of the ${h}×${w} frame` : ''}.`;
+}
+
+/** An uploaded picture as an input: prepared as the model's training pictures were, as its frame when it is the frame's size, else MNIST-style. */
+async function uploadedInput(file: File): Promise<{ img: InputImage; how: string }> {
+  const e = state.engine;
+  const prep = e?.preparation;
+  if (prep) {
+    const img = await imageFileToPrepared(file, prep);
+    return { img, how: `prepared as the model's training pictures were (${img.height}×${img.width}, ${img.channels === 3 ? 'colour' : 'gray'})` };
+  }
+  const [h, w] = e?.inputShape ?? [28, 28];
+  if (e && drawing === 'frame') {
+    const frame = await imageFileToFrame(file, w, h);
+    if (frame) return { img: { data: frame, height: h, width: w, channels: 1 }, how: `taken as the ${h}×${w} frame, pixel for pixel` };
+  }
+  const img = grayDigit(await imageFileToInput(file));
+  return { img, how: `cropped, scaled and centred like an MNIST digit (28×28${h !== 28 || w !== 28 ? `, in the middle of the ${h}×${w} frame` : ''})` };
 }
 
 /** Wire the drawing pad, the upload and the sample buttons; `run` gets every new input. */
@@ -217,9 +273,9 @@ export function setupInput(run: (img: InputImage) => void): void {
     pad.clear();
     unpressSamples();
     state.inputSource = 'empty pad';
-    $('input-status').textContent = 'Draw a digit in the black square.';
+    $('input-status').textContent = `Draw a ${subject()} in the black square.`;
     $('upload-error').hidden = true;
-    onInput(grayDigit(new Float32Array(784)));
+    onInput(emptyInput());
   });
   const upload = $<HTMLInputElement>('upload');
   upload.addEventListener('change', async () => {
@@ -228,15 +284,12 @@ export function setupInput(run: (img: InputImage) => void): void {
     if (!file) return;
     const err = $('upload-error');
     try {
-      const prep = state.engine?.preparation;
-      const img = prep ? await track(imageFileToPrepared(file, prep)) : grayDigit(await track(imageFileToInput(file)));
+      const { img, how } = await track(uploadedInput(file));
       err.hidden = true;
       unpressSamples();
       pad.showImage(img);
       state.inputSource = `uploaded "${file.name}"`;
-      $('input-status').textContent = prep
-        ? `Uploaded "${file.name}", prepared as the model's training pictures were (${img.height}×${img.width}, ${img.channels === 3 ? 'colour' : 'gray'}).`
-        : `Uploaded "${file.name}", converted to a 28×28 MNIST-style image.`;
+      $('input-status').textContent = `Uploaded "${file.name}", ${how}.`;
       onInput(img);
     } catch (e) {
       err.textContent = e instanceof NotAnImageError ? e.message : `"${file.name}" could not be used: ${(e as Error).message}`;

@@ -12,14 +12,14 @@ import { conv1View } from './conv1.js';
 import { digitsView } from './digits.js';
 import { $, el } from './dom.js';
 import { paintImage } from './draw.js';
-import { initBackend, Engine, type Analysis, type InputImage } from './engine.js';
+import { initBackend, Engine, worker, type Analysis, type InputImage } from './engine.js';
 import { loadSamples, sampleFile, samplesFor, selectFirstSample, setupInput, setupInputFor, showNoSamples, type ModelEntry } from './inputs.js';
 import { primaryView } from './primary.js';
-import type { TrainableArch, TrainSetEntry } from './protocol.js';
+import type { BackendChoice, TrainableArch, TrainSetEntry } from './protocol.js';
 import { reconstructionView } from './reconstruction.js';
 import { routingView, stopPlay } from './routing.js';
 import { clearError, onCapsuleFocus, setPageState, showError, state, track, type View } from './state.js';
-import { initTrainPanel, toggleRun, trainInfo, type TrainOffer } from './train.js';
+import { forgetTraining, initTrainPanel, toggleRun, trainInfo, trainsFreshModel, type TrainOffer } from './train.js';
 import { param, setParams } from './url.js';
 
 /**
@@ -65,6 +65,9 @@ async function loadModelList(): Promise<{ models: ModelEntry[]; offer: TrainOffe
 async function loadModel(entry: ModelEntry): Promise<void> {
   setPageState('loading');
   clearError();
+  // The worker gives up the model trained here for this one.
+  forgetTraining();
+  $('model-select').querySelector(`option[value="${TRAINED}"]`)?.remove();
   $('model-info').textContent = `Loading ${entry.label}…`;
   let next: Engine;
   try {
@@ -113,6 +116,22 @@ function describeModel(): string {
   if (routing) s += ` · ${routing.iterations} routing iteration${routing.iterations === 1 ? '' : 's'}`;
   s += ` · backend ${state.backendName}${state.backendNote ? ` (${state.backendNote})` : ''}`;
   return s;
+}
+
+/** The value of the model menu's entry for a model trained in this page. */
+const TRAINED = 'trained';
+
+/** Show a model the Train panel set up or loaded, named in the model menu by `label`. */
+async function adoptTrained(e: Engine, label: string): Promise<void> {
+  const select = $<HTMLSelectElement>('model-select');
+  let option = select.querySelector<HTMLOptionElement>(`option[value="${TRAINED}"]`);
+  if (!option) {
+    option = el('option', { value: TRAINED });
+    select.append(option);
+  }
+  option.textContent = option.title = label;
+  select.value = TRAINED;
+  await adopt(e);
 }
 
 // ---------------------------------------------------------------- analysis
@@ -209,6 +228,8 @@ const api = {
   get backend() {
     return state.backendName;
   },
+  /** The backend the worker runs on, why, and the software renderer that draws it, if one does. */
+  backendChoice: null as BackendChoice | null,
   get modelUrl() {
     return state.engine?.summary.source ?? null;
   },
@@ -231,6 +252,10 @@ const api = {
       check();
     });
   },
+  /** Training images per second on the page's backend: `steps` timed steps of a fresh model after one warm-up (npm run bench:browser). */
+  bench(o: { arch: string; preset: string; batchSize: number; steps: number }): Promise<{ imagesPerSecond: number; stepMs: number[] }> {
+    return worker().call('bench', { ...o, dataUrl: document.baseURI, dataset: 'mnist' });
+  },
   /** Class scores for n images (h*w*c floats each, in [0, 1]). */
   async scoresFor(images: number[], n: number): Promise<number[]> {
     if (!state.engine) throw new Error('no model loaded');
@@ -252,6 +277,7 @@ async function start(): Promise<void> {
     backend = await initBackend(param('backend'));
     state.backendName = backend.backend;
     state.backendNote = backend.note ?? '';
+    api.backendChoice = backend;
   } catch (e) {
     showError(`${(e as Error).message}. Try a current version of Chrome, Firefox, Safari or Edge.`);
     return;
@@ -272,14 +298,17 @@ async function start(): Promise<void> {
   const select = $<HTMLSelectElement>('model-select');
   select.replaceChildren(...models.map((m, i) => el('option', { value: String(i), textContent: m.label, title: m.label })));
   select.addEventListener('change', () => {
+    if (select.value === TRAINED) return;
     const m = models[Number(select.value)];
     setParams({ model: m.id });
     void loadModel(m);
   });
-  const autoTrain = initTrainPanel({ adopt: (e) => adopt(e), refresh, showError }, offer, backend);
-  if (models.length) await loadModel(models[0]);
-  else setPageState('ready');
-  if (autoTrain) await toggleRun();
+  const { autoTrain, addressError } = initTrainPanel({ adopt: adoptTrained, refresh, showError }, offer, backend);
+  // ?train=1 with a fresh model shows that model from the start.
+  if (models.length && !(autoTrain && trainsFreshModel())) await loadModel(models[0]);
+  if (addressError) showError(addressError);
+  else if (autoTrain) await toggleRun();
+  else if (!models.length) setPageState('ready');
 }
 
 void start();

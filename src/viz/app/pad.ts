@@ -5,7 +5,7 @@
  * model trained on a --data folder, an upload prepared as its training
  * pictures were (metadata.preparation).
  */
-import { borderMean, mnistPreprocess } from '../../data/preprocess.js';
+import { borderMean, mnistPreprocess, resizeArea } from '../../data/preprocess.js';
 import type { ImagePreparation } from '../../index.js';
 import { paintImage } from './draw.js';
 import type { InputImage } from './engine.js';
@@ -118,13 +118,23 @@ export class DrawingPad {
     });
   }
 
-  /** The pad as an MNIST-style image (size x size, ink bright on dark). */
-  toInput(size = 28): Float32Array {
+  /** The pad in gray, [0, 1]. */
+  private gray(): Float32Array {
     const { width: w, height: h } = this.canvas;
     const data = this.ctx.getImageData(0, 0, w, h).data;
     const g = new Float32Array(w * h);
     for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
-    return mnistPreprocess(g, w, h, { invert: false, size });
+    return g;
+  }
+
+  /** The pad as an MNIST-style image (size x size, ink bright on dark). */
+  toInput(size = 28): Float32Array {
+    return mnistPreprocess(this.gray(), this.canvas.width, this.canvas.height, { invert: false, size });
+  }
+
+  /** The pad as the whole frame of a w x h input, each stroke where it was drawn (area averaging). */
+  toFrame(w: number, h: number): Float32Array {
+    return resizeArea(this.gray(), this.canvas.width, this.canvas.height, w, h);
   }
 }
 
@@ -202,6 +212,23 @@ export async function imageFileToInput(file: File, size = 28): Promise<Float32Ar
   const out = mnistPreprocess(stretchInk(g, w, h), w, h, { invert: false, size });
   if (!out.some((v) => v > 0)) throw new NotAnImageError(`"${file.name || 'the file'}" has no visible ink: it looks blank after conversion to grayscale.`);
   return out;
+}
+
+/**
+ * An uploaded picture of exactly w x h pixels as the frame of a model of
+ * that input (MultiMNIST's 36x36): gray, dark ink on light paper inverted,
+ * nothing cropped or moved. Null for a picture of another size.
+ */
+export async function imageFileToFrame(file: File, w: number, h: number): Promise<Float32Array | null> {
+  const bitmap = await decodeUpload(file);
+  if (bitmap.width !== w || bitmap.height !== h) {
+    bitmap.close();
+    return null;
+  }
+  const data = drawBitmap(bitmap, w, h, '#fff', false);
+  const g = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
+  return stretchInk(g, w, h);
 }
 
 /** sRGB component (0-255) to linear light. */

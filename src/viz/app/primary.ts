@@ -4,7 +4,7 @@
  */
 import type { RoutingPart } from '../../index.js';
 import { absMax, outlinePixel, paintTiles, sequential, tileAt, tileLayout, type TileLayout } from './draw.js';
-import { $, fmtPct } from './dom.js';
+import { $, fmtPct, onPoint, pointWord } from './dom.js';
 import { className, focusCapsule, state, type CapsuleRef, type View } from './state.js';
 
 /** The primary capsules' grid, when the model has vector primary capsules. */
@@ -16,6 +16,18 @@ export function primaryGrid(): { h: number; w: number; types: number; dim: numbe
 export function primaryRouting(): RoutingPart | null {
   const r = state.layout?.routing;
   return r && r.senders === 'primary capsules' && primaryGrid() ? r : null;
+}
+
+/** Coefficients this close to each other count as a tie (an even split stays one through float32 rounding). */
+const TIE = 1e-4;
+
+/** The classes a sender's coefficients `c` (one per class) favour: the largest, with every class within TIE of it. */
+export function topClasses(c: ArrayLike<number>): number[] {
+  let best = 0;
+  for (let j = 1; j < c.length; j++) if (c[j] > c[best]) best = j;
+  const top: number[] = [];
+  for (let j = 0; j < c.length; j++) if (c[best] - c[j] < TIE) top.push(j);
+  return top;
 }
 
 export function primaryLayout(scale = 4): TileLayout | null {
@@ -31,12 +43,39 @@ export function capsuleIndex(c: CapsuleRef): number {
   return (c.y * g.w + c.x) * g.types + c.type;
 }
 
+/**
+ * The range the maps' colours span: the lengths' own, from the shortest to
+ * the longest capsule of this input. Most capsules of a trained CapsNet are
+ * long (0.9 and more), and on a fixed 0-to-1 scale every map would be pale
+ * all over, background included.
+ */
+function lengthRange(lengths: Float32Array): { lo: number; hi: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of lengths) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  // An input whose capsules are all equally long (a blank image) gets a range anyway.
+  return hi - lo < 1e-6 ? { lo: Math.max(0, hi - 0.5), hi: Math.max(hi, 1e-6) } : { lo, hi };
+}
+
+function renderScale(lo: number, hi: number): void {
+  const bar = $<HTMLCanvasElement>('primary-scale');
+  paintTiles(bar, tileLayout(1, 128, 1, 1, 0, 1), (_t, _y, x) => sequential(x / 127));
+  $('primary-scale-lo').textContent = lo.toFixed(3);
+  $('primary-scale-hi').textContent = hi.toFixed(3);
+  $('primary-scale-note').textContent = `Colour: capsule length, from the shortest capsule of this input (${lo.toFixed(3)}, dark) to the longest (${hi.toFixed(3)}, bright).`;
+}
+
 function renderPrimary(): void {
   const p = state.analysis?.primaryCapsules;
   const l = primaryLayout();
   if (!p || !l) return;
   const canvas = $<HTMLCanvasElement>('primary-maps');
-  paintTiles(canvas, l, (t, y, x) => sequential(p.lengths[capsuleIndex({ type: t, y, x })]));
+  const { lo, hi } = lengthRange(p.lengths);
+  renderScale(lo, hi);
+  paintTiles(canvas, l, (t, y, x) => sequential((p.lengths[capsuleIndex({ type: t, y, x })] - lo) / (hi - lo)));
   if (state.capsFocus) outlinePixel(canvas, l, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x);
   renderCapsuleInfo();
 }
@@ -48,7 +87,7 @@ export function renderCapsuleInfo(): void {
   const root = $('capsule-info');
   if (!a || !p || !g || !state.layout) return;
   if (!state.capsFocus) {
-    root.textContent = 'Hover over a capsule, or focus the map and use the arrow keys, to see its vector and where it sends its output.';
+    root.textContent = `${pointWord()} a capsule, or focus the map and use the arrow keys, to see its vector and where it sends its output.`;
     return;
   }
   const i = capsuleIndex(state.capsFocus);
@@ -76,14 +115,20 @@ export function renderCapsuleInfo(): void {
   title.innerHTML = '';
   title.textContent = `Capsule type ${state.capsFocus.type + 1}, row ${state.capsFocus.y + 1}, column ${state.capsFocus.x + 1} (number ${i + 1} of ${p.lengths.length}): length ${p.lengths[i].toFixed(3)}.`;
   text.append(title);
-  if (primaryRouting() && a.routing) {
-    // Where the capsule sends most at the routing iteration shown.
+  const routing = primaryRouting();
+  if (routing && a.routing) {
+    // Where the capsule sends most at the routing iteration shown; a tie is said as one.
     const J = a.scores.length;
     const c = a.routing.coefficients[state.iteration].subarray(i * J, (i + 1) * J);
-    let top = 0;
-    for (let j = 1; j < J; j++) if (c[j] > c[top]) top = j;
+    const top = topClasses(c);
     const route = document.createElement('div');
-    route.textContent = `At routing iteration ${state.iteration + 1} it sends ${fmtPct(c[top])} of its output to digit capsule ${className(top)}.`;
+    const at = `At routing iteration ${state.iteration + 1}`;
+    route.textContent =
+      top.length === J
+        ? `${at} it splits its output evenly among all ${J} class capsules (${fmtPct(c[0])} each).`
+        : top.length > 1
+          ? `${at} it sends most, ${fmtPct(c[top[0]])} each, to the class capsules ${top.map(className).join(', ')} (a tie).`
+          : `${at} it sends the most, ${fmtPct(c[top[0]])} of its output, to the class capsule ${className(top[0])}.`;
     text.append(route);
   }
   const nums = document.createElement('div');
@@ -95,7 +140,7 @@ export function renderCapsuleInfo(): void {
 
 function setupPrimaryInput(): void {
   const canvas = $<HTMLCanvasElement>('primary-maps');
-  canvas.addEventListener('pointermove', (e) => {
+  onPoint(canvas, (e) => {
     const l = primaryLayout();
     const hit = l && tileAt(canvas, l, e);
     if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
@@ -152,7 +197,7 @@ export const primaryView: View = {
     state.capsFocus = null;
     if (!p) return;
     const { h, w, types, dim } = p;
-    $('primary-explain').textContent = `${p.about} Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. Hover or use the arrow keys (Page Up and Down change the type) to read a capsule.`;
+    $('primary-explain').textContent = `${p.about} Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. ${pointWord()} a capsule, or use the arrow keys (Page Up and Down change the type), to read it.`;
   },
   render: renderPrimary,
 };

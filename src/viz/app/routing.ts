@@ -5,9 +5,9 @@
  * to each class capsule, the class capsule each one sends most to, and the
  * class capsule lengths those coefficients give.
  */
-import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, robustScale, sequential, tileAt, type RGB } from './draw.js';
-import { $, capitalize, fmtPct } from './dom.js';
-import { capsuleIndex, primaryLayout, primaryRouting, renderCapsuleInfo } from './primary.js';
+import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, robustScale, sequential, tileAt, tileOrigin, type RGB } from './draw.js';
+import { $, capitalize, fmtPct, onPoint } from './dom.js';
+import { capsuleIndex, primaryLayout, primaryRouting, renderCapsuleInfo, topClasses } from './primary.js';
 import { className, focusCapsule, state, type View } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -33,13 +33,17 @@ function buildRoutingMaps(): void {
     const cap = document.createElement('figcaption');
     fig.append(canvas, cap);
     root.append(fig);
-    canvas.addEventListener('pointermove', (e) => {
+    onPoint(canvas, (e) => {
       const l = primaryLayout(2);
       const hit = l && tileAt(canvas, l, e);
       if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
     });
   }
   const legend = $('routing-legend');
+  const tie = document.createElement('span');
+  const tieMark = document.createElement('i');
+  tieMark.className = 'tie';
+  tie.append(tieMark, 'tie (an even split)');
   legend.replaceChildren(
     ...Array.from({ length: classCount() }, (_, j) => {
       const s = document.createElement('span');
@@ -48,13 +52,39 @@ function buildRoutingMaps(): void {
       s.append(i, className(j));
       return s;
     }),
+    tie,
   );
-  const winner = $<HTMLCanvasElement>('routing-winner');
-  winner.onpointermove = (e) => {
-    const l = primaryLayout(4);
-    const hit = l && tileAt(winner, l, e);
-    if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
+}
+
+/**
+ * In words, how far the coefficients of iteration `it` are from an even
+ * split: the range of each class's coefficients, the prediction's apart,
+ * over the capsules that carry most of the length (the rest barely count).
+ */
+function routingSummary(c: Float32Array, len: Float32Array, J: number, prediction: number, it: number, iterations: number, coefficient: string): string {
+  const maxLen = Math.max(maxOf(len), 1e-9);
+  const range = (pick: (j: number) => boolean) => {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < len.length; i++) {
+      if (len[i] < 0.5 * maxLen) continue;
+      for (let j = 0; j < J; j++) {
+        if (!pick(j)) continue;
+        lo = Math.min(lo, c[i * J + j]);
+        hi = Math.max(hi, c[i * J + j]);
+      }
+    }
+    return { lo, hi };
   };
+  const p = range((j) => j === prediction);
+  const o = range((j) => j !== prediction);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const even = 1 / J;
+  const spread = Math.max(Math.abs(p.lo - even), Math.abs(p.hi - even), Math.abs(o.lo - even), Math.abs(o.hi - even));
+  const at = it === 0 ? `At iteration 1 (before any agreement), ` : `After ${it + 1} of ${iterations} iterations, `;
+  let s = `${at}the ${coefficient}s of the longer primary capsules to ${className(prediction)}, the prediction, lie between ${pct(p.lo)} and ${pct(p.hi)}; to the others between ${pct(o.lo)} and ${pct(o.hi)}. An even split is ${pct(even)}.`;
+  if (it > 0 && spread < 0.05) s += ' Routing changes them by little in this model, so the colours show their difference from an even split, which is small.';
+  return s;
 }
 
 function updateIterationLabel(): void {
@@ -80,6 +110,7 @@ function renderRouting(): void {
   const weight = (i: number) => (state.weightByLength ? len[i] / maxLen : 1);
   // One scale for all iterations, so that stepping shows the change; a few
   // strongly routed capsules would wash out the rest, so the top 2% saturate.
+  $('routing-summary').textContent = routingSummary(c, len, J, a.prediction, state.iteration, coefficients.length, routing.coefficient);
   let scale = 1e-6;
   if (state.routingMode === 'delta') {
     const deltas: number[] = [];
@@ -106,28 +137,36 @@ function renderRouting(): void {
   }
   const lw = primaryLayout(4)!;
   const winner = $<HTMLCanvasElement>('routing-winner');
+  const ties: [number, number, number][] = [];
   paintTiles(
     winner,
     lw,
     (t, y, x) => {
       const i = capsuleIndex({ type: t, y, x });
-      let best = 0;
-      let second = -1;
-      for (let j = 1; j < J; j++) {
-        const v = c[i * J + j];
-        if (v > c[i * J + best]) {
-          second = c[i * J + best];
-          best = j;
-        } else if (v > second) second = v;
-      }
+      const top = topClasses(c.subarray(i * J, (i + 1) * J));
+      // Short capsules fade towards white, the background: they barely count.
       const fade = weight(i);
-      const tie = c[i * J + best] - second < 1e-4;
-      const col: RGB = tie ? [150, 150, 150] : CLASS_COLORS[best % CLASS_COLORS.length];
-      return [col[0] * fade, col[1] * fade, col[2] * fade];
+      if (top.length > 1) {
+        ties.push([t, y, x]);
+        return [255, 255, 255];
+      }
+      const col: RGB = CLASS_COLORS[top[0] % CLASS_COLORS.length];
+      return [255 - (255 - col[0]) * fade, 255 - (255 - col[1]) * fade, 255 - (255 - col[2]) * fade];
     },
     [255, 255, 255],
   );
-  if (state.capsFocus) outlinePixel(winner, lw, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x, '#ffffff');
+  // A capsule that splits evenly (a tie) is white with a dark diagonal, unlike any class's colour.
+  const wctx = winner.getContext('2d')!;
+  wctx.strokeStyle = '#1d2330';
+  wctx.lineWidth = 1;
+  for (const [t, y, x] of ties) {
+    const [ox, oy] = tileOrigin(lw, t);
+    wctx.beginPath();
+    wctx.moveTo(ox + x * lw.scale, oy + (y + 1) * lw.scale);
+    wctx.lineTo(ox + (x + 1) * lw.scale, oy + y * lw.scale);
+    wctx.stroke();
+  }
+  if (state.capsFocus) outlinePixel(winner, lw, state.capsFocus.type, state.capsFocus.y, state.capsFocus.x, '#000000');
   const bars = $('iter-bars');
   // Shown when the model says what each iteration's coefficients give.
   const lens = a.routing.scores?.[state.iteration];
@@ -167,6 +206,12 @@ export function stopPlay(): void {
 }
 
 function setupRoutingInput(): void {
+  const winner = $<HTMLCanvasElement>('routing-winner');
+  onPoint(winner, (e) => {
+    const l = primaryLayout(4);
+    const hit = l && tileAt(winner, l, e);
+    if (hit && (hit.tile !== state.capsFocus?.type || hit.y !== state.capsFocus.y || hit.x !== state.capsFocus.x)) focusCapsule({ type: hit.tile, y: hit.y, x: hit.x });
+  });
   $('iter-prev').addEventListener('click', () => {
     stopPlay();
     setIteration(state.iteration - 1);

@@ -29,6 +29,9 @@ export interface Samples {
   channels: number;
   /** Bytes per image. */
   size: number;
+  /** Objects in each image (MultiMNIST: 2), and each image's classes when there are several. */
+  objects: number;
+  classes: number[][] | null;
 }
 
 /** A primary capsule: its type and grid position. */
@@ -118,6 +121,34 @@ export function clearError(): void {
 
 export function className(j: number): string {
   return state.engine?.classNames[j] ?? String(j);
+}
+
+/**
+ * A score above which a class counts as present, for scores that are each
+ * class's own presence (capsule lengths, activations) rather than shares of
+ * one (probabilities): halfway between the margin loss's targets for
+ * present (m+ = 0.9) and absent (m- = 0.1) classes.
+ */
+export const PRESENT = 0.5;
+
+/** Whether the scores are each class's own presence in [0, 1], not probabilities that add up to 1. */
+export function presenceScores(scores: ArrayLike<number>): boolean {
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += scores[i];
+  return Math.abs(sum - 1) > 1e-3;
+}
+
+/**
+ * The classes the page reports for an analysis: the `objects` highest
+ * scores when the test images hold several objects (MultiMNIST's two
+ * digits), else the prediction; none when the scores are presences and
+ * none reaches PRESENT (an empty pad).
+ */
+export function reportedClasses(a: Analysis): number[] {
+  const order = Array.from(a.scores.keys()).sort((x, y) => a.scores[y] - a.scores[x]);
+  const objects = state.samples?.objects ?? 1;
+  if (objects > 1) return order.slice(0, objects);
+  return presenceScores(a.scores) && a.scores[order[0]] < PRESENT ? [] : [order[0]];
 }
 
 const capsuleFocusListeners: (() => void)[] = [];

@@ -21,8 +21,8 @@ import { choiceParam, numberParam, param, setParams } from './url.js';
 
 /** What the page gives the panel: how to show a model the worker now holds, and its own errors. */
 export interface TrainPanelHooks {
-  /** Show `engine` (set up the views for it and analyse the input). */
-  adopt(engine: Engine): Promise<void>;
+  /** Show `engine` (set up the views for it and analyse the input), named `label` in the model menu. */
+  adopt(engine: Engine, label: string): Promise<void>;
   /** The weights changed: analyse the input again. */
   refresh(): void;
   showError(message: string): void;
@@ -52,6 +52,8 @@ const LR_DECAY = 0.96;
 const SHIFT = 2;
 const SEED = 1;
 const CHECKS_PER_EPOCH = 4;
+/** Test-accuracy checks per epoch: the address's checks=N (not a control: for tests and scripts), else CHECKS_PER_EPOCH. */
+let addressChecks = CHECKS_PER_EPOCH;
 
 const CURRENT = 'current';
 
@@ -100,7 +102,7 @@ function readSetup(): TrainSetup {
     lrDecay: LR_DECAY,
     shift: SHIFT,
     seed: SEED,
-    checksPerEpoch: numberParam('checks', { min: 1, max: 100, integer: true }) ?? CHECKS_PER_EPOCH,
+    checksPerEpoch: addressChecks,
   };
 }
 
@@ -117,6 +119,7 @@ function writeParams(): void {
 
 /** The address's settings into the controls; a bad value is an error naming it, and the default stays. */
 function readParams(): void {
+  addressChecks = numberParam('checks', { min: 1, max: 100, integer: true }) ?? CHECKS_PER_EPOCH;
   const archs = offer.trainable.map((t) => t.arch);
   const arch = choiceParam('arch', [...new Set([...archs, CURRENT])]);
   const select = $<HTMLSelectElement>('train-arch');
@@ -172,7 +175,8 @@ function renderCharts(): void {
     formatY: (v) => `${v}%`,
     formatX: (v) => String(Number(v.toFixed(2))),
   });
-  $('train-acc-caption').textContent = `Test accuracy on the first ${status?.testCount ?? active?.testLimit ?? '…'} test images, ${active?.checksPerEpoch ?? CHECKS_PER_EPOCH} times an epoch`;
+  const checksPerEpoch = active?.checksPerEpoch ?? addressChecks;
+  $('train-acc-caption').textContent = `Test accuracy on the first ${status?.testCount || numberInput('test-limit').value} test images, ${checksPerEpoch === 1 ? 'after each epoch' : `${checksPerEpoch} times an epoch`}`;
 }
 
 function renderButtons(): void {
@@ -222,7 +226,7 @@ async function ensureSetup(): Promise<void> {
 }
 
 async function adopt(summary: ModelSummary): Promise<void> {
-  await hooks.adopt(new Engine(summary));
+  await hooks.adopt(new Engine(summary), `Trained in this page: ${summary.layout.title}`);
 }
 
 /** Train (or continue), or pause when training. */
@@ -279,7 +283,7 @@ async function download(): Promise<void> {
   const meta = JSON.parse(json) as { metadata?: { testAccuracy?: number; testImages?: { dataset: string; first: number } } };
   const t = meta.metadata?.testImages;
   $('train-download-note').textContent = t
-    ? `Saved ${dir}.zip in capsnet's model format. Unzip it and run: capsnet eval --model ${dir} --dataset ${t.dataset} --test-limit ${t.first} (this page measured ${fmtPct(meta.metadata!.testAccuracy!)} on those images).`
+    ? `Saved ${dir}.zip in capsnet's model format. Unzip it and run: capsnet eval --model ${dir} --dataset ${t.dataset} --limit ${t.first} (this page measured ${fmtPct(meta.metadata!.testAccuracy!)} on those images).`
     : `Saved ${dir}.zip in capsnet's model format. Unzip it and use the folder wherever capsnet takes --model.`;
 }
 
@@ -316,7 +320,7 @@ async function loadFiles(files: File[]): Promise<void> {
   $<HTMLSelectElement>('train-arch').value = CURRENT;
   writeParams();
   render();
-  await hooks.adopt(engine);
+  await hooks.adopt(engine, `Loaded: ${name}`);
 }
 
 function buildControls(): void {
@@ -336,20 +340,22 @@ function buildControls(): void {
 
 /**
  * Set the panel up: the offered models and data, the address's settings,
- * the buttons. Returns whether the address asks to start training (?train=1).
+ * the buttons. Returns whether the address asks to start training
+ * (?train=1), and what is wrong with its settings (training then waits).
  */
-export function initTrainPanel(h: TrainPanelHooks, o: TrainOffer, b: BackendChoice): boolean {
+export function initTrainPanel(h: TrainPanelHooks, o: TrainOffer, b: BackendChoice): { autoTrain: boolean; addressError: string | null } {
   hooks = h;
   offer = o;
   backend = b;
   const p = panel();
   p.hidden = !o.trainable.length || !o.trainSets.length;
-  if (p.hidden) return false;
+  if (p.hidden) return { autoTrain: false, addressError: null };
   buildControls();
+  let addressError: string | null = null;
   try {
     readParams();
   } catch (e) {
-    hooks.showError((e as Error).message);
+    addressError = (e as Error).message;
   }
   worker().on((e) => {
     if (e.event === 'status') onStatus(e.status);
@@ -375,7 +381,22 @@ export function initTrainPanel(h: TrainPanelHooks, o: TrainOffer, b: BackendChoi
   for (const id of ['train-arch', 'train-dataset', ...Object.values(NUMBERS).map((n) => n.id)]) $(id).addEventListener('change', writeParams);
   window.addEventListener('resize', renderCharts);
   render();
-  return param('train') === '1';
+  return { autoTrain: param('train') === '1' && !addressError, addressError };
+}
+
+/** Another model is loading: the worker has ended the training run, and the next Train sets one up afresh. */
+export function forgetTraining(): void {
+  if (!active) return;
+  active = null;
+  status = null;
+  losses = [];
+  checks = [];
+  render();
+}
+
+/** Whether the panel's setup starts from a fresh model (not the one shown). */
+export function trainsFreshModel(): boolean {
+  return $<HTMLSelectElement>('train-arch').value !== CURRENT;
 }
 
 /** What the page's API (window.capsviz.train) reports. */

@@ -6,13 +6,15 @@
  * epoch's order drawn from the shuffling stream, shifts from the
  * augmentation stream), so the same seed and settings give the same batches
  * as `capsnet train`; checkpoints and files are the Node trainer's part
- * and have no place here.
+ * and have no place here. Every value is read with an await: WebGPU cannot
+ * read synchronously in a worker (its synchronous reads give zeros there).
  */
 import * as tf from '@tensorflow/tfjs';
 import { gunzipSync } from 'fflate';
-import { Adam, evaluate, modelFromArtifacts, modelToArtifacts, take, validateDataset, type ClassifierModel, type ImageDataset, type Rng } from '../../index.js';
+import { Adam, modelFromArtifacts, modelToArtifacts, take, validateDataset, type ClassifierModel, type ImageDataset, type ModelJson, type Rng } from '../../index.js';
 import { batchCount, batchIndices, makeBatch } from '../../data/batches.js';
-import { learningRateAt, trainingRngs, trainStep } from '../../training/step.js';
+import { evaluateAsync } from '../../training/evaluate.js';
+import { learningRateAt, trainingRngs, trainStepAsync } from '../../training/step.js';
 import type { AccuracyCheck, TrainSetup, TrainState, TrainStatus } from './protocol.js';
 
 /** A dataset the build packed (train-<set>.json and its gzipped image files). */
@@ -231,7 +233,7 @@ export class TrainingSession {
   /** One training step, then the test check when one is due, and the end of the run after the last epoch. */
   private async advance(): Promise<void> {
     try {
-      this.trainOneBatch();
+      await this.trainOneBatch();
       this.hooks.weights(this.optimizer.step);
       if (this.checkAt.has(this.batch)) await this.check();
       if (this.batch === this.stepsPerEpoch) {
@@ -251,7 +253,7 @@ export class TrainingSession {
   }
 
   /** The next batch of the epoch, as Epochs.trainSteps in training/trainer.ts draws it, and one step on it. */
-  private trainOneBatch(): void {
+  private async trainOneBatch(): Promise<void> {
     const { setup, data } = this;
     const epoch = this.epochsDone; // finished epochs: this batch belongs to epoch + 1
     // Each epoch's order is drawn from the shuffling stream at the epoch's start.
@@ -260,7 +262,7 @@ export class TrainingSession {
     const t0 = performance.now();
     this.optimizer.learningRate = learningRateAt(setup, this.optimizer.step, this.stepsPerEpoch);
     const batch = makeBatch(data.train, batchIndices(this.order, b, setup.batchSize), setup.shift, this.augRng);
-    const r = trainStep(this.model, this.optimizer, batch, { fraction: (epoch * this.stepsPerEpoch + b) / (setup.epochs * this.stepsPerEpoch), rng: this.augRng });
+    const r = await trainStepAsync(this.model, this.optimizer, batch, { fraction: (epoch * this.stepsPerEpoch + b) / (setup.epochs * this.stepsPerEpoch), rng: this.augRng });
     this.recent.push({ images: batch.size, ms: performance.now() - t0 });
     if (this.recent.length > 50) this.recent.shift();
     this.pending.losses.push(r.loss);
@@ -276,7 +278,7 @@ export class TrainingSession {
     let correct = 0;
     for (let start = 0; start < test.count; start += CHECK_CHUNK) {
       const n = Math.min(CHECK_CHUNK, test.count - start);
-      correct += evaluate(this.model, slice(test, start, n), { batchSize: CHECK_CHUNK }).correct;
+      correct += (await evaluateAsync(this.model, slice(test, start, n), { batchSize: CHECK_CHUNK })).correct;
       await yieldToMessages();
     }
     const accuracy = test.count ? correct / test.count : 0;
@@ -285,7 +287,7 @@ export class TrainingSession {
   }
 
   /** The model in capsnet's saved-model format, with what it was trained on in its metadata. */
-  artifacts(base: Record<string, unknown>): { json: string; weights: Uint8Array } {
+  artifacts(base: Record<string, unknown>): Promise<{ json: string; weights: Uint8Array }> {
     const { setup, data } = this;
     const metadata: Record<string, unknown> = {
       ...base,
@@ -304,11 +306,10 @@ export class TrainingSession {
         seed: setup.seed,
         ...(setup.start.kind === 'fresh' ? { arch: setup.start.arch, preset: setup.start.preset } : { fineTuned: true }),
       },
-      // The test images the accuracy was measured on: capsnet eval --model DIR --dataset D --test-limit N measures it again.
+      // The test images the accuracy was measured on: capsnet eval --model DIR --dataset D --limit N measures it again.
       ...(this.testAccuracy !== null ? { testAccuracy: this.testAccuracy, testImages: { dataset: setup.dataset, split: 'test', first: data.test.count } } : {}),
     };
-    const { json, weights } = modelToArtifacts(this.model, { metadata });
-    return { json: JSON.stringify(json, null, 1), weights };
+    return savedModel(this.model, metadata);
   }
 
   /** Stop after the step under way, and free the optimizer's state. */
@@ -317,6 +318,22 @@ export class TrainingSession {
     await this.running;
     this.optimizer.dispose();
   }
+}
+
+/**
+ * modelToArtifacts with the weights read with an await first: a backend
+ * keeps what it read on the CPU, where modelToArtifacts's reads then find
+ * it (WebGPU in a worker cannot read otherwise).
+ */
+export async function modelArtifacts(model: ClassifierModel, metadata?: Record<string, unknown>): Promise<{ json: ModelJson; weights: Uint8Array }> {
+  await Promise.all(model.params.map((p) => p.value.data()));
+  return modelToArtifacts(model, metadata ? { metadata } : {});
+}
+
+/** A model in capsnet's saved-model format: model.json's text and weights.bin. */
+export async function savedModel(model: ClassifierModel, metadata: Record<string, unknown>): Promise<{ json: string; weights: Uint8Array }> {
+  const { json, weights } = await modelArtifacts(model, metadata);
+  return { json: JSON.stringify(json, null, 1), weights };
 }
 
 /** Images start..start+n-1 of a dataset whose pixels are in memory. */

@@ -4,14 +4,14 @@
  * responsive while the model works. Requests and events are in
  * protocol.ts; the page's side is engine.ts.
  */
-import { Adam, createModel, loadModelFromUrl, modelFromArtifacts, modelToArtifacts, parseImagePreparation, Rng, type ClassifierModel } from '../../index.js';
+import { Adam, createModel, loadModelFromUrl, modelFromArtifacts, parseImagePreparation, Rng, type ClassifierModel } from '../../index.js';
 import { batchIndices, makeBatch } from '../../data/batches.js';
 import { checkCompatible } from '../../training/evaluate.js';
-import { trainStep } from '../../training/step.js';
+import { trainStepAsync } from '../../training/step.js';
 import { analyze, conv1Kernels, decode, scores } from './analysis.js';
 import { chooseBackend } from './backends.js';
 import type { ModelSource, ModelSummary, ReplyMessage, RequestMessage, Requests, RequestType, WorkerEvent } from './protocol.js';
-import { loadPacked, TrainingSession } from './training.js';
+import { loadPacked, modelArtifacts, savedModel, TrainingSession } from './training.js';
 
 /** The model the views show and training changes. */
 interface Held {
@@ -113,7 +113,7 @@ const handlers: Handlers = {
       if (setup.start.kind === 'fresh') model.dispose();
       throw e;
     }
-    const initial = modelToArtifacts(model);
+    const initial = await modelArtifacts(model);
     const s = hold(model, metadata, source);
     session = new TrainingSession(setup, data, model, initial, {
       status: (status) => post({ event: 'status', status }),
@@ -139,9 +139,7 @@ const handlers: Handlers = {
   async save({ generation: g }) {
     const model = current(g);
     const base = held!.metadata;
-    if (session && session.model === model) return session.artifacts(base);
-    const { json, weights } = modelToArtifacts(model, { metadata: base });
-    return { json: JSON.stringify(json, null, 1), weights };
+    return session && session.model === model ? session.artifacts(base) : savedModel(model, base);
   },
 
   async bench({ arch, preset, batchSize, steps, dataUrl, dataset }) {
@@ -156,7 +154,7 @@ const handlers: Handlers = {
       for (let s = 0; s <= steps; s++) {
         const batch = makeBatch(train, batchIndices(order, s % Math.floor(train.count / batchSize), batchSize), 2, rng);
         const t0 = performance.now();
-        trainStep(model, optimizer, batch, { fraction: 0, rng });
+        await trainStepAsync(model, optimizer, batch, { fraction: 0, rng });
         // The first step compiles shaders and allocates: a warm-up, not timed.
         if (s > 0) stepMs.push(performance.now() - t0);
       }
