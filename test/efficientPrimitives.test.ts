@@ -9,27 +9,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { selfAttentionRouting } from '../src/capsules/selfAttentionRouting.js';
 import { efficientSquash, squash } from '../src/capsules/squash.js';
-import { assertClose, testEachBackend } from './helpers.js';
+import { assertClose, assertSquashFixture, testEachBackend, type SquashFixtureCase } from './helpers.js';
 
-interface SquashCase { shape: number[]; s: number[]; v: number[]; upstream: number[]; grad_s: number[] }
 interface RoutingCase { shape: [number, number, number, number]; u_hat: number[]; b: number[]; v: number[]; c: number[]; upstream: number[]; grad_u_hat: number[]; grad_b: number[] }
 
 const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/efficient-primitives.json', import.meta.url), 'utf8')) as {
-  squash: SquashCase[]; routing: RoutingCase[];
+  squash: SquashFixtureCase[]; routing: RoutingCase[];
 };
 const TOL = { rtol: 1e-4, atol: 1e-6 };
 
 await testEachBackend('efficientSquash matches the float64 fixture (values and gradients, zero and tiny vectors included)', () => {
   assert.ok(fixture.squash.length >= 4);
-  for (const c of fixture.squash) {
-    const s = tf.tensor(c.s, c.shape);
-    const up = tf.tensor(c.upstream, c.shape);
-    const v = efficientSquash(s);
-    assertClose(v.dataSync(), c.v, { ...TOL, what: `efficientSquash v ${c.shape}` });
-    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(efficientSquash(x), up)))(s);
-    assertClose(g.dataSync(), c.grad_s, { ...TOL, what: `efficientSquash grad ${c.shape}` });
-    tf.dispose([s, up, v, g]);
-  }
+  assertSquashFixture('efficientSquash', efficientSquash, fixture.squash, TOL);
 });
 
 await testEachBackend('efficientSquash: lengths 1 - e^-|s|, finite for huge vectors, identity slope at zero, any axis', () => {

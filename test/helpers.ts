@@ -58,3 +58,25 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     assert.fail(`${what}[${worstAt}] = ${actual[worstAt]}, expected ${expected[worstAt]} (rtol ${rtol}, atol ${atol})`);
   }
 }
+
+/** A squash case of a float64 fixture: s of `shape`, its squash v, and the gradient of sum(v * upstream) with respect to s. */
+export interface SquashFixtureCase {
+  shape: number[];
+  s: number[];
+  v: number[];
+  upstream: number[];
+  grad_s: number[];
+}
+
+/** Checks a squash (along the last axis) against fixture cases: its values, and its gradient through tfjs's tape. */
+export function assertSquashFixture(name: string, squashFn: (s: tf.Tensor) => tf.Tensor, cases: readonly SquashFixtureCase[], tol: { rtol: number; atol: number }): void {
+  for (const c of cases) {
+    const s = tf.tensor(c.s, c.shape);
+    const up = tf.tensor(c.upstream, c.shape);
+    const v = squashFn(s);
+    assertClose(v.dataSync(), c.v, { ...tol, what: `${name} v ${c.shape}` });
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(squashFn(x), up)))(s);
+    assertClose(g.dataSync(), c.grad_s, { ...tol, what: `${name} grad ${c.shape}` });
+    tf.dispose([s, up, v, g]);
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * The native backend's kernels against tfjs's cpu backend on the same data:
  * convolutions (forward, fused, both gradients; strides, padding, dilation,
- * odd sizes, the im2col blocking), depthwise convolutions, matmuls, elementwise ops with
+ * odd sizes, the im2col blocking, the frequency-domain and Winograd paths),
+ * depthwise convolutions, matmuls, elementwise ops with
  * broadcasting, reductions, softmax, transpose, slice, pad, concat, unstack,
  * gather and casts.
  */
@@ -169,6 +170,45 @@ nativeTest('frequency-domain convolutions (polyphase DFT) equal the cpu kernels,
   } finally {
     loaded.addon.setSpectralMode({ mode: 'auto' });
     loaded.addon.setSpectralColumns({ columns: 0 });
+  }
+});
+
+nativeTest('Winograd F(4x4, 3x3) convolutions equal the cpu kernels, forward (with bias and activation) and both gradients', async () => {
+  const loaded = loadAddon();
+  assert.ok(loaded.ok);
+  const rng = new Rng(32);
+  // 3x3 stride-1 geometries: Efficient-CapsNet's backbone layers (in
+  // small), maps whose sides 4 does not divide (partial tiles), maps
+  // smaller than a tile, same and explicit padding, channel counts off the
+  // vector width and single channels, batches of more than one group of
+  // images (group sizes and the filter gradient's partial sums).
+  const cases: ConvCase[] = [
+    { x: [3, 24, 24, 32], f: [3, 3, 32, 64], strides: 1, pad: 'valid' },
+    { x: [2, 22, 22, 64], f: [3, 3, 64, 64], strides: 1, pad: 'valid' },
+    { x: [2, 9, 7, 5], f: [3, 3, 5, 3], strides: 1, pad: 'valid' },
+    { x: [3, 6, 6, 17], f: [3, 3, 17, 9], strides: 1, pad: 'same' },
+    { x: [1, 3, 4, 8], f: [3, 3, 8, 16], strides: 1, pad: 'valid' },
+    { x: [2, 5, 5, 1], f: [3, 3, 1, 1], strides: 1, pad: 2 },
+    { x: [20, 10, 10, 16], f: [3, 3, 16, 24], strides: 1, pad: 'same' },
+  ];
+  loaded.addon.setWinogradMode({ mode: 'always' });
+  try {
+    for (const c of cases) {
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
+      const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+      // As for the spectral path: the absolute tolerance follows the
+      // square root of the longest sum (B OH OW terms per filter-gradient value).
+      const terms = Math.max(info.batchSize * info.outHeight * info.outWidth, 9 * info.inChannels, 9 * info.outChannels);
+      const tol = { ...TOL, atol: TOL.atol * Math.max(1, Math.sqrt(terms) / 10) };
+      await compare(`winograd conv ${JSON.stringify(c)}`, [f32(rng, c.x), f32(rng, c.f, 0.2), f32(rng, dyShape), f32(rng, [c.f[3]])], (x, f, dy, b) => {
+        const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+        const fused = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad, bias: b, activation: 'relu' });
+        const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad), dy)))([x, f]);
+        return [y, fused, dx, df];
+      }, tol);
+    }
+  } finally {
+    loaded.addon.setWinogradMode({ mode: 'auto' });
   }
 });
 

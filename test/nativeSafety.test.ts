@@ -92,6 +92,7 @@ nativeTest('elementwise, reduction and layout entry points reject malformed sett
     ['setColumnBlock: too small', () => a.setColumnBlock({ floats: 1 }), /floats/],
     ['setSpectralColumns: negative', () => a.setSpectralColumns({ columns: -1 }), /columns/],
     ['setSpectralMode: unknown mode', () => a.setSpectralMode({ mode: 'sometimes' as never }), /mode must be 'never', 'auto' or 'always', got 'sometimes'/],
+    ['setWinogradMode: unknown mode', () => a.setWinogradMode({ mode: 'often' as never }), /mode must be 'never', 'auto' or 'always', got 'often'/],
     ['allocBuffer: zero bytes', () => a.allocBuffer({ bytes: 0 }), /bytes/],
     ['releaseBuffer: not an ArrayBuffer', () => a.releaseBuffer({ buffer: F(4) as unknown as ArrayBuffer }), /ArrayBuffer/],
   ]);

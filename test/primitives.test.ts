@@ -7,27 +7,18 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dynamicRouting, marginLoss, reconstructionLoss, squash } from '../src/index.js';
-import { assertClose, testEachBackend } from './helpers.js';
+import { assertClose, assertSquashFixture, testEachBackend, type SquashFixtureCase } from './helpers.js';
 
-interface SquashCase { shape: number[]; s: number[]; v: number[]; upstream: number[]; grad_s: number[] }
 interface RoutingCase { shape: [number, number, number, number]; iterations: number; stopGradientInner: boolean; u_hat: number[]; v: number[]; c_last: number[]; upstream: number[]; grad_u_hat: number[] }
 interface MarginCase { shape: [number, number]; lengths: number[]; labels: number[] | number[][]; mPlus: number; mMinus: number; lambda: number; loss: number; grad_lengths: number[] }
 
 const fixture = JSON.parse(readFileSync(new URL('../../test/fixtures/capsule-primitives.json', import.meta.url), 'utf8')) as {
-  squash: SquashCase[]; routing: RoutingCase[]; margin: MarginCase[];
+  squash: SquashFixtureCase[]; routing: RoutingCase[]; margin: MarginCase[];
 };
 const TOL = { rtol: 1e-4, atol: 1e-6 };
 
 await testEachBackend('squash matches the float64 fixture (values and gradients)', () => {
-  for (const c of fixture.squash) {
-    const s = tf.tensor(c.s, c.shape);
-    const up = tf.tensor(c.upstream, c.shape);
-    const v = squash(s);
-    assertClose(v.dataSync(), c.v, { ...TOL, what: `squash v ${c.shape}` });
-    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(squash(x), up)))(s);
-    assertClose(g.dataSync(), c.grad_s, { ...TOL, what: `squash grad ${c.shape}` });
-    tf.dispose([s, up, v, g]);
-  }
+  assertSquashFixture('squash', squash, fixture.squash, TOL);
 });
 
 await testEachBackend('squash is finite at zero and for huge vectors', () => {

@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../backend/fused.js';
+import type { EmChildGeometry } from '../backend/kernelTable.js';
 
-/** Fills the padding slot of a max over a child's slots. */
 /** Fill of child slots no window covers, when taking a maximum. */
 export const NEG_BIG = -1e30;
 
@@ -17,17 +17,11 @@ export const NEG_BIG = -1e30;
  * Where the children of a convolutional capsule layer sit: a grid of
  * inHeight x inWidth positions with inTypes capsule types, seen by parents on
  * an outHeight x outWidth grid through kernel x kernel windows with `stride`.
- * Only the part of the child grid the windows cover matters.
+ * Only the part of the child grid the windows cover matters. The native EM
+ * kernels take the same record (declared with them in
+ * src/backend/kernelTable.ts).
  */
-export interface EmGeometry {
-  inHeight: number;
-  inWidth: number;
-  inTypes: number;
-  kernel: number;
-  stride: number;
-  outHeight: number;
-  outWidth: number;
-}
+export interface EmGeometry extends EmChildGeometry {}
 
 /** Height and width of the child grid the windows cover. */
 export function coveredSize(g: EmGeometry): [number, number] {

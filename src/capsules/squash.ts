@@ -15,7 +15,7 @@
  * r = sqrt(eps)) gives v = 0 with finite, near-zero gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel, stopGradient, type FusedOp } from '../backend/fused.js';
 
 const TINY_MAX = 1e-12;
 const EPS = 1e-12;
@@ -39,22 +39,29 @@ export function squashReference<T extends tf.Tensor>(s: T, axis = -1): T {
   });
 }
 
-/** The fused squash along the last axis; its gradient is the CapsSquashGrad kernel. */
-const fusedSquash = fusedOp(FUSED_KERNELS.squash, {
-  inputsToSave: ['s'],
-  gradFunc: (dy, saved) => {
-    const [s] = saved;
-    return { s: () => runKernel(FUSED_KERNELS.squashGrad, { dy: dy as tf.Tensor, s }) as tf.Tensor };
-  },
-});
+/** The fused kernel of squash `key` along the last axis, its gradient the `${key}Grad` kernel. */
+function fusedSquashOp(key: 'squash' | 'efficientSquash'): FusedOp {
+  return fusedOp(FUSED_KERNELS[key], {
+    inputsToSave: ['s'],
+    gradFunc: (dy, saved) => {
+      const [s] = saved;
+      return { s: () => runKernel(FUSED_KERNELS[`${key}Grad`], { dy: dy as tf.Tensor, s }) as tf.Tensor };
+    },
+  });
+}
+
+/** `s` squashed along `axis` by the fused kernel where it applies (the last axis of float32 data, on a backend that has it), else by `reference`. */
+function squashWith<T extends tf.Tensor>(fused: FusedOp, reference: (s: T, axis: number) => T, s: T, axis: number): T {
+  const ax = normalizeAxis(axis, s.rank);
+  if (ax === s.rank - 1 && s.dtype === 'float32' && fused.available()) return fused.run({ s }) as T;
+  return reference(s, ax);
+}
+
+const fusedSquash = fusedSquashOp('squash');
 
 /** Squash along `axis` (default: the last). */
 export function squash<T extends tf.Tensor>(s: T, axis = -1): T {
-  const ax = normalizeAxis(axis, s.rank);
-  if (ax === s.rank - 1 && s.dtype === 'float32' && fusedSquash.available()) {
-    return fusedSquash.run({ s }) as T;
-  }
-  return squashReference(s, ax);
+  return squashWith(fusedSquash, squashReference, s, axis);
 }
 
 /**
@@ -89,22 +96,11 @@ export function efficientSquashReference<T extends tf.Tensor>(s: T, axis = -1): 
   });
 }
 
-/** The fused Efficient-CapsNet squash along the last axis; its gradient is the CapsEfficientSquashGrad kernel. */
-const fusedEfficientSquash = fusedOp(FUSED_KERNELS.efficientSquash, {
-  inputsToSave: ['s'],
-  gradFunc: (dy, saved) => {
-    const [s] = saved;
-    return { s: () => runKernel(FUSED_KERNELS.efficientSquashGrad, { dy: dy as tf.Tensor, s }) as tf.Tensor };
-  },
-});
+const fusedEfficientSquash = fusedSquashOp('efficientSquash');
 
 /** Efficient-CapsNet's squash along `axis` (default: the last), fused where the backend has the kernel, as squash() is. */
 export function efficientSquash<T extends tf.Tensor>(s: T, axis = -1): T {
-  const ax = normalizeAxis(axis, s.rank);
-  if (ax === s.rank - 1 && s.dtype === 'float32' && fusedEfficientSquash.available()) {
-    return fusedEfficientSquash.run({ s }) as T;
-  }
-  return efficientSquashReference(s, ax);
+  return squashWith(fusedEfficientSquash, efficientSquashReference, s, axis);
 }
 
 /**

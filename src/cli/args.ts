@@ -3,6 +3,11 @@
  * parser checks types, ranges and choices, so a bad flag value is one clear
  * line and a non-zero exit, and --help is generated from the same table.
  */
+import { architectureNames } from '../models/index.js';
+
+/** The registered architectures, for help texts: "capsnet, cnn, em, efficient". */
+export const ARCHITECTURE_LIST = architectureNames().join(', ');
+
 export type FlagType = 'string' | 'int' | 'number' | 'boolean';
 
 export interface FlagSpec {
@@ -183,7 +188,7 @@ export const COMMON_FLAGS = {
   json: flagSpec({ name: 'json', type: 'boolean', help: 'print one JSON object instead of text' }),
   backend: flagSpec({ name: 'backend', type: 'string', help: 'tfjs backend', choices: ['auto', 'native', 'wasm', 'cpu'], default: 'auto' }),
   model: flagSpec({ name: 'model', type: 'string', arg: 'MODEL', help: 'a saved model: model directory, model.json, training output directory, or shipped name (see capsnet info --pretrained list)' }),
-  arch: flagSpec({ name: 'arch', type: 'string', arg: 'ARCH', default: 'capsnet', help: 'architecture (capsnet, cnn, em)' }),
+  arch: flagSpec({ name: 'arch', type: 'string', arg: 'ARCH', default: 'capsnet', help: `architecture (${ARCHITECTURE_LIST})` }),
   pretrained: flagSpec({ name: 'pretrained', type: 'string', arg: 'NAME', help: 'a shipped pretrained model (see capsnet info --pretrained list)' }),
   batchSize: flagSpec({ name: 'batch-size', type: 'int', min: 1, default: 100, help: 'images per batch' }),
 };

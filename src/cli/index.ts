@@ -2,7 +2,7 @@
  * The `capsnet` command: dispatches to one module per command. Errors are one
  * line on stderr with a non-zero exit (2 for usage errors).
  */
-import { formatHelp, parseArgs, UsageError, type CommandSpec, type FlagSpec, type FlagsOf, type ParsedArgs } from './args.js';
+import { ARCHITECTURE_LIST, formatHelp, parseArgs, UsageError, type CommandSpec, type FlagSpec, type FlagsOf, type ParsedArgs } from './args.js';
 import { ablationSpec, runAblation } from './ablation.js';
 import { attackSpec, runAttack } from './attack.js';
 import { evalSpec, runEval } from './eval.js';
@@ -60,7 +60,7 @@ function usage(): string {
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(12)} ${c.spec.summary}`),
     '',
     'In every command --model names a saved model (a model directory, model.json, a training run or a shipped name)',
-    'and --arch an architecture (capsnet, cnn, em).',
+    `and --arch an architecture (${ARCHITECTURE_LIST}).`,
     '',
     'Run capsnet <command> --help for the flags of a command.',
   ].join('\n');

@@ -4,7 +4,7 @@ import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
 import { createModel, getArchitecture } from '../models/registry.js';
 import { estimateTrainingMemory, formatBytes } from '../training/memoryEstimate.js';
-import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const infoSpec = commandSpec({
@@ -13,7 +13,7 @@ export const infoSpec = commandSpec({
   description: 'Describes a saved model (--model, --pretrained) or a fresh one built from --arch and --preset. `--pretrained list` lists the shipped models.',
   flags: [
     // No default here, so that an --arch given with a saved model can be checked against it.
-    { ...COMMON_FLAGS.arch, default: undefined, help: 'architecture (capsnet, cnn, em) of a fresh model [default: capsnet]; with --model, if given, it must match the saved one' },
+    { ...COMMON_FLAGS.arch, default: undefined, help: `architecture (${ARCHITECTURE_LIST}) of a fresh model [default: capsnet]; with --model, if given, it must match the saved one` },
     { name: 'preset', type: 'string', help: 'preset of --arch [default: the architecture\'s, e.g. paper; efficient: mnist]' },
     { name: 'image-size', type: 'int', min: 1, arg: 'N', help: 'build the preset for NxN inputs [default: the preset\'s]' },
     { name: 'channels', type: 'string', choices: ['1', '3'], help: 'build the preset for gray (1) or colour (3) inputs [default: the preset\'s]' },
@@ -26,7 +26,7 @@ export const infoSpec = commandSpec({
     COMMON_FLAGS.json,
   ],
   examples: ['capsnet info --preset paper', 'capsnet info --arch em --preset paper --image-size 64 --channels 3 --memory --batch-size 16', 'capsnet info --model runs/capsnet-small-mnist', 'capsnet info --pretrained list'],
-  renamed: { type: 'give the architecture with --arch (capsnet, cnn, em)' },
+  renamed: { type: `give the architecture with --arch (${ARCHITECTURE_LIST})` },
 });
 
 function fmt(n: number): string {
@@ -71,7 +71,7 @@ export async function runInfo({ flags }: ArgsOf<typeof infoSpec>): Promise<numbe
   const layers = model.summary();
   const total = model.countParams();
   // What papers quote: the classifier without its reconstruction decoder, where the model can say.
-  const classifier = (model as Partial<{ countClassifierParams(): number }>).countClassifierParams?.();
+  const classifier = model.countClassifierParams?.();
   // Saved values that training does not fit by gradient (batch norm's moving statistics).
   const state = model.params.filter((p) => !p.value.trainable).reduce((n, p) => n + p.value.size, 0);
   const counts = { trainableParams: total, ...(classifier !== undefined ? { classifierParams: classifier } : {}), ...(state > 0 ? { nonTrainableParams: state } : {}) };

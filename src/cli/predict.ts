@@ -156,6 +156,8 @@ export async function runPredict({ flags, positionals }: ArgsOf<typeof predictSp
   const paths = positionals.length === 1 && !prep && existsSync(positionals[0]) && statSync(positionals[0]).isFile() ? positionals : expandInputs(positionals);
   const names = (json.metadata?.classNames as string[] | undefined) ?? Array.from({ length: model.numClasses }, (_, i) => String(i));
   const scoreName = model.scoreName;
+  // One score, named by the model ('capsule length', 'probability', 'activation').
+  const oneScore = model.inspection.scores.name;
   const per = h * w * c;
   const rows: Row[] = [];
   const batchSize = flags['batch-size'];
@@ -187,7 +189,7 @@ export async function runPredict({ flags, positionals }: ArgsOf<typeof predictSp
       [
         `${scoreName}:`,
         ...r.scores.map((s, j) => `  ${names[j].padEnd(12)} ${s.toFixed(4)}  ${'#'.repeat(Math.round(s * 40))}${j === r.prediction ? '  <' : ''}`),
-        `prediction: ${r.className} (${scoreName === 'capsule lengths' ? 'length' : 'score'} ${r.score.toFixed(4)}, ${percent(r.score, 1)})`,
+        `prediction: ${r.className} (${oneScore} ${r.score.toFixed(4)}, ${percent(r.score, 1)})`,
       ].join('\n'),
     );
     return 0;

@@ -7,7 +7,7 @@ import { loadData } from '../data/spec.js';
 import { DATA_CACHE_DIR, readTrainingState } from '../training/checkpoint.js';
 import type { TrainOptions } from '../training/options.js';
 import { train } from '../training/trainer.js';
-import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { percent, report, setupBackend } from './common.js';
 import { dataFlags, loadOptions, TRAINING_DATASET_FLAG, trainingDataSpec } from './dataFlags.js';
 
@@ -50,7 +50,7 @@ export const trainSpec = commandSpec({
     'capsnet train --arch em --preset small --routing 2 --lr 0.01 --batch-size 32 --epochs 8',
     'capsnet train --data photos/ --val-split 0.2 --image-size 32 --flip --out runs/photos',
   ],
-  renamed: { model: 'give the architecture with --arch (capsnet, cnn, em), or a saved model to start from with --init' },
+  renamed: { model: `give the architecture with --arch (${ARCHITECTURE_LIST}), or a saved model to start from with --init` },
 });
 
 /** The overrides that a setting flag asks for, or a usage error naming the flag when the architecture lacks the setting. */

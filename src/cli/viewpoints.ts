@@ -17,7 +17,7 @@ import { evaluate } from '../training/evaluate.js';
 import { train } from '../training/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { loadData } from '../data/spec.js';
-import { commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { percent, report, setupBackend } from './common.js';
 
 /** The familiar training/test set and the novel test sets of each family. */
@@ -38,7 +38,7 @@ export const viewpointsSpec = commandSpec({
     'see the README). Writes OUT/viewpoints.md and OUT/viewpoints.json; each model is a training run in OUT/<arch>-<preset>.',
   flags: [
     { name: 'family', type: 'string', choices: Object.keys(VIEWPOINT_FAMILIES), default: 'mnist', help: 'familiar and novel viewpoint sets' },
-    { name: 'archs', type: 'string', arg: 'ARCH,ARCH,...', default: 'cnn,capsnet,em', help: 'architectures, baseline first (cnn, capsnet, em)' },
+    { name: 'archs', type: 'string', arg: 'ARCH,ARCH,...', default: 'cnn,capsnet,em', help: `architectures, baseline first (any of ${ARCHITECTURE_LIST})` },
     { name: 'preset', type: 'string', help: 'preset of every model (paper, small) [default: each architecture\'s quick preset: small; efficient: mnist]' },
     { name: 'baseline-epochs', type: 'int', min: 1, default: 2, help: 'epochs of the baseline' },
     { name: 'max-epochs', type: 'int', min: 1, default: 8, help: 'most epochs of every other model' },
@@ -104,11 +104,11 @@ export async function runViewpoints({ flags }: ArgsOf<typeof viewpointsSpec>): P
     const preset = flags.preset ?? getArchitecture(type).quickPreset;
     // An architecture with a schedule of its own (the EM capsule network) takes the --em-* flags.
     const ownSchedule = getArchitecture(type).separateSchedule;
-    const batchSize = (ownSchedule ? flags['em-batch-size'] : flags['batch-size']) as number;
+    const batchSize = ownSchedule ? flags['em-batch-size'] : flags['batch-size'];
     const epochs = baseline ? flags['baseline-epochs'] : flags['max-epochs'];
     const outDir = join(out, `${type}-${preset}`);
     const overrides: ConfigOverrides = {
-      ...(ownSchedule ? applySetting(getArchitecture(type), 'routingIterations', flags['em-routing'] as number) : {}),
+      ...(ownSchedule ? applySetting(getArchitecture(type), 'routingIterations', flags['em-routing']) : {}),
       inputShape: [trainData.height, trainData.width, trainData.channels],
       numClasses: trainData.numClasses,
     };
@@ -125,7 +125,7 @@ export async function runViewpoints({ flags }: ArgsOf<typeof viewpointsSpec>): P
           dataset: family.familiar,
           epochs,
           batchSize,
-          learningRate: (ownSchedule ? flags['em-lr'] : flags.lr) as number,
+          learningRate: ownSchedule ? flags['em-lr'] : flags.lr,
           lrDecay: flags['lr-decay'],
           shift: 2,
           seed: flags.seed,

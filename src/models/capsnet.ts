@@ -14,11 +14,10 @@ import { Dense } from '../layers/dense.js';
 import { DigitCapsules } from '../layers/digitCapsules.js';
 import type { Layer } from '../layers/layer.js';
 import { PrimaryCapsules } from '../layers/primaryCapsules.js';
-import { marginLoss } from '../losses/marginLoss.js';
-import { reconstructionLoss } from '../losses/reconstructionLoss.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { ConfigOverrides } from './registry.js';
+import { capsuleLoss, classCapsulesOf, decodeCapsuleVector, maskCapsules, reconstructions, type ReconstructionOutput } from './capsuleDecoder.js';
 import type { Inspection, InspectionLayout } from './inspection.js';
 import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
@@ -70,20 +69,14 @@ export function capsNetConfig(preset: CapsNetPreset | string = 'paper', override
   return mergeConfig(structuredClone(base), overrides);
 }
 
-export interface CapsNetOutput extends ModelOutput {
+/** With a decoder, also the reconstructions the forward options ask for (ReconstructionOutput). */
+export interface CapsNetOutput extends ModelOutput, ReconstructionOutput {
   /** Digit capsule lengths [batch, classes] (the scores). */
   scores: tf.Tensor2D;
   /** Digit capsules [batch, classes, dim]. */
   digitCaps: tf.Tensor3D;
   /** Couplings of each routing iteration, [batch, primaryCaps, classes]. */
   couplings: tf.Tensor3D[];
-  /** Flattened reconstruction [batch, h*w*c] when the model has a decoder. */
-  reconstruction?: tf.Tensor2D;
-  /** The class each reconstruction was decoded from [batch]. */
-  decodedClasses?: tf.Tensor1D;
-  /** With options.components in training: each object reconstructed from its own capsule [batch, k, pixels], and the targets. */
-  componentReconstructions?: tf.Tensor3D;
-  componentImages?: tf.Tensor3D;
   /** With trace: Conv1's ReLU maps and the primary capsules [batch, caps, dim]. */
   conv1?: tf.Tensor4D;
   primaryCaps?: tf.Tensor3D;
@@ -137,7 +130,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
 
   forward(x: tf.Tensor4D, options: CapsNetForwardOptions = {}): CapsNetOutput {
     this.checkInput(x);
-    const { training = false, labels, trace = false } = options;
+    const { trace = false } = options;
     return tidyRecord(() => {
       const conv1 = this.conv1.call(x);
       const primaryCaps = this.primary.call(conv1);
@@ -148,31 +141,7 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
         out.conv1 = conv1;
         out.primaryCaps = primaryCaps;
       }
-      const reconstructionUsed = !training || this.config.loss.reconstructionWeight > 0;
-      if (training && options.components && this.decoderLayers.length > 0 && reconstructionUsed) {
-        // MultiMNIST: every digit is reconstructed from its own capsule (section 6).
-        const { labels: compLabels, images } = options.components;
-        const [b, k] = compLabels.shape;
-        const perObject = Array.from({ length: k }, (_, j) => this.decode(digitCaps, tf.reshape(tf.slice(compLabels, [0, j], [b, 1]), [b]) as tf.Tensor1D));
-        out.componentReconstructions = tf.stack(perObject, 1) as tf.Tensor3D;
-        out.componentImages = images;
-        return out;
-      }
-      const decode = options.decode ?? (training && labels ? (reconstructionUsed ? 'labels' : 'none') : 'longest');
-      if (this.decoderLayers.length > 0 && decode !== 'none') {
-        let classes: tf.Tensor1D;
-        if (decode === 'labels') {
-          if (!labels) throw new Error("forward: decode 'labels' needs options.labels");
-          classes = tf.cast(labels, 'int32') as tf.Tensor1D;
-        } else if (decode === 'longest') {
-          classes = tf.argMax(scores, 1) as tf.Tensor1D;
-        } else {
-          classes = tf.cast(decode, 'int32') as tf.Tensor1D;
-        }
-        out.reconstruction = this.decode(digitCaps, classes);
-        out.decodedClasses = classes;
-      }
-      return out;
+      return Object.assign(out, reconstructions(this.decoder, digitCaps, scores, options, this.config.loss.reconstructionWeight));
     });
   }
 
@@ -242,15 +211,12 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
   }
 
   classCapsules(output: ModelOutput): tf.Tensor3D {
-    const caps = output.digitCaps;
-    if (!(caps instanceof tf.Tensor) || caps.rank !== 3) throw new Error('classCapsules: not a CapsNet output (no digitCaps)');
-    return caps as tf.Tensor3D;
+    return classCapsulesOf(output, 'CapsNet');
   }
 
   /** Zero every capsule but the chosen one (per example) and flatten: the decoder's input. */
   mask(digitCaps: tf.Tensor3D, classes: tf.Tensor1D): tf.Tensor2D {
-    const [b, j, d] = digitCaps.shape;
-    return tf.tidy(() => tf.reshape(tf.mul(digitCaps, tf.expandDims(tf.oneHot(tf.cast(classes, 'int32'), j), 2)), [b, j * d]) as tf.Tensor2D);
+    return maskCapsules(digitCaps, classes);
   }
 
   /** Reconstruct images [batch, h*w*c] from the digit capsules masked to `classes`. */
@@ -269,32 +235,11 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
    * figure redraw.
    */
   decodeCapsule(vector: tf.Tensor2D, classes: tf.Tensor1D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const [b, d] = vector.shape;
-      const oneHot = tf.oneHot(tf.cast(classes, 'int32'), this.numClasses).toFloat(); // [b, J]
-      const caps = tf.mul(tf.expandDims(oneHot, 2), tf.reshape(vector, [b, 1, d])) as tf.Tensor3D;
-      return this.decode(caps, classes);
-    });
+    return decodeCapsuleVector(this, this.numClasses, vector, classes);
   }
 
+  /** The margin loss (Eq. 4) plus the weighted reconstruction loss (section 4.1). */
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
-    const out = output as CapsNetOutput;
-    const { mPlus, mMinus, lambda, reconstructionWeight } = this.config.loss;
-    return tidyRecord(() => {
-      const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
-      const terms: Record<string, tf.Scalar> = { margin };
-      let total = margin;
-      if (out.componentReconstructions && out.componentImages && reconstructionWeight > 0) {
-        // The sum of each object's squared error: reshaping to one row per example sums over objects.
-        const recon = reconstructionLoss(out.componentReconstructions, out.componentImages, reconstructionWeight);
-        terms.reconstruction = recon;
-        total = tf.add(total, recon);
-      } else if (out.reconstruction && reconstructionWeight > 0) {
-        const recon = reconstructionLoss(out.reconstruction, x, reconstructionWeight);
-        terms.reconstruction = recon;
-        total = tf.add(total, recon);
-      }
-      return { total, terms };
-    });
+    return capsuleLoss(output as CapsNetOutput, x, targets, this.config.loss);
   }
 }

@@ -41,12 +41,11 @@ import { EfficientPrimaryCapsules } from '../layers/efficientPrimaryCapsules.js'
 import { InstanceNormalization } from '../layers/instanceNormalization.js';
 import type { Layer } from '../layers/layer.js';
 import { SelfAttentionCapsules } from '../layers/selfAttentionCapsules.js';
-import { marginLoss } from '../losses/marginLoss.js';
-import { reconstructionLoss } from '../losses/reconstructionLoss.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import { tidyRecord } from '../util/tidy.js';
 import type { DeepPartial } from './capsnet.js';
+import { capsuleLoss, classCapsulesOf, decodeCapsuleVector, maskCapsules, reconstructions, type ReconstructionOutput } from './capsuleDecoder.js';
 import type { Inspection, InspectionLayout } from './inspection.js';
 import type { ConfigOverrides } from './registry.js';
 import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
@@ -172,20 +171,14 @@ function seedSide(side: number, stages: number): number {
   return side / scale + 2;
 }
 
-export interface EfficientCapsNetOutput extends ModelOutput {
+/** With a decoder, also the reconstructions the forward options ask for (ReconstructionOutput). */
+export interface EfficientCapsNetOutput extends ModelOutput, ReconstructionOutput {
   /** Class capsule lengths [batch, classes] (the scores). */
   scores: tf.Tensor2D;
   /** Class capsules [batch, classes, dim]. */
   digitCaps: tf.Tensor3D;
   /** The self-attention coupling coefficients of the one routing pass, [[batch, primaryCaps, classes]]. */
   couplings: tf.Tensor3D[];
-  /** Flattened reconstruction [batch, h*w*c] when the model has a decoder. */
-  reconstruction?: tf.Tensor2D;
-  /** The class each reconstruction was decoded from [batch]. */
-  decodedClasses?: tf.Tensor1D;
-  /** With options.components in training: each object reconstructed from its own capsule [batch, k, pixels], and the targets. */
-  componentReconstructions?: tf.Tensor3D;
-  componentImages?: tf.Tensor3D;
   /** With trace: the first convolution's maps (after its non-linearity), the backbone's last maps and the primary capsules [batch, caps, dim]. */
   conv1?: tf.Tensor4D;
   features?: tf.Tensor4D;
@@ -268,7 +261,7 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
 
   forward(x: tf.Tensor4D, options: ForwardOptions = {}): EfficientCapsNetOutput {
     this.checkInput(x);
-    const { training = false, labels, trace = false } = options;
+    const { training = false, trace = false } = options;
     return tidyRecord(() => {
       const { conv1, features } = this.backbone(x, training);
       const primaryCaps = this.primary.call(features);
@@ -280,31 +273,7 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
         out.features = features;
         out.primaryCaps = primaryCaps;
       }
-      if (this.decoder === null) return out;
-      const reconstructionUsed = !training || this.config.loss.reconstructionWeight > 0;
-      if (training && options.components && reconstructionUsed) {
-        // MultiMNIST: every object is reconstructed from its own capsule.
-        const { labels: compLabels, images } = options.components;
-        const [b, k] = compLabels.shape;
-        const perObject = Array.from({ length: k }, (_, j) => this.decode(digitCaps, tf.reshape(tf.slice(compLabels, [0, j], [b, 1]), [b]) as tf.Tensor1D));
-        out.componentReconstructions = tf.stack(perObject, 1) as tf.Tensor3D;
-        out.componentImages = images;
-        return out;
-      }
-      const decode = options.decode ?? (training && labels ? (reconstructionUsed ? 'labels' : 'none') : 'longest');
-      if (decode === 'none') return out;
-      let classes: tf.Tensor1D;
-      if (decode === 'labels') {
-        if (!labels) throw new Error("forward: decode 'labels' needs options.labels");
-        classes = tf.cast(labels, 'int32') as tf.Tensor1D;
-      } else if (decode === 'longest') {
-        classes = tf.argMax(scores, 1) as tf.Tensor1D;
-      } else {
-        classes = tf.cast(decode, 'int32') as tf.Tensor1D;
-      }
-      out.reconstruction = this.decode(digitCaps, classes);
-      out.decodedClasses = classes;
-      return out;
+      return Object.assign(out, reconstructions(this.decoder, digitCaps, scores, options, this.config.loss.reconstructionWeight));
     });
   }
 
@@ -361,17 +330,15 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
   }
 
   classCapsules(output: ModelOutput): tf.Tensor3D {
-    const caps = output.digitCaps;
-    if (!(caps instanceof tf.Tensor) || caps.rank !== 3) throw new Error('classCapsules: not an Efficient-CapsNet output (no digitCaps)');
-    return caps as tf.Tensor3D;
+    return classCapsulesOf(output, 'Efficient-CapsNet');
   }
 
   /** Reconstruct images [batch, h*w*c] from the class capsules with all but `classes` zeroed. */
   decode(classCaps: tf.Tensor3D, classes: tf.Tensor1D): tf.Tensor2D {
     if (this.decoder === null) throw new Error('this model has no decoder');
-    const [b, j, d] = classCaps.shape;
+    const b = classCaps.shape[0];
     return tf.tidy(() => {
-      let h: tf.Tensor = tf.reshape(tf.mul(classCaps, tf.expandDims(tf.oneHot(tf.cast(classes, 'int32'), j), 2)), [b, j * d]);
+      let h: tf.Tensor = maskCapsules(classCaps, classes);
       for (const layer of this.decoderDense) h = layer.call(h as tf.Tensor2D);
       if (this.decoderConvs.length === 0) return h as tf.Tensor2D;
       h = tf.reshape(h, [b, this.seedMap[0], this.seedMap[1], 1]);
@@ -391,11 +358,7 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
 
   /** Reconstruct from one capsule vector per example [batch, dim] placed in capsule `classes`. */
   decodeCapsule(vector: tf.Tensor2D, classes: tf.Tensor1D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const [b, d] = vector.shape;
-      const oneHot = tf.oneHot(tf.cast(classes, 'int32'), this.numClasses).toFloat();
-      return this.decode(tf.mul(tf.expandDims(oneHot, 2), tf.reshape(vector, [b, 1, d])) as tf.Tensor3D, classes);
-    });
+    return decodeCapsuleVector(this, this.numClasses, vector, classes);
   }
 
   /** Trainable parameters without the decoder: what the paper counts. */
@@ -404,24 +367,11 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
     return this.layers.filter((l) => !decoder.has(l)).reduce((n, l) => n + l.countParams(), 0);
   }
 
+  /**
+   * The margin loss plus the weighted reconstruction loss; on MultiMNIST the
+   * sum of each object's squared error.
+   */
   loss(output: ModelOutput, x: tf.Tensor4D, targets: tf.Tensor2D): LossResult {
-    const out = output as EfficientCapsNetOutput;
-    const { mPlus, mMinus, lambda, reconstructionWeight } = this.config.loss;
-    return tidyRecord(() => {
-      const margin = marginLoss(out.scores, targets, { mPlus, mMinus, lambda });
-      const terms: Record<string, tf.Scalar> = { margin };
-      let total = margin;
-      // MultiMNIST: the sum of each object's squared error (one row per example sums over the objects).
-      const recon =
-        reconstructionWeight === 0 ? null
-        : out.componentReconstructions && out.componentImages ? reconstructionLoss(out.componentReconstructions, out.componentImages, reconstructionWeight)
-        : out.reconstruction ? reconstructionLoss(out.reconstruction, x, reconstructionWeight)
-        : null;
-      if (recon) {
-        terms.reconstruction = recon;
-        total = tf.add(total, recon);
-      }
-      return { total, terms };
-    });
+    return capsuleLoss(output as EfficientCapsNetOutput, x, targets, this.config.loss);
   }
 }

@@ -105,6 +105,12 @@ export interface ClassifierModel {
   inspect(x: tf.Tensor4D): Inspection;
   summary(): LayerSummary[];
   countParams(): number;
+  /**
+   * Trainable parameters without the reconstruction decoder, for a model
+   * whose paper counts them so (Efficient-CapsNet's 161K); capsnet info
+   * reports it beside countParams where the model has it.
+   */
+  countClassifierParams?(): number;
   /** Optional data-dependent initialisation, run once on a batch before training starts. */
   initializeFromData?(x: tf.Tensor4D): void;
   dispose(): void;

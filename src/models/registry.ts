@@ -1,7 +1,7 @@
 /**
  * Architectures by name, so that a saved model.json (which records its type
- * and config) can be rebuilt, and the CLI can build `--arch capsnet|cnn|em`
- * with `--preset`. Each architecture also declares what callers would
+ * and config) can be rebuilt, and the CLI can build `--arch NAME` with
+ * `--preset`. Each architecture also declares what callers would
  * otherwise test its name for: the settings the CLI may change on a fresh
  * model (so the CLI never writes config paths itself) and how it trains
  * beside the others in an experiment. What a built model has (a decoder,

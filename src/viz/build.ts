@@ -41,7 +41,7 @@ import { loadDataset } from '../data/index.js';
 import { loadMnist } from '../data/mnist.js';
 import '../models/index.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
-import { architectureNames, createModel } from '../models/registry.js';
+import { architectureNames } from '../models/registry.js';
 
 export const APP_DIR = join(PACKAGE_ROOT, 'src', 'viz', 'app');
 export const DEFAULT_VIZ_OUT = join(PACKAGE_ROOT, 'dist', 'viz');
@@ -88,15 +88,10 @@ const TRAINABLE: { arch: string; preset: string; name: string }[] = [
   { arch: 'cnn', preset: 'small', name: 'Small CNN (no capsules, for comparison)' },
 ];
 
-/** The trainable architectures that are registered, labelled with their parameter counts. */
+/** The trainable architectures that are registered. (The build makes no tensors: `capsnet viz` runs it without a tfjs backend.) */
 export function trainableArchitectures(): { arch: string; preset: string; label: string }[] {
   const registered = new Set(architectureNames());
-  return TRAINABLE.filter((t) => registered.has(t.arch)).map((t) => {
-    const model = createModel(t.arch, t.preset);
-    const n = model.countParams();
-    model.dispose();
-    return { arch: t.arch, preset: t.preset, label: `${t.name}, ${n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`} parameters` };
-  });
+  return TRAINABLE.filter((t) => registered.has(t.arch)).map((t) => ({ arch: t.arch, preset: t.preset, label: t.name }));
 }
 
 /** The files of a sample set: samples.* for MNIST, samples-<set>.* for the others. */

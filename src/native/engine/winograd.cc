@@ -47,7 +47,7 @@ constexpr int64_t kTile = 4;   // outputs per tile side
 constexpr int64_t kSide = 6;   // inputs per tile side: kTile + 3 - 1
 constexpr int64_t kXi = 36;    // kSide * kSide transformed entries
 // Floats of transformed tiles (inputs and products) per group of images.
-constexpr int64_t kGroupFloats = int64_t{2} << 20;
+constexpr int64_t kGroupFloats = int64_t{1} << 19;
 constexpr int64_t kMinTasks = 8;
 
 typedef float Vec8 __attribute__((vector_size(32)));
@@ -205,32 +205,44 @@ void filterGradient(const ConvGeometry& g, const float* dU, float* dw) {
   });
 }
 
-// V [36][rows][C] = B^T d B of every tile of images [b0, b0 + n) of
-// x [B, H, W, C]; row = image * T + tile.
+// V [rows][36][C] = B^T d B of every tile of images [b0, b0 + n) of
+// x [B, H, W, C]; row = image * T + tile. The row transforms go through a
+// small stack array and the column transforms store straight into V: each
+// value is stored twice, not once per stage (stores are the bottleneck of
+// these transforms, more than their additions).
 void inputTiles(const ConvGeometry& g, const Tiling& t, const float* x, int64_t b0, int64_t n, float* V) {
   const int64_t C = g.Ci, rows = n * t.T;
   for (int64_t r = 0; r < rows; r++) {
     const int64_t b = b0 + r / t.T, tile = r % t.T;
     const int64_t iy0 = (tile / t.tx) * kTile - g.padTop, ix0 = (tile % t.tx) * kTile - g.padLeft;
     const float* image = x + b * g.H * g.W * C;
+    float* v = V + r * kXi * C;
     forChannels(C, [&](auto zero, int64_t c) {
       using T = decltype(zero);
-      T d[kXi], s[kXi], v[kXi];
+      T s[kXi];
+#pragma GCC unroll 6
       for (int64_t i = 0; i < kSide; i++) {
         const int64_t iy = iy0 + i;
+        T d[kSide];
+#pragma GCC unroll 6
         for (int64_t j = 0; j < kSide; j++) {
           const int64_t ix = ix0 + j;
-          d[i * kSide + j] = (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) ? load<T>(image + (iy * g.W + ix) * C + c) : zero;
+          d[j] = (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) ? load<T>(image + (iy * g.W + ix) * C + c) : zero;
         }
+        inputT(d, 1, s + i * kSide, 1);  // s = d B
       }
-      for (int64_t i = 0; i < kSide; i++) inputT(d + i * kSide, 1, s + i * kSide, 1);  // s = d B
-      for (int64_t j = 0; j < kSide; j++) inputT(s + j, kSide, v + j, kSide);          // v = B^T s
-      for (int64_t xi = 0; xi < kXi; xi++) store(V + (xi * rows + r) * C + c, v[xi]);
+#pragma GCC unroll 6
+      for (int64_t j = 0; j < kSide; j++) {
+        T o[kSide];
+        inputT(s + j, kSide, o, 1);  // column j of B^T s
+#pragma GCC unroll 6
+        for (int64_t i = 0; i < kSide; i++) store(v + (i * kSide + j) * C + c, o[i]);
+      }
     });
   }
 }
 
-// Mg [36][rows][C] = A dY A^T of every tile of dy [B, OH, OW, C] for images
+// Mg [rows][36][C] = A dY A^T of every tile of dy [B, OH, OW, C] for images
 // [b0, b0 + n), outputs past the map read as 0.
 void gradientTiles(const ConvGeometry& g, const Tiling& t, const float* dy, int64_t b0, int64_t n, float* Mg) {
   const int64_t C = g.Co, rows = n * t.T;
@@ -238,34 +250,55 @@ void gradientTiles(const ConvGeometry& g, const Tiling& t, const float* dy, int6
     const int64_t b = b0 + r / t.T, tile = r % t.T;
     const int64_t oy0 = (tile / t.tx) * kTile, ox0 = (tile % t.tx) * kTile;
     const float* image = dy + b * g.OH * g.OW * C;
+    float* m = Mg + r * kXi * C;
     forChannels(C, [&](auto zero, int64_t c) {
       using T = decltype(zero);
-      T y[16], s[24], m[kXi];
-      for (int64_t i = 0; i < kTile; i++)
-        for (int64_t j = 0; j < kTile; j++)
-          y[i * kTile + j] = (oy0 + i < g.OH && ox0 + j < g.OW) ? load<T>(image + ((oy0 + i) * g.OW + ox0 + j) * C + c) : zero;
-      for (int64_t i = 0; i < kTile; i++) outputAdjoint(y + i * kTile, 1, s + i * kSide, 1);  // s [4][6] = dY A^T
-      for (int64_t j = 0; j < kSide; j++) outputAdjoint(s + j, kSide, m + j, kSide);         // m [6][6] = A s
-      for (int64_t xi = 0; xi < kXi; xi++) store(Mg + (xi * rows + r) * C + c, m[xi]);
+      T s[kTile * kSide];
+#pragma GCC unroll 4
+      for (int64_t i = 0; i < kTile; i++) {
+        T y[kTile];
+#pragma GCC unroll 4
+        for (int64_t j = 0; j < kTile; j++) y[j] = (oy0 + i < g.OH && ox0 + j < g.OW) ? load<T>(image + ((oy0 + i) * g.OW + ox0 + j) * C + c) : zero;
+        outputAdjoint(y, 1, s + i * kSide, 1);  // s [4][6] = dY A^T
+      }
+#pragma GCC unroll 6
+      for (int64_t j = 0; j < kSide; j++) {
+        T o[kSide];
+        outputAdjoint(s + j, kSide, o, 1);  // column j of A s
+#pragma GCC unroll 6
+        for (int64_t i = 0; i < kSide; i++) store(m + (i * kSide + j) * C + c, o[i]);
+      }
     });
   }
 }
 
-// out tiles = A^T M A of M [36][rows][Co], dropping outputs past the map.
+// out tiles = A^T M A of M [rows][36][Co], dropping outputs past the map.
 void outputTiles(const ConvGeometry& g, const Tiling& t, const float* M, int64_t b0, int64_t n, float* out) {
   const int64_t C = g.Co, rows = n * t.T;
   for (int64_t r = 0; r < rows; r++) {
     const int64_t b = b0 + r / t.T, tile = r % t.T;
     const int64_t oy0 = (tile / t.tx) * kTile, ox0 = (tile % t.tx) * kTile;
     float* image = out + b * g.OH * g.OW * C;
+    const float* m = M + r * kXi * C;
     forChannels(C, [&](auto zero, int64_t c) {
       using T = decltype(zero);
-      T m[kXi], s[24], y[16];
-      for (int64_t xi = 0; xi < kXi; xi++) m[xi] = load<T>(M + (xi * rows + r) * C + c);
-      for (int64_t i = 0; i < kSide; i++) outputT(m + i * kSide, 1, s + i * kTile, 1);  // s [6][4] = M A
-      for (int64_t j = 0; j < kTile; j++) outputT(s + j, kTile, y + j, kTile);         // y [4][4] = A^T s
-      for (int64_t i = 0; i < kTile && oy0 + i < g.OH; i++)
-        for (int64_t j = 0; j < kTile && ox0 + j < g.OW; j++) store(image + ((oy0 + i) * g.OW + ox0 + j) * C + c, y[i * kTile + j]);
+      T s[kSide * kTile];
+#pragma GCC unroll 6
+      for (int64_t i = 0; i < kSide; i++) {
+        T row[kSide];
+#pragma GCC unroll 6
+        for (int64_t j = 0; j < kSide; j++) row[j] = load<T>(m + (i * kSide + j) * C + c);
+        outputT(row, 1, s + i * kTile, 1);  // s [6][4] = M A
+      }
+#pragma GCC unroll 4
+      for (int64_t j = 0; j < kTile; j++) {
+        T y[kTile];
+        outputT(s + j, kTile, y, 1);  // column j of A^T s
+        if (ox0 + j >= g.OW) continue;
+#pragma GCC unroll 4
+        for (int64_t i = 0; i < kTile; i++)
+          if (oy0 + i < g.OH) store(image + ((oy0 + i) * g.OW + ox0 + j) * C + c, y[i]);
+      }
     });
   }
 }
@@ -278,18 +311,27 @@ void addInputGradient(const ConvGeometry& g, const Tiling& t, const float* dV, i
     const int64_t b = b0 + r / t.T, tile = r % t.T;
     const int64_t iy0 = (tile / t.tx) * kTile - g.padTop, ix0 = (tile % t.tx) * kTile - g.padLeft;
     float* image = dx + b * g.H * g.W * C;
+    const float* v = dV + r * kXi * C;
     forChannels(C, [&](auto zero, int64_t c) {
       using T = decltype(zero);
-      T v[kXi], s[kXi], d[kXi];
-      for (int64_t xi = 0; xi < kXi; xi++) v[xi] = load<T>(dV + (xi * rows + r) * C + c);
-      for (int64_t i = 0; i < kSide; i++) inputAdjoint(v + i * kSide, 1, s + i * kSide, 1);  // s = dV B^T
-      for (int64_t j = 0; j < kSide; j++) inputAdjoint(s + j, kSide, d + j, kSide);          // d = B s
+      T s[kXi];
+#pragma GCC unroll 6
       for (int64_t i = 0; i < kSide; i++) {
-        const int64_t iy = iy0 + i;
-        if (iy < 0 || iy >= g.H) continue;
-        for (int64_t j = 0; j < kSide; j++) {
-          const int64_t ix = ix0 + j;
-          if (ix >= 0 && ix < g.W) addStore(image + (iy * g.W + ix) * C + c, d[i * kSide + j]);
+        T row[kSide];
+#pragma GCC unroll 6
+        for (int64_t j = 0; j < kSide; j++) row[j] = load<T>(v + (i * kSide + j) * C + c);
+        inputAdjoint(row, 1, s + i * kSide, 1);  // s = dV B^T
+      }
+#pragma GCC unroll 6
+      for (int64_t j = 0; j < kSide; j++) {
+        const int64_t ix = ix0 + j;
+        if (ix < 0 || ix >= g.W) continue;
+        T d[kSide];
+        inputAdjoint(s + j, kSide, d, 1);  // column j of B s
+#pragma GCC unroll 6
+        for (int64_t i = 0; i < kSide; i++) {
+          const int64_t iy = iy0 + i;
+          if (iy >= 0 && iy < g.H) addStore(image + (iy * g.W + ix) * C + c, d[i]);
         }
       }
     });
@@ -328,7 +370,7 @@ void winogradConv2d(const ConvGeometry& g, const float* x, const float* filter, 
     float* M = V + kXi * maxRows * Ci;
     inputTiles(g, t, x, b0, n, V);
     for (int64_t xi = 0; xi < kXi; xi++)
-      sgemm(false, false, rows, Co, Ci, 1.0f, V + xi * rows * Ci, Ci, U.get() + xi * Ci * Co, Co, 0.0f, M + xi * rows * Co, Co);
+      sgemm(false, false, rows, Co, Ci, 1.0f, V + xi * Ci, kXi * Ci, U.get() + xi * Ci * Co, Co, 0.0f, M + xi * Co, kXi * Co);
     outputTiles(g, t, M, b0, n, out);
     // The epilogue on the group's maps while they are in cache.
     biasActivation(out + b0 * g.OH * g.OW * Co, n * g.OH * g.OW, Co, bias, biasLen, activation, alpha);
@@ -348,7 +390,7 @@ void winogradBackpropInput(const ConvGeometry& g, const float* dy, const float* 
     float* dV = Mg + kXi * maxRows * Co;
     gradientTiles(g, t, dy, b0, n, Mg);
     for (int64_t xi = 0; xi < kXi; xi++)
-      sgemm(false, true, rows, Ci, Co, 1.0f, Mg + xi * rows * Co, Co, U.get() + xi * Ci * Co, Co, 0.0f, dV + xi * rows * Ci, Ci);
+      sgemm(false, true, rows, Ci, Co, 1.0f, Mg + xi * Co, kXi * Co, U.get() + xi * Ci * Co, Co, 0.0f, dV + xi * Ci, kXi * Ci);
     // Tasks own whole images: the tiles' overlapping additions stay within one task.
     std::memset(dx + b0 * g.H * g.W * Ci, 0, sizeof(float) * n * g.H * g.W * Ci);
     addInputGradient(g, t, dV, b0, n, dx);
@@ -370,7 +412,7 @@ void winogradBackpropFilter(const ConvGeometry& g, const float* x, const float* 
     gradientTiles(g, t, dy, b0, n, Mg);
     float* dU = partial.get() + task * filterFloats;
     for (int64_t xi = 0; xi < kXi; xi++)
-      sgemm(true, false, Ci, Co, rows, 1.0f, V + xi * rows * Ci, Ci, Mg + xi * rows * Co, Co, 0.0f, dU + xi * Ci * Co, Co);
+      sgemm(true, false, Ci, Co, rows, 1.0f, V + xi * Ci, kXi * Ci, Mg + xi * Co, kXi * Co, 0.0f, dU + xi * Ci * Co, Co);
   }, threads);
   float* dU = partial.get();
   parallelFor(filterFloats, 1 << 14, [&](int64_t begin, int64_t end) {

@@ -66,7 +66,7 @@ export function drawChart(canvas: HTMLCanvasElement, series: Series[], o: ChartO
   ctx.lineWidth = 1;
   ctx.textAlign = 'right';
   ctx.textBaseline = 'middle';
-  for (const v of ticks(yMin, yMax, 4)) {
+  for (const v of ticks(yMin, yMax, 5)) {
     ctx.beginPath();
     ctx.moveTo(left, Math.round(Y(v)) + 0.5);
     ctx.lineTo(left + w, Math.round(Y(v)) + 0.5);

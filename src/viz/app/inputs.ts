@@ -31,8 +31,8 @@ export interface ModelEntry {
  * was trained on when the build has them, else MNIST's. Null for a model
  * trained on a --data folder whose test images are not served.
  */
-export function samplesFor(entry: ModelEntry, e: Engine): string | null {
-  if (entry.samples) return entry.samples;
+export function samplesFor(entry: ModelEntry | undefined, e: Engine): string | null {
+  if (entry?.samples) return entry.samples;
   if (e.preparation) return null;
   const d = e.metadata.dataset;
   return sampleFile(typeof d === 'string' && state.sampleSets.includes(d) ? d : 'mnist');

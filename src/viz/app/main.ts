@@ -94,7 +94,7 @@ async function adopt(next: Engine, entry?: ModelEntry): Promise<void> {
   state.analysis = null;
   document.body.dataset.model = next.modelType;
   setupInputFor(next);
-  const file = samplesFor(entry ?? { id: '', label: '', url: '' }, next);
+  const file = samplesFor(entry, next);
   if (file === null) {
     showNoSamples('This model was trained on a --data folder whose test images are not served here: start the visualizer with capsnet viz --model MODEL --data PATH to choose from them. Uploads work.');
   } else if (file !== state.samples?.file || !next.accepts(state.input)) {

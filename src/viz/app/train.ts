@@ -160,7 +160,7 @@ function describeStatus(): string {
 function renderCharts(): void {
   const epochLen = status && status.stepsPerEpoch ? status.stepsPerEpoch : 1;
   const epochs = status?.epochs ?? active?.epochs ?? 1;
-  drawChart($<HTMLCanvasElement>('train-loss-chart'), [{ points: losses.map((p) => ({ x: p.x / epochLen, y: p.y })), color: '#2756c5', smooth: 0.9 }], {
+  drawChart($<HTMLCanvasElement>('train-loss-chart'), [{ points: losses.map((p) => ({ x: p.x / epochLen, y: p.y })), color: '#2756c5', smooth: 0.8 }], {
     xLabel: 'epochs',
     xMax: epochs,
     yMin: 0,
