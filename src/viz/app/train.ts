@@ -76,6 +76,11 @@ function numberInput(key: NumberKey): HTMLInputElement {
   return $<HTMLInputElement>(NUMBERS[key].id);
 }
 
+/** The largest value a setting takes: the image limits are the packed sets' sizes. */
+function largest(key: NumberKey): number {
+  return key === 'train-limit' ? offer.trainImages : key === 'test-limit' ? offer.testImages : NUMBERS[key].max;
+}
+
 /** The settings as the controls have them, checked, or an error naming the first bad one. */
 function readSetup(): TrainSetup {
   const archValue = $<HTMLSelectElement>('train-arch').value;
@@ -83,7 +88,7 @@ function readSetup(): TrainSetup {
   for (const [key, spec] of Object.entries(NUMBERS) as [NumberKey, (typeof NUMBERS)[NumberKey]][]) {
     const input = numberInput(key);
     const v = Number(input.value);
-    const max = key === 'train-limit' ? offer.trainImages : key === 'test-limit' ? offer.testImages : spec.max;
+    const max = largest(key);
     if (input.value === '' || !Number.isFinite(v) || v < spec.min || v > max || (spec.integer && !Number.isInteger(v))) {
       throw new Error(`${input.labels?.[0]?.textContent?.trim() ?? key}: expected ${spec.integer ? 'a whole number' : 'a number'} from ${spec.min} to ${max}`);
     }
@@ -132,8 +137,7 @@ function readParams(): void {
   const dataset = choiceParam('dataset', offer.trainSets.map((s) => s.dataset));
   if (dataset) $<HTMLSelectElement>('train-dataset').value = dataset;
   for (const [key, spec] of Object.entries(NUMBERS) as [NumberKey, (typeof NUMBERS)[NumberKey]][]) {
-    const max = key === 'train-limit' ? offer.trainImages : key === 'test-limit' ? offer.testImages : spec.max;
-    const v = numberParam(key, { min: spec.min, max, integer: spec.integer });
+    const v = numberParam(key, { min: spec.min, max: largest(key), integer: spec.integer });
     if (v !== null) numberInput(key).value = String(v);
   }
 }
