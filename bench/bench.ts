@@ -11,14 +11,20 @@
  *   40x40 (padded digits, as above; not with --no-sizes);
  * - the EM capsule network of "Matrix capsules with EM routing" (paper
  *   preset, 32x32 inputs, batch 16; see emBench.ts), unless --no-em.
+ * - Efficient-CapsNet (mnist preset, with its decoder) training on the same
+ *   MNIST batches beside bench/efficient_torch.py, and the minutes an epoch
+ *   takes against the paper CapsNet's (see efficientBench.ts), unless
+ *   --no-efficient.
  * - the same model exported to ONNX (capsnet export --format onnx), its
  *   inference in onnxruntime-node on the same batches, unless --no-onnx.
  * A last table gives the GEMM rate of the built-in kernels against OpenBLAS
  * (when the build links it) at 2048^3 and at the paper CapsNet's own shapes.
  *
- *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --no-sizes] [-- --no-cnn] [-- --no-onnx] [-- --only-onnx] [-- --epoch]
+ *   npm run bench [-- --train-steps 20] [-- --infer-batches 20] [-- --em-steps 3] [-- --no-torch] [-- --no-em] [-- --no-sizes] [-- --no-cnn] [-- --no-onnx] [-- --no-efficient] [-- --only-onnx] [-- --only-efficient] [-- --epoch]
  *
- * --only-onnx times just the two inference rows (ours and ONNX Runtime's).
+ * --only-onnx times just the two inference rows (ours and ONNX Runtime's);
+ * --only-efficient just Efficient-CapsNet's training beside PyTorch's and
+ * the paper CapsNet's training rate (ours) for the epoch comparison.
  *
  * --epoch also times one full epoch (60,000 images) of training. Other work
  * on the machine skews every figure, so the load average is printed too.
@@ -39,6 +45,7 @@ import { loadAddon, type GemmIsa, type NativeAddon } from '../src/native/boundar
 import { Adam } from '../src/training/adam.js';
 import { trainStep } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
+import { epochMinutes, runEfficientTorch, timeEfficientTraining, type EfficientTorchResult } from './efficientBench.js';
 import { findTorchPython, runEmTorch, timeEmTraining, type EmTorchResult } from './emBench.js';
 
 const BATCH = 100;
@@ -241,6 +248,20 @@ function timeEpoch(train: ReturnType<typeof loadMnist>): number {
 }
 
 const fmt = (x: number, d = 1) => x.toFixed(d);
+
+/**
+ * The Efficient-CapsNet rows: its training rate beside PyTorch's, and the
+ * minutes per 60,000-image epoch of both and of the paper CapsNet (ours).
+ */
+function efficientRows(ours: number, torch: EfficientTorchResult | undefined, capsnet: number, stepMs: number[]): void {
+  const line = (label: string, a: number, b: number | undefined, ratio: number | undefined) =>
+    console.log(`${label.padEnd(36)} ${fmt(a).padStart(10)}${b !== undefined ? ` ${fmt(b).padStart(10)}` : ''}${ratio !== undefined ? ` ${`${fmt(ratio, 2)}x`.padStart(8)}` : ''}`);
+  console.log(`${'Efficient-CapsNet (mnist, decoder)'.padEnd(36)} ${'capsnet'.padStart(10)}${torch ? ` ${'PyTorch'.padStart(10)} ${'ratio'.padStart(8)}` : ''}`);
+  line('training images/s', ours, torch?.trainImagesPerSecond, torch ? ours / torch.trainImagesPerSecond : undefined);
+  line('minutes per MNIST epoch (lower wins)', epochMinutes(ours), torch && epochMinutes(torch.trainImagesPerSecond), torch ? ours / torch.trainImagesPerSecond : undefined);
+  line('paper CapsNet, minutes per epoch', epochMinutes(capsnet), undefined, undefined);
+  console.log(`Efficient-CapsNet: ${fmt(median(stepMs), 0)} ms a step (median), an epoch in ${fmt(capsnet / ours, 2)}x the paper CapsNet's time${torch ? `; PyTorch ${torch.torch}, ${torch.threads} threads, ${torch.classifierParams.toLocaleString('en-US')} classifier parameters` : ''}`);
+}
 const EM_BATCH = 16;
 /** The middle value (upper middle for an even count). */
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -274,6 +295,19 @@ async function main(): Promise<void> {
   const train = loadMnist('train');
   const rng = new Rng(1);
   const trainBatches = Array.from({ length: warmup + trainSteps }, () => makeBatch(train, rng.permutation(train.count).subarray(0, BATCH), 2, rng));
+  // Efficient-CapsNet trains on as many of the same batches as the paper CapsNet's row.
+  const efficientSteps = trainSteps;
+  if (flag('only-efficient')) {
+    const efficient = timeEfficientTraining(trainBatches, warmup);
+    const capsnet = timeTraining(trainBatches.slice(0, warmup + Math.max(3, Math.round(trainSteps / 2))), warmup);
+    const py = flag('no-torch') ? null : findTorchPython();
+    const torch = py ? runEfficientTorch(py, threads, efficientSteps) : 'PyTorch not found (python3 -c "import torch" fails)';
+    console.log('');
+    efficientRows(efficient.imagesPerSecond, typeof torch === 'object' ? torch : undefined, capsnet.imagesPerSecond, efficient.stepMs);
+    if (typeof torch === 'string') console.log(torch);
+    console.log(`load average (1 min) before / after: ${fmt(load0, 2)} / ${fmt(os.loadavg()[0], 2)} on ${os.availableParallelism()} cores${load0 > 0.5 ? ' (other work was running: figures are lower bounds)' : ''}`);
+    return;
+  }
 
   const training = timeTraining(trainBatches, warmup);
   const inference = timeInference(inferBatches_, warmup);
@@ -298,12 +332,14 @@ async function main(): Promise<void> {
 
   const emSteps = option('em-steps', 3);
   const em = flag('no-em') ? null : timeEmTraining(EM_BATCH, emSteps);
+  const efficient = flag('no-efficient') ? null : timeEfficientTraining(trainBatches, warmup);
 
   let torch: TorchResult | string | null = null;
   let emTorch: EmTorchResult | string | null = null;
   const torchSizes = new Map<number, TorchResult | string>();
   let torchCnn: TorchResult | string | null = null;
   let torchCnn40: TorchResult | string | null = null;
+  let efficientTorch: EfficientTorchResult | string | null = null;
   if (!flag('no-torch')) {
     const py = findTorchPython();
     torch = py ? runTorch(py, threads, trainSteps, inferBatches) : 'PyTorch not found (python3 -c "import torch" fails)';
@@ -311,6 +347,7 @@ async function main(): Promise<void> {
     if (py && cnn) torchCnn = runTorch(py, threads, cnnSteps, 1, 'cnn');
     if (py && cnn40) torchCnn40 = runTorch(py, threads, cnnSteps, 1, 'cnn', 40);
     if (py && em) emTorch = runEmTorch(py, EM_BATCH, emSteps, threads);
+    if (py && efficient) efficientTorch = runEfficientTorch(py, threads, efficientSteps);
   }
   const load1 = os.loadavg()[0];
 
@@ -331,6 +368,11 @@ async function main(): Promise<void> {
   if (cnn) row('CNN baseline training img/s', cnn.imagesPerSecond, ok(torchCnn)?.trainImagesPerSecond, true);
   if (cnn40) row('CNN training 40x40 images/s', cnn40.imagesPerSecond, ok(torchCnn40)?.trainImagesPerSecond, true);
   if (em) row('EM capsules training images/s', em.imagesPerSecond, typeof emTorch === 'object' && emTorch ? emTorch.trainImagesPerSecond : undefined, true, 2);
+  if (efficient) {
+    console.log('');
+    efficientRows(efficient.imagesPerSecond, typeof efficientTorch === 'object' && efficientTorch ? efficientTorch : undefined, training.imagesPerSecond, efficient.stepMs);
+    if (typeof efficientTorch === 'string') console.log(efficientTorch);
+  }
   console.log('');
   console.log(`training step: median ${fmt(median(training.stepMs), 0)} ms, fastest ${fmt(Math.min(...training.stepMs), 0)} ms (${trainSteps} steps after ${warmup} warm-up)`);
   console.log(`FLOPs per image (direct convolution): forward ${fmt(flops.forward / 1e9, 3)} G, training ${fmt(flops.train / 1e9, 3)} G`);

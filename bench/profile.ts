@@ -11,7 +11,10 @@
  *
  *   npm run profile [-- --steps N] [-- --batch B] [-- --preset small] [-- --arch cnn|em|efficient] [-- --dataset multimnist]
  *
- * Not a benchmark (the timers add overhead); see bench.ts for the numbers.
+ * Times are given on the wall clock and in CPU time of the process (all
+ * its threads, process.cpuUsage()), which other work on the machine moves
+ * far less. Not a benchmark (the timers add overhead); see bench.ts for the
+ * numbers.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/backend/node.js';
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
   const batchSize = Number(arg('batch', kind === 'em' ? '16' : '100'));
   const preset = arg('preset', kind === 'efficient' ? 'mnist' : 'paper');
   const dataset = arg('dataset', 'mnist');
-  if (kind === 'em' && dataset !== 'mnist') throw new Error('--dataset is for --arch capsnet or cnn (the EM profile uses random 32x32 images)');
+  if (kind === 'em' && dataset !== 'mnist') throw new Error('--dataset is for --arch capsnet, cnn or efficient (the EM profile uses random 32x32 images)');
   // MultiMNIST generates only the pairs used.
   const data = kind === 'em' ? undefined : loadDataset(dataset, 'train', { count: (steps + 1) * batchSize });
   const addon = loadAddon();

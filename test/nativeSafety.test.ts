@@ -221,7 +221,8 @@ nativeTest('capsule entry points reject malformed settings', () => {
 nativeTest('releaseBuffer frees only engine buffers, once, and leaves their views empty', () => {
   const a = addon();
   const before = a.memoryStats();
-  const buffer = a.allocBuffer({ bytes: 1 << 20 });
+  // Under 1 MB, so that the freed block is not kept for reuse (next test).
+  const buffer = a.allocBuffer({ bytes: 1 << 19 });
   const view = new Float32Array(buffer);
   view.fill(3);
   assert.equal(a.memoryStats().buffers, before.buffers + 1);
@@ -235,9 +236,16 @@ nativeTest('releaseBuffer frees only engine buffers, once, and leaves their view
   assert.throws(() => a.unary({ op: opCodes(a).unary.Neg, x: view, y: F(4) }), /expected 4 elements|elements/);
 });
 
-nativeTest('freed blocks above 32 MB are kept and reused for the same size, never while in use', () => {
+nativeTest('freed blocks from 1 MB are kept and reused for the same size, never while in use; smaller ones are not kept', () => {
   const a = addon();
-  const size = 40 * 1024 * 1024;
+  const small = a.allocBuffer({ bytes: 512 * 1024 });
+  const keptBefore = a.memoryStats().kept;
+  assert.equal(a.releaseBuffer({ buffer: small }), true);
+  assert.equal(a.memoryStats().kept, keptBefore, 'a block under 1 MB is freed, not kept');
+  for (const size of [4 * 1024 * 1024, 40 * 1024 * 1024]) keptAndReused(a, size);
+});
+
+function keptAndReused(a: NativeAddon, size: number): void {
   const first = a.allocBuffer({ bytes: size });
   new Float32Array(first).fill(1);
   const before = a.memoryStats();
@@ -252,7 +260,7 @@ nativeTest('freed blocks above 32 MB are kept and reused for the same size, neve
   assert.ok(new Float32Array(second).length === size / 4 && first.byteLength === 0, "the released buffer stays detached");
   a.releaseBuffer({ buffer: second });
   a.releaseBuffer({ buffer: third });
-});
+}
 
 nativeTest('when kept blocks would pass the cap (a quarter of the usable memory, 1.5-8 GB), the longest-kept are freed and the newest kept', () => {
   const a = addon();

@@ -5,9 +5,10 @@
 // x is [rows, C] (NHWC maps flattened), and per channel c
 //   mu = mean of x[., c],  sigma^2 = mean of (x[., c] - mu)^2 (biased),
 //   y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta.
-// tfjs's ops take about ten passes over x forward and twenty for the
-// gradient (with broadcasts of every per-channel term); here the forward
-// takes three (sum, squared deviations, y) and the gradient two.
+// The reference's tfjs ops make six passes over x forward and more than a
+// dozen for the gradient (one per op, with broadcasts of every per-channel
+// term); here the forward takes three (sum, squared deviations, y) and the
+// gradient two.
 //
 // Sums run in double over fixed blocks of rows, added in block order, so
 // the statistics do not depend on the thread count; the mean is taken

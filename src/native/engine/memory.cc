@@ -12,14 +12,17 @@
 // another tensor) is never released explicitly; its finalizer frees it when
 // V8 collects it, as for any ArrayBuffer.
 //
-// Tensor blocks above 32 MB are kept for reuse when freed (up to a cap) and
-// handed out again for the same size; so are the kernels' scratch blocks
-// (ScratchFloats, memory.h) from 1 MB. glibc serves large blocks with fresh
-// mmaps (32 MB is the most its heap takes), and the page faults of touching
-// 40-70 MB of new memory cost more than the elementwise kernels that fill
-// them; a training step allocates the same sizes every time, so after the
-// first step these allocations are free. Smaller tensor blocks are left to
-// glibc's heap, which reuses freed memory for any size.
+// Tensor blocks and the kernels' scratch blocks (ScratchFloats, memory.h)
+// from 1 MB are kept for reuse when freed (up to a cap) and handed out again
+// for the same size. glibc serves large blocks with fresh mmaps (32 MB is
+// the most its heap takes) and trims its heap when much of it is free, and
+// the page faults of touching new memory cost more than the elementwise
+// kernels that fill it; a training step allocates the same sizes every
+// time, so after the first step these allocations are free. Tensors were
+// kept only above 32 MB at first, which served the paper CapsNet (40-70 MB
+// tensors); Efficient-CapsNet's are 4-12 MB, and glibc faulted them in
+// afresh: 444,000 page faults in 18 training steps against 107,000 with
+// the 1 MB threshold, and 35 ms of a 520 ms step (one thread).
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,12 +50,11 @@ struct Block {
   bool accounted;  // counted in V8's external memory (see allocBuffer)
 };
 
-constexpr size_t kReuseMinBytes = (size_t{32} << 20) + 1;
-// Kernel scratch is kept from 1 MB: a call's buffers come in the same few
-// sizes every step, and glibc returns freed blocks above its heap's (growing)
-// mmap threshold to the system, so a 24 MB scratch buffer was faulted in
-// afresh on every call (a third of the small preset's convolution time).
-constexpr size_t kScratchReuseMinBytes = size_t{1} << 20;
+// Kernel scratch too: a call's buffers come in the same few sizes every
+// step, and glibc returns freed blocks above its heap's (growing) mmap
+// threshold to the system, so a 24 MB scratch buffer was faulted in afresh
+// on every call (a third of the small preset's convolution time).
+constexpr size_t kReuseMinBytes = size_t{1} << 20;
 // The kept blocks are capped at a quarter of the memory the process may use
 // (the machine's, or a container's smaller limit), between 1.5 and 8 GB. A CNN-baseline training step frees about 1.5 GB of such
 // blocks at 28x28 (its 100352 x 328 dense layer's weights, gradient and
@@ -101,8 +103,8 @@ size_t reusableBytes = 0;
 uint64_t keptCount = 0;
 
 // Memory for a block of `bytes`: a kept block of that size, or a new one.
-Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
-  if (bytes >= reuseMin) {
+Memory obtain(size_t bytes) {
+  if (bytes >= kReuseMinBytes) {
     std::lock_guard<std::mutex> g(blocksMutex);
     auto it = reusable.find(bytes);
     if (it != reusable.end()) {
@@ -126,11 +128,11 @@ Memory obtain(size_t bytes, size_t reuseMin = kReuseMinBytes) {
 // cap for good. Called with blocksMutex held.
 // The blocks it evicts go into `evicted`, for the caller to free after
 // releasing the lock (freeing large blocks unmaps them, which is slow).
-bool keepLocked(Memory m, size_t bytes, std::vector<void*>& evicted, size_t reuseMin = kReuseMinBytes) {
+bool keepLocked(Memory m, size_t bytes, std::vector<void*>& evicted) {
   const size_t cap = reuseCapBytes();
-  if (bytes < reuseMin || bytes > cap) return false;
+  if (bytes < kReuseMinBytes || bytes > cap) return false;
   while (reusableBytes + bytes > cap) {
-    auto oldest = reusable.begin();  // a few dozen blocks at most: a scan will do
+    auto oldest = reusable.begin();  // a few hundred blocks at most, and eviction is rare: a scan will do
     for (auto it = reusable.begin(); it != reusable.end(); ++it)
       if (it->second.keptAt < oldest->second.keptAt) oldest = it;
     evicted.push_back(oldest->second.origin);
@@ -284,7 +286,7 @@ CAPSNET_ENTRY(memoryStats) {
 
 
 ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<size_t>(n > 0 ? n : 1)) {
-  Memory m = obtain(bytes_, kScratchReuseMinBytes);
+  Memory m = obtain(bytes_);
   origin_ = m.origin;
   data_ = static_cast<float*>(m.data);
 }
@@ -292,9 +294,9 @@ ScratchFloats::ScratchFloats(int64_t n) : bytes_(sizeof(float) * static_cast<siz
 ScratchFloats::~ScratchFloats() {
   bool keep = false;
   std::vector<void*> evicted;
-  if (bytes_ >= kScratchReuseMinBytes) {
+  if (bytes_ >= kReuseMinBytes) {
     std::lock_guard<std::mutex> g(blocksMutex);
-    keep = keepLocked(Memory{origin_, data_}, bytes_, evicted, kScratchReuseMinBytes);
+    keep = keepLocked(Memory{origin_, data_}, bytes_, evicted);
   }
   for (void* p : evicted) std::free(p);
   if (!keep) std::free(origin_);
