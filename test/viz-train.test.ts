@@ -31,7 +31,7 @@ import { modelFromArtifacts } from '../src/models/serialization.js';
 import { train } from '../src/training/trainer.js';
 import { buildViz } from '../src/viz/build.js';
 import { startVizServer, type VizServer } from '../src/viz/server.js';
-import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS, WEBGPU_ARGS } from './vizHelpers.js';
+import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS, openGuardedPage, pageErrors, WEBGPU_ARGS } from './vizHelpers.js';
 
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CAPSNET_CHROMIUM)`;
 const FULL = process.env.CAPSNET_BROWSER_TRAIN_FULL === '1';
@@ -69,20 +69,7 @@ function query(s: Setup, backend: string, start = true): string {
 }
 
 async function open(b: Browser, q: string, viewport = { width: 1400, height: 900 }): Promise<Page> {
-  const page = await b.newPage({ viewport, acceptDownloads: true });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.route((url) => !url.href.startsWith(server.url), (route) => {
-    errors.push(`request to another origin: ${route.request().url()}`);
-    return route.abort();
-  });
-  (page as Page & { errors: string[] }).errors = errors;
-  await page.goto(server.url + q);
-  return page;
-}
-
-function pageErrors(page: Page): string[] {
-  return (page as Page & { errors: string[] }).errors;
+  return openGuardedPage(b, server.url, server.url + q, { viewport, acceptDownloads: true });
 }
 
 /** Wait until the Train panel says `state` (or the page shows an error). */

@@ -23,7 +23,7 @@ import { listPretrained } from '../src/models/pretrained.js';
 import { createModel } from '../src/models/registry.js';
 import { buildViz } from '../src/viz/build.js';
 import { startVizServer, type VizServer } from '../src/viz/server.js';
-import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS } from './vizHelpers.js';
+import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS, openGuardedPage, pageErrors } from './vizHelpers.js';
 
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CAPSNET_CHROMIUM)`;
 
@@ -69,23 +69,11 @@ after(async () => {
 });
 
 async function open(query = '', viewport = { width: 1400, height: 900 }, phone = false): Promise<Page> {
-  const page = await browser.newPage({ viewport, ...(phone ? { hasTouch: true, isMobile: true, deviceScaleFactor: 2 } : {}) });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
   // Nothing may be fetched from anywhere but the page's own origin.
-  await page.route((url) => !url.href.startsWith(server.url), (route) => {
-    errors.push(`request to another origin: ${route.request().url()}`);
-    return route.abort();
-  });
-  (page as Page & { errors: string[] }).errors = errors;
-  await page.goto(server.url + query);
+  const page = await openGuardedPage(browser, server.url, server.url + query, { viewport, ...(phone ? { hasTouch: true, isMobile: true, deviceScaleFactor: 2 } : {}) });
   await page.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 60_000 });
   await page.evaluate(() => window.capsviz.idle());
   return page;
-}
-
-function pageErrors(page: Page): string[] {
-  return (page as Page & { errors: string[] }).errors;
 }
 
 

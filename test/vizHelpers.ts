@@ -1,6 +1,6 @@
 /** Shared pieces of the visualizer's browser tests. */
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { PACKAGE_ROOT } from '../src/models/pretrained.js';
 
 export const CHROMIUM = process.env.CAPSNET_CHROMIUM ?? '/usr/bin/chromium';
@@ -40,6 +40,29 @@ declare global {
 }
 
 /** A canvas's RGBA bytes. */
+/**
+ * Opens `url` in a new page of `browser` whose uncaught errors, and any
+ * request to an origin other than `origin` (which is refused), are collected
+ * for pageErrors(): the page must work offline, from its own server only.
+ */
+export async function openGuardedPage(browser: Browser, origin: string, url: string, options: BrowserContextOptions = {}): Promise<Page> {
+  const page = await browser.newPage(options);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.route((u) => !u.href.startsWith(origin), (route) => {
+    errors.push(`request to another origin: ${route.request().url()}`);
+    return route.abort();
+  });
+  (page as Page & { errors: string[] }).errors = errors;
+  await page.goto(url);
+  return page;
+}
+
+/** The errors openGuardedPage collected on `page`. */
+export function pageErrors(page: Page): string[] {
+  return (page as Page & { errors: string[] }).errors;
+}
+
 export async function canvasPixels(page: Page, selector: string): Promise<number[]> {
   return page.$eval(selector, (c) => {
     const canvas = c as HTMLCanvasElement;
