@@ -2,13 +2,18 @@
  * The boundary between TypeScript and the engine is declared once
  * (src/backend/kernelTable.ts on one side, CAPSNET_ENTRY and
  * CAPSNET_OP_TABLE on the other) and checked: a misspelt kernel name, an
- * entry or op the addon lacks, and a misspelt or missing setting each fail
- * with a message naming it, on the real addon.
+ * entry or op the addon lacks, a fused kernel without its TS kernel, and a
+ * misspelt or missing setting or attribute each fail with a message naming
+ * it, on the real addon.
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { FUSED_KERNELS, NATIVE_ENTRIES, NATIVE_OPS } from '../src/backend/kernelTable.js';
-import { checkNativeKernelNames, nativeKernelConfigs } from '../src/native/backend.js';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { emKernelAttrs, emRoutingSettings } from '../src/capsules/emSettings.js';
+import { FUSED_KERNEL_MODULES, FUSED_KERNELS, NATIVE_ENTRIES, NATIVE_OPS } from '../src/backend/kernelTable.js';
+import { checkNativeKernelNames, fusedKernelConfigs, importFusedKernelModules, nativeKernelConfigs, type FusedKernelModuleExports } from '../src/native/backend.js';
 import { checkAddon, loadAddon, opCodes, type NativeAddon } from '../src/native/boundary/addon.js';
 import { nativeTest } from './nativeUtil.js';
 
@@ -84,4 +89,73 @@ nativeTest('a native kernel under a name that is neither a tfjs kernel nor a fus
   // Every fused kernel of the table has its native kernel.
   const names = new Set(configs.map((k) => k.kernelName));
   for (const name of Object.values(FUSED_KERNELS)) assert.ok(names.has(name), name);
+});
+
+/** The real kernel modules of the table, with module `name` replaced by `exports` (undefined: left out). */
+async function modulesWith(name: string, exports: FusedKernelModuleExports | Error | undefined): Promise<Map<string, FusedKernelModuleExports | Error>> {
+  const modules = new Map(await importFusedKernelModules());
+  if (exports === undefined) modules.delete(name);
+  else modules.set(name, exports);
+  return modules;
+}
+
+nativeTest('every fused kernel comes from the kernel module the table names for it, and a missing one fails naming it', async () => {
+  const a = addon();
+  assert.deepEqual(fusedKernelConfigs(a).map((k) => k.kernelName).sort(), Object.values(FUSED_KERNELS).sort());
+
+  // A module the table names whose import fails, or that is left out.
+  const notThere = (await importFusedKernelModules(['noSuchKernels'])).get('noSuchKernels');
+  assert.ok(notThere instanceof Error);
+  const failing = await modulesWith('squash', notThere);
+  assert.throws(() => fusedKernelConfigs(a, failing), /^Error: native backend: fused kernel 'squash' \(CapsSquash\): its module src\/native\/kernels\/squash\.ts did not load \(.*noSuchKernels/m);
+  const leftOut = await modulesWith('emRouting', undefined);
+  assert.throws(() => fusedKernelConfigs(a, leftOut), /native backend: fused kernel 'emRouting' \(CapsEmRouting\): its module src\/native\/kernels\/emRouting\.ts did not load$/m);
+
+  // A module without the export, without one of its kernels, or with one the table assigns elsewhere.
+  const noExport = await modulesWith('squash', {});
+  assert.throws(() => fusedKernelConfigs(a, noExport), /fused kernel 'squash' \(CapsSquash\): src\/native\/kernels\/squash\.ts does not export fusedKernels/);
+  const squash = (await importFusedKernelModules(['squash'])).get('squash');
+  assert.ok(squash && !(squash instanceof Error) && squash.fusedKernels);
+  const kernels = squash.fusedKernels(a);
+  const { squashGrad: _dropped, ...lacking } = kernels;
+  const lackingGrad = await modulesWith('squash', { fusedKernels: () => lacking });
+  assert.throws(() => fusedKernelConfigs(a, lackingGrad), /fused kernel 'squashGrad' \(CapsSquashGrad\): src\/native\/kernels\/squash\.ts has no kernel for it/);
+  for (const extra of ['squish', 'biasRelu']) {
+    const withExtra = await modulesWith('squash', { fusedKernels: () => ({ ...kernels, [extra]: kernels.squash }) });
+    assert.throws(() => fusedKernelConfigs(a, withExtra), new RegExp(`native backend: src/native/kernels/squash\\.ts gives a kernel for '${extra}', which src/backend/kernelTable\\.ts does not assign to it`));
+  }
+});
+
+nativeTest('every kernel module that exports fusedKernels is one the table names', async () => {
+  // Beside this compiled test, dist/src/native/kernels/ holds the compiled modules.
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'native', 'kernels');
+  const names = readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -'.js'.length));
+  const modules = await importFusedKernelModules(names);
+  const exporting = names.filter((name) => {
+    const m = modules.get(name);
+    assert.ok(m && !(m instanceof Error), `${name} loads`);
+    return typeof m.fusedKernels === 'function';
+  });
+  assert.deepEqual(exporting.sort(), [...new Set(Object.values(FUSED_KERNEL_MODULES))].sort());
+});
+
+nativeTest('the EM child geometry crosses to the kernel by name: given by position, or with a field misspelt or missing, it fails naming it', () => {
+  // One 3x3 window over a 3x3 grid of 2 child types: P = 1 parent position, N = 18 slots.
+  const geometry = { inHeight: 3, inWidth: 3, inTypes: 2, kernel: 3, stride: 1, outHeight: 1, outWidth: 1 };
+  const [J, D] = [2, 16];
+  tf.tidy(() => {
+    const votes = tf.randomNormal([1, 1, 18, J, D], 0, 1, 'float32', 5);
+    const inputs = { votes, activations: tf.fill([1, 1, 18], 0.7), betaU: tf.zeros([J]), betaA: tf.zeros([J]) };
+    const attrs = emKernelAttrs(emRoutingSettings(votes, { betaU: inputs.betaU, betaA: inputs.betaA, geometry }));
+    assert.deepEqual(attrs.geometry, geometry);
+    const run = (geometryAttr: unknown) => () => tf.engine().runKernel(FUSED_KERNELS.emRouting, inputs, { ...attrs, geometry: geometryAttr } as tf.NamedAttrMap);
+    const [poses] = tf.engine().runKernel(FUSED_KERNELS.emRouting, inputs, attrs) as tf.Tensor[];
+    assert.deepEqual(poses.shape, [1, 1, J, D]);
+    assert.throws(run(Object.values(geometry)), /CapsEmRouting: geometry must be an object of named numbers, got \[3,3,2,3,1,1,1\]/);
+    assert.throws(run({ ...geometry, strides: 1 }), /CapsEmRouting: geometry has unknown field 'strides'/);
+    const { stride: _stride, ...withoutStride } = geometry;
+    assert.throws(run(withoutStride), /CapsEmRouting: geometry\.stride must be a finite number, got undefined/);
+    // Without a geometry the attribute is absent (a fully connected layer).
+    assert.ok(!('geometry' in emKernelAttrs(emRoutingSettings(votes, { betaU: inputs.betaU, betaA: inputs.betaA }))));
+  });
 });

@@ -9,19 +9,12 @@
  * Each op's file defines it in one place with `fusedOp`: its reference, its
  * kernel and the gradient of that kernel. The names of every fused kernel
  * (FUSED_KERNELS) are declared with the native entry points that compute
- * them, in src/backend/kernelTable.ts; a backend provides them as a
- * FusedKernelTable.
+ * them, and the modules of their native kernels, in
+ * src/backend/kernelTable.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { FusedKernelKey } from './kernelTable.js';
 
 export { FUSED_KERNELS, type FusedKernelKey } from './kernelTable.js';
-
-/**
- * One entry for every fused kernel: a backend that provides them builds its
- * kernels as this table, so leaving one out does not compile.
- */
-export type FusedKernelTable<K> = Record<FusedKernelKey, K>;
 
 let fusedEnabled = true;
 

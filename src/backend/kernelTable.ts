@@ -10,7 +10,10 @@
  *
  * An entry that is a fused kernel also names the tfjs kernel it runs as:
  * FUSED_KERNELS, the registry of src/backend/fused.ts, is derived from those
- * names. NATIVE_OPS lists, per op family, the op names the native kernels
+ * names. It names as well the module of its TS kernel
+ * (src/native/kernels/<module>.ts), which the native backend imports from
+ * this table alone (FUSED_KERNEL_MODULES), failing at load, naming the
+ * kernel, when the module or its kernel is missing. NATIVE_OPS lists, per op family, the op names the native kernels
  * use; their codes come from the addon's own tables (opTables()) when it
  * loads, never from a numbering kept here.
  *
@@ -210,20 +213,29 @@ export type EmRoutingSettings = {
   meanEps: number;
 } & (EmChildGeometry | { [K in keyof EmChildGeometry]?: never });
 
-/** An entry point taking settings S (void: none) and returning R; Kernel is the tfjs kernel name of a fused kernel. */
-export interface NativeEntry<S, R, Kernel extends string | undefined> {
+/**
+ * An entry point taking settings S (void: none) and returning R. A fused
+ * kernel's entry also has Kernel, the tfjs kernel name it runs as, and
+ * Module, the file of its TS kernel: src/native/kernels/<Module>.ts.
+ */
+export interface NativeEntry<S, R, Kernel extends string | undefined, Module extends string | undefined> {
   readonly kernel: Kernel;
+  readonly kernelModule: Module;
   /** Types only: never set. */
   readonly signature?: (settings: S) => R;
 }
 
-function entry<S = void, R = void>(): NativeEntry<S, R, undefined> {
-  return { kernel: undefined };
+function entry<S = void, R = void>(): NativeEntry<S, R, undefined, undefined> {
+  return { kernel: undefined, kernelModule: undefined };
 }
 
-/** A fused kernel's entry: fused('CapsSquash').settings<S>(). */
-function fused<Kernel extends string>(kernel: Kernel): { settings<S>(): NativeEntry<S, void, Kernel> } {
-  return { settings: () => ({ kernel }) };
+/**
+ * A fused kernel's entry: fused('CapsSquash', 'squash').settings<S>() runs
+ * as tfjs kernel CapsSquash, and src/native/kernels/squash.ts provides it
+ * (its fusedKernels export; see src/native/backend.ts).
+ */
+function fused<Kernel extends string, Module extends string>(kernel: Kernel, kernelModule: Module): { settings<S>(): NativeEntry<S, void, Kernel, Module> } {
+  return { settings: () => ({ kernel, kernelModule }) };
 }
 
 /**
@@ -278,31 +290,31 @@ export const NATIVE_ENTRIES = {
   depthwiseConv2dBackpropFilter: entry<ConvGeometry & { x: F32; dy: F32; dw: F32 }>(),
 
   // Fused kernels (src/backend/fused.ts): one engine file each, named after the op.
-  squash: fused('CapsSquash').settings<{ s: F32; out: F32; dim: number }>(),
-  squashGrad: fused('CapsSquashGrad').settings<{ dy: F32; s: F32; ds: F32; dim: number }>(),
-  predictionVectors: fused('CapsPredictionVectors').settings<CapsuleSizes & { u: F32; W: F32; uHat: F32 }>(),
-  predictionVectorsGradInput: fused('CapsPredictionVectorsGradInput').settings<CapsuleSizes & { dy: F32; W: F32; du: F32 }>(),
-  predictionVectorsGradWeights: fused('CapsPredictionVectorsGradWeights').settings<CapsuleSizes & { dy: F32; u: F32; dW: F32 }>(),
-  matrixVotes: fused('CapsMatrixVotes').settings<VoteSizes & { M: F32; W: F32; V: F32 }>(),
-  matrixVotesGradInput: fused('CapsMatrixVotesGradInput').settings<VoteSizes & { dV: F32; W: F32; dM: F32 }>(),
-  matrixVotesGradWeights: fused('CapsMatrixVotesGradWeights').settings<VoteSizes & { dV: F32; M: F32; dW: F32 }>(),
+  squash: fused('CapsSquash', 'squash').settings<{ s: F32; out: F32; dim: number }>(),
+  squashGrad: fused('CapsSquashGrad', 'squash').settings<{ dy: F32; s: F32; ds: F32; dim: number }>(),
+  predictionVectors: fused('CapsPredictionVectors', 'predictionVectors').settings<CapsuleSizes & { u: F32; W: F32; uHat: F32 }>(),
+  predictionVectorsGradInput: fused('CapsPredictionVectorsGradInput', 'predictionVectors').settings<CapsuleSizes & { dy: F32; W: F32; du: F32 }>(),
+  predictionVectorsGradWeights: fused('CapsPredictionVectorsGradWeights', 'predictionVectors').settings<CapsuleSizes & { dy: F32; u: F32; dW: F32 }>(),
+  matrixVotes: fused('CapsMatrixVotes', 'matrixVotes').settings<VoteSizes & { M: F32; W: F32; V: F32 }>(),
+  matrixVotesGradInput: fused('CapsMatrixVotesGradInput', 'matrixVotes').settings<VoteSizes & { dV: F32; W: F32; dM: F32 }>(),
+  matrixVotesGradWeights: fused('CapsMatrixVotesGradWeights', 'matrixVotes').settings<VoteSizes & { dV: F32; M: F32; dW: F32 }>(),
   /** couplings: one Float32Array [batch, inCaps, outCaps] per iteration. */
-  dynamicRouting: fused('CapsDynamicRouting').settings<RoutingSettings & { uHat: F32; v: F32; couplings: F32[] }>(),
-  dynamicRoutingGrad: fused('CapsDynamicRoutingGrad').settings<RoutingSettings & { uHat: F32; dv: F32; duHat: F32 }>(),
-  emRouting: fused('CapsEmRouting').settings<EmRoutingSettings & { poses: F32; act: F32; routing: F32 }>(),
-  emRoutingGrad: fused('CapsEmRoutingGrad').settings<EmRoutingSettings & { dPoses: F32; dAct: F32; dVotes: F32; dActivations: F32; dBetaU: F32; dBetaA: F32 }>(),
-  adamUpdate: fused('CapsAdamUpdate').settings<{ w: F32; g: F32; m: F32; v: F32; w2: F32; m2: F32; v2: F32; lrT: number; beta1: number; oneMinusBeta1: number; beta2: number; oneMinusBeta2: number; epsilon: number }>(),
-  biasRelu: fused('CapsBiasRelu').settings<{ x: F32; bias: F32; y: F32 }>(),
-  biasReluGrad: fused('CapsBiasReluGrad').settings<{ dy: F32; y: F32; dx: F32; dbias: F32 }>(),
-  efficientSquash: fused('CapsEfficientSquash').settings<{ s: F32; out: F32; dim: number }>(),
-  efficientSquashGrad: fused('CapsEfficientSquashGrad').settings<{ dy: F32; s: F32; ds: F32; dim: number }>(),
+  dynamicRouting: fused('CapsDynamicRouting', 'dynamicRouting').settings<RoutingSettings & { uHat: F32; v: F32; couplings: F32[] }>(),
+  dynamicRoutingGrad: fused('CapsDynamicRoutingGrad', 'dynamicRouting').settings<RoutingSettings & { uHat: F32; dv: F32; duHat: F32 }>(),
+  emRouting: fused('CapsEmRouting', 'emRouting').settings<EmRoutingSettings & { poses: F32; act: F32; routing: F32 }>(),
+  emRoutingGrad: fused('CapsEmRoutingGrad', 'emRouting').settings<EmRoutingSettings & { dPoses: F32; dAct: F32; dVotes: F32; dActivations: F32; dBetaU: F32; dBetaA: F32 }>(),
+  adamUpdate: fused('CapsAdamUpdate', 'adamUpdate').settings<{ w: F32; g: F32; m: F32; v: F32; w2: F32; m2: F32; v2: F32; lrT: number; beta1: number; oneMinusBeta1: number; beta2: number; oneMinusBeta2: number; epsilon: number }>(),
+  biasRelu: fused('CapsBiasRelu', 'biasRelu').settings<{ x: F32; bias: F32; y: F32 }>(),
+  biasReluGrad: fused('CapsBiasReluGrad', 'biasRelu').settings<{ dy: F32; y: F32; dx: F32; dbias: F32 }>(),
+  efficientSquash: fused('CapsEfficientSquash', 'squash').settings<{ s: F32; out: F32; dim: number }>(),
+  efficientSquashGrad: fused('CapsEfficientSquashGrad', 'squash').settings<{ dy: F32; s: F32; ds: F32; dim: number }>(),
   /** x [rows, channels]: y, and the batch mean and biased variance per channel. */
-  batchNormTraining: fused('CapsBatchNormTraining').settings<{ x: F32; gamma: F32; beta: F32; epsilon: number; y: F32; mean: F32; variance: F32 }>(),
+  batchNormTraining: fused('CapsBatchNormTraining', 'batchNorm').settings<{ x: F32; gamma: F32; beta: F32; epsilon: number; y: F32; mean: F32; variance: F32 }>(),
   /** dmean and dvariance: the gradients reaching the statistics themselves (absent: none). */
-  batchNormTrainingGrad: fused('CapsBatchNormTrainingGrad').settings<{ dy: F32; x: F32; gamma: F32; mean: F32; variance: F32; epsilon: number; dmean?: F32; dvariance?: F32; dx: F32; dgamma: F32; dbeta: F32 }>(),
-  selfAttentionRouting: fused('CapsSelfAttentionRouting').settings<SelfAttentionSizes & { uHat: F32; priors: F32; v: F32; couplings: F32 }>(),
+  batchNormTrainingGrad: fused('CapsBatchNormTrainingGrad', 'batchNorm').settings<{ dy: F32; x: F32; gamma: F32; mean: F32; variance: F32; epsilon: number; dmean?: F32; dvariance?: F32; dx: F32; dgamma: F32; dbeta: F32 }>(),
+  selfAttentionRouting: fused('CapsSelfAttentionRouting', 'selfAttentionRouting').settings<SelfAttentionSizes & { uHat: F32; priors: F32; v: F32; couplings: F32 }>(),
   /** dcouplings: the gradient reaching the coupling coefficients (absent: none). */
-  selfAttentionRoutingGrad: fused('CapsSelfAttentionRoutingGrad').settings<SelfAttentionSizes & { uHat: F32; priors: F32; dv: F32; dcouplings?: F32; duHat: F32; dpriors: F32 }>(),
+  selfAttentionRoutingGrad: fused('CapsSelfAttentionRoutingGrad', 'selfAttentionRouting').settings<SelfAttentionSizes & { uHat: F32; priors: F32; dv: F32; dcouplings?: F32; duHat: F32; dpriors: F32 }>(),
 } as const;
 
 type Entries = typeof NATIVE_ENTRIES;
@@ -317,3 +329,14 @@ export type FusedKernelKey = { [K in NativeEntryName]: Entries[K]['kernel'] exte
 export const FUSED_KERNELS = Object.fromEntries(
   Object.entries(NATIVE_ENTRIES).flatMap(([key, e]) => (e.kernel === undefined ? [] : [[key, e.kernel]])),
 ) as { readonly [K in FusedKernelKey]: Entries[K]['kernel'] };
+
+/** Fused kernel -> the module of its TS kernel, src/native/kernels/<module>.ts. */
+export const FUSED_KERNEL_MODULES = Object.fromEntries(
+  Object.entries(NATIVE_ENTRIES).flatMap(([key, e]) => (e.kernelModule === undefined ? [] : [[key, e.kernelModule]])),
+) as { readonly [K in FusedKernelKey]: Entries[K]['kernelModule'] };
+
+/** A module of TS kernels of fused kernels (a file name under src/native/kernels/, without .ts). */
+export type FusedKernelModule = Entries[FusedKernelKey]['kernelModule'];
+
+/** The fused kernels the table assigns to module M. */
+export type FusedKernelsOf<M extends FusedKernelModule> = { [K in FusedKernelKey]: Entries[K]['kernelModule'] extends M ? K : never }[FusedKernelKey];

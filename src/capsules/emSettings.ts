@@ -6,6 +6,7 @@
  * data-dependent start of beta_u.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { EmChildGeometry } from '../backend/kernelTable.js';
 import { dataScale, type EmGeometry } from './emGeometry.js';
 
 export type InverseTemperature = number[] | { start: number; end: number } | { scale: number };
@@ -107,9 +108,15 @@ export function emRoutingSettings(votes: tf.Tensor, o: EmRoutingOptions): EmRout
   };
 }
 
-/** Kernel attributes: plain numbers, so that every backend can read them. */
+/**
+ * Kernel attributes: plain numbers, each by name, so that every backend can
+ * read them. The child geometry, when there is one, is attribute `geometry`
+ * with the named fields of EmChildGeometry (src/backend/kernelTable.ts);
+ * without one the attribute is absent.
+ */
 export function emKernelAttrs(st: EmRoutingSettings): tf.NamedAttrMap {
   const g = st.geometry;
+  const geometry = g && ({ inHeight: g.inHeight, inWidth: g.inWidth, inTypes: g.inTypes, kernel: g.kernel, stride: g.stride, outHeight: g.outHeight, outWidth: g.outWidth } satisfies EmChildGeometry);
   return {
     iterations: st.iterations,
     lambdas: st.lambdas,
@@ -117,8 +124,7 @@ export function emKernelAttrs(st: EmRoutingSettings): tf.NamedAttrMap {
     costScale: st.costScale,
     logitBound: LOGIT_BOUND,
     meanEps: MEAN_EPS,
-    // [inHeight, inWidth, inTypes, kernel, stride, outHeight, outWidth], or empty.
-    geometry: g ? [g.inHeight, g.inWidth, g.inTypes, g.kernel, g.stride, g.outHeight, g.outWidth] : [],
+    ...(geometry ? { geometry } : {}),
   };
 }
 

@@ -2,21 +2,14 @@
  * The tfjs backend 'native': tfjs's cpu backend (data in JS typed arrays)
  * with the heavy kernels replaced by the addon's. Every cpu kernel is
  * registered under 'native' too, so an op the addon does not cover still
- * runs, through the cpu kernel, on the same memory.
+ * runs, through the cpu kernel, on the same memory. The fused kernels'
+ * TS kernels are imported from the modules src/backend/kernelTable.ts names
+ * for them, so this file lists none of them.
  */
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { opCodes, type NativeAddon } from './boundary/addon.js';
-import { FUSED_KERNELS, type FusedKernelKey, type FusedKernelTable } from '../backend/fused.js';
-import { adamUpdateKernels } from './kernels/adamUpdate.js';
-import { batchNormKernels } from './kernels/batchNorm.js';
-import { biasReluKernels } from './kernels/biasRelu.js';
-import { dynamicRoutingKernels } from './kernels/dynamicRouting.js';
-import { emRoutingKernels } from './kernels/emRouting.js';
-import { matrixVotesKernels } from './kernels/matrixVotes.js';
-import { predictionVectorsKernels } from './kernels/predictionVectors.js';
-import { selfAttentionRoutingKernels } from './kernels/selfAttentionRouting.js';
-import { squashKernels } from './kernels/squash.js';
+import { FUSED_KERNEL_MODULES, FUSED_KERNELS, type FusedKernelKey } from '../backend/kernelTable.js';
 import { convKernels } from './kernels/conv.js';
 import { depthwiseConvKernels } from './kernels/depthwiseConv.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
@@ -98,20 +91,67 @@ export function checkNativeKernelNames(configs: readonly NativeKernelConfig[]): 
   }
 }
 
-/** The fused kernels of src/backend/fused.ts, one file per op; the table's type makes each one required. */
-function fusedKernelConfigs(addon: NativeAddon): NativeKernelConfig[] {
-  const table: FusedKernelTable<NativeKernel> = {
-    ...squashKernels(addon),
-    ...predictionVectorsKernels(addon),
-    ...matrixVotesKernels(addon),
-    ...dynamicRoutingKernels(addon),
-    ...emRoutingKernels(addon),
-    ...adamUpdateKernels(addon),
-    ...biasReluKernels(addon),
-    ...batchNormKernels(addon),
-    ...selfAttentionRoutingKernels(addon),
-  };
-  return (Object.keys(table) as FusedKernelKey[]).map((key) => ({ kernelName: FUSED_KERNELS[key], kernelFunc: table[key] }));
+/** What a module of fused-kernel TS kernels exports: `fusedKernels(addon)`, typed there as FusedKernels<module> (kernels/kernelUtil.ts). */
+export interface FusedKernelModuleExports {
+  fusedKernels?: (addon: NativeAddon) => Readonly<Record<string, NativeKernel | undefined>>;
+}
+
+/** Each kernel module, by name, as imported, or the error that importing it gave. */
+export type FusedKernelModules = ReadonlyMap<string, FusedKernelModuleExports | Error>;
+
+/**
+ * Imports src/native/kernels/<module>.ts for each module that
+ * src/backend/kernelTable.ts names (FUSED_KERNEL_MODULES), so that a new
+ * fused kernel needs no line here. An import that fails is kept as its
+ * error, for fusedKernelConfigs to report naming the kernel, so that
+ * loading this file never throws.
+ */
+export async function importFusedKernelModules(modules: readonly string[] = [...new Set(Object.values(FUSED_KERNEL_MODULES))]): Promise<FusedKernelModules> {
+  const imported = await Promise.all(
+    modules.map(async (name): Promise<[string, FusedKernelModuleExports | Error]> => {
+      try {
+        return [name, (await import(`./kernels/${name}.js`)) as FusedKernelModuleExports];
+      } catch (e) {
+        return [name, e instanceof Error ? e : new Error(String(e))];
+      }
+    }),
+  );
+  return new Map(imported);
+}
+
+/** The kernel modules of the table, imported once when this file loads. */
+const tableKernelModules: FusedKernelModules = await importFusedKernelModules();
+
+/**
+ * The native kernel of every fused kernel of src/backend/kernelTable.ts,
+ * each from the module its entry names. Fails naming the kernel when its
+ * module is missing or does not load, lacks the `fusedKernels` export, or
+ * has no kernel for it, and naming the module when it gives a kernel the
+ * table does not assign to it.
+ */
+export function fusedKernelConfigs(addon: NativeAddon, modules: FusedKernelModules = tableKernelModules): NativeKernelConfig[] {
+  const keys = Object.keys(FUSED_KERNELS) as FusedKernelKey[];
+  const kernelsOf = new Map<string, Readonly<Record<string, NativeKernel | undefined>>>();
+  const configs: NativeKernelConfig[] = [];
+  for (const key of keys) {
+    const name = FUSED_KERNEL_MODULES[key];
+    const file = `src/native/kernels/${name}.ts`;
+    const what = `native backend: fused kernel '${key}' (${FUSED_KERNELS[key]})`;
+    let kernels = kernelsOf.get(name);
+    if (kernels === undefined) {
+      const loaded = modules.get(name);
+      if (loaded === undefined || loaded instanceof Error) throw new Error(`${what}: its module ${file} did not load${loaded ? ` (${loaded.message.split('\n')[0]})` : ''}`);
+      if (typeof loaded.fusedKernels !== 'function') throw new Error(`${what}: ${file} does not export fusedKernels`);
+      kernels = loaded.fusedKernels(addon);
+      kernelsOf.set(name, kernels);
+      const extra = Object.keys(kernels).find((k) => !(Object.hasOwn(FUSED_KERNEL_MODULES, k) && FUSED_KERNEL_MODULES[k as FusedKernelKey] === name));
+      if (extra !== undefined) throw new Error(`native backend: ${file} gives a kernel for '${extra}', which src/backend/kernelTable.ts does not assign to it`);
+    }
+    const kernelFunc = kernels[key];
+    if (typeof kernelFunc !== 'function') throw new Error(`${what}: ${file} has no kernel for it`);
+    configs.push({ kernelName: FUSED_KERNELS[key], kernelFunc });
+  }
+  return configs;
 }
 
 let registered = false;

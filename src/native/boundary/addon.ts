@@ -16,7 +16,7 @@ import { NATIVE_ENTRIES, NATIVE_OPS, type NativeEntry, type NativeEntryName, typ
 export type { GemmIsa, NativeInfo, NativeMemoryStats, OpCode, OpCodes } from '../../backend/kernelTable.js';
 
 /** A call of entry E: one settings object (none for entries without settings), its result. */
-type EntryCall<E> = E extends NativeEntry<infer S, infer R, string | undefined> ? ([S] extends [void] ? () => R : (settings: S) => R) : never;
+type EntryCall<E> = E extends NativeEntry<infer S, infer R, string | undefined, string | undefined> ? ([S] extends [void] ? () => R : (settings: S) => R) : never;
 
 /** The addon, typed from NATIVE_ENTRIES. */
 export type NativeAddon = { readonly [K in NativeEntryName]: EntryCall<(typeof NATIVE_ENTRIES)[K]> };

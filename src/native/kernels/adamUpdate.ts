@@ -2,11 +2,11 @@
  * The fused Adam update (src/training/adam.ts) on the addon (adamUpdate.cc):
  * the new weights and both moments in one pass.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, sameShape, type Backend, type KernelArgs, type NativeKernel, type TensorInfo } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, sameShape, type Backend, type KernelArgs, type TensorInfo, type FusedKernels } from './kernelUtil.js';
 
-export function adamUpdateKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'adamUpdate'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'adamUpdate'> {
   return { adamUpdate: (args) => adamUpdate(addon, args) };
 }
 

@@ -5,9 +5,9 @@
  * checked here for readable messages; the addon checks array lengths again
  * before touching memory.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, sameShape, type KernelArgs, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, sameShape, type KernelArgs, type FusedKernels } from './kernelUtil.js';
 
 function epsilonOf(kernel: string, attrs: Record<string, unknown>): number {
   const epsilon = attrs.epsilon;
@@ -29,7 +29,7 @@ function optionalChannels(kernel: string, args: KernelArgs, name: string, C: num
   return f32Input(kernel, args, name, [C]).v;
 }
 
-export function batchNormKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'batchNormTraining' | 'batchNormTrainingGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'batchNorm'> {
   const K = FUSED_KERNELS;
   return {
     batchNormTraining: (args) => {

@@ -3,11 +3,11 @@
  * (biasRelu.cc). Shapes are checked here for readable messages; the addon
  * checks array lengths again before touching memory.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, sameShape, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, sameShape, type FusedKernels } from './kernelUtil.js';
 
-export function biasReluKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'biasRelu' | 'biasReluGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'biasRelu'> {
   const K = FUSED_KERNELS;
   const channels = (kernel: string, shape: number[], bias: number[]) => {
     if (shape.length === 0 || bias.length !== 1 || bias[0] !== shape[shape.length - 1]) fail(kernel, `bias [${bias}] does not match the last axis of [${shape}]`);

@@ -3,9 +3,9 @@
  * addon (dynamicRouting.cc): Procedure 1 forward, and its gradient from a
  * recomputed forward pass.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type FusedKernels } from './kernelUtil.js';
 
 function routingAttrs(kernel: string, attrs: Record<string, unknown>): { iterations: number; stop: boolean } {
   const iterations = Number(attrs.iterations);
@@ -13,7 +13,7 @@ function routingAttrs(kernel: string, attrs: Record<string, unknown>): { iterati
   return { iterations, stop: Boolean(attrs.stopGradientInner) };
 }
 
-export function dynamicRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'dynamicRouting' | 'dynamicRoutingGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'dynamicRouting'> {
   const K = FUSED_KERNELS;
   return {
     dynamicRouting: (args) => {

@@ -3,13 +3,13 @@
  * (emRouting.cc over emRoutingCore.h): Procedure 1 of "Matrix capsules with
  * EM routing" forward, and the gradients of its poses and activations with
  * respect to the votes, the child activations, beta_u and beta_a. Attributes
- * come from emKernelAttrs in src/capsules/emRouting.ts, so the reference and
- * these kernels read the same settings.
+ * come from emKernelAttrs in src/capsules/emSettings.ts, each by name, so the
+ * reference and these kernels read the same settings.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
-import type { EmRoutingSettings } from '../../backend/kernelTable.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
+import type { EmChildGeometry, EmRoutingSettings } from '../../backend/kernelTable.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type KernelArgs, type FusedKernels } from './kernelUtil.js';
 
 interface EmShape {
   B: number;
@@ -27,22 +27,48 @@ interface EmInputs {
 }
 
 /**
+ * Attribute `geometry` of emKernelAttrs, field by field, or null when it is
+ * absent; fails naming a field that is missing, not a number, or unknown.
+ * The addon checks the values again (positive integers that fit the votes).
+ */
+function childGeometry(kernel: string, attrs: Record<string, unknown>): EmChildGeometry | null {
+  const g = attrs.geometry;
+  if (g === undefined) return null;
+  if (typeof g !== 'object' || g === null || Array.isArray(g)) fail(kernel, `geometry must be an object of named numbers, got ${JSON.stringify(g)}`);
+  const fields = g as Record<string, unknown>;
+  const value = (name: keyof EmChildGeometry): number => {
+    const x = fields[name];
+    if (typeof x !== 'number' || !Number.isFinite(x)) fail(kernel, `geometry.${name} must be a finite number, got ${String(x)}`);
+    return x;
+  };
+  const geometry: EmChildGeometry = {
+    inHeight: value('inHeight'),
+    inWidth: value('inWidth'),
+    inTypes: value('inTypes'),
+    kernel: value('kernel'),
+    stride: value('stride'),
+    outHeight: value('outHeight'),
+    outWidth: value('outWidth'),
+  };
+  const unknown = Object.keys(fields).find((name) => !Object.hasOwn(geometry, name));
+  if (unknown !== undefined) fail(kernel, `geometry has unknown field '${unknown}'`);
+  return geometry;
+}
+
+/**
  * The settings both entries share, from the attributes of emKernelAttrs: the
- * sizes, the routing settings, and the child geometry when there is one
- * ([inHeight, inWidth, inTypes, kernel, stride, outHeight, outWidth] there).
+ * sizes, the routing settings, and the child geometry when there is one.
  */
 function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>, inputs: EmInputs): EmRoutingSettings {
   const lambdas = attrs.lambdas as number[] | undefined;
   if (!Array.isArray(lambdas) || lambdas.length !== Number(attrs.iterations)) fail(kernel, `lambdas must hold one value per iteration, got ${String(lambdas)}`);
-  const g = (attrs.geometry as number[] | undefined) ?? [];
-  if (g.length !== 0 && g.length !== 7) fail(kernel, `geometry must be empty or have 7 entries, got [${g}]`);
   const num = (name: string) => {
     const x = Number(attrs[name]);
     if (!Number.isFinite(x)) fail(kernel, `${name} must be a finite number, got ${String(attrs[name])}`);
     return x;
   };
-  const geometry = g.length === 7 ? { inHeight: g[0], inWidth: g[1], inTypes: g[2], kernel: g[3], stride: g[4], outHeight: g[5], outWidth: g[6] } : {};
-  return {
+  const geometry = childGeometry(kernel, attrs);
+  const shared = {
     ...inputs,
     batch: s.B,
     positions: s.P,
@@ -54,8 +80,8 @@ function settings(kernel: string, s: EmShape, attrs: Record<string, unknown>, in
     costScale: num('costScale'),
     logitBound: num('logitBound'),
     meanEps: num('meanEps'),
-    ...geometry,
   };
+  return geometry ? { ...shared, ...geometry } : shared;
 }
 
 /** The inputs both kernels share, checked against the votes' shape. */
@@ -75,7 +101,7 @@ function routingInputs(kernel: string, args: KernelArgs): { s: EmShape; inputs: 
   };
 }
 
-export function emRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'emRouting' | 'emRoutingGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'emRouting'> {
   const K = FUSED_KERNELS;
   return {
     emRouting: (args) => {

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { FusedKernelModule, FusedKernelsOf } from '../../backend/kernelTable.js';
 
 export type TensorInfo = tf.TensorInfo;
 export type Backend = MathBackendCPU;
@@ -23,6 +24,15 @@ export interface NativeKernelConfig {
   kernelName: string;
   kernelFunc: NativeKernel;
 }
+
+/**
+ * The kernels of module M, one for each fused kernel that
+ * src/backend/kernelTable.ts assigns to it: the result of the module's
+ * `fusedKernels(addon)` export, which src/native/backend.ts imports from the
+ * table. Leaving one out, or adding one the table assigns elsewhere, does
+ * not compile.
+ */
+export type FusedKernels<M extends FusedKernelModule> = { readonly [K in FusedKernelsOf<M>]: NativeKernel };
 
 /**
  * Input `name` of a kernel as a Float32Array, with a readable error when it is

@@ -2,11 +2,11 @@
  * The fused matrix-capsule vote kernels (src/capsules/matrixVotes.ts) on the
  * addon (matrixVotes.cc): the votes and their pose and weight gradients.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type FusedKernels } from './kernelUtil.js';
 
-export function matrixVotesKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'matrixVotes' | 'matrixVotesGradInput' | 'matrixVotesGradWeights'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'matrixVotes'> {
   const K = FUSED_KERNELS;
   return {
     matrixVotes: (args) => {

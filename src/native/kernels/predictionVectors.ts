@@ -3,11 +3,11 @@
  * the addon (predictionVectors.cc): the forward product and its input and
  * weight gradients.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type FusedKernels } from './kernelUtil.js';
 
-export function predictionVectorsKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'predictionVectors' | 'predictionVectorsGradInput' | 'predictionVectorsGradWeights'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'predictionVectors'> {
   const K = FUSED_KERNELS;
   return {
     predictionVectors: (args) => {

@@ -6,10 +6,10 @@
  * here for readable messages; the addon checks array lengths again before
  * touching memory.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { SelfAttentionSizes } from '../../backend/kernelTable.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, type KernelArgs, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, type KernelArgs, type FusedKernels } from './kernelUtil.js';
 
 /** uHat [batch, inCaps, outCaps, outDim] and priors [inCaps, outCaps], checked. */
 function routingInputs(kernel: string, args: KernelArgs): { uHat: Float32Array; priors: Float32Array; sizes: SelfAttentionSizes; shape: number[] } {
@@ -20,7 +20,7 @@ function routingInputs(kernel: string, args: KernelArgs): { uHat: Float32Array; 
   return { uHat: uHat.v, priors: priors.v, sizes: { batch, inCaps, outCaps, outDim }, shape: uHat.t.shape };
 }
 
-export function selfAttentionRoutingKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'selfAttentionRouting' | 'selfAttentionRoutingGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'selfAttentionRouting'> {
   const K = FUSED_KERNELS;
   return {
     selfAttentionRouting: (args) => {

@@ -4,9 +4,9 @@
  * Shapes are checked here for readable messages; the addon checks array
  * lengths again before touching memory.
  */
-import { FUSED_KERNELS, type FusedKernelTable } from '../../backend/fused.js';
+import { FUSED_KERNELS } from '../../backend/fused.js';
 import type { NativeAddon } from '../boundary/addon.js';
-import { allocF32, f32Input, fail, output, sameShape, type NativeKernel } from './kernelUtil.js';
+import { allocF32, f32Input, fail, output, sameShape, type NativeKernel, type FusedKernels } from './kernelUtil.js';
 
 type SquashKey = 'squash' | 'efficientSquash';
 
@@ -34,6 +34,6 @@ function squashPair<F extends SquashKey>(addon: NativeAddon, key: F): Record<F, 
   return { [key]: forward, [`${key}Grad`]: gradient } as Record<F, NativeKernel> & Record<`${F}Grad`, NativeKernel>;
 }
 
-export function squashKernels(addon: NativeAddon): Pick<FusedKernelTable<NativeKernel>, 'squash' | 'squashGrad' | 'efficientSquash' | 'efficientSquashGrad'> {
+export function fusedKernels(addon: NativeAddon): FusedKernels<'squash'> {
   return { ...squashPair(addon, 'squash'), ...squashPair(addon, 'efficientSquash') };
 }
