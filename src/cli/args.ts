@@ -3,10 +3,28 @@
  * parser checks types, ranges and choices, so a bad flag value is one clear
  * line and a non-zero exit, and --help is generated from the same table.
  */
-import { architectureNames } from '../models/index.js';
+import { architectureNames, getArchitecture } from '../models/index.js';
 
-/** The registered architectures, for help texts: "capsnet, cnn, em, efficient". */
+/** The registered architectures, for help texts. */
 export const ARCHITECTURE_LIST = architectureNames().join(', ');
+
+/** Group architectures that share a value, for help texts: "capsnet, cnn, em: paper, small; efficient: mnist, ...". */
+function byArchitecture(value: (name: string) => string): string {
+  const groups = new Map<string, string[]>();
+  for (const name of architectureNames()) {
+    const v = value(name);
+    groups.set(v, [...(groups.get(v) ?? []), name]);
+  }
+  return [...groups].map(([v, names]) => `${names.join(', ')}: ${v}`).join('; ');
+}
+
+/** Each architecture's presets, from the registry, for help texts. */
+export const PRESET_LIST = byArchitecture((name) => getArchitecture(name).presets.join(', '));
+
+/** Each architecture's default preset ('default') or quick preset ('quick'), from the registry, for help texts. */
+export function presetDefaults(which: 'default' | 'quick'): string {
+  return byArchitecture((name) => (which === 'default' ? getArchitecture(name).defaultPreset : getArchitecture(name).quickPreset));
+}
 
 export type FlagType = 'string' | 'int' | 'number' | 'boolean';
 

@@ -21,7 +21,7 @@ export const exportSpec = commandSpec({
   summary: 'Write a trained model as a standalone model directory (model.json + weights.bin), optionally in float16 or 8 bits per weight, or as an ONNX file.',
   description:
     `--format onnx writes one ONNX file (opset ${ONNX_OPSET}): input 'image' [batch, height, width, channels] in [0, 1], ` +
-    "output 'scores' [batch, classes]; CapsNet adds 'capsules' and 'reconstruction', EM capsules 'poses'. " +
+    "output 'scores' [batch, classes]; CapsNet and Efficient-CapsNet add 'capsules' and 'reconstruction', EM capsules 'poses'. " +
     'The routing iterations are unrolled to the model\'s count, or to --routing N.',
   flags: [
     COMMON_FLAGS.model,

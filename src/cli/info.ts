@@ -4,7 +4,7 @@ import type { ClassifierModel } from '../models/model.js';
 import { listPretrained } from '../models/pretrained.js';
 import { createModel, getArchitecture } from '../models/registry.js';
 import { estimateTrainingMemory, formatBytes } from '../training/memoryEstimate.js';
-import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, PRESET_LIST, presetDefaults, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { loadModelFromFlags, report, setupBackend } from './common.js';
 
 export const infoSpec = commandSpec({
@@ -14,7 +14,7 @@ export const infoSpec = commandSpec({
   flags: [
     // No default here, so that an --arch given with a saved model can be checked against it.
     { ...COMMON_FLAGS.arch, default: undefined, help: `architecture (${ARCHITECTURE_LIST}) of a fresh model [default: capsnet]; with --model, if given, it must match the saved one` },
-    { name: 'preset', type: 'string', help: 'preset of --arch [default: the architecture\'s, e.g. paper; efficient: mnist]' },
+    { name: 'preset', type: 'string', help: `preset of --arch (${PRESET_LIST}) [default: ${presetDefaults('default')}]` },
     { name: 'image-size', type: 'int', min: 1, arg: 'N', help: 'build the preset for NxN inputs [default: the preset\'s]' },
     { name: 'channels', type: 'string', choices: ['1', '3'], help: 'build the preset for gray (1) or colour (3) inputs [default: the preset\'s]' },
     { name: 'classes', type: 'int', min: 2, help: 'build the preset for this many classes [default: the preset\'s]' },

@@ -7,7 +7,7 @@ import { loadData } from '../data/spec.js';
 import { DATA_CACHE_DIR, readTrainingState } from '../training/checkpoint.js';
 import type { TrainOptions } from '../training/options.js';
 import { train } from '../training/trainer.js';
-import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, PRESET_LIST, presetDefaults, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { percent, report, setupBackend } from './common.js';
 import { dataFlags, loadOptions, TRAINING_DATASET_FLAG, trainingDataSpec } from './dataFlags.js';
 
@@ -19,7 +19,7 @@ export const trainSpec = commandSpec({
     'Ctrl-C saves a checkpoint and exits; --resume continues exactly where training stopped.',
   flags: [
     COMMON_FLAGS.arch,
-    { name: 'preset', type: 'string', help: 'preset of --arch (capsnet, cnn, em: paper, small; efficient: mnist, multimnist, smallnorb) [default: small; efficient: mnist]; input size and classes follow the dataset' },
+    { name: 'preset', type: 'string', help: `preset of --arch (${PRESET_LIST}) [default: ${presetDefaults('quick')}]; input size and classes follow the dataset` },
     TRAINING_DATASET_FLAG,
     ...dataFlags('images', 'labels', 'data-seed', 'data-count', 'data-file', 'data', 'val-split', 'image-size', 'channels', 'skip-invalid', 'cache-dir'),
     ...dataFlags('test-images', 'test-labels', 'train-limit', 'test-limit', 'test-data-count'),

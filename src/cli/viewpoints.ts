@@ -17,7 +17,7 @@ import { evaluate } from '../training/evaluate.js';
 import { train } from '../training/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { loadData } from '../data/spec.js';
-import { ARCHITECTURE_LIST, commandSpec, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
+import { ARCHITECTURE_LIST, commandSpec, presetDefaults, COMMON_FLAGS, UsageError, type ArgsOf } from './args.js';
 import { percent, report, setupBackend } from './common.js';
 
 /** The familiar training/test set and the novel test sets of each family. */
@@ -39,7 +39,7 @@ export const viewpointsSpec = commandSpec({
   flags: [
     { name: 'family', type: 'string', choices: Object.keys(VIEWPOINT_FAMILIES), default: 'mnist', help: 'familiar and novel viewpoint sets' },
     { name: 'archs', type: 'string', arg: 'ARCH,ARCH,...', default: 'cnn,capsnet,em', help: `architectures, baseline first (any of ${ARCHITECTURE_LIST})` },
-    { name: 'preset', type: 'string', help: 'preset of every model (paper, small) [default: each architecture\'s quick preset: small; efficient: mnist]' },
+    { name: 'preset', type: 'string', help: `preset of every model [default: each architecture's quick preset (${presetDefaults('quick')})]` },
     { name: 'baseline-epochs', type: 'int', min: 1, default: 2, help: 'epochs of the baseline' },
     { name: 'max-epochs', type: 'int', min: 1, default: 8, help: 'most epochs of every other model' },
     { name: 'check-images', type: 'int', min: 1, default: 10_000, help: 'check the familiar-view error every this many training images' },

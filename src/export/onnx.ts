@@ -1,12 +1,15 @@
 /**
- * ONNX graphs of the three model families, built from a model's own layers,
- * config and weights, with the routing iterations unrolled. The contract
- * every exported file keeps (docs/onnx.md):
+ * ONNX graphs of the model families, built from a model's own layers,
+ * config and weights, with the routing iterations unrolled (Efficient-CapsNet's
+ * is in ./onnxEfficient.ts, the pieces they share in ./onnxLayers.ts). The
+ * contract every exported file keeps (docs/onnx.md):
  *
  *   input   image   float32 [batch, height, width, channels], values in [0, 1]
- *   output  scores  float32 [batch, classes]: capsule lengths (CapsNet),
- *                   class activations (EM capsules), softmax probabilities (CNN)
- *   CapsNet also    capsules [batch, classes, dim], reconstruction
+ *   output  scores  float32 [batch, classes]: capsule lengths (CapsNet,
+ *                   Efficient-CapsNet), class activations (EM capsules),
+ *                   softmax probabilities (CNN)
+ *   CapsNet and Efficient-CapsNet also
+ *                   capsules [batch, classes, dim], reconstruction
  *                   [batch, height, width, channels] decoded from the longest capsule
  *   EM also         poses [batch, classes, 16] (4x4, row-major)
  *
@@ -18,83 +21,22 @@ import type * as tf from '@tensorflow/tfjs';
 import { dataScale, geometryTables, NEG_BIG, type EmGeometry } from '../capsules/emGeometry.js';
 import { inverseTemperatureSchedule, LOGIT_BOUND, MEAN_EPS } from '../capsules/emSettings.js';
 import type { EmRoutingConfig } from '../capsules/emSettings.js';
-import type { Dense } from '../layers/dense.js';
 import { POSE_DIM, POSE_SIZE } from '../capsules/matrixVotes.js';
 import type { CapsNet } from '../models/capsnet.js';
 import type { CnnBaseline } from '../models/cnn.js';
 import type { EmCapsNet } from '../models/emCapsNet.js';
+import type { EfficientCapsNet } from '../models/efficientCapsNet.js';
 import type { ClassifierModel } from '../models/model.js';
+import { efficientCapsNetOnnx } from './onnxEfficient.js';
 import { OnnxGraphBuilder, type ValueSpec } from './onnxGraph.js';
+import { capsuleLengthScores, capsulePredictions, conv, dense, imageInput, longestCapsuleOnly, values, type OnnxExportOptions } from './onnxLayers.js';
 
-/** capsuleLength's epsilon under the square root. */
-const LENGTH_EPS = 1e-9;
-
-export interface OnnxExportOptions {
-  /** Routing iterations to unroll (default: the model's own). */
-  routingIterations?: number;
-  /** Store the weights in half precision. */
-  float16?: boolean;
-  /** Written into the file's metadata_props (classes, dataset, preprocessing, version, ...). */
-  metadata: Record<string, string>;
-  /** The producer version (capsnet's). */
-  version: string;
-}
-
-function values(v: tf.Variable | tf.Tensor): Float32Array {
-  return v.dataSync() as Float32Array;
-}
-
-/** tfjs kernel [kh, kw, in, out] -> ONNX [out, in, kh, kw]. */
-function convKernel(kernel: tf.Variable): { shape: number[]; data: Float32Array } {
-  const [kh, kw, cin, cout] = kernel.shape;
-  const src = values(kernel);
-  const out = new Float32Array(src.length);
-  for (let y = 0; y < kh; y++)
-    for (let x = 0; x < kw; x++)
-      for (let i = 0; i < cin; i++)
-        for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = src[((y * kw + x) * cin + i) * cout + o];
-  return { shape: [cout, cin, kh, kw], data: out };
-}
-
-/** tfjs 'same' padding: the extra row or column goes at the end, as in ONNX's SAME_UPPER. */
-function samePads(size: number, kernel: number, stride: number): [number, number] {
-  const out = Math.ceil(size / stride);
-  const total = Math.max((out - 1) * stride + kernel - size, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
-}
-
-interface ConvLayer {
-  name: string;
-  kernel: tf.Variable;
-  bias: tf.Variable;
-}
-
-/** A convolution on NCHW input; 'same' padding needs the input's spatial size [h, w]. */
-function conv(g: OnnxGraphBuilder, x: string, layer: ConvLayer, stride: number, padding: { same: [number, number] } | 'valid'): string {
-  const k = convKernel(layer.kernel);
-  const [kh, kw] = [k.shape[2], k.shape[3]];
-  const [top, bottom] = padding === 'valid' ? [0, 0] : samePads(padding.same[0], kh, stride);
-  const [left, right] = padding === 'valid' ? [0, 0] : samePads(padding.same[1], kw, stride);
-  const W = g.weight(`${layer.name}/kernel`, k.shape, k.data);
-  const b = g.weight(`${layer.name}/bias`, [layer.bias.size], values(layer.bias));
-  return g.op('Conv', [x, W, b], { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right] });
-}
-
-function dense(g: OnnxGraphBuilder, x: string, layer: Dense, activation: 'linear' | 'relu' | 'sigmoid'): string {
-  const W = g.weight(`${layer.name}/kernel`, layer.kernel.shape, values(layer.kernel));
-  const b = g.weight(`${layer.name}/bias`, [layer.bias.size], values(layer.bias));
-  const y = g.op('Gemm', [x, W, b]);
-  return activation === 'relu' ? g.op('Relu', [y]) : activation === 'sigmoid' ? g.op('Sigmoid', [y]) : y;
-}
+export type { OnnxExportOptions } from './onnxLayers.js';
 
 /** Eq. 1 of Sabour et al.: v = |s|^2 / (1 + |s|^2) s / |s|, written s |s| / (1 + |s|^2), which is 0 at s = 0. */
 function squash(g: OnnxGraphBuilder, s: string): string {
   const n2 = g.op('ReduceSumSquare', [s], { axes: [-1], keepdims: 1 });
   return g.mul(s, g.div(g.op('Sqrt', [n2]), g.add(n2, g.scalar(1, 'one'))));
-}
-
-function imageInput(model: ClassifierModel): ValueSpec {
-  return { name: 'image', shape: ['batch', ...model.inputShape] };
 }
 
 /**
@@ -116,15 +58,7 @@ export function capsNetOnnx(model: CapsNet, options: OnnxExportOptions): Uint8Ar
   const inDim = c.primary.dim;
   // Capsule index (y * W + x) * types + type, channel type * dim + d: the NHWC order.
   const u = squash(g, g.reshape(g.transpose(primary, [0, 2, 3, 1]), [-1, caps, inDim]));
-
-  // u_hat_j|i = W_ij u_i (Eq. 2): W [i, j, d, k] stored as [i, k, (j, d)], one product per input capsule.
-  const Wsrc = values(model.digit.W);
-  const Wt = new Float32Array(Wsrc.length);
-  for (let i = 0; i < caps; i++)
-    for (let j = 0; j < J; j++)
-      for (let d = 0; d < D; d++) for (let k = 0; k < inDim; k++) Wt[(i * inDim + k) * J * D + j * D + d] = Wsrc[((i * J + j) * D + d) * inDim + k];
-  const Wd = g.weight('digit_caps/W', [caps, inDim, J * D], Wt);
-  const uHat = g.reshape(g.op('MatMul', [g.reshape(u, [-1, caps, 1, inDim]), Wd]), [-1, caps, J, D]);
+  const uHat = capsulePredictions(g, u, model.digit.W, 'digit_caps');
 
   // Procedure 1, unrolled: b starts at 0, so the first couplings are 1/J.
   let b: string | null = null;
@@ -141,13 +75,10 @@ export function capsNetOnnx(model: CapsNet, options: OnnxExportOptions): Uint8Ar
     { name: 'scores', shape: ['batch', J] },
     { name: 'capsules', shape: ['batch', J, D] },
   ];
-  g.op('Sqrt', [g.add(g.op('ReduceSumSquare', [v], { axes: [-1], keepdims: 0 }), g.scalar(LENGTH_EPS, 'length_eps'))], {}, 'scores');
+  const scores = capsuleLengthScores(g, v);
   g.op('Identity', [v], {}, 'capsules');
   if (model.decoderLayers.length > 0) {
-    // Section 4.1: at test time the decoder sees only the longest capsule.
-    const longest = g.op('ArgMax', ['scores'], { axis: 1, keepdims: 0 });
-    const mask = g.op('OneHot', [longest, g.ints([J], 'depth'), g.floatTensor('one_hot_values', [2], [0, 1])], { axis: -1 });
-    let y = g.reshape(g.mul(v, g.unsqueeze(mask, [2])), [-1, J * D]);
+    let y = longestCapsuleOnly(g, v, scores, J, D);
     model.decoderLayers.forEach((layer, i) => {
       y = dense(g, y, layer, i === model.decoderLayers.length - 1 ? 'sigmoid' : 'relu');
     });
@@ -320,21 +251,35 @@ export function emCapsNetOnnx(model: EmCapsNet, options: OnnxExportOptions): Uin
   });
 }
 
+/** The model classes that have a graph; each one's modelType is the name it is registered under. */
+type ExportableModel = CapsNet | EmCapsNet | CnnBaseline | EfficientCapsNet;
+
 /**
- * The graph of each architecture that has one, under its registered name
- * (the name its saved models record as modelType). Adding an architecture
- * adds its graph here; until then its export is a clear error.
+ * The graph of each architecture, under its registered name (the name its
+ * saved models record as modelType). The type asks for one entry per model
+ * class above, each taking that class, so a class added there without its
+ * graph does not compile; a name registered without a graph here is a clear
+ * error at export (and the test that compares onnxArchitectures() with the
+ * registry fails).
  */
-const ONNX_GRAPHS: Record<string, (model: ClassifierModel, options: OnnxExportOptions) => Uint8Array> = {
-  capsnet: (model, options) => capsNetOnnx(model as CapsNet, options),
-  em: (model, options) => emCapsNetOnnx(model as EmCapsNet, options),
-  cnn: (model, options) => cnnOnnx(model as CnnBaseline, options),
+const ONNX_GRAPHS: { [M in ExportableModel as M['modelType']]: (model: M, options: OnnxExportOptions) => Uint8Array } = {
+  capsnet: capsNetOnnx,
+  em: emCapsNetOnnx,
+  cnn: cnnOnnx,
+  efficient: efficientCapsNetOnnx,
 };
+
+/** The registered architecture names that export to ONNX. */
+export function onnxArchitectures(): string[] {
+  return Object.keys(ONNX_GRAPHS);
+}
 
 /** The ONNX file of any model of the toolkit that has a graph here. */
 export function modelToOnnx(model: ClassifierModel, options: OnnxExportOptions): Uint8Array {
-  const graph = Object.hasOwn(ONNX_GRAPHS, model.modelType) ? ONNX_GRAPHS[model.modelType] : undefined;
-  if (!graph) throw new Error(`ONNX export: no graph for the ${model.modelType} architecture (there is one for ${Object.keys(ONNX_GRAPHS).join(', ')})`);
+  const name = model.modelType;
+  if (!Object.hasOwn(ONNX_GRAPHS, name)) throw new Error(`ONNX export: no graph for the ${name} architecture (there is one for ${onnxArchitectures().join(', ')})`);
+  // The table's entry for this modelType takes this model's class.
+  const graph = ONNX_GRAPHS[name as keyof typeof ONNX_GRAPHS] as (model: ClassifierModel, options: OnnxExportOptions) => Uint8Array;
   return graph(model, options);
 }
 

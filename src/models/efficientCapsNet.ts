@@ -80,8 +80,8 @@ export interface EfficientCapsNetConfig extends ModelConfig {
 export type EfficientCapsNetPreset = 'mnist' | 'multimnist' | 'smallnorb';
 
 /** Keras's LeakyReLU default (the official smallNORB backbone) and tf.nn.leaky_relu's (its decoder). */
-const BACKBONE_LEAKY_SLOPE = 0.3;
-const DECODER_LEAKY_SLOPE = 0.2;
+export const BACKBONE_LEAKY_SLOPE = 0.3;
+export const DECODER_LEAKY_SLOPE = 0.2;
 /** The official code's weight of the reconstruction's mean squared error over the pixels. */
 const OFFICIAL_RECONSTRUCTION_WEIGHT = 0.392;
 
@@ -202,8 +202,8 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
   /** The upsampling decoder's convolutions, the last one to the image channels. */
   readonly decoderConvs: Conv2D[];
   readonly layers: Layer[];
-  /** Height and width of the upsampling decoder's seed map. */
-  private readonly seedMap: [number, number] = [0, 0];
+  /** Height and width of the upsampling decoder's seed map (the ONNX graph reads it too). */
+  readonly seedMap: [number, number] = [0, 0];
 
   constructor(config: EfficientCapsNetConfig, seed: number | Rng = 0) {
     validateConfig(config);
