@@ -4,7 +4,8 @@
  * train` gets in Node for the same setup (weights, losses, test accuracy);
  * the downloaded model gives the page's accuracy in `capsnet eval`; the page
  * answers drawing while it trains; run, pause, step and reset; fine-tuning a
- * loaded model; and the setup restored from a shared address. Each backend
+ * loaded model; the setup restored from a shared address; and the user's
+ * own folder of pictures, read as `capsnet train --data` reads it. Each backend
  * in the order the page tries them: WebGPU (on the CPU through SwiftShader
  * here), WebGL (software-rendered here), wasm.
  *
@@ -25,12 +26,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { initBackend } from '../src/backend/node.js';
 import { take } from '../src/data/dataset.js';
 import { loadMnist } from '../src/data/mnist.js';
+import { loadUserData } from '../src/data/userData.js';
 import '../src/models/index.js';
 import type { ClassifierModel } from '../src/models/model.js';
+import { createModel } from '../src/models/registry.js';
 import { modelFromArtifacts } from '../src/models/serialization.js';
 import { train } from '../src/training/trainer.js';
 import { buildViz } from '../src/viz/build.js';
 import { startVizServer, type VizServer } from '../src/viz/server.js';
+import { ODD_CLASS_NAMES, writeClassFolders } from './userDataFiles.js';
 import { ARTIFACTS, canvasPixels, CHROMIUM, CHROMIUM_ARGS, openGuardedPage, pageErrors, WEBGPU_ARGS } from './vizHelpers.js';
 
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CAPSNET_CHROMIUM)`;
@@ -375,4 +379,79 @@ test('the address holds the setup (model, data, schedule, test image, view choic
     await bad.close();
   }
   t.diagnostic(`test took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+test('a folder of pictures chosen in the page: classes, split and input as capsnet train --data makes them; parameter counts of the model built for it; it trains, and capsnet eval scores the download as the page did', { skip }, async (t) => {
+  const t0 = Date.now();
+  // Real MNIST test digits of three classes as PNG files, in folders with odd names, beside a note, a hidden file and a file that is no picture.
+  const dir = join(mkdtempSync(join(tmp, 'folder-')), 'my digits');
+  const names = ODD_CLASS_NAMES.slice(0, 3);
+  await writeClassFolders(dir, take(loadMnist('test'), 400), { format: 'png', colour: false, perClass: 20, names, classes: 3 });
+  writeFileSync(join(dir, names[0], 'notes.txt'), 'not a picture');
+  writeFileSync(join(dir, names[1], '.hidden.png'), 'skipped: hidden');
+  writeFileSync(join(dir, names[2], 'broken.png'), 'not a PNG at all');
+  const valSplit = 0.25;
+  const cacheDir = join(tmp, 'folder-cache');
+  const nodeSplit = { cacheDir, valSplit, skipInvalid: true, log: () => undefined };
+  const [nodeTrain, nodeTest] = [await loadUserData(dir, 'train', nodeSplit), await loadUserData(dir, 'test', nodeSplit)];
+
+  const page = await open(browser, `?arch=capsnet&preset=small&dataset=folder&val-split=${valSplit}&epochs=1&batch-size=8&backend=wasm&checks=1`);
+  try {
+    await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 60_000 });
+    assert.equal(await page.isVisible('#train-folder-row'), true, 'the folder row shows for dataset=folder');
+    assert.match((await page.textContent('#train-folder-note')) ?? '', /address cannot hold a folder/);
+    await page.setInputFiles('#train-folder', dir);
+    await page.waitForFunction(() => /classes/.test(document.getElementById('train-folder-status')!.textContent ?? ''), null, { timeout: 120_000 });
+    const described = (await page.textContent('#train-folder-status')) ?? '';
+    t.diagnostic(`the folder in the page: ${described}`);
+    assert.match(described, new RegExp(`^my digits: 3 classes \\(${[...names].sort().join(', ')}\\), ${nodeTrain.count} training and ${nodeTest.count} test pictures \\(25% of each class held out, seed 1\\); their own size, 28×28, gray\\. Left out 1 file the browser cannot decode, first: ${names[2]}/broken\\.png`));
+    assert.equal(await page.inputValue('#train-limit'), String(nodeTrain.count));
+    assert.equal(await page.inputValue('#test-limit'), String(nodeTest.count));
+    // The address keeps the settings but not the folder.
+    assert.match(page.url(), /dataset=folder/);
+    assert.match(page.url(), /val-split=0\.25/);
+    assert.doesNotMatch(decodeURIComponent(page.url()), /my digits/);
+    // The model menu counts each model's parameters on the model built for this data (28x28x1, 3 classes).
+    await page.waitForFunction(() => (document.querySelector('#train-arch option[value="capsnet/small"]') as HTMLOptionElement | null)?.dataset.params !== undefined);
+    const expected = createModel('capsnet', 'small', { inputShape: [28, 28, 1], numClasses: 3 }, 1);
+    const counted = Number(await page.getAttribute('#train-arch option[value="capsnet/small"]', 'data-params'));
+    assert.equal(counted, expected.countParams());
+    expected.dispose();
+    assert.match((await page.textContent('#train-arch option[value="capsnet/small"]')) ?? '', /^Small CapsNet \(dynamic routing\) · \d+(\.\d+)? [kM] parameters$/);
+    assert.match((await page.textContent('#train-arch option[value="efficient/mnist"]')) ?? '', /· \d+(\.\d+)? [kM] parameters \(\d+(\.\d+)? k without the decoder\)$/);
+
+    await page.click('#train-run');
+    await trainState(page, 'done');
+    const info = await page.evaluate(() => window.capsviz.train);
+    assert.equal(info.losses.length, Math.ceil(nodeTrain.count / 8));
+    // The views show the new model with the folder's class names and its own test pictures.
+    await page.evaluate(() => window.capsviz.idle());
+    assert.equal(await page.locator('#digit-bars [role=radio]').count(), 3);
+    const bars = await page.locator('#digit-bars [role=radio]').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''));
+    for (const n of names) assert.ok(bars.some((b) => b.includes(n)), `a class bar for '${n}' (${bars.join(' | ')})`);
+    assert.match((await page.textContent('#h-samples')) ?? '', /^my digits test images$/);
+    assert.equal(await page.locator('#samples button').count(), nodeTest.count);
+    await page.locator('#view-train').screenshot({ path: join(ARTIFACTS, 'train-folder.png') });
+
+    const { model, metadata, folder } = await downloadModel(page, mkdtempSync(join(tmp, 'folder-dl-')));
+    model.dispose();
+    assert.equal(metadata.dataset, 'my digits');
+    assert.deepEqual(metadata.classNames, [...names].sort());
+    assert.deepEqual(metadata.preparation, { kind: 'resize', height: 28, width: 28, channels: 1, fit: 'fill', background: 'black' });
+    assert.deepEqual(metadata.heldOut, { fraction: valSplit, seed: 1 });
+    assert.deepEqual(metadata.testImages, { dataset: 'my digits', split: 'test', first: nodeTest.count, folder: { 'val-split': valSplit, 'data-seed': 1, 'skip-invalid': true } });
+    const note = (await page.textContent('#train-download-note')) ?? '';
+    assert.match(note, /capsnet eval --model \S+ --data PATH\/TO\/'my digits' --val-split 0\.25 --data-seed 1 --skip-invalid --limit \d+/);
+    // capsnet eval on the folder as the note says, on the same test pictures: the page's count of right answers.
+    const r = spawnSync(process.execPath, [BIN, 'eval', '--model', folder, '--data', dir, '--val-split', String(valSplit), '--data-seed', '1', '--skip-invalid', '--limit', String(nodeTest.count), '--cache-dir', cacheDir, '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const evalResult = JSON.parse(r.stdout) as { correct: number; count: number };
+    const pageCorrect = Math.round(info.testAccuracy! * nodeTest.count);
+    t.diagnostic(`capsnet eval on the downloaded model: ${evalResult.correct}/${evalResult.count}; the page: ${pageCorrect}/${nodeTest.count}; ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(evalResult.count, nodeTest.count);
+    assert.ok(Math.abs(evalResult.correct - pageCorrect) <= 1, `capsnet eval ${evalResult.correct}, the page ${pageCorrect}`);
+    assert.deepEqual(pageErrors(page), []);
+  } finally {
+    await page.close();
+  }
 });

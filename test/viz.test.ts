@@ -104,6 +104,24 @@ test('the page loads the model and predicts the first test image', { skip }, asy
   assert.equal(await page.locator('#digit-bars [role=radio]').count(), 10);
   assert.equal(await page.locator('#sliders input[type=range]').count(), 16);
   assert.equal(await page.locator('#routing-maps canvas').count(), 10);
+  // Each view shows the formula it illustrates, from the model's layout, and links the paper's section.
+  const references = await page.$$eval('.reference-slot:not([hidden])', (slots) =>
+    slots.map((slot) => ({ id: slot.id, formula: slot.querySelector('.formula')?.textContent ?? '', sub: slot.querySelectorAll('.formula sub').length, link: slot.querySelector('a')?.getAttribute('href') ?? '', cite: slot.querySelector('a')?.textContent ?? '' })),
+  );
+  const byView = Object.fromEntries(references.map((r) => [r.id, r]));
+  assert.deepEqual(Object.keys(byView).sort(), ['conv1-ref', 'digits-ref', 'perturb-ref', 'primary-ref', 'recon-ref', 'routing-ref']);
+  for (const r of references) {
+    assert.equal(r.link, 'https://arxiv.org/abs/1710.09829', `${r.id} links the CapsNet paper`);
+    assert.match(r.cite, /^Sabour et al\. 2017, Sec\. \d/, r.id);
+  }
+  // The squash (Eq. 1) on the primary capsules, the coupling softmax (Eq. 3) and the agreement of Procedure 1 on the routing, subscripts set as such.
+  assert.equal(byView['primary-ref'].formula, 'vj = ‖sj‖2 / (1 + ‖sj‖2) · sj / ‖sj‖');
+  assert.equal(byView['primary-ref'].cite, 'Sabour et al. 2017, Sec. 2, Eq. 1 (squash)');
+  assert.ok(byView['primary-ref'].sub >= 4, 'subscripts are <sub> elements');
+  assert.match((await page.textContent('#routing-ref')) ?? '', /cij = exp\(bij\) \/ Σk exp\(bik\).*bij ← bij \+ ûj\|i · vj/s);
+  assert.match(byView['routing-ref'].cite, /Eq\. 2–3, Procedure 1$/);
+  assert.match(byView['digits-ref'].cite, /Sec\. 3, Eq\. 4$/);
+  assert.match(byView['recon-ref'].cite, /Sec\. 4\.1$/);
   assert.deepEqual(pageErrors(page), []);
   await shot(page, 'desktop');
 });
@@ -382,6 +400,10 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
     await p.evaluate(() => window.capsviz.idle());
     assert.deepEqual((await p.locator('#em-poses caption').allTextContents()).map((c) => c.split(' · ')[0]), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.ok((await p.locator('#em-layers canvas').count()) >= 1);
+    // The EM views cite the EM routing paper, with its E-step and M-step.
+    const emLinks = await p.$$eval('#view-em .reference a', (as) => as.map((a) => a.getAttribute('href')));
+    assert.ok(emLinks.length >= 3 && emLinks.every((h) => h === 'https://openreview.net/forum?id=HJWLfGWRb'), emLinks.join(', '));
+    assert.match((await p.textContent('#view-em')) ?? '', /E-step: Rij = aj pij \/ Σk ak pik/);
     const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
     assert.equal(browserScores.length, n * 10);
     let maxDiff = 0;

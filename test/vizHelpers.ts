@@ -39,7 +39,6 @@ declare global {
   }
 }
 
-/** A canvas's RGBA bytes. */
 /**
  * Opens `url` in a new page of `browser` whose uncaught errors, and any
  * request to an origin other than `origin` (which is refused), are collected
@@ -63,6 +62,7 @@ export function pageErrors(page: Page): string[] {
   return (page as Page & { errors: string[] }).errors;
 }
 
+/** A canvas's RGBA bytes. */
 export async function canvasPixels(page: Page, selector: string): Promise<number[]> {
   return page.$eval(selector, (c) => {
     const canvas = c as HTMLCanvasElement;

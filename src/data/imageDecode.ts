@@ -8,22 +8,13 @@
  * exactly as the model's training images were prepared.
  */
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { decode as decodeBmp } from 'bmp-ts';
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import { hasColour, type ImageProbe } from './pictureFolder.js';
 import type { ImagePreparation } from './preparation.js';
 
-/** File extensions read as pictures (compared in lower case); other files are ignored. */
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp'] as const;
-
-export function isImageFile(name: string): boolean {
-  return (IMAGE_EXTENSIONS as readonly string[]).includes(extname(name).toLowerCase());
-}
-
+export { IMAGE_EXTENSIONS, isImageFile, type ImageProbe } from './pictureFolder.js';
 export { imagePreparation, parseImagePreparation, type ImagePreparation } from './preparation.js';
-
-/** Colour differences up to this (of 255) count as gray: JPEG's chroma noise on a gray picture stays below it. */
-const GRAY_TOLERANCE = 8;
 
 function isBmp(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d;
@@ -59,24 +50,10 @@ async function run(pipeline: () => Sharp, source: string): Promise<{ data: Buffe
   }
 }
 
-export interface ImageProbe {
-  width: number;
-  height: number;
-  /** Whether any pixel is coloured (channels differ by more than the tolerance). */
-  colour: boolean;
-}
-
 /** Decode a whole picture (so that corrupt and truncated files fail here) and report its size and whether it has colour. */
 export async function probeImage(bytes: Uint8Array, source: string): Promise<ImageProbe> {
   const { data, info } = await run(() => open(bytes, source).flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }), source);
-  let colour = false;
-  if (info.channels >= 3) {
-    const c = info.channels;
-    for (let i = 0; i < data.length && !colour; i += c) {
-      if (Math.abs(data[i] - data[i + 1]) > GRAY_TOLERANCE || Math.abs(data[i + 1] - data[i + 2]) > GRAY_TOLERANCE) colour = true;
-    }
-  }
-  return { width: info.width, height: info.height, colour };
+  return { width: info.width, height: info.height, colour: info.channels >= 3 && hasColour(data, info.channels) };
 }
 
 /** A picture as the model input `prep` describes: height * width * channels bytes, channels last. */
@@ -102,9 +79,7 @@ export async function decodeRaster(bytes: Uint8Array, source: string): Promise<{
   const { data, info } = await run(() => open(bytes, source).flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }), source);
   const c = info.channels;
   const n = info.width * info.height;
-  let colour = false;
-  for (let i = 0; i < n && !colour; i++) if (Math.abs(data[i * c] - data[i * c + 1]) > GRAY_TOLERANCE || Math.abs(data[i * c + 1] - data[i * c + 2]) > GRAY_TOLERANCE) colour = true;
-  const channels = colour ? 3 : 1;
+  const channels = hasColour(data, c) ? 3 : 1;
   const out = new Float32Array(n * channels);
   for (let i = 0; i < n; i++) for (let k = 0; k < channels; k++) out[i * channels + k] = data[i * c + k] / 255;
   return { width: info.width, height: info.height, channels, data: out };

@@ -1,7 +1,8 @@
 /**
  * Folders of pictures as datasets (Node only): one subfolder per class, as
  * DIR/train/<class>/... and DIR/test/<class>/..., or DIR/<class>/... split by
- * the caller. Class names are the folder names, sorted. Before anything is
+ * the caller. Class names are the folder names, sorted (the rules, shared
+ * with the visualizer, are in ./pictureFolder.ts). Before anything is
  * trained, every picture is decoded once (the scan): files that cannot be
  * decoded are all found and reported together, and the pictures' sizes and
  * colour decide the input size and channels unless they are given. The
@@ -10,9 +11,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Progress } from '../util/progress.js';
 import { imagePreparation, isImageFile, mapLimited, prepareImage, probeImage, readImageFile, type ImagePreparation } from './imageDecode.js';
+import { checkDecodedClasses, folderInputShape, folderLayout, folderTree, isVisibleName, type ImageProbe } from './pictureFolder.js';
 import { openPixelCache, writePixelCache, type PixelCache, type PixelCacheHeader } from './pixelCache.js';
 
 export interface FolderFile {
@@ -34,20 +36,11 @@ export interface FolderScan {
   files: FolderFile[];
 }
 
-const visible = (name: string) => !name.startsWith('.');
-
-function subfolders(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && visible(d.name))
-    .map((d) => d.name)
-    .sort();
-}
-
 /** Picture files under `dir`, at any depth, sorted; other files (.txt, .DS_Store) are ignored. */
 export function imagesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const d of readdirSync(dir, { withFileTypes: true })) {
-    if (!visible(d.name)) continue;
+    if (!isVisibleName(d.name)) continue;
     const p = join(dir, d.name);
     if (d.isDirectory()) out.push(...imagesUnder(p));
     else if (d.isFile() && isImageFile(d.name)) out.push(p);
@@ -55,40 +48,35 @@ export function imagesUnder(dir: string): string[] {
   return out.sort();
 }
 
-/** List a folder dataset and check its layout: every class has pictures, the test classes are the training ones, there are two classes or more. */
+/** The visible files and folders under `dir`, at any depth, as '/'-separated paths relative to it. */
+function listFolder(dir: string, prefix = '', out: { files: string[]; folders: string[] } = { files: [], folders: [] }): { files: string[]; folders: string[] } {
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    if (!isVisibleName(d.name)) continue;
+    const rel = prefix + d.name;
+    if (d.isDirectory()) {
+      out.folders.push(rel);
+      listFolder(join(dir, d.name), `${rel}/`, out);
+    } else if (d.isFile()) out.files.push(rel);
+  }
+  return out;
+}
+
+/** List a folder dataset and check its layout (folderLayout): every class has pictures, the test classes are the training ones, there are two classes or more. */
 export function scanImageFolder(dir: string): FolderScan {
   const root = resolve(dir);
   if (!existsSync(root)) throw new Error(`data folder not found: ${dir}`);
   if (!statSync(root).isDirectory()) throw new Error(`${dir} is not a folder`);
-  const top = subfolders(root);
-  const hasTrain = top.includes('train');
-  const hasTest = top.includes('test');
-  if (hasTrain !== hasTest) throw new Error(`${dir} has a ${hasTrain ? 'train' : 'test'}/ folder but no ${hasTrain ? 'test' : 'train'}/ folder: give both (DIR/train/<class>/, DIR/test/<class>/), or put the class folders in DIR itself`);
-  const groups = hasTrain ? ['train', 'test'] : ['all'];
-  const classNamesOf = (d: string) => subfolders(d).map((n) => n.normalize('NFC'));
-  const classNames = classNamesOf(hasTrain ? join(root, 'train') : root);
-  const where = hasTrain ? join(dir, 'train') : dir;
-  if (classNames.length === 0) throw new Error(`${where} has no class folders: expected one subfolder of pictures per class`);
-  if (classNames.length === 1) throw new Error(`${where} has a single class folder ('${classNames[0]}'): a classifier needs two classes or more`);
-  const files: FolderFile[] = [];
-  groups.forEach((group, g) => {
-    const base = hasTrain ? join(root, group) : root;
-    const names = subfolders(base);
-    const byClass: FolderFile[][] = [];
-    for (const name of names) {
-      const label = classNames.indexOf(name.normalize('NFC'));
-      if (label < 0) throw new Error(`class '${name}' of ${join(dir, group)} is not among the training classes (${classNames.join(', ')})`);
-      const paths = imagesUnder(join(base, name));
-      if (paths.length === 0) throw new Error(`class folder ${join(hasTrain ? join(dir, group) : dir, name)} holds no pictures (PNG, JPEG, WebP, GIF or BMP)`);
-      byClass.push(paths.map((p) => {
-        const st = statSync(p);
-        return { path: p, rel: relative(root, p).split(sep).join('/'), label, group: g, size: st.size, mtimeMs: st.mtimeMs };
-      }));
-    }
-    // Classes interleaved (the first picture of each class, then the second, ...), so that the first N images (--limit) hold every class.
-    for (let k = 0; byClass.some((c) => k < c.length); k++) for (const c of byClass) if (k < c.length) files.push(c[k]);
-  });
-  return { root, layout: hasTrain ? 'train-test' : 'classes', classNames, groupNames: groups, files };
+  const { files, folders } = listFolder(root);
+  const layout = folderLayout(folderTree(files, folders), (rel) => (rel ? join(dir, rel) : dir));
+  return {
+    root,
+    ...layout,
+    files: layout.files.map((f) => {
+      const path = join(root, f.rel);
+      const st = statSync(path);
+      return { path, rel: f.rel, label: f.label, group: f.group, size: st.size, mtimeMs: st.mtimeMs };
+    }),
+  };
 }
 
 export interface FolderCacheOptions {
@@ -105,8 +93,7 @@ export interface FolderCacheOptions {
   log?: (line: string) => void;
 }
 
-/** Size used when the pictures' sizes differ and none is given. */
-export const DEFAULT_IMAGE_SIZE = 32;
+export { DEFAULT_IMAGE_SIZE } from './pictureFolder.js';
 const CACHE_VERSION = 1;
 /** Pictures decoded at once: enough to keep libvips' threads busy, few enough to bound memory. */
 const DECODE_CONCURRENCY = 8;
@@ -166,20 +153,10 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
     throw new Error(`${invalid.length} of ${scan.files.length} files in ${scan.root} cannot be decoded: ${first}${invalid.length > 3 ? '; ...' : ''}. Fix or remove them, or pass --skip-invalid to leave them out`);
   }
   const keep = scan.files.map((_, i) => i).filter((i) => !('error' in probes[i]));
-  for (let g = 0; g < scan.groupNames.length; g++) {
-    for (let c = 0; c < scan.classNames.length; c++) {
-      const had = scan.files.some((f) => f.group === g && f.label === c);
-      if (had && !keep.some((i) => scan.files[i].group === g && scan.files[i].label === c)) {
-        throw new Error(`class '${scan.classNames[c]}'${scan.groupNames.length > 1 ? ` of ${scan.groupNames[g]}/` : ''} has no picture that can be decoded`);
-      }
-    }
-  }
+  checkDecodedClasses(scan, probes.map((p) => !('error' in p)));
   if (invalid.length) log(`skipping ${invalid.length} of ${scan.files.length} files that cannot be decoded (--skip-invalid), first: ${invalid[0].path} (${invalid[0].reason})`);
 
-  const sizes = new Set(keep.map((i) => { const p = probes[i] as { width: number; height: number }; return `${p.width}x${p.height}`; }));
-  const first = probes[keep[0]] as { width: number; height: number };
-  const [height, width] = o.imageSize !== undefined ? [o.imageSize, o.imageSize] : sizes.size === 1 ? [first.height, first.width] : [DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE];
-  const channels: 1 | 3 = o.channels ?? (keep.some((i) => (probes[i] as { colour: boolean }).colour) ? 3 : 1);
+  const { height, width, channels, sizes } = folderInputShape(keep.map((i) => probes[i] as ImageProbe), o);
   const prep = imagePreparation(height, width, channels);
 
   const header: PixelCacheHeader = {
@@ -192,7 +169,7 @@ export async function folderCache(scan: FolderScan, o: FolderCacheOptions): Prom
     channels,
     classNames: scan.classNames,
     groupNames: scan.groupNames,
-    info: { source: scan.root, layout: scan.layout, preparation: prep, files: scan.files.length, skipped: invalid, sizes: [...sizes].slice(0, 10) },
+    info: { source: scan.root, layout: scan.layout, preparation: prep, files: scan.files.length, skipped: invalid, sizes: sizes.slice(0, 10) },
   };
   const labels = Int32Array.from(keep, (i) => scan.files[i].label);
   const groups = Uint8Array.from(keep, (i) => scan.files[i].group);

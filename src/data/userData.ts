@@ -14,13 +14,15 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Rng } from '../util/rng.js';
 import { readCsv, readNpyFolder, readNpz, type ArraySplit } from './arrayFiles.js';
 import type { ImageDataset } from './dataset.js';
 import { imagePreparation } from './imageDecode.js';
 import { folderCache, folderSummary, scanImageFolder, type FolderCacheOptions } from './imageFolder.js';
 import type { Split } from './mnist.js';
 import { PixelFileReader } from './pixelCache.js';
+import { stratifiedSplit } from './split.js';
+
+export { stratifiedSplit } from './split.js';
 
 export type UserDataKind = 'image-folder' | 'npy-folder' | 'npz' | 'csv-folder' | 'csv';
 
@@ -48,28 +50,6 @@ export interface UserDataOptions extends Omit<FolderCacheOptions, 'cacheDir'> {
   seed?: number;
   /** Folder of the decoded-picture cache (folders of pictures only). */
   cacheDir: string;
-}
-
-/** Indices of the train and test parts of a seeded split stratified by class. */
-export function stratifiedSplit(labels: Int32Array, fraction: number, seed = 1): { train: Int32Array; test: Int32Array } {
-  if (!(fraction > 0 && fraction < 1)) throw new Error(`--val-split must be between 0 and 1 (exclusive), got ${fraction}`);
-  const byClass = new Map<number, number[]>();
-  labels.forEach((l, i) => {
-    if (!byClass.has(l)) byClass.set(l, []);
-    byClass.get(l)!.push(i);
-  });
-  const rng = new Rng(seed ^ 0x5b117);
-  const train: number[] = [];
-  const test: number[] = [];
-  for (const cls of [...byClass.keys()].sort((a, b) => a - b)) {
-    const idx = byClass.get(cls)!;
-    const perm = rng.permutation(idx.length);
-    // Every class with two examples or more keeps one on each side.
-    const nTest = idx.length < 2 ? 0 : Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * fraction)));
-    perm.forEach((p, k) => (k < nTest ? test : train).push(idx[p]));
-  }
-  const sorted = (a: number[]) => Int32Array.from(a.sort((x, y) => x - y));
-  return { train: sorted(train), test: sorted(test) };
 }
 
 function heldOut(path: string, single: boolean, o: UserDataOptions): Pick<ImageDataset, 'heldOut'> {

@@ -18,7 +18,7 @@ import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { ConfigOverrides } from './registry.js';
 import { capsuleLoss, classCapsulesOf, decodeCapsuleVector, maskCapsules, reconstructions, type ReconstructionOutput } from './capsuleDecoder.js';
-import type { Inspection, InspectionLayout } from './inspection.js';
+import { PAPERS, type Inspection, type InspectionLayout } from './inspection.js';
 import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -152,20 +152,36 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
   get inspection(): InspectionLayout {
     const c = this.config;
     const [, h, w, channels] = this.outputShape(this.conv1) as number[];
+    const paper = PAPERS.dynamicRouting;
+    const { mPlus, mMinus, lambda, reconstructionWeight } = c.loss;
     return {
       title: 'CapsNet, dynamic routing',
       scores: {
         name: 'capsule length',
         title: 'Class capsules',
         about: `One ${c.digit.dim}-dimensional capsule per class (the paper's DigitCaps). Its length is the network's confidence that the class is present; the longest is the prediction.`,
+        // The margin loss trains each length to say whether its class is present.
+        reference: {
+          formulas: ['L_k = T_k max(0, m^+ − ‖v_k‖)^2 + λ (1 − T_k) max(0, ‖v_k‖ − m^−)^2', `m^+ = ${mPlus}, m^− = ${mMinus}, λ = ${lambda}; T_k = 1 when class k is present`],
+          paper,
+          section: 'Sec. 3, Eq. 4',
+        },
       },
-      featureMaps: { layer: this.conv1.name, h, w, channels, kernel: c.conv1.kernelSize },
+      featureMaps: {
+        layer: this.conv1.name,
+        h,
+        w,
+        channels,
+        kernel: c.conv1.kernelSize,
+        reference: { formulas: [`Conv1(x) = ReLU(W ∗ x + b), ${c.conv1.filters} kernels of ${c.conv1.kernelSize}×${c.conv1.kernelSize}, stride ${c.conv1.strides}`], paper, section: 'Sec. 4' },
+      },
       primaryCapsules: {
         h: this.primary.gridHeight,
         w: this.primary.gridWidth,
         types: c.primary.types,
         dim: c.primary.dim,
         about: "A second convolution's outputs are cut into small vectors, the primary capsules, and squashed so that each vector's length lies between 0 and 1.",
+        reference: { formulas: ['v_j = ‖s_j‖^2 / (1 + ‖s_j‖^2) · s_j / ‖s_j‖'], paper, section: 'Sec. 2, Eq. 1 (squash)' },
       },
       capsuleLayers: null,
       routing: {
@@ -175,8 +191,18 @@ export class CapsNet extends LayeredModel<CapsNetConfig> implements CapsuleDecod
         about: 'Each primary capsule predicts every digit capsule and splits its output among them with coupling coefficients that add up to 1. At iteration 1 every capsule splits evenly. After each iteration, capsules send more to the digit capsules that their predictions agree with.',
         iterations: c.digit.routingIterations,
         senders: 'primary capsules',
+        reference: {
+          formulas: ['û_{j|i} = W_ij u_i,   s_j = Σ_i c_ij û_{j|i},   v_j = squash(s_j)', 'c_ij = exp(b_ij) / Σ_k exp(b_ik)', 'b_ij ← b_ij + û_{j|i} · v_j   (agreement; b_ij starts at 0)'],
+          paper,
+          section: 'Sec. 2, Eq. 2–3, Procedure 1',
+        },
       },
-      classCapsules: { form: 'vector', dim: c.digit.dim },
+      classCapsules: {
+        form: 'vector',
+        dim: c.digit.dim,
+        reference: { formulas: ['x̂ = decoder(v_k), every other class capsule set to 0', `L = Σ_k L_k + ${reconstructionWeight} Σ_p (x_p − x̂_p)^2`], paper, section: 'Sec. 4.1' },
+        dimensions: { formulas: ['x̂(d, t) = decoder(v_k + t e_d),   t = −0.25, −0.20, …, 0.25'], paper, section: 'Sec. 5.1, Fig. 4' },
+      },
     };
   }
 

@@ -14,7 +14,7 @@ import type { Layer } from '../layers/layer.js';
 import { Rng } from '../util/rng.js';
 import { mergeConfig, presetConfig } from '../util/config.js';
 import type { ConfigOverrides } from './registry.js';
-import type { Inspection, InspectionLayout } from './inspection.js';
+import { PAPERS, type Inspection, type InspectionLayout } from './inspection.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -70,7 +70,13 @@ export class CnnBaseline extends LayeredModel<CnnConfig> {
   /** The CNN shows only its scores: it has no capsules, routing or decoder. */
   readonly inspection: InspectionLayout = {
     title: 'CNN baseline',
-    scores: { name: 'probability', title: 'Class scores', about: 'The CNN baseline has no capsules: it outputs one probability per class (softmax).' },
+    scores: {
+      name: 'probability',
+      title: 'Class scores',
+      about: 'The CNN baseline has no capsules: it outputs one probability per class (softmax).',
+      // The baseline the CapsNet paper compares with.
+      reference: { formulas: ['p_k = exp(z_k) / Σ_j exp(z_j),   L = −log p_y   (cross entropy)'], paper: PAPERS.dynamicRouting, section: 'Sec. 5 (the baseline)' },
+    },
     featureMaps: null,
     primaryCapsules: null,
     capsuleLayers: null,

@@ -46,7 +46,7 @@ import { Rng } from '../util/rng.js';
 import { tidyRecord } from '../util/tidy.js';
 import type { DeepPartial } from './capsnet.js';
 import { capsuleLoss, classCapsulesOf, decodeCapsuleVector, maskCapsules, reconstructions, type ReconstructionOutput } from './capsuleDecoder.js';
-import type { Inspection, InspectionLayout } from './inspection.js';
+import { PAPERS, type Inspection, type InspectionLayout } from './inspection.js';
 import type { ConfigOverrides } from './registry.js';
 import { LayeredModel, type CapsuleDecoder, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput } from './model.js';
 
@@ -285,20 +285,39 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
     const c = this.config;
     const [, h, w, channels] = this.outputShape(this.convs[0]) as number[];
     const [, gh, gw, primaryChannels] = this.primary.convolutionShape;
+    const paper = PAPERS.efficientCapsNet;
+    // The paper's sections are cited without equation numbers.
+    const section = 'Sec. 3';
+    const { mPlus, mMinus, lambda, reconstructionWeight } = c.loss;
+    const conv1 = c.backbone[0];
     return {
       title: 'Efficient-CapsNet, self-attention routing',
       scores: {
         name: 'capsule length',
         title: 'Class capsules',
         about: `One ${c.classCaps.dim}-dimensional capsule per class. Its length is the network's confidence that the class is present; the longest is the prediction.`,
+        // The margin loss of the 2017 paper, which Efficient-CapsNet keeps.
+        reference: {
+          formulas: ['L_k = T_k max(0, m^+ − ‖v_k‖)^2 + λ (1 − T_k) max(0, ‖v_k‖ − m^−)^2', `m^+ = ${mPlus}, m^− = ${mMinus}, λ = ${lambda}; T_k = 1 when class k is present`],
+          paper: PAPERS.dynamicRouting,
+          section: 'Sec. 3, Eq. 4',
+        },
       },
-      featureMaps: { layer: this.convs[0].name, h, w, channels, kernel: c.backbone[0].kernelSize },
+      featureMaps: {
+        layer: this.convs[0].name,
+        h,
+        w,
+        channels,
+        kernel: conv1.kernelSize,
+        reference: { formulas: [`conv1(x) = ${c.activation === 'relu' ? 'ReLU' : 'LeakyReLU'}(W ∗ x + b), ${conv1.filters} kernels of ${conv1.kernelSize}×${conv1.kernelSize}, then ${c.normalization} normalization`], paper, section },
+      },
       primaryCapsules: {
         h: gh,
         w: gw,
         types: primaryChannels / c.primary.dim,
         dim: c.primary.dim,
         about: 'Four convolutions with normalization, then a depthwise convolution as large as their last maps, whose outputs are cut into small vectors, the primary capsules, and squashed with (1 - 1/e^|s|) s/|s| so that each length lies between 0 and 1.',
+        reference: { formulas: ['v = (1 − 1/e^{‖s‖}) · s / ‖s‖'], paper, section: `${section} (squash)` },
       },
       capsuleLayers: null,
       routing: {
@@ -308,8 +327,18 @@ export class EfficientCapsNet extends LayeredModel<EfficientCapsNetConfig> imple
         about: 'Each primary capsule predicts every class capsule. For each class, the predictions that agree with the other capsules\' predictions for that class get larger coefficients (self-attention); each capsule splits its output among the classes with coefficients that add up to 1, plus a learned prior per pair. One pass, no iterations.',
         iterations: 1,
         senders: 'primary capsules',
+        reference: {
+          formulas: ['û_{j|i} = W_ij u_i,   A_j = U_j U_j^T / √d   (U_j: the rows û_{j|i})', 'c_ij = softmax_j(Σ_k A_j[i, k])', 's_j = Σ_i (c_ij + b_ij) û_{j|i},   v_j = squash(s_j)   (b_ij: learned priors)'],
+          paper,
+          section: `${section} (self-attention routing)`,
+        },
       },
-      classCapsules: { form: 'vector', dim: c.classCaps.dim },
+      classCapsules: {
+        form: 'vector',
+        dim: c.classCaps.dim,
+        reference: { formulas: ['x̂ = decoder(v_k), every other class capsule set to 0', `L = Σ_k L_k + ${Number(reconstructionWeight.toPrecision(3))} Σ_p (x_p − x̂_p)^2`], paper, section },
+        dimensions: { formulas: ['x̂(d, t) = decoder(v_k + t e_d),   t = −0.25, −0.20, …, 0.25'], paper: PAPERS.dynamicRouting, section: 'Sec. 5.1, Fig. 4' },
+      },
     };
   }
 

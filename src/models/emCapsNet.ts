@@ -36,7 +36,7 @@ import { mergeConfig, presetConfig } from '../util/config.js';
 import { Rng } from '../util/rng.js';
 import type { DeepPartial } from './capsnet.js';
 import type { ConfigOverrides } from './registry.js';
-import type { Inspection, InspectionLayout } from './inspection.js';
+import { PAPERS, type Inspection, type InspectionLayout } from './inspection.js';
 import { LayeredModel, type ForwardOptions, type LossResult, type ModelConfig, type ModelOutput, type TrainingProgress } from './model.js';
 import { tidyRecord } from '../util/tidy.js';
 
@@ -179,20 +179,35 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
     const c = this.config;
     const [, h, w, channels] = this.outputShape(this.conv1) as number[];
     const [, gh, gw, types] = this.outputShape(this.convCaps2) as number[];
+    const paper = PAPERS.emRouting;
     return {
       title: 'matrix capsules, EM routing',
       scores: {
         name: 'activation',
         title: 'Class capsule activations',
         about: 'One matrix capsule per class: a 4×4 pose matrix and an activation between 0 and 1. The most active class capsule is the prediction.',
+        // The activation is set by the last M-step: how well the class's Gaussian fits the votes it was assigned.
+        reference: {
+          formulas: ['a_j = logistic(λ (β_a − Σ_h cost_j^h))', 'cost_j^h = (β_u + log σ_j^h) Σ_i r_ij'],
+          paper,
+          section: 'Sec. 2, Procedure 1 (M-step)',
+        },
       },
-      featureMaps: { layer: this.conv1.name, h, w, channels, kernel: c.conv1.kernelSize },
+      featureMaps: {
+        layer: this.conv1.name,
+        h,
+        w,
+        channels,
+        kernel: c.conv1.kernelSize,
+        reference: { formulas: [`ReLU Conv1(x) = ReLU(W ∗ x + b), ${c.conv1.filters} kernels of ${c.conv1.kernelSize}×${c.conv1.kernelSize}`], paper, section: 'Sec. 3' },
+      },
       primaryCapsules: null,
       capsuleLayers: {
         title: 'Matrix capsules with EM routing',
         about:
           'A matrix capsule holds a 4×4 pose matrix (how its part is placed and turned) and an activation between 0 and 1 (whether the part is there). ' +
           'Each capsule votes for the pose of every capsule in the next layer by multiplying its pose with a learned matrix; EM routing then treats each higher capsule as a cluster of the votes it receives.',
+        reference: { formulas: ['V_ij = M_i W_ij   (capsule i votes for the pose of capsule j)'], paper, section: 'Sec. 2' },
       },
       routing: {
         title: 'EM routing: assignments to the class capsules',
@@ -201,11 +216,21 @@ export class EmCapsNet extends LayeredModel<EmCapsNetConfig> {
         about: 'At iteration 1 every capsule splits its vote evenly among the classes. Each iteration then reassigns every capsule to the classes whose cluster its vote fits best (E-step) and refits the clusters (M-step).',
         iterations: c.routing.iterations,
         senders: { h: gh, w: gw, types },
+        reference: {
+          formulas: ['M-step: r_ij = R_ij a_i,   μ_j = Σ_i r_ij V_ij / Σ_i r_ij,   (σ_j^h)^2 = Σ_i r_ij (V_ij^h − μ_j^h)^2 / Σ_i r_ij', 'E-step: R_ij = a_j p_ij / Σ_k a_k p_ik,   p_ij = N(V_ij; μ_j, σ_j^2)'],
+          paper,
+          section: 'Sec. 2, Procedure 1',
+        },
       },
       classCapsules: {
         form: 'pose',
         size: POSE_SIZE,
         about: `The pose says how the class is seen: its position, scale, slant.${c.classCaps.coordinateAddition ? ' The last column carries the position of the votes (coordinate addition), so it moves when the digit moves.' : ''}`,
+        reference: {
+          formulas: ['M_j = μ_j   (the mean of the votes V_ij assigned to class j, as a 4×4 matrix)', ...(c.classCaps.coordinateAddition ? ['coordinate addition: V_ij gains the scaled (x, y) of capsule i in its first two entries of the last column'] : [])],
+          paper,
+          section: c.classCaps.coordinateAddition ? 'Sec. 2, Procedure 1; Sec. 3 (coordinate addition)' : 'Sec. 2, Procedure 1',
+        },
       },
     };
   }

@@ -64,6 +64,7 @@ export { EmCapsNet, emCapsNetConfig, EM_CAPSNET_PRESETS, type EmCapsNetConfig, t
 export { CnnBaseline, cnnConfig, CNN_PRESETS, type CnnConfig } from './cnn.js';
 export { EfficientCapsNet, efficientCapsNetConfig, EFFICIENT_CAPSNET_PRESETS, type EfficientCapsNetConfig, type EfficientCapsNetPreset, type EfficientCapsNetOutput } from './efficientCapsNet.js';
 export { CapsNet, capsNetConfig, CAPSNET_PRESETS, type CapsNetConfig, type CapsNetPreset, type CapsNetOutput, type CapsNetForwardOptions } from './capsnet.js';
-export type { Inspection, InspectionLayout, CapsuleGrid, RoutingPart } from './inspection.js';
+export type { Inspection, InspectionLayout, CapsuleGrid, RoutingPart, PartReference } from './inspection.js';
+export { PAPERS } from './inspection.js';
 export type { ClassifierModel, ModelOutput, ForwardOptions, LossResult, LayerSummary, TrainingProgress, CapsuleDecoder, ModelConfig } from './model.js';
 export { LayeredModel } from './model.js';

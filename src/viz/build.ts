@@ -42,13 +42,13 @@ import { loadMnist } from '../data/mnist.js';
 import '../models/index.js';
 import { listPretrained, PACKAGE_ROOT } from '../models/pretrained.js';
 import { architectureNames } from '../models/registry.js';
+import { sampleIndices } from './samples.js';
 
 export const APP_DIR = join(PACKAGE_ROOT, 'src', 'viz', 'app');
 export const DEFAULT_VIZ_OUT = join(PACKAGE_ROOT, 'dist', 'viz');
 /** Written last: its presence means a complete build, its mtime is the build time. */
 const STAMP = 'build.json';
-/** Test images per class in samples.bin. */
-export const SAMPLES_PER_CLASS = 10;
+export { SAMPLES_PER_CLASS } from './samples.js';
 
 export interface VizModelEntry {
   id: string;
@@ -150,25 +150,13 @@ function sampleBytes(ds: ImageDataset, i: number): Uint8Array {
 }
 
 /**
- * Samples: the first test images of each class, in class order,
- * SAMPLES_PER_CLASS of each (fewer when there are more than 10 classes, so
- * that the page offers about 100 images, but at least one per class). For
- * images of several objects (MultiMNIST's two digits) the class is the
- * first object's, and `objects` and `classes` say what each image holds.
+ * Samples: the test images the page offers (sampleIndices). For images of
+ * several objects (MultiMNIST's two digits) the class is the first
+ * object's, and `objects` and `classes` say what each image holds.
  */
 export function pickSamples(ds: ImageDataset, set: string, title: string): SampleFiles {
   const size = imageSize(ds);
-  const perClass = Math.max(1, Math.min(SAMPLES_PER_CLASS, Math.floor((10 * SAMPLES_PER_CLASS) / ds.numClasses)));
-  const picked: number[] = [];
-  for (let c = 0; c < ds.numClasses; c++) {
-    let n = 0;
-    for (let i = 0; i < ds.count && n < perClass; i++) {
-      if (ds.labels[i] === c) {
-        picked.push(i);
-        n++;
-      }
-    }
-  }
+  const picked = sampleIndices(ds.labels.subarray(0, ds.count), ds.numClasses);
   const images = new Uint8Array(picked.length * size);
   picked.forEach((i, k) => images.set(sampleBytes(ds, i), k * size));
   const classesOf = (i: number) => Array.from({ length: ds.numClasses }, (_, j) => j).filter((j) => ds.multiLabels![i * ds.numClasses + j]);

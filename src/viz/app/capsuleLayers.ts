@@ -10,6 +10,7 @@
 import type { CapsuleGrid, RoutingPart } from '../../index.js';
 import { absMax, diverging, maxOf, paintTiles, robustScale, sequential, tileLayout } from './draw.js';
 import { $, capitalize, el, fmtPct } from './dom.js';
+import { referenceBlock, showReference } from './reference.js';
 import type { Analysis, Engine } from './engine.js';
 import { state, type View } from './state.js';
 
@@ -35,6 +36,7 @@ function setup(e: Engine): void {
   if (section.hidden) return;
   $('h-em').textContent = capsuleLayers?.title ?? title;
   $('em-explain').textContent = capsuleLayers?.about ?? '';
+  showReference('em-ref', capsuleLayers?.reference);
   const parts: HTMLElement[] = [];
   if (poses) {
     parts.push(
@@ -44,6 +46,7 @@ function setup(e: Engine): void {
         textContent: `The ${poses.size}×${poses.size} pose matrix of each class capsule (blue negative, red positive). ${poses.about} The most active class is outlined.`,
       }),
       el('div', { className: 'pose-grid', id: 'em-poses' }),
+      ...[referenceBlock(poses.reference)].filter((b) => b !== null),
     );
   }
   if (routing) {
@@ -76,6 +79,7 @@ function setup(e: Engine): void {
       el('p', { className: 'summary', id: 'em-routing-summary' }),
       el('p', { className: 'meta', id: 'em-routing-scale' }),
       el('div', { className: 'routing-maps', id: 'em-routing-maps' }),
+      ...[referenceBlock(routing.reference)].filter((b) => b !== null),
     );
     prev.addEventListener('click', () => step(-1));
     next.addEventListener('click', () => step(1));

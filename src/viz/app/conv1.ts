@@ -4,6 +4,7 @@
  */
 import { absMax, diverging, maxOf, outlineTile, paintTiles, sequential, tileAt, tileLayout, type RGB, type TileLayout } from './draw.js';
 import { $, onPoint, pointWord } from './dom.js';
+import { showReference } from './reference.js';
 import { state, track, type View } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -123,6 +124,7 @@ export const conv1View: View = {
     loadKernels();
     const k = g.kernel;
     const colourKernels = engine.inputShape[2] === 3;
+    showReference('conv1-ref', g.reference);
     $('conv1-explain').textContent = `The first layer slides each of its ${g.channels} kernels (${k}×${k} pixels${colourKernels ? ' over the three colour channels' : ''}) over the image and keeps only positive responses (ReLU). ${colourKernels ? 'Kernels: each pixel shows the weights of red, green and blue around mid-gray (a reddish pixel responds to red; gray is no preference).' : 'Kernels: blue weights darken, red weights brighten.'} Each map shows where its kernel found its pattern (edges, stroke ends, curves); brighter is stronger. ${pointWord()} a map, or use the arrow keys on the maps, to inspect one.`;
   },
   render() {

@@ -6,6 +6,7 @@
 import { $ } from './dom.js';
 import type { Engine } from './engine.js';
 import { showSelectedCapsule } from './reconstruction.js';
+import { showReference } from './reference.js';
 import { className, PRESENT, reportedClasses, state, type View } from './state.js';
 import { setParams } from './url.js';
 
@@ -86,6 +87,7 @@ export const digitsView: View = {
   setup(engine) {
     $('h-digits').textContent = engine.layout.scores.title;
     $('digits-explain').textContent = explanation(engine);
+    showReference('digits-ref', engine.layout.scores.reference);
     buildDigitBars();
   },
   render: renderDigits,

@@ -6,6 +6,7 @@ import { paintImage } from './draw.js';
 import { $ } from './dom.js';
 import { grayDigit, type Engine, type InputImage } from './engine.js';
 import { DrawingPad, imageFileToFrame, imageFileToInput, imageFileToPrepared, NotAnImageError } from './pad.js';
+import type { SampleImages } from './protocol.js';
 import { state, track, type Samples } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -54,7 +55,6 @@ interface SamplesJson {
 
 /** Load a sample set and show its images as buttons; false when it could not be loaded. */
 export async function loadSamples(file: string): Promise<boolean> {
-  const root = $('samples');
   try {
     const [meta, bin] = await Promise.all([
       fetch(`${file}.json`).then((r) => {
@@ -89,7 +89,21 @@ export async function loadSamples(file: string): Promise<boolean> {
     showNoSamples(`The test images could not be loaded (${(e as Error).message}); uploads${pad.enabled ? ' and drawing' : ''} still work.`);
     return false;
   }
-  const s = state.samples;
+  showSampleButtons();
+  return true;
+}
+
+/** Show test images the page holds (a folder's, from the worker). */
+export function showSampleImages(set: SampleImages): void {
+  const size = set.height * set.width * set.channels;
+  state.samples = { ...set, size, objects: 1, classes: null };
+  showSampleButtons();
+}
+
+/** The sample set's images as buttons. */
+function showSampleButtons(): void {
+  const root = $('samples');
+  const s = state.samples!;
   $('h-samples').textContent = `${s.title} test images`;
   root.replaceChildren();
   for (let k = 0; k < s.count; k++) {
@@ -114,7 +128,6 @@ export async function loadSamples(file: string): Promise<boolean> {
     });
     root.append(b);
   }
-  return true;
 }
 
 /** No test images to offer: say why, and start from a black image of the model's input size. */

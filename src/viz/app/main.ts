@@ -13,9 +13,9 @@ import { digitsView } from './digits.js';
 import { $, el } from './dom.js';
 import { paintImage } from './draw.js';
 import { initBackend, Engine, worker, type Analysis, type InputImage } from './engine.js';
-import { loadSamples, sampleFile, samplesFor, selectFirstSample, setupInput, setupInputFor, showNoSamples, type ModelEntry } from './inputs.js';
+import { loadSamples, sampleFile, samplesFor, selectFirstSample, setupInput, setupInputFor, showNoSamples, showSampleImages, type ModelEntry } from './inputs.js';
 import { primaryView } from './primary.js';
-import type { BackendChoice, TrainableArch, TrainSetEntry } from './protocol.js';
+import type { BackendChoice, SampleImages, TrainableArch, TrainSetEntry } from './protocol.js';
 import { reconstructionView } from './reconstruction.js';
 import { routingView, stopPlay } from './routing.js';
 import { clearError, onCapsuleFocus, setPageState, showError, state, track, type View } from './state.js';
@@ -84,18 +84,24 @@ async function loadModel(entry: ModelEntry): Promise<void> {
 
 /**
  * Show the model the worker holds now: the views set up for it, the test
- * images of its own data (those `capsnet viz` serves with it, else those of
- * the dataset it was trained on), and an analysis of the input.
+ * images of its own data (those `capsnet viz` serves with it, those of the
+ * folder the Train panel trains it on, else those of the dataset it was
+ * trained on), and an analysis of the input.
  */
-async function adopt(next: Engine, entry?: ModelEntry): Promise<void> {
+async function adopt(next: Engine, entry?: ModelEntry, own?: SampleImages | null): Promise<void> {
   setPageState('loading');
   stopPlay();
   state.engine = next;
   state.analysis = null;
   document.body.dataset.model = next.modelType;
   setupInputFor(next);
-  const file = samplesFor(entry, next);
-  if (file === null) {
+  const file = own ? own.file : samplesFor(entry, next);
+  if (own) {
+    if (file !== state.samples?.file || !next.accepts(state.input)) {
+      showSampleImages(own);
+      selectFirstSample();
+    }
+  } else if (file === null) {
     showNoSamples('This model was trained on a --data folder whose test images are not served here: start the visualizer with capsnet viz --model MODEL --data PATH to choose from them. Uploads work.');
   } else if (file !== state.samples?.file || !next.accepts(state.input)) {
     if (await track(loadSamples(file))) selectFirstSample();
@@ -121,8 +127,8 @@ function describeModel(): string {
 /** The value of the model menu's entry for a model trained in this page. */
 const TRAINED = 'trained';
 
-/** Show a model the Train panel set up or loaded, named in the model menu by `label`. */
-async function adoptTrained(e: Engine, label: string): Promise<void> {
+/** Show a model the Train panel set up or loaded, named in the model menu by `label`, with its own test images when the panel has them. */
+async function adoptTrained(e: Engine, label: string, samples?: SampleImages | null): Promise<void> {
   const select = $<HTMLSelectElement>('model-select');
   let option = select.querySelector<HTMLOptionElement>(`option[value="${TRAINED}"]`);
   if (!option) {
@@ -131,7 +137,7 @@ async function adoptTrained(e: Engine, label: string): Promise<void> {
   }
   option.textContent = option.title = label;
   select.value = TRAINED;
-  await adopt(e);
+  await adopt(e, undefined, samples);
 }
 
 // ---------------------------------------------------------------- analysis

@@ -9,6 +9,7 @@ import { borderMean, mnistPreprocess, resizeArea } from '../../data/preprocess.j
 import type { ImagePreparation } from '../../index.js';
 import { paintImage } from './draw.js';
 import type { InputImage } from './engine.js';
+import { drawBitmap, preparedBytes } from './pictures.js';
 
 export interface PadOptions {
   /** Called while drawing (at most once per animation frame) and when a stroke ends. */
@@ -175,27 +176,6 @@ async function decodeUpload(file: File): Promise<ImageBitmap> {
 }
 
 /**
- * The RGBA pixels of `bitmap` drawn at w x h over a background (what shows
- * through transparency); the bitmap is closed. highQuality asks the browser
- * for its best resampling, as a training decoder's resize would be.
- */
-function drawBitmap(bitmap: ImageBitmap, w: number, h: number, background: string, highQuality: boolean): Uint8ClampedArray {
-  const canvas = document.createElement('canvas');
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  ctx.fillStyle = background;
-  ctx.fillRect(0, 0, w, h);
-  if (highQuality) {
-    ctx.imageSmoothingEnabled = true;
-    ctx.imageSmoothingQuality = 'high';
-  }
-  ctx.drawImage(bitmap, 0, 0, w, h);
-  bitmap.close();
-  return ctx.getImageData(0, 0, w, h).data;
-}
-
-/**
  * Read an uploaded file as an MNIST-style image: decoded by the browser,
  * composited over white (so transparent backgrounds count as paper), then
  * cropped, scaled and centred; dark ink on light paper is inverted.
@@ -231,17 +211,6 @@ export async function imageFileToFrame(file: File, w: number, h: number): Promis
   return stretchInk(g, w, h);
 }
 
-/** sRGB component (0-255) to linear light. */
-function linear(v: number): number {
-  const x = v / 255;
-  return x <= 0.04045 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
-}
-
-/** Linear light to an sRGB component in [0, 1]. */
-function encodeSrgb(y: number): number {
-  return y <= 0.0031308 ? 12.92 * y : 1.055 * y ** (1 / 2.4) - 0.055;
-}
-
 /**
  * Read an uploaded file as the model's training pictures were prepared
  * (ImagePreparation): transparency composited on black, stretched to the
@@ -252,11 +221,6 @@ function encodeSrgb(y: number): number {
 export async function imageFileToPrepared(file: File, prep: ImagePreparation): Promise<InputImage> {
   const bitmap = await decodeUpload(file);
   const { width: w, height: h, channels } = prep;
-  const rgba = drawBitmap(bitmap, w, h, '#000', true);
-  const data = new Float32Array(w * h * channels);
-  for (let i = 0; i < w * h; i++) {
-    if (channels === 3) for (let k = 0; k < 3; k++) data[3 * i + k] = rgba[4 * i + k] / 255;
-    else data[i] = Math.round(255 * encodeSrgb(0.2126 * linear(rgba[4 * i]) + 0.7152 * linear(rgba[4 * i + 1]) + 0.0722 * linear(rgba[4 * i + 2]))) / 255;
-  }
-  return { data, height: h, width: w, channels };
+  const bytes = preparedBytes(drawBitmap(bitmap, w, h, '#000', true), prep);
+  return { data: Float32Array.from(bytes, (v) => v / 255), height: h, width: w, channels };
 }

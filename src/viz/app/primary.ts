@@ -5,6 +5,7 @@
 import type { RoutingPart } from '../../index.js';
 import { absMax, outlinePixel, paintTiles, sequential, tileAt, tileLayout, type TileLayout } from './draw.js';
 import { $, fmtPct, onPoint, pointWord } from './dom.js';
+import { showReference } from './reference.js';
 import { className, focusCapsule, state, type CapsuleRef, type View } from './state.js';
 
 /** The primary capsules' grid, when the model has vector primary capsules. */
@@ -197,6 +198,7 @@ export const primaryView: View = {
     state.capsFocus = null;
     if (!p) return;
     const { h, w, types, dim } = p;
+    showReference('primary-ref', p.reference);
     $('primary-explain').textContent = `${p.about} Each of the ${types} squares below is one capsule type on the ${h}×${w} grid of positions (${h * w * types} capsules); brightness is the capsule's length, the confidence that its part of a digit is there. The direction of the vector (its ${dim} numbers) describes how that part looks. ${pointWord()} a capsule, or use the arrow keys (Page Up and Down change the type), to read it.`;
   },
   render: renderPrimary,

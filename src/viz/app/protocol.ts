@@ -102,12 +102,71 @@ export interface TrainSetEntry {
   title: string;
 }
 
+/** The Train panel's dataset value for the user's own folder of pictures (no packed set has this name). */
+export const FOLDER_DATASET = 'folder';
+
+/** A file of a folder picked or dropped in the page, with its path relative to the folder ('/' between names). */
+export interface FolderFile {
+  path: string;
+  file: File;
+}
+
+/** How a folder of pictures becomes training data: the panel's settings, named as capsnet train's flags. */
+export interface FolderOptions {
+  /** --image-size: the side of the square input; null: the pictures' own size when all agree, else 32. */
+  imageSize: number | null;
+  /** --val-split: the fraction of each class held out for testing, for a folder without train/ and test/. */
+  valSplit: number;
+  /** --data-seed: the seed of that split. */
+  seed: number;
+}
+
+/** What the worker made of a folder of pictures with the panel's settings. */
+export interface FolderSummary {
+  /** The folder's name (the dataset's name, as capsnet train --data names it). */
+  name: string;
+  layout: 'train-test' | 'classes';
+  classNames: string[];
+  /** Pictures found in the class folders. */
+  pictures: number;
+  /** Pictures the browser could not decode, left out (as --skip-invalid does). */
+  skipped: { path: string; reason: string }[];
+  preparation: ImagePreparation;
+  /** The pictures' sizes ('WxH'), distinct. */
+  sizes: string[];
+  trainCount: number;
+  testCount: number;
+  /** The held-out split, for a folder without train/ and test/. */
+  heldOut: { fraction: number; seed: number } | null;
+  imageSize: number | null;
+}
+
+/** A set of test images to choose from, as the page shows them (the build's samples*.json with its bytes). */
+export interface SampleImages {
+  /** Names the set: the same name, the same images. */
+  file: string;
+  dataset: string;
+  title: string;
+  count: number;
+  labels: number[];
+  classNames: string[];
+  /** Each image's index in its test split. */
+  indices: number[];
+  height: number;
+  width: number;
+  channels: number;
+  /** Bytes, height x width x channels each. */
+  images: Uint8Array;
+}
+
 /** What the Train panel asks for: the model to start from, the data and the schedule. */
 export interface TrainSetup {
   /** A fresh model of an architecture and preset, or the model the page shows (fine-tuning). */
   start: { kind: 'fresh'; arch: string; preset: string } | { kind: 'current' };
-  /** A packed dataset of the build (train-<dataset>.json, relative to dataUrl). */
+  /** A packed dataset of the build (train-<dataset>.json, relative to dataUrl), or FOLDER_DATASET. */
   dataset: string;
+  /** With FOLDER_DATASET: the folder the worker holds (`id` counts the folders read) and how it becomes data. */
+  folder?: FolderOptions & { id: number; name: string };
   dataUrl: string;
   trainLimit: number;
   testLimit: number;
@@ -168,7 +227,19 @@ export interface Requests {
   decode: { args: { generation: number; vectors: Float32Array; n: number; cls: number }; result: Float32Array };
   conv1Kernels: { args: { generation: number }; result: { data: Float32Array; k: number; inChannels: number; filters: number } | null };
   scores: { args: { generation: number; images: Float32Array; n: number }; result: Float32Array };
-  trainSetup: { args: { setup: TrainSetup }; result: { summary: ModelSummary; status: TrainStatus } };
+  /**
+   * Read a folder of pictures (`read`: its files and the folders seen), or
+   * take the one read last, and make it into data with `options`; progress
+   * comes as 'folder' events.
+   */
+  folder: { args: { read?: { name: string; files: FolderFile[]; folders: string[] }; options: FolderOptions }; result: FolderSummary & { id: number } };
+  /** Trainable parameters of each model, built for the data of `data` (a packed set, or the folder with its options). */
+  paramCounts: {
+    args: { data: Pick<TrainSetup, 'dataset' | 'dataUrl' | 'folder'>; models: { arch: string; preset: string }[] };
+    result: { inputShape: [number, number, number]; numClasses: number; counts: { params: number; withoutDecoder: number | null }[] };
+  };
+  /** The model set up for training; with a folder, its test images to choose from. */
+  trainSetup: { args: { setup: TrainSetup }; result: { summary: ModelSummary; status: TrainStatus; samples: SampleImages | null } };
   trainControl: { args: { action: 'run' | 'pause' | 'step' | 'reset' }; result: { summary: ModelSummary | null; status: TrainStatus } };
   /** The model in capsnet's saved-model format (model.json and weights.bin), with the metadata of its training in the page. */
   save: { args: { generation: number }; result: { json: string; weights: Uint8Array } };
@@ -190,4 +261,6 @@ export type ReplyMessage = { id: number; ok: true; result: unknown } | { id: num
 export type WorkerEvent =
   | { event: 'status'; status: TrainStatus }
   /** The weights changed (a training step, a reset): views re-run on the current input. */
-  | { event: 'weights'; generation: number; step: number };
+  | { event: 'weights'; generation: number; step: number }
+  /** Reading a folder of pictures: `done` of `total` decoded to look at, or prepared at the input size. */
+  | { event: 'folder'; stage: 'reading' | 'preparing'; done: number; total: number };

@@ -6,6 +6,7 @@
  */
 import { paintImage } from './draw.js';
 import { $, fix2 } from './dom.js';
+import { showReference } from './reference.js';
 import { className, reportedClasses, state, track, showError, type View } from './state.js';
 
 /** The class capsules' dimension, when the page can decode them (a decoder and vector class capsules). */
@@ -260,6 +261,10 @@ export const reconstructionView: View = {
     const dim = decodedDim();
     for (const id of ['view-recon', 'view-perturb']) $(id).hidden = !dim;
     if (!dim) return;
+    const caps = state.layout?.classCapsules;
+    const vector = caps?.form === 'vector' ? caps : null;
+    showReference('recon-ref', vector?.reference);
+    showReference('perturb-ref', vector?.dimensions);
     $('recon-explain').textContent = `The decoder redraws the digit from the ${dim} numbers of one digit capsule alone (all others are set to zero). Moving a slider changes one number of that capsule and re-runs only the decoder, so you see what each dimension encodes: stroke thickness, slant, width, a loop's size…`;
     buildSliders(dim);
   },

@@ -8,6 +8,7 @@
 import { CLASS_COLORS, cssColor, diverging, maxOf, outlinePixel, paintTiles, robustScale, sequential, tileAt, tileOrigin, type RGB } from './draw.js';
 import { $, capitalize, fmtPct, onPoint } from './dom.js';
 import { capsuleIndex, primaryLayout, primaryRouting, renderCapsuleInfo, topClasses } from './primary.js';
+import { showReference } from './reference.js';
 import { className, focusCapsule, state, type View } from './state.js';
 import { param, setParams } from './url.js';
 
@@ -265,6 +266,7 @@ export const routingView: View = {
     $('h-routing').textContent = routing.title;
     $('routing-explain').textContent = `${routing.about} ${ROUTING_DISPLAY.replace('COEFFICIENT', routing.coefficient)}`;
     $('iter-mode-value').textContent = routing.coefficient;
+    showReference('routing-ref', routing.reference);
     buildRoutingMaps();
     updateIterationLabel();
   },

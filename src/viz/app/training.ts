@@ -15,7 +15,8 @@ import { Adam, modelFromArtifacts, modelToArtifacts, take, validateDataset, type
 import { batchCount, batchIndices, makeBatch } from '../../data/batches.js';
 import { evaluateAsync } from '../../training/evaluate.js';
 import { learningRateAt, trainingRngs, trainStepAsync } from '../../training/step.js';
-import type { AccuracyCheck, TrainSetup, TrainState, TrainStatus } from './protocol.js';
+import type { FolderProgress, PictureFolder } from './folderData.js';
+import type { AccuracyCheck, FolderSummary, TrainSetup, TrainState, TrainStatus } from './protocol.js';
 
 /** A dataset the build packed (train-<set>.json and its gzipped image files). */
 export interface PackedDataset {
@@ -41,11 +42,28 @@ interface PackedJson {
 }
 
 const packedCache = new Map<string, Promise<PackedDataset>>();
+const metaCache = new Map<string, Promise<PackedJson>>();
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not load ${url}: HTTP ${res.status}`);
   return new Uint8Array(await res.arrayBuffer());
+}
+
+/** A packed dataset's description (train-<dataset>.json): its image size, classes and labels. */
+export function packedMeta(dataUrl: string, dataset: string): Promise<PackedJson> {
+  const url = new URL(`train-${dataset}.json`, dataUrl).href;
+  let p = metaCache.get(url);
+  if (!p) {
+    p = (async () => {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`the page has no training data for '${dataset}' (${url}: HTTP ${res.status})`);
+      return (await res.json()) as PackedJson;
+    })();
+    p.catch(() => metaCache.delete(url));
+    metaCache.set(url, p);
+  }
+  return p;
 }
 
 /** Load a packed dataset of the build: train-<dataset>.json, its images gunzipped (uint8, height x width x channels each). */
@@ -54,9 +72,7 @@ export function loadPacked(dataUrl: string, dataset: string): Promise<PackedData
   let p = packedCache.get(url);
   if (!p) {
     p = (async () => {
-      const res = await fetch(url);
-      if (!res.ok) throw new Error(`the page has no training data for '${dataset}' (${url}: HTTP ${res.status})`);
-      const meta = (await res.json()) as PackedJson;
+      const meta = await packedMeta(dataUrl, dataset);
       const split = async (s: PackedSplitJson, name: string): Promise<ImageDataset> =>
         validateDataset({
           name: `${meta.title} ${name}`,
@@ -120,6 +136,8 @@ export class TrainingSession {
     model: ClassifierModel,
     private readonly initial: { json: unknown; weights: Uint8Array },
     private readonly hooks: { status(s: TrainStatus): void; weights(step: number): void },
+    /** What the folder of pictures made, when the data is one. */
+    private readonly folderSummary: FolderSummary | null = null,
   ) {
     this.model = model;
     this.optimizer = new Adam({ learningRate: setup.learningRate });
@@ -130,10 +148,18 @@ export class TrainingSession {
     this.seed();
   }
 
-  /** The training and test sets the setup asks for: the first trainLimit and testLimit images of the packed set. */
-  static async data(setup: TrainSetup): Promise<{ train: ImageDataset; test: ImageDataset }> {
+  /**
+   * The training and test sets the setup asks for: the first trainLimit and
+   * testLimit images of the packed set, or of the folder's splits.
+   */
+  static async data(setup: TrainSetup, folder: PictureFolder | null, progress: FolderProgress): Promise<{ train: ImageDataset; test: ImageDataset; folder: { summary: FolderSummary; test: ImageDataset } | null }> {
+    if (setup.folder) {
+      if (!folder) throw new Error('choose or drop a folder of pictures first');
+      const { train, test, summary } = await folder.datasets(setup.folder, progress);
+      return { train: take(train, setup.trainLimit), test: take(test, setup.testLimit), folder: { summary, test } };
+    }
     const packed = await loadPacked(setup.dataUrl, setup.dataset);
-    return { train: take(packed.train, setup.trainLimit), test: take(packed.test, setup.testLimit) };
+    return { train: take(packed.train, setup.trainLimit), test: take(packed.test, setup.testLimit), folder: null };
   }
 
   private seed(): void {
@@ -289,10 +315,16 @@ export class TrainingSession {
   /** The model in capsnet's saved-model format, with what it was trained on in its metadata. */
   artifacts(base: Record<string, unknown>): Promise<{ json: string; weights: Uint8Array }> {
     const { setup, data } = this;
+    const folder = setup.folder;
+    const dataset = folder ? folder.name : setup.dataset;
     const metadata: Record<string, unknown> = {
       ...base,
-      dataset: setup.dataset,
+      dataset,
       classNames: data.train.classNames,
+      // A folder's pictures, as capsnet train --data records them: how a picture becomes an input, the held-out split, the files left out.
+      ...(data.train.preparation ? { preparation: data.train.preparation } : {}),
+      ...(this.folderSummary?.heldOut ? { heldOut: this.folderSummary.heldOut } : {}),
+      ...(this.folderSummary?.skipped.length ? { skippedFiles: { count: this.folderSummary.skipped.length, first: this.folderSummary.skipped.slice(0, 20) } } : {}),
       trainedIn: 'the capsnet visualizer (browser)',
       training: {
         backend: tf.getBackend(),
@@ -306,10 +338,18 @@ export class TrainingSession {
         seed: setup.seed,
         ...(setup.start.kind === 'fresh' ? { arch: setup.start.arch, preset: setup.start.preset } : { fineTuned: true }),
       },
-      // The test images the accuracy was measured on: capsnet eval --model DIR --dataset D --limit N measures it again.
-      ...(this.testAccuracy !== null ? { testAccuracy: this.testAccuracy, testImages: { dataset: setup.dataset, split: 'test', first: data.test.count } } : {}),
+      // The test images the accuracy was measured on: capsnet eval --model DIR --dataset D --limit N measures it again
+      // (for a folder: --data FOLDER, with its split and the pictures left out).
+      ...(this.testAccuracy !== null ? { testAccuracy: this.testAccuracy, testImages: { dataset, split: 'test', first: data.test.count, ...(folder ? { folder: this.folderFlags() } : {}) } } : {}),
     };
     return savedModel(this.model, metadata);
+  }
+
+  /** capsnet's --data flags that read the folder's test split as the page did (besides --data itself). */
+  private folderFlags(): Record<string, number | boolean> {
+    const f = this.folderSummary;
+    if (!f) return {};
+    return { ...(f.heldOut ? { 'val-split': f.heldOut.fraction, 'data-seed': f.heldOut.seed } : {}), ...(f.skipped.length ? { 'skip-invalid': true } : {}) };
   }
 
   /** Stop after the step under way, and free the optimizer's state. */

@@ -10,8 +10,11 @@ import { checkCompatible } from '../../training/evaluate.js';
 import { trainStepAsync } from '../../training/step.js';
 import { analyze, conv1Kernels, decode, scores } from './analysis.js';
 import { chooseBackend } from './backends.js';
-import type { ModelSource, ModelSummary, ReplyMessage, RequestMessage, Requests, RequestType, WorkerEvent } from './protocol.js';
-import { loadPacked, modelArtifacts, savedModel, TrainingSession } from './training.js';
+import { PictureFolder, type FolderProgress } from './folderData.js';
+import type { ImageDataset } from '../../data/dataset.js';
+import type { ModelSource, ModelSummary, ReplyMessage, RequestMessage, Requests, RequestType, SampleImages, TrainSetup, WorkerEvent } from './protocol.js';
+import { sampleIndices } from '../samples.js';
+import { loadPacked, modelArtifacts, packedMeta, savedModel, TrainingSession } from './training.js';
 
 /** The model the views show and training changes. */
 interface Held {
@@ -24,6 +27,28 @@ interface Held {
 let held: Held | null = null;
 let generation = 0;
 let session: TrainingSession | null = null;
+/** The folder of pictures read last, and how many have been read (its id). */
+let folder: { id: number; pictures: PictureFolder } | null = null;
+let foldersRead = 0;
+
+const folderProgress: FolderProgress = (stage, done, total) => post({ event: 'folder', stage, done, total });
+
+/** The held folder, when it is the one `data` names. */
+function folderFor(data: Pick<TrainSetup, 'folder'>): PictureFolder | null {
+  if (!data.folder) return null;
+  if (!folder || folder.id !== data.folder.id) throw new Error('choose or drop a folder of pictures first');
+  return folder.pictures;
+}
+
+/** The test images the page offers from a folder's test split (as capsnet viz --data offers them); `file` names the folder and its settings. */
+function folderSamples(test: ImageDataset, file: string): SampleImages {
+  const indices = sampleIndices(test.labels, test.numClasses);
+  const per = test.height * test.width * test.channels;
+  const images = new Uint8Array(indices.length * per);
+  indices.forEach((i, k) => images.set(test.images.subarray(i * per, (i + 1) * per), k * per));
+  const title = test.name.replace(/-test$/, '');
+  return { file, dataset: title, title, count: indices.length, labels: indices.map((i) => test.labels[i]), classNames: test.classNames ?? [], indices, height: test.height, width: test.width, channels: test.channels, images };
+}
 
 function post(e: WorkerEvent): void {
   self.postMessage(e);
@@ -91,15 +116,58 @@ const handlers: Handlers = {
   conv1Kernels: async ({ generation: g }) => conv1Kernels(current(g)),
   scores: async ({ generation: g, images, n }) => scores(current(g), images, n),
 
+  async folder({ read, options }) {
+    if (read) {
+      const pictures = await PictureFolder.read(read.name, read.files, read.folders, folderProgress);
+      folder = { id: ++foldersRead, pictures };
+    }
+    if (!folder) throw new Error('choose or drop a folder of pictures first');
+    const { summary } = await folder.pictures.datasets(options, folderProgress);
+    return { ...summary, id: folder.id };
+  },
+
+  async paramCounts({ data, models }) {
+    let inputShape: [number, number, number];
+    let numClasses: number;
+    const pictures = folderFor(data);
+    if (pictures && data.folder) {
+      const prep = pictures.preparation(data.folder.imageSize);
+      inputShape = [prep.height, prep.width, prep.channels];
+      numClasses = pictures.layout.classNames.length;
+    } else {
+      const meta = await packedMeta(data.dataUrl, data.dataset);
+      inputShape = [meta.height, meta.width, meta.channels];
+      numClasses = meta.classNames.length;
+    }
+    const counts = models.map(({ arch, preset }) => {
+      // Built only to be counted: the weights are initialised (the count is the model's own) and freed at once.
+      const model = createModel(arch, preset, { inputShape, numClasses }, 1);
+      try {
+        const params = model.countParams();
+        // The count without the decoder where the model's paper gives that one (Efficient-CapsNet's 161K).
+        const withoutDecoder = model.countClassifierParams?.() ?? null;
+        return { params, withoutDecoder: withoutDecoder === params ? null : withoutDecoder };
+      } finally {
+        model.dispose();
+      }
+    });
+    return { inputShape, numClasses, counts };
+  },
+
   async trainSetup({ setup }) {
     await stopSession();
-    const data = await TrainingSession.data(setup);
+    const data = await TrainingSession.data(setup, folderFor(setup), folderProgress);
     let model: ClassifierModel;
     let metadata: Record<string, unknown>;
     let source: string;
     if (setup.start.kind === 'fresh') {
       model = createModel(setup.start.arch, setup.start.preset, { inputShape: [data.train.height, data.train.width, data.train.channels], numClasses: data.train.numClasses }, setup.seed);
-      metadata = { dataset: setup.dataset, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) };
+      metadata = {
+        dataset: data.folder?.summary.name ?? setup.dataset,
+        ...(data.train.classNames ? { classNames: data.train.classNames } : {}),
+        // A folder's pictures: uploads in the page are then prepared as they were.
+        ...(data.folder ? { preparation: data.folder.summary.preparation } : {}),
+      };
       source = `a new ${setup.start.arch} (${setup.start.preset} preset), trained in this page`;
     } else {
       if (!held) throw new Error('no model is loaded to continue training');
@@ -115,12 +183,19 @@ const handlers: Handlers = {
     }
     const initial = await modelArtifacts(model);
     const s = hold(model, metadata, source);
-    session = new TrainingSession(setup, data, model, initial, {
-      status: (status) => post({ event: 'status', status }),
-      // The session trains the held model (reset replaces it, with a new generation).
-      weights: (step) => post({ event: 'weights', generation: held!.generation, step }),
-    });
-    return { summary: s, status: session.status() };
+    session = new TrainingSession(
+      setup,
+      data,
+      model,
+      initial,
+      {
+        status: (status) => post({ event: 'status', status }),
+        // The session trains the held model (reset replaces it, with a new generation).
+        weights: (step) => post({ event: 'weights', generation: held!.generation, step }),
+      },
+      data.folder?.summary ?? null,
+    );
+    return { summary: s, status: session.status(), samples: data.folder ? folderSamples(data.folder.test, `folder-${JSON.stringify(setup.folder)}`) : null };
   },
 
   async trainControl({ action }) {
