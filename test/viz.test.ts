@@ -421,6 +421,46 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
   }
 });
 
+const efficientModel = listPretrained().find((p) => p.name === 'efficient-mnist' && p.available);
+
+test('the shipped Efficient-CapsNet shows its views in the browser, with Node\'s scores and its self-attention coefficients', { skip: skip || (!efficientModel ? 'the Efficient-CapsNet model is not in this copy' : false) }, async (t) => {
+  const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
+  const index = served.models.findIndex((m) => m.id === 'efficient-mnist');
+  assert.ok(index > 0, 'the shipped Efficient-CapsNet is offered, after the default');
+  const bytes = readFileSync(join(buildDir, 'samples.bin'));
+  const labels = (JSON.parse(readFileSync(join(buildDir, 'samples.json'), 'utf8')) as { labels: number[] }).labels;
+  const n = bytes.length / 784;
+  const images = Float32Array.from(bytes, (v) => v / 255);
+  const { model } = loadModel(efficientModel!.dir);
+  const nodeScores = tf.tidy(() => model.forward(tf.tensor4d(images, [n, 28, 28, 1])).scores.dataSync() as Float32Array);
+  model.dispose();
+  const p = await open();
+  try {
+    await p.selectOption('#model-select', String(index));
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && /self-attention/i.test(document.getElementById('view-routing')?.textContent ?? ''), null, { timeout: 60_000 });
+    await p.evaluate(() => window.capsviz.idle());
+    // The routing view shows one pass of self-attention coefficients, and cites the Efficient-CapsNet paper.
+    assert.match((await p.textContent('#view-routing')) ?? '', /self-attention coefficient/);
+    assert.equal(await p.locator('#routing-maps canvas').count() >= 10, true);
+    const links = await p.$$eval('#view-routing .reference a, #view-primary .reference a', (as) => as.map((a) => a.getAttribute('href')));
+    assert.ok(links.length >= 1 && links.every((h) => /arxiv\.org\/abs\/2101\.12491/.test(h ?? '')), links.join(', '));
+    const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
+    assert.equal(browserScores.length, n * 10);
+    let maxDiff = 0;
+    for (let i = 0; i < n * 10; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - nodeScores[i]));
+    const right = argmaxRows(browserScores, 10).filter((c, i) => c === labels[i]).length;
+    t.diagnostic(`shipped Efficient-CapsNet in the browser: ${right}/${n} samples right; largest score difference from Node ${maxDiff.toExponential(2)}`);
+    assert.ok(right >= 0.95 * n, `${right}/${n} right`);
+    assert.ok(maxDiff < 1e-3, `capsule lengths within 1e-3 of Node's (${maxDiff})`);
+    // A decoder: the reconstruction view is there.
+    assert.equal(await p.isVisible('#view-recon'), true);
+    await shot(p, 'efficient-model');
+    assert.deepEqual(pageErrors(p), []);
+  } finally {
+    await p.close();
+  }
+});
+
 const multiModel = listPretrained().find((p) => p.name === 'multimnist' && p.available);
 
 test('MultiMNIST: pairs of digits, the two predicted classes with a reconstruction each, drawing and 36x36 uploads on the whole frame', { skip: skip || (!multiModel ? 'the MultiMNIST model is not in this copy' : false) }, async (t) => {

@@ -22,6 +22,7 @@ const ENTRIES: PretrainedEntry[] = [
   { name: 'fashion-mnist', dir: 'capsnet-fashion-mnist', description: 'CapsNet, paper preset, trained on Fashion-MNIST' },
   { name: 'em-mnist', dir: 'em-small-mnist', description: 'Matrix capsules with EM routing, small preset, 2 EM iterations, trained on MNIST' },
   { name: 'multimnist', dir: 'capsnet-multimnist', description: 'CapsNet, paper preset, trained on MultiMNIST (two overlapping digits on 36x36)' },
+  { name: 'efficient-mnist', dir: 'efficient-mnist', description: 'Efficient-CapsNet (self-attention routing), mnist preset, trained on MNIST' },
 ];
 
 export function listPretrained(): (PretrainedEntry & { available: boolean })[] {

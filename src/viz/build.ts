@@ -254,10 +254,10 @@ export function copyModelDir(src: string, dst: string): void {
 /**
  * The shipped pretrained models that are present: the small CapsNet first
  * (the default: the quickest to load and run), then the paper CapsNets, then
- * the EM capsule network; a model not named here comes last.
+ * Efficient-CapsNet, then the EM capsule network; a model not named here comes last.
  */
 export function shippedModels(): { entry: VizModelEntry; dir: string }[] {
-  const order = ['mnist-small', 'mnist', 'fashion-mnist', 'multimnist', 'em-mnist'];
+  const order = ['mnist-small', 'mnist', 'fashion-mnist', 'multimnist', 'efficient-mnist', 'em-mnist'];
   const rank = (name: string) => {
     const i = order.indexOf(name);
     return i < 0 ? order.length : i;
