@@ -19,6 +19,7 @@ export const plotSpec = commandSpec({
     { name: 'out', type: 'string', arg: 'FILE', default: 'learning-curve.png', help: 'PNG to write' },
     { name: 'title', type: 'string', help: 'chart title [default: the run names]' },
     { name: 'target', type: 'number', min: 0, max: 100, arg: 'PERCENT', help: 'draw a dashed line at this test error, e.g. the paper\'s' },
+    { name: 'max-error', type: 'number', min: 0.01, max: 100, arg: 'PERCENT', help: 'top of the error axis (points above it are drawn at the top) [default: just above the highest point]' },
     { name: 'json', type: 'boolean', help: 'print the curves as JSON' },
   ],
   examples: ['capsnet plot runs/ablation/r1-no-recon-seed1 runs/ablation/r1-recon-seed1 --target 0.45 --out docs/ablation.png'],
@@ -70,8 +71,9 @@ export async function runPlot({ flags, positionals }: ArgsOf<typeof plotSpec>): 
           xLabel: 'epoch',
           yLabel: 'test error (%)',
           series,
-          // Room above the highest point, so a first epoch's error does not sit on the frame.
-          yRange: [0, highest * 1.1],
+          // Room above the highest point, so a first epoch's error does not sit on the frame;
+          // --max-error cuts the axis lower, for curves whose first epochs dwarf the rest.
+          yRange: [0, flags['max-error'] ?? highest * 1.1],
           ...(target !== undefined ? { reference: { y: target, label: `target ${target}%` } } : {}),
         },
       ],
