@@ -380,19 +380,38 @@ test('a model trained on Fashion-MNIST gets Fashion-MNIST test images and classi
   }
 });
 
-const emModel = listPretrained().find((p) => p.name === 'em-mnist' && p.available);
-
-test('the shipped EM capsule network (8-bit weights) shows its views in the browser, with Node\'s activations', { skip: skip || (!emModel ? 'the EM model is not in this copy' : false) }, async (t) => {
+/**
+ * A shipped model's place in the page's model menu, the page's MNIST samples
+ * and the scores Node computes for them with that model.
+ */
+async function shippedOnSamples(id: string, dir: string): Promise<{ index: number; images: Float32Array; labels: number[]; n: number; nodeScores: Float32Array }> {
   const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
-  const index = served.models.findIndex((m) => m.id === 'em-mnist');
-  assert.ok(index > 0, 'the shipped EM model is offered, after the default');
+  const index = served.models.findIndex((m) => m.id === id);
   const bytes = readFileSync(join(buildDir, 'samples.bin'));
   const labels = (JSON.parse(readFileSync(join(buildDir, 'samples.json'), 'utf8')) as { labels: number[] }).labels;
   const n = bytes.length / 784;
   const images = Float32Array.from(bytes, (v) => v / 255);
-  const { model } = loadModel(emModel!.dir);
+  const { model } = loadModel(dir);
   const nodeScores = tf.tidy(() => model.forward(tf.tensor4d(images, [n, 28, 28, 1])).scores.dataSync() as Float32Array);
   model.dispose();
+  return { index, images, labels, n, nodeScores };
+}
+
+/** The page's scores for the samples: how many are right, and their largest difference from Node's. */
+async function browserAgainstNode(p: Page, s: { images: Float32Array; labels: number[]; n: number; nodeScores: Float32Array }): Promise<{ right: number; maxDiff: number }> {
+  const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(s.images), s.n] as [number[], number]);
+  assert.equal(browserScores.length, s.n * 10);
+  let maxDiff = 0;
+  for (let i = 0; i < s.n * 10; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - s.nodeScores[i]));
+  return { right: argmaxRows(browserScores, 10).filter((c, i) => c === s.labels[i]).length, maxDiff };
+}
+
+const emModel = listPretrained().find((p) => p.name === 'em-mnist' && p.available);
+
+test('the shipped EM capsule network (8-bit weights) shows its views in the browser, with Node\'s activations', { skip: skip || (!emModel ? 'the EM model is not in this copy' : false) }, async (t) => {
+  const samples = await shippedOnSamples('em-mnist', emModel!.dir);
+  const { index, n } = samples;
+  assert.ok(index > 0, 'the shipped EM model is offered, after the default');
   const p = await open();
   try {
     await p.selectOption('#model-select', String(index));
@@ -404,11 +423,7 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
     const emLinks = await p.$$eval('#view-em .reference a', (as) => as.map((a) => a.getAttribute('href')));
     assert.ok(emLinks.length >= 3 && emLinks.every((h) => h === 'https://openreview.net/forum?id=HJWLfGWRb'), emLinks.join(', '));
     assert.match((await p.textContent('#view-em')) ?? '', /E-step: Rij = aj pij \/ Σk ak pik/);
-    const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
-    assert.equal(browserScores.length, n * 10);
-    let maxDiff = 0;
-    for (let i = 0; i < n * 10; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - nodeScores[i]));
-    const right = argmaxRows(browserScores, 10).filter((c, i) => c === labels[i]).length;
+    const { right, maxDiff } = await browserAgainstNode(p, samples);
     t.diagnostic(`shipped EM model in the browser: ${right}/${n} samples right; largest activation difference from Node ${maxDiff.toExponential(2)}`);
     assert.ok(right >= 0.9 * n, `${right}/${n} right`);
     assert.ok(maxDiff < 1e-3, `activations within 1e-3 of Node's (${maxDiff})`);
@@ -424,16 +439,9 @@ test('the shipped EM capsule network (8-bit weights) shows its views in the brow
 const efficientModel = listPretrained().find((p) => p.name === 'efficient-mnist' && p.available);
 
 test('the shipped Efficient-CapsNet shows its views in the browser, with Node\'s scores and its self-attention coefficients', { skip: skip || (!efficientModel ? 'the Efficient-CapsNet model is not in this copy' : false) }, async (t) => {
-  const served = (await (await fetch(new URL('models.json', server.url))).json()) as { models: { id: string }[] };
-  const index = served.models.findIndex((m) => m.id === 'efficient-mnist');
+  const samples = await shippedOnSamples('efficient-mnist', efficientModel!.dir);
+  const { index, n } = samples;
   assert.ok(index > 0, 'the shipped Efficient-CapsNet is offered, after the default');
-  const bytes = readFileSync(join(buildDir, 'samples.bin'));
-  const labels = (JSON.parse(readFileSync(join(buildDir, 'samples.json'), 'utf8')) as { labels: number[] }).labels;
-  const n = bytes.length / 784;
-  const images = Float32Array.from(bytes, (v) => v / 255);
-  const { model } = loadModel(efficientModel!.dir);
-  const nodeScores = tf.tidy(() => model.forward(tf.tensor4d(images, [n, 28, 28, 1])).scores.dataSync() as Float32Array);
-  model.dispose();
   const p = await open();
   try {
     await p.selectOption('#model-select', String(index));
@@ -444,11 +452,7 @@ test('the shipped Efficient-CapsNet shows its views in the browser, with Node\'s
     assert.equal(await p.locator('#routing-maps canvas').count() >= 10, true);
     const links = await p.$$eval('#view-routing .reference a, #view-primary .reference a', (as) => as.map((a) => a.getAttribute('href')));
     assert.ok(links.length >= 1 && links.every((h) => /arxiv\.org\/abs\/2101\.12491/.test(h ?? '')), links.join(', '));
-    const browserScores = await p.evaluate(([imgs, k]) => window.capsviz.scoresFor(imgs, k), [Array.from(images), n] as [number[], number]);
-    assert.equal(browserScores.length, n * 10);
-    let maxDiff = 0;
-    for (let i = 0; i < n * 10; i++) maxDiff = Math.max(maxDiff, Math.abs(browserScores[i] - nodeScores[i]));
-    const right = argmaxRows(browserScores, 10).filter((c, i) => c === labels[i]).length;
+    const { right, maxDiff } = await browserAgainstNode(p, samples);
     t.diagnostic(`shipped Efficient-CapsNet in the browser: ${right}/${n} samples right; largest score difference from Node ${maxDiff.toExponential(2)}`);
     assert.ok(right >= 0.95 * n, `${right}/${n} right`);
     assert.ok(maxDiff < 1e-3, `capsule lengths within 1e-3 of Node's (${maxDiff})`);
