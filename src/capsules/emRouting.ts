@@ -66,7 +66,7 @@ import { checkGeometry, normalizeOverParents, parentCounts } from './emGeometry.
 import { DEFAULT_VARIANCE_FLOOR, emKernelAttrs, emRoutingSettings, LOGIT_BOUND, MEAN_EPS, type EmRoutingOptions, type EmRoutingResult } from './emSettings.js';
 
 export type { EmRoutingOptions, EmRoutingResult } from './emSettings.js';
-import { FUSED_KERNELS, fusedOp, runKernel, stopGradient } from '../backend/fused.js';
+import { FUSED_KERNELS, fusedOp, runKernel } from '../backend/fused.js';
 
 function checkInputs(votes: tf.Tensor, activations: tf.Tensor, o: EmRoutingOptions): void {
   if (votes.rank !== 5) throw new Error(`emRouting: votes must be [batch, P, N, J, D], got shape [${votes.shape}]`);
