@@ -17,8 +17,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, fusedOp, runKernel, stopGradient, type FusedOp } from '../backend/fused.js';
 
-const TINY_MAX = 1e-12;
-const EPS = 1e-12;
+/** The squashes' guards (see above); the ONNX graphs use the same values. */
+export const SQUASH_TINY_MAX = 1e-12;
+export const SQUASH_EPS = 1e-12;
+/** capsuleLength's epsilon under the square root. */
+export const CAPSULE_LENGTH_EPS = 1e-9;
 
 function normalizeAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
@@ -30,9 +33,9 @@ function normalizeAxis(axis: number, rank: number): number {
 export function squashReference<T extends tf.Tensor>(s: T, axis = -1): T {
   const ax = normalizeAxis(axis, s.rank);
   return tf.tidy(() => {
-    const m = stopGradient(tf.maximum(tf.max(tf.abs(s), ax, true), TINY_MAX));
+    const m = stopGradient(tf.maximum(tf.max(tf.abs(s), ax, true), SQUASH_TINY_MAX));
     const t = tf.div(s, m);
-    const r2 = tf.add(tf.sum(tf.square(t), ax, true), EPS);
+    const r2 = tf.add(tf.sum(tf.square(t), ax, true), SQUASH_EPS);
     const invM2 = tf.reciprocal(tf.square(m));
     const factor = tf.div(tf.sqrt(r2), tf.add(invM2, r2)); // r / (m^-2 + r^2)
     return tf.mul(t, factor) as T;
@@ -79,18 +82,18 @@ export function squash<T extends tf.Tensor>(s: T, axis = -1): T {
  * to cancellation in float32 (g -> 1 as n -> 0, so v ~ s). Guards:
  * - s is measured as m |s/m| with m = max|s_k| (held constant for the
  *   gradient, since v does not depend on it), so |s|^2 never overflows;
- * - EPS under the square root keeps n > 0 at s = 0, where g is 0/0; there
+ * - SQUASH_EPS under the square root keeps n > 0 at s = 0, where g is 0/0; there
  *   v = 0 and the gradient is upstream * g ~ upstream, the exact limit (the
- *   Jacobian of v at 0 is the identity). With TINY_MAX and EPS as above,
+ *   Jacobian of v at 0 is the identity). With SQUASH_TINY_MAX and SQUASH_EPS as above,
  *   n >= 1e-18 and n^2 stays a normal float32, so the gradient of g (which
  *   divides by n^2) is finite.
  */
 export function efficientSquashReference<T extends tf.Tensor>(s: T, axis = -1): T {
   const ax = normalizeAxis(axis, s.rank);
   return tf.tidy(() => {
-    const m = stopGradient(tf.maximum(tf.max(tf.abs(s), ax, true), TINY_MAX));
+    const m = stopGradient(tf.maximum(tf.max(tf.abs(s), ax, true), SQUASH_TINY_MAX));
     const t = tf.div(s, m);
-    const n = tf.mul(m, tf.sqrt(tf.add(tf.sum(tf.square(t), ax, true), EPS)));
+    const n = tf.mul(m, tf.sqrt(tf.add(tf.sum(tf.square(t), ax, true), SQUASH_EPS)));
     const gain = tf.div(tf.neg(tf.expm1(tf.neg(n))), n);
     return tf.mul(s, gain) as T;
   });
@@ -108,6 +111,6 @@ export function efficientSquash<T extends tf.Tensor>(s: T, axis = -1): T {
  * keeps the gradient finite for a zero vector (the length of a squashed
  * capsule is what the margin loss reads).
  */
-export function capsuleLength(v: tf.Tensor, eps = 1e-9): tf.Tensor {
+export function capsuleLength(v: tf.Tensor, eps = CAPSULE_LENGTH_EPS): tf.Tensor {
   return tf.tidy(() => tf.sqrt(tf.add(tf.sum(tf.square(v), -1), eps)));
 }

@@ -17,19 +17,12 @@
  * Convolutions run in NCHW (./onnxLayers.ts); every other value has the
  * layout of the matching tensor of the tfjs forward pass.
  */
+import { SQUASH_EPS, SQUASH_TINY_MAX } from '../capsules/squash.js';
 import { BatchNormalization } from '../layers/batchNormalization.js';
 import { BACKBONE_LEAKY_SLOPE, DECODER_LEAKY_SLOPE, type EfficientCapsNet } from '../models/efficientCapsNet.js';
 import { OnnxGraphBuilder, type ValueSpec } from './onnxGraph.js';
 import { capsuleLengthScores, capsulePredictions, conv, dense, imageInput, longestCapsuleOnly, values, type OnnxExportOptions } from './onnxLayers.js';
 
-/**
- * The guards of efficientSquash in src/capsules/squash.ts, mirrored: the
- * floor of the largest component that s is divided by (so |s|^2 cannot
- * overflow), and the epsilon under the square root that keeps |s| > 0 for
- * s = 0 (where the gain is 0/0).
- */
-const SQUASH_TINY_MAX = 1e-12;
-const SQUASH_EPS = 1e-12;
 /**
  * Below this length 1 - e^-n loses digits to cancellation and the gain is
  * computed with Kahan's trick; above it (and where e^-n underflows) the
@@ -40,7 +33,8 @@ const CANCELLATION_LENGTH = 1;
 /**
  * Efficient-CapsNet's squash (Methods): v = (1 - 1/e^|s|) s / |s| along the
  * last axis, as efficientSquashReference computes it: n = m |s/m| with
- * m = max(max_k |s_k|, tiny), v = s (1 - e^-n) / n. ONNX has no expm1, so
+ * m = max(max_k |s_k|, tiny), v = s (1 - e^-n) / n, with the library's
+ * guards (SQUASH_TINY_MAX, SQUASH_EPS: the same values as efficientSquash). ONNX has no expm1, so
  * for small n the gain is (1 - u) / -log(u) with u = e^-n (Kahan's trick:
  * log(u) is the length whose exponential u really is, so the rounding of u
  * cancels), and 1 where u rounds to 1 (its limit, which keeps v = s ~ 0).

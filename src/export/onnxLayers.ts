@@ -9,11 +9,10 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../layers/conv2d.js';
 import type { Dense } from '../layers/dense.js';
+import { CAPSULE_LENGTH_EPS } from '../capsules/squash.js';
 import type { ClassifierModel } from '../models/model.js';
 import type { AttributeValue, OnnxGraphBuilder, ValueSpec } from './onnxGraph.js';
 
-/** capsuleLength's epsilon under the square root. */
-const LENGTH_EPS = 1e-9;
 
 export interface OnnxExportOptions {
   /** Routing iterations to unroll (default: the model's own). */
@@ -104,7 +103,7 @@ export function capsulePredictions(g: OnnxGraphBuilder, u: string, W: tf.Variabl
 
 /** The graph output `scores`: the lengths of capsules v [batch, classes, dim], with capsuleLength's epsilon. */
 export function capsuleLengthScores(g: OnnxGraphBuilder, v: string): string {
-  return g.op('Sqrt', [g.add(g.op('ReduceSumSquare', [v], { axes: [-1], keepdims: 0 }), g.scalar(LENGTH_EPS, 'length_eps'))], {}, 'scores');
+  return g.op('Sqrt', [g.add(g.op('ReduceSumSquare', [v], { axes: [-1], keepdims: 0 }), g.scalar(CAPSULE_LENGTH_EPS, 'length_eps'))], {}, 'scores');
 }
 
 /**
