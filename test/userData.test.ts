@@ -18,7 +18,8 @@ import { imageBytes, take } from '../src/data/dataset.js';
 import { loadFashionMnist } from '../src/data/fashionMnist.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { openPixelCache, writePixelCache } from '../src/data/pixelCache.js';
-import { loadUserData, stratifiedSplit, type UserDataOptions } from '../src/data/userData.js';
+import { loadUserData, type UserDataOptions } from '../src/data/userData.js';
+import { stratifiedSplit } from '../src/data/split.js';
 import { Rng } from '../src/util/rng.js';
 import { classTint, csvText, encodePicture, npyBytes, ODD_CLASS_NAMES, writeClassFolders } from './userDataFiles.js';
 

@@ -13,7 +13,6 @@ import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { hasColour, type ImageProbe } from './pictureFolder.js';
 import type { ImagePreparation } from './preparation.js';
 
-export { IMAGE_EXTENSIONS, isImageFile, type ImageProbe } from './pictureFolder.js';
 export { imagePreparation, parseImagePreparation, type ImagePreparation } from './preparation.js';
 
 function isBmp(bytes: Uint8Array): boolean {

@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Progress } from '../util/progress.js';
-import { imagePreparation, isImageFile, mapLimited, prepareImage, probeImage, readImageFile, type ImagePreparation } from './imageDecode.js';
-import { checkDecodedClasses, folderInputShape, folderLayout, folderTree, isVisibleName, type ImageProbe } from './pictureFolder.js';
+import { imagePreparation, mapLimited, prepareImage, probeImage, readImageFile, type ImagePreparation } from './imageDecode.js';
+import { checkDecodedClasses, folderInputShape, folderLayout, folderTree, isImageFile, isVisibleName, type ImageProbe } from './pictureFolder.js';
 import { openPixelCache, writePixelCache, type PixelCache, type PixelCacheHeader } from './pixelCache.js';
 
 export interface FolderFile {
@@ -93,7 +93,6 @@ export interface FolderCacheOptions {
   log?: (line: string) => void;
 }
 
-export { DEFAULT_IMAGE_SIZE } from './pictureFolder.js';
 const CACHE_VERSION = 1;
 /** Pictures decoded at once: enough to keep libvips' threads busy, few enough to bound memory. */
 const DECODE_CONCURRENCY = 8;

@@ -22,7 +22,6 @@ import type { Split } from './mnist.js';
 import { PixelFileReader } from './pixelCache.js';
 import { stratifiedSplit } from './split.js';
 
-export { stratifiedSplit } from './split.js';
 
 export type UserDataKind = 'image-folder' | 'npy-folder' | 'npz' | 'csv-folder' | 'csv';
 
